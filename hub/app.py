@@ -1,0 +1,262 @@
+"""The one place that wires hub together: settings in, a running hub out.
+
+`open_runtime` builds the parts every hub process needs (store, Redis, bus,
+inbox, router, channels, deliverer); `create_app` puts the web server on top
+and, when asked, runs the worker in the same process (the embedded default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import aiohttp
+from aiohttp import web
+from arq.connections import ArqRedis
+from redis.exceptions import RedisError
+
+from hub import __version__
+from hub.channels.base import Channel, ChannelContext
+from hub.channels.registry import channel_class
+from hub.clock import Clock, SystemClock
+from hub.delivery import Deliverer, Sweeper
+from hub.errors import StoreUnavailable, UnknownAccount
+from hub.events import EventBus
+from hub.inbox.inbound import InboundMessage, IngestOutcome
+from hub.inbox.service import InboxPolicy, InboxService
+from hub.inbox.store import Store
+from hub.jobs import EmbeddedRedis, JobQueue, connect, redis_settings
+from hub.metrics import Metrics
+from hub.routing.round_robin import RoundRobinRouter
+from hub.settings import HubSettings
+from hub.web import api
+from hub.web.auth import token_middleware
+from hub.web.errors import error_middleware
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: HubSettings
+    clock: Clock
+    metrics: Metrics
+    store: Store
+    redis: ArqRedis
+    bus: EventBus
+    jobs: JobQueue
+    inbox: InboxService
+    router: RoundRobinRouter
+    http: aiohttp.ClientSession
+    channels: dict[str, Channel] = field(default_factory=dict)
+    deliverer: Deliverer | None = None
+    sweeper: Sweeper | None = None
+
+    async def ingest(self, inbound: InboundMessage) -> IngestOutcome:
+        outcome = await self.inbox.ingest(inbound)
+        counter = self.metrics.duplicates if outcome.duplicate else self.metrics.ingested
+        counter.labels(channel=inbound.channel).inc()
+        return outcome
+
+
+def build_store(settings: HubSettings) -> Store:
+    if settings.mongodb_url:
+        from hub.inbox.mongo import MongoStore
+
+        return MongoStore.from_url(settings.mongodb_url, settings.store.mongodb_database)
+    from hub.inbox.sqlite import SqliteStore
+
+    return SqliteStore(
+        settings.data_dir / "hub.db", busy_timeout_ms=settings.store.sqlite_busy_timeout_ms
+    )
+
+
+def queue_name(settings: HubSettings) -> str:
+    return f"{settings.redis.prefix}:queue"
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: HubSettings, *, clock: Clock | None = None
+) -> AsyncIterator[Runtime]:
+    """Everything a hub process needs, opened in order and closed in reverse."""
+    clock = clock or SystemClock()
+    async with AsyncExitStack() as stack:
+        embedded = None
+        if settings.embedded_redis:
+            embedded = await asyncio.to_thread(EmbeddedRedis.start, settings.data_dir)
+            stack.callback(embedded.stop)
+        redis = await connect(redis_settings(settings.redis_url, embedded), queue_name(settings))
+        stack.push_async_callback(redis.aclose)
+        store = build_store(settings)
+        await store.open()
+        stack.push_async_callback(store.close)
+        bus = EventBus(redis, channel=f"{settings.redis.prefix}:events")
+        await bus.start()
+        stack.push_async_callback(bus.stop)
+        jobs = JobQueue(redis, queue_name(settings))
+        inbox = InboxService(
+            store,
+            bus,
+            clock,
+            jobs,
+            InboxPolicy(reopen_window=timedelta(hours=settings.inbox.reopen_window_hours)),
+        )
+        router = RoundRobinRouter(store, inbox, clock)
+        router.attach(bus)
+        http = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=settings.delivery.timeout_seconds),
+            headers={"User-Agent": f"hub/{__version__}"},
+        )
+        stack.push_async_callback(http.close)
+        metrics = Metrics()
+        runtime = Runtime(settings, clock, metrics, store, redis, bus, jobs, inbox, router, http)
+        context = ChannelContext(
+            ingest=runtime.ingest,
+            http=http,
+            clock=clock,
+            default_region=settings.inbox.default_region,
+            public_url=settings.server.public_url
+            or f"http://{settings.server.host}:{settings.server.port}",
+        )
+        for account in settings.accounts:
+            runtime.channels[account.id] = channel_class(account.channel)(account, context)
+        runtime.deliverer = Deliverer(
+            store, inbox, runtime.channels, clock, settings.delivery, metrics
+        )
+        runtime.sweeper = Sweeper(store, jobs, clock, settings.delivery)
+        yield runtime
+
+
+RUNTIME = web.AppKey("runtime", Runtime)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """200 when the store and Redis both answer; 503 naming what does not."""
+    runtime = request.app[RUNTIME]
+    checks = {"store": "ok", "redis": "ok"}
+    try:
+        await runtime.store.ping()
+    except StoreUnavailable as exc:
+        checks["store"] = exc.message
+    try:
+        await runtime.redis.ping()
+    except (RedisError, OSError) as exc:
+        checks["redis"] = f"unreachable: {exc}"
+    healthy = all(v == "ok" for v in checks.values())
+    return web.json_response(
+        {"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    try:
+        runtime.metrics.queue_depth.set(await runtime.jobs.depth())
+    except (RedisError, OSError):
+        pass
+    try:
+        counts = await runtime.store.counts()
+        for status, count in counts.messages_by_status.items():
+            runtime.metrics.messages_by_status.labels(status=status).set(count)
+    except StoreUnavailable:
+        pass
+    return web.Response(
+        body=runtime.metrics.render(),
+        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+    )
+
+
+async def unknown_webhook(request: web.Request) -> web.Response:
+    account = request.match_info["account"]
+    raise UnknownAccount(
+        f"no {request.match_info['channel']} account {account!r} is configured on this hub"
+    )
+
+
+async def landing(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    accounts = (
+        "".join(f"<li><code>{a.id}</code> ({a.channel})</li>" for a in runtime.settings.accounts)
+        or "<li>none yet: see <code>config/hub.example.toml</code></li>"
+    )
+    return web.Response(
+        content_type="text/html",
+        text=f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>hub</title><meta name="viewport" content="width=device-width,initial-scale=1">
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem}}
+code{{background:#f3f3f3;padding:0 .25rem}}</style></head><body>
+<h1>hub {__version__} is running</h1>
+<p>Channel accounts:</p><ul>{accounts}</ul>
+<p><a href="/healthz">/healthz</a> · <a href="/metrics">/metrics</a> ·
+REST API under <code>/api/v1</code> (create a token with <code>hub token create</code>).</p>
+</body></html>""",
+    )
+
+
+async def _run_channel(channel: Channel) -> None:
+    """A channel's pollers; a crash is logged and the channel restarted, never fatal."""
+    while True:
+        try:
+            await channel.run()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception(
+                "channel input crashed; restarting in 5 s",
+                extra={"event": "channel.crashed", "account_id": channel.account.id},
+            )
+            await asyncio.sleep(5)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+
+
+async def create_app(
+    settings: HubSettings, *, clock: Clock | None = None, with_worker: bool = False
+) -> web.Application:
+    """The hub's web application. The runtime opens here and closes on cleanup."""
+    stack = AsyncExitStack()
+    try:
+        runtime = await stack.enter_async_context(open_runtime(settings, clock=clock))
+        if with_worker:
+            from hub.worker import WorkerService
+
+            worker = WorkerService(runtime)
+            await worker.start()
+            stack.push_async_callback(worker.stop)
+        for channel in runtime.channels.values():
+            stack.push_async_callback(_cancel, asyncio.create_task(_run_channel(channel)))
+    except BaseException:
+        await stack.aclose()
+        raise
+    app = web.Application(
+        client_max_size=settings.server.max_body_bytes,
+        middlewares=[error_middleware, token_middleware(runtime.store)],
+    )
+    app[RUNTIME] = runtime
+    app[api.INBOX] = runtime.inbox
+    app[api.STORE] = runtime.store
+    app.router.add_get("/", landing)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    for channel in runtime.channels.values():
+        app.router.add_routes(channel.routes())
+    app.router.add_post("/webhooks/{channel}/{account}", unknown_webhook)
+    app.router.add_routes(api.routes)
+
+    async def close(_: web.Application) -> None:
+        await stack.aclose()
+
+    app.on_cleanup.append(close)
+    return app

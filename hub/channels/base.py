@@ -1,0 +1,96 @@
+"""What every channel adapter looks like, and what it exchanges with the inbox.
+
+A channel instance serves one account (one mailbox, one number, one bot, one
+API source). It has an input half — webhooks it serves (`routes`) or pollers
+it runs (`run`) that turn the provider's payload into an `InboundMessage` and
+hand it to `context.ingest` — and an output half, `send`. It knows its
+provider and nothing about storage or routing.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+import aiohttp
+from aiohttp import web
+from pydantic import BaseModel, Field, ValidationError
+
+from hub.clock import Clock
+from hub.errors import ConfigError
+from hub.inbox.inbound import InboundMessage, IngestOutcome
+from hub.inbox.model import Attachment, DeliveryStatus, ThreadKeys
+from hub.settings import AccountSettings
+
+
+class OutboundMessage(BaseModel):
+    """What a channel needs to send one message; `message_id` doubles as idempotency key."""
+
+    message_id: str
+    conversation_id: str
+    account_id: str
+    to: str
+    contact_name: str = ""
+    sender_name: str = ""
+    text: str
+    html: str | None = None
+    subject: str = ""
+    attachments: list[Attachment] = Field(default_factory=list)
+    thread: ThreadKeys = Field(default_factory=ThreadKeys)
+    created_at: datetime
+
+
+class Receipt(BaseModel):
+    """What the provider told us when it accepted a message."""
+
+    external_id: str | None = None
+    status: DeliveryStatus = "sent"
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+Ingest = Callable[[InboundMessage], Awaitable[IngestOutcome]]
+
+
+@dataclass(frozen=True)
+class ChannelContext:
+    """What the hub lends a channel: a sink for inbound messages and shared clients."""
+
+    ingest: Ingest
+    http: aiohttp.ClientSession
+    clock: Clock
+    default_region: str
+    public_url: str
+
+
+class Channel(ABC):
+    """Base of every channel adapter; subclasses set `name` and `Options`."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type[BaseModel]]
+
+    def __init__(self, account: AccountSettings, context: ChannelContext) -> None:
+        self.account = account
+        self.context = context
+        try:
+            self.options = self.Options.model_validate(account.options())
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'options'}: {e['msg']}"
+                for e in exc.errors()
+            )
+            raise ConfigError(f"account {account.id!r} ({self.name}): {problems}") from exc
+
+    def routes(self) -> list[web.RouteDef]:
+        """HTTP routes this account serves (webhooks); none by default."""
+        return []
+
+    async def run(self) -> None:  # noqa: B027 - optional hook, deliberately empty
+        """Long-running input (pollers, sockets). Returns when there is nothing to run."""
+
+    @abstractmethod
+    async def send(self, message: OutboundMessage) -> Receipt:
+        """Send one message. Raises ProviderRejected(retryable=...) when refused.
+        Must be safe to call twice for one `message_id` where the provider allows."""

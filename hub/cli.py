@@ -1,0 +1,266 @@
+"""The `hub` command: run the hub and administer it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from aiohttp import web
+
+from hub import __version__
+from hub.errors import HubError
+from hub.logs import configure_logging
+from hub.settings import HubSettings, load_settings
+
+T = TypeVar("T")
+log = logging.getLogger("hub")
+
+config_option = click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML config file (default: $HUB_CONFIG, else ./config/hub.toml if present).",
+)
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the embedded store and Redis (default: ./hub-data).",
+)
+
+
+def settings_from(config: Path | None, **overrides: Any) -> HubSettings:
+    try:
+        settings = load_settings(config, **overrides)
+    except HubError as exc:
+        raise click.ClickException(exc.message) from exc
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def run(coroutine: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return asyncio.run(coroutine())  # type: ignore[arg-type]
+    except HubError as exc:
+        raise click.ClickException(exc.message) from exc
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hub")
+def main() -> None:
+    """hub: every customer channel in one shared inbox.
+
+    Start with `hub serve`; add people with `hub agent add` and give
+    integrations a key with `hub token create`.
+    """
+
+
+@main.command()
+@config_option
+@data_dir_option
+@click.option("--host", help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, help="Port to listen on (default 8080).")
+@click.option(
+    "--with-worker/--no-worker",
+    default=None,
+    help="Run the delivery worker in this process. Default: yes with the embedded"
+    " Redis, no when REDIS_URL points at a shared one (run `hub worker` there).",
+)
+def serve(
+    config: Path | None,
+    data_dir: Path | None,
+    host: str | None,
+    port: int | None,
+    with_worker: bool | None,
+) -> None:
+    """Run the hub's web server (webhooks, REST API, workspace)."""
+    from hub.app import create_app
+
+    settings = settings_from(
+        config, data_dir=data_dir, **{"server.host": host, "server.port": port}
+    )
+    if with_worker is None:
+        with_worker = settings.embedded_redis
+    log.info(
+        "hub starting",
+        extra={
+            "event": "hub.start",
+            "url": f"http://{settings.server.host}:{settings.server.port}",
+            "store": "sqlite" if settings.embedded_store else "mongodb",
+            "redis": "embedded" if settings.embedded_redis else "external",
+            "worker": with_worker,
+            "accounts": [a.id for a in settings.accounts],
+        },
+    )
+    try:
+        web.run_app(
+            create_app(settings, with_worker=with_worker),
+            host=settings.server.host,
+            port=settings.server.port,
+            print=None,
+            access_log=None,
+            shutdown_timeout=settings.server.shutdown_grace_seconds,
+        )
+    except HubError as exc:
+        raise click.ClickException(exc.message) from exc
+    log.info("hub stopped", extra={"event": "hub.stop"})
+
+
+@main.command()
+@config_option
+@data_dir_option
+def worker(config: Path | None, data_dir: Path | None) -> None:
+    """Run only the delivery worker (for deployments that scale workers apart)."""
+    from hub.app import open_runtime
+    from hub.worker import WorkerService
+
+    settings = settings_from(config, data_dir=data_dir)
+
+    async def work() -> None:
+        async with open_runtime(settings) as runtime:
+            log.info("worker started", extra={"event": "worker.start"})
+            await WorkerService(runtime).run_until_cancelled()
+
+    try:
+        run(work)
+    except KeyboardInterrupt:
+        pass
+    log.info("worker stopped", extra={"event": "worker.stop"})
+
+
+async def with_store(settings: HubSettings, action: Callable[[Any], Awaitable[T]]) -> T:
+    from hub.app import build_store
+
+    store = build_store(settings)
+    await store.open()
+    try:
+        return await action(store)
+    finally:
+        await store.close()
+
+
+@main.group()
+def agent() -> None:
+    """Add and list the people who work the inbox."""
+
+
+@agent.command("add")
+@config_option
+@data_dir_option
+@click.option("--email", required=True, help="Sign-in e-mail address.")
+@click.option("--name", required=True, help="Name shown to colleagues and customers.")
+@click.option(
+    "--role",
+    type=click.Choice(["admin", "agent", "marketer"]),
+    default="agent",
+    show_default=True,
+)
+@click.option(
+    "--password",
+    help="Password for the web workspace (prompted for when --prompt-password is given).",
+)
+@click.option("--prompt-password", is_flag=True, help="Ask for the password without echo.")
+@click.option(
+    "--online", is_flag=True, help="Mark the agent online now, so conversations route to them."
+)
+@click.option("--capacity", type=int, default=10, show_default=True, help="Max open conversations.")
+def agent_add(
+    config: Path | None,
+    data_dir: Path | None,
+    email: str,
+    name: str,
+    role: str,
+    password: str | None,
+    prompt_password: bool,
+    online: bool,
+    capacity: int,
+) -> None:
+    """Add an agent."""
+    from hub.clock import SystemClock
+    from hub.inbox.addresses import normalise_email
+    from hub.inbox.model import Agent
+    from hub.web.auth import hash_password
+
+    if prompt_password:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    settings = settings_from(config, data_dir=data_dir)
+    try:
+        address = normalise_email(email)
+    except HubError as exc:
+        raise click.BadParameter(exc.message, param_hint="--email") from exc
+    new = Agent(
+        name=name,
+        email=address,
+        role=role,  # type: ignore[arg-type]
+        capacity=capacity,
+        presence="online" if online else "offline",
+        password_hash=hash_password(password) if password else None,
+        created_at=SystemClock().now(),
+    )
+
+    async def add(store: Any) -> None:
+        await store.add_agent(new)
+
+    run(lambda: with_store(settings, add))
+    click.echo(f"added {role} {name} <{address}> id={new.id}")
+
+
+@agent.command("list")
+@config_option
+@data_dir_option
+def agent_list(config: Path | None, data_dir: Path | None) -> None:
+    """List active agents."""
+    settings = settings_from(config, data_dir=data_dir)
+
+    async def agents(store: Any) -> list[Any]:
+        return list(await store.list_agents())
+
+    for a in run(lambda: with_store(settings, agents)):
+        click.echo(f"{a.id}  {a.role:<8} {a.presence:<7} {a.name} <{a.email}>")
+
+
+@main.group()
+def token() -> None:
+    """API tokens for integrations and scripts."""
+
+
+@token.command("create")
+@config_option
+@data_dir_option
+@click.option("--agent", "agent_email", required=True, help="E-mail of the agent it acts as.")
+@click.option("--name", default="", help="What the token is for (shown in lists).")
+def token_create(config: Path | None, data_dir: Path | None, agent_email: str, name: str) -> None:
+    """Create an API token. It is printed once and stored only as a hash."""
+    from hub.clock import SystemClock
+    from hub.inbox.model import ApiToken
+    from hub.web.auth import hash_token, new_token
+
+    settings = settings_from(config, data_dir=data_dir)
+    secret = new_token()
+
+    async def create(store: Any) -> bool:
+        owner = await store.agent_by_email(agent_email.strip().lower())
+        if owner is None:
+            return False
+        await store.add_token(
+            ApiToken(
+                agent_id=owner.id,
+                name=name,
+                token_hash=hash_token(secret),
+                created_at=SystemClock().now(),
+            )
+        )
+        return True
+
+    if not run(lambda: with_store(settings, create)):
+        raise click.ClickException(f"no agent with e-mail {agent_email}; add one with `hub agent add`")
+    click.echo(secret)
+    click.echo("store it now: hub keeps only its hash and cannot show it again", err=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

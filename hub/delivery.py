@@ -1,0 +1,173 @@
+"""Delivering one outbound message through its channel: the work behind the
+`deliver` job, and the sweeper that re-enqueues deliveries whose job vanished.
+
+Safe to run twice for one message: a delivery first claims the attempt with a
+compare-and-set on the message's attempt count, so two workers never send the
+same attempt, and a message that is no longer `queued` is left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from hub.channels.base import Channel, OutboundMessage
+from hub.clock import Clock
+from hub.errors import DuplicateMessage, ProviderRejected
+from hub.inbox.service import InboxService
+from hub.inbox.store import Store
+from hub.jobs import JobQueue
+from hub.metrics import Metrics
+from hub.settings import DeliverySettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetryLater:
+    """The send failed in a way that may pass; try again after `delay`."""
+
+    delay: timedelta
+    reason: str
+
+
+@dataclass(frozen=True)
+class Done:
+    outcome: str  # "sent", "failed", "skipped"
+
+
+def backoff(attempt: int, settings: DeliverySettings) -> timedelta:
+    """Exponential backoff with ±20% jitter, so a provider coming back is not
+    hit by every retry at once."""
+    base = settings.backoff_base_seconds * 2 ** max(attempt - 1, 0)
+    seconds = min(base, settings.backoff_max_seconds) * random.uniform(0.8, 1.2)
+    return timedelta(seconds=seconds)
+
+
+class Deliverer:
+    def __init__(
+        self,
+        store: Store,
+        inbox: InboxService,
+        channels: Mapping[str, Channel],
+        clock: Clock,
+        settings: DeliverySettings,
+        metrics: Metrics,
+    ) -> None:
+        self.store = store
+        self.inbox = inbox
+        self.channels = channels
+        self.clock = clock
+        self.settings = settings
+        self.metrics = metrics
+
+    async def deliver(self, message_id: str) -> Done | RetryLater:
+        message = await self.store.get_message(message_id)
+        if message is None or message.direction != "outbound" or message.status != "queued":
+            return Done("skipped")
+        attempt = message.attempts + 1
+        if not await self.store.update_message(
+            message.id,
+            expect={"status": "queued", "attempts": message.attempts},
+            attempts=attempt,
+            updated_at=self.clock.now(),
+        ):
+            return Done("skipped")  # another worker claimed this attempt
+        channel = self.channels.get(message.account_id)
+        if channel is None:
+            return await self._fail(
+                message_id, message.channel, f"account {message.account_id!r} is not configured"
+            )
+        conversation = await self.inbox.conversation(message.conversation_id)
+        contact = await self.store.get_contact(conversation.contact_id)
+        outbound = OutboundMessage(
+            message_id=message.id,
+            conversation_id=conversation.id,
+            account_id=message.account_id,
+            to=conversation.contact_address,
+            contact_name=contact.name if contact else "",
+            sender_name=message.sender.name,
+            text=message.text,
+            html=message.html,
+            subject=conversation.subject,
+            attachments=message.attachments,
+            thread=message.thread,
+            created_at=message.created_at,
+        )
+        context = {"event": "delivery", "message_id": message.id, "attempt": attempt}
+        try:
+            receipt = await channel.send(outbound)
+        except ProviderRejected as exc:
+            if exc.retryable and attempt < self.settings.max_attempts:
+                delay = backoff(attempt, self.settings)
+                log.warning(
+                    "delivery failed; will retry",
+                    extra={**context, "reason": exc.reason, "delay_s": delay.total_seconds()},
+                )
+                self.metrics.delivery_retries.labels(channel=message.channel).inc()
+                return RetryLater(delay, exc.reason)
+            return await self._fail(message.id, message.channel, exc.reason, attempt)
+        except Exception as exc:  # a bug in a channel must not lose the message
+            log.exception("channel raised unexpectedly", extra=context)
+            if attempt < self.settings.max_attempts:
+                return RetryLater(backoff(attempt, self.settings), repr(exc))
+            return await self._fail(
+                message.id, message.channel, f"internal error: {exc!r}", attempt
+            )
+        try:
+            await self.inbox.record_delivery(
+                message.id, receipt.status, external_id=receipt.external_id
+            )
+        except DuplicateMessage:
+            log.warning("provider reused a message id; not recorded", extra=context)
+            await self.inbox.record_delivery(message.id, receipt.status)
+        self.metrics.delivered.labels(channel=message.channel).inc()
+        log.info("delivered", extra={**context, "external_id": receipt.external_id})
+        return Done("sent")
+
+    async def _fail(
+        self, message_id: str, channel: str, reason: str, attempt: int | None = None
+    ) -> Done:
+        await self.inbox.record_delivery(message_id, "failed", error=reason)
+        self.metrics.failed.labels(channel=channel).inc()
+        log.warning(
+            "delivery failed for good",
+            extra={
+                "event": "delivery.failed",
+                "message_id": message_id,
+                "reason": reason,
+                "attempt": attempt,
+            },
+        )
+        return Done("failed")
+
+
+class Sweeper:
+    """Re-enqueues `queued` messages whose delivery job vanished (Redis restarted
+    without its data, or the web process died between storing and enqueueing).
+    Enqueueing is idempotent per message, so a live job is never doubled."""
+
+    def __init__(self, store: Store, jobs: JobQueue, clock: Clock, settings: DeliverySettings):
+        self.store = store
+        self.jobs = jobs
+        self.clock = clock
+        self.settings = settings
+
+    async def sweep(self, *, grace: timedelta | None = None) -> int:
+        if grace is None:
+            grace = timedelta(seconds=self.settings.sweep_after_seconds)
+        created_before = self.clock.now() - grace
+        enqueued = 0
+        while True:
+            waiting = await self.store.messages_awaiting_delivery(created_before, limit=500)
+            for message in waiting:
+                enqueued += await self.jobs.enqueue_delivery(message.id)
+            if len(waiting) < 500:
+                break
+            created_before = waiting[-1].created_at
+        if enqueued:
+            log.info("sweeper enqueued deliveries", extra={"event": "sweeper", "count": enqueued})
+        return enqueued

@@ -1,0 +1,147 @@
+"""The event bus: in-process subscribers, and Redis pub/sub so every hub process
+sees what happened anywhere.
+
+Two kinds of subscriber:
+- `local` handlers react once, in the process where the event happened
+  (routing, care rules): running them in every process would assign a
+  conversation once per process.
+- `cluster` handlers see every event from every process (pushing to the
+  browsers connected to this process).
+
+Local handlers run in `publish`, in subscription order; an exception in one
+is logged and does not stop the others or the publisher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from hub.errors import QueueUnavailable
+from hub.inbox.model import new_id
+
+log = logging.getLogger(__name__)
+
+ANY = "*"
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str
+    data: dict[str, Any]
+    id: str = field(default_factory=new_id)
+    origin: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"type": self.type, "data": self.data, "id": self.id, "origin": self.origin},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Event:
+        body = json.loads(raw)
+        return cls(type=body["type"], data=body["data"], id=body["id"], origin=body["origin"])
+
+
+Handler = Callable[[Event], Awaitable[None]]
+
+
+class EventBus:
+    def __init__(self, redis: Redis | None, channel: str) -> None:
+        self.redis = redis
+        self.channel = channel
+        self.origin = f"{socket.gethostname()}:{os.getpid()}:{new_id()}"
+        self._local: dict[str, list[Handler]] = defaultdict(list)
+        self._cluster: dict[str, list[Handler]] = defaultdict(list)
+        self._listener: asyncio.Task[None] | None = None
+
+    def subscribe(
+        self, event_type: str, handler: Handler, *, scope: Literal["local", "cluster"] = "local"
+    ) -> None:
+        """Call `handler` for events of `event_type` ("*" for all)."""
+        (self._local if scope == "local" else self._cluster)[event_type].append(handler)
+
+    async def publish(self, *events: Event) -> None:
+        """Deliver to local and cluster handlers here, then to other processes.
+
+        Raises QueueUnavailable when Redis cannot take the events; local handlers
+        have run by then, so the caller's own process is consistent.
+        """
+        stamped = [Event(e.type, e.data, e.id, self.origin) for e in events]
+        for event in stamped:
+            await self._dispatch(event, self._local)
+            await self._dispatch(event, self._cluster)
+        if self.redis is None or not stamped:
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for event in stamped:
+                    pipe.publish(self.channel, event.to_json())
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise QueueUnavailable(f"cannot publish events to Redis: {exc}") from exc
+
+    async def _dispatch(self, event: Event, table: dict[str, list[Handler]]) -> None:
+        for handler in (*table.get(event.type, ()), *table.get(ANY, ())):
+            try:
+                await handler(event)
+            except Exception:
+                log.exception(
+                    "event handler failed",
+                    extra={"event": "bus.handler_failed", "event_type": event.type},
+                )
+
+    async def start(self) -> None:
+        """Start receiving other processes' events (for cluster handlers)."""
+        if self.redis is None or self._listener is not None:
+            return
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(self.channel)
+        self._listener = asyncio.create_task(self._listen(pubsub), name="event-bus-listener")
+
+    async def _listen(self, pubsub: Any) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                async for raw in pubsub.listen():
+                    backoff = 0.5
+                    event = Event.from_json(raw["data"])
+                    if event.origin != self.origin:
+                        await self._dispatch(event, self._cluster)
+            except asyncio.CancelledError:
+                await pubsub.aclose()
+                raise
+            except (RedisError, OSError) as exc:
+                log.warning(
+                    "event bus lost Redis; reconnecting",
+                    extra={"event": "bus.reconnect", "error": str(exc), "delay": backoff},
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30)
+                try:
+                    await pubsub.subscribe(self.channel)
+                except (RedisError, OSError):
+                    continue
+            except (ValueError, KeyError):
+                log.warning("ignoring malformed event from Redis", extra={"event": "bus.bad"})
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            try:
+                await self._listener
+            except asyncio.CancelledError:
+                pass
+            self._listener = None

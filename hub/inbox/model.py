@@ -1,0 +1,188 @@
+"""The canonical model every channel is normalised into.
+
+Timestamps are timezone-aware UTC datetimes truncated to the millisecond, so
+that both store backends (SQLite integers, BSON dates) round-trip them exactly.
+Ids are 24-hex ObjectId strings: unique across processes without coordination
+and roughly ordered by creation time.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+
+from bson import ObjectId
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Direction = Literal["inbound", "outbound", "note", "event"]
+ConversationStatus = Literal["open", "pending", "snoozed", "resolved"]
+DeliveryStatus = Literal["queued", "sent", "delivered", "read", "failed"]
+Priority = Literal["low", "normal", "high", "urgent"]
+Role = Literal["admin", "agent", "marketer"]
+Presence = Literal["online", "away", "offline"]
+ConsentStatus = Literal["opted_in", "opted_out"]
+
+OPEN_STATUSES: tuple[ConversationStatus, ...] = ("open", "pending", "snoozed")
+
+
+def new_id() -> str:
+    """A fresh id, unique across processes, sortable by creation second."""
+    return str(ObjectId())
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_ms(moment: datetime) -> int:
+    """Milliseconds since the Unix epoch, exactly (no float rounding)."""
+    return (moment - EPOCH) // timedelta(milliseconds=1)
+
+
+def from_ms(ms: int) -> datetime:
+    return EPOCH + timedelta(milliseconds=ms)
+
+
+def utc_ms(moment: datetime) -> datetime:
+    """`moment` in UTC, truncated to the millisecond (what both stores can keep)."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: every time in hub is timezone-aware")
+    moment = moment.astimezone(UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _times_in_utc_ms(cls, value: Any) -> Any:
+        if isinstance(value, datetime):
+            return utc_ms(value)
+        return value
+
+
+class Identity(Record):
+    """One address by which a contact can be reached.
+
+    `channel` names the address space, not the provider: "phone" (E.164, shared by
+    SMS, voice, Zalo and WhatsApp), "email" (lower-cased), "telegram", "web",
+    or "api:<account>" for ids that only mean something to one API-channel account.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    channel: str
+    address: str
+
+
+class Consent(Record):
+    status: ConsentStatus
+    at: datetime
+    how: str = Field(description="what caused it: a keyword message id, an import, an agent")
+
+
+class Contact(Record):
+    id: str = Field(default_factory=new_id)
+    name: str = ""
+    identities: list[Identity] = Field(default_factory=list)
+    language: str | None = None
+    timezone: str | None = None
+    birthday: date | None = None
+    tags: list[str] = Field(default_factory=list)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    owner_id: str | None = None
+    consent: dict[str, Consent] = Field(default_factory=dict)
+    created_at: datetime
+    updated_at: datetime
+
+
+class Attachment(Record):
+    name: str = ""
+    content_type: str = "application/octet-stream"
+    size: int | None = None
+    url: str | None = None
+    storage_key: str | None = None
+    too_large: bool = False
+
+
+class Sender(Record):
+    kind: Literal["contact", "agent", "system"]
+    id: str | None = None
+    name: str = ""
+
+
+class ThreadKeys(Record):
+    """Keys that tie a message to earlier ones (email Message-ID headers and the like)."""
+
+    message_id: str | None = None
+    in_reply_to: str | None = None
+    references: list[str] = Field(default_factory=list)
+
+
+class Conversation(Record):
+    id: str = Field(default_factory=new_id)
+    contact_id: str
+    account_id: str
+    channel: str
+    contact_address: str = Field(description="where replies on this conversation go")
+    subject: str = ""
+    status: ConversationStatus = "open"
+    assignee_id: str | None = None
+    team_id: str | None = None
+    labels: list[str] = Field(default_factory=list)
+    priority: Priority = "normal"
+    first_response_due_at: datetime | None = None
+    resolution_due_at: datetime | None = None
+    first_response_at: datetime | None = None
+    resolved_at: datetime | None = None
+    snoozed_until: datetime | None = None
+    last_activity_at: datetime
+    unread_count: int = 0
+    created_at: datetime
+    updated_at: datetime
+
+
+class Message(Record):
+    id: str = Field(default_factory=new_id)
+    conversation_id: str
+    account_id: str
+    channel: str
+    direction: Direction
+    sender: Sender
+    text: str = ""
+    html: str | None = None
+    attachments: list[Attachment] = Field(default_factory=list)
+    external_id: str | None = None
+    thread: ThreadKeys = Field(default_factory=ThreadKeys)
+    status: DeliveryStatus | None = None
+    error: str | None = None
+    attempts: int = 0
+    idempotency_key: str | None = None
+    meta: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+    updated_at: datetime
+
+
+class Agent(Record):
+    id: str = Field(default_factory=new_id)
+    name: str
+    email: str
+    role: Role = "agent"
+    team_ids: list[str] = Field(default_factory=list)
+    skills: list[str] = Field(default_factory=list)
+    languages: list[str] = Field(default_factory=list)
+    capacity: int = 10
+    presence: Presence = "offline"
+    password_hash: str | None = None
+    active: bool = True
+    last_assigned_at: datetime | None = None
+    created_at: datetime
+
+
+class ApiToken(Record):
+    id: str = Field(default_factory=new_id)
+    agent_id: str
+    name: str = ""
+    token_hash: str
+    created_at: datetime
+    last_used_at: datetime | None = None

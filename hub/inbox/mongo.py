@@ -1,0 +1,522 @@
+"""The production store: MongoDB through PyMongo's native asyncio API.
+
+One document per record, `_id` = the model's id. Contacts embed their
+identities; a unique multikey index on (identities.channel, identities.address)
+makes an identity belong to one contact across the whole collection.
+
+Times are BSON dates (UTC, millisecond precision, as the model already keeps
+them); `date` values become ISO strings, since BSON has none.
+
+Multi-document transactions need a replica set or mongos. On a standalone
+server every method is still atomic on its own (each is one single-document
+write), and `transaction()` only groups calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+
+from bson.codec_options import CodecOptions
+from pydantic import BaseModel
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
+
+from hub.errors import Conflict, DuplicateMessage, IdentityTaken, StoreUnavailable
+from hub.inbox.model import (
+    Agent,
+    ApiToken,
+    Contact,
+    Conversation,
+    ConversationStatus,
+    Identity,
+    Message,
+    Presence,
+    from_ms,
+    to_ms,
+)
+from hub.inbox.store import (
+    ConversationCursor,
+    ConversationFilter,
+    Expectation,
+    Page,
+    Store,
+    StoreCounts,
+    check_fields,
+)
+
+Document = dict[str, Any]
+R = TypeVar("R", bound=BaseModel)
+
+CONTACTS = "contacts"
+CONVERSATIONS = "conversations"
+MESSAGES = "messages"
+AGENTS = "agents"
+TOKENS = "api_tokens"
+
+# A query uses a partial index only if it implies the index's filter, so the
+# lookups below repeat these filters word for word.
+HAS_IDENTITIES: Document = {"identities.channel": {"$exists": True}}
+HAS_EXTERNAL_ID: Document = {"external_id": {"$type": "string"}}
+HAS_IDEMPOTENCY_KEY: Document = {"idempotency_key": {"$type": "string"}}
+
+NEWEST_FIRST = [("last_activity_at", DESCENDING), ("_id", DESCENDING)]
+OLDEST_FIRST = [("created_at", ASCENDING), ("_id", ASCENDING)]
+
+
+def _list_index(*prefix: str, name: str) -> IndexModel:
+    """A conversation list view: its filter fields, then newest activity first."""
+    return IndexModel([*((f, ASCENDING) for f in prefix), *NEWEST_FIRST], name=name)
+
+
+INDEXES: dict[str, list[IndexModel]] = {
+    CONTACTS: [
+        # Partial, because every contact without identities would otherwise
+        # index the same missing key and collide with the others.
+        IndexModel(
+            [("identities.channel", ASCENDING), ("identities.address", ASCENDING)],
+            name="identities",
+            unique=True,
+            partialFilterExpression=HAS_IDENTITIES,
+        ),
+    ],
+    CONVERSATIONS: [
+        _list_index("contact_id", "account_id", name="by_contact"),
+        _list_index(name="by_activity"),
+        _list_index("status", name="by_status"),
+        _list_index("assignee_id", "status", name="by_assignee"),
+        _list_index("channel", "status", name="by_channel"),
+        _list_index("account_id", "status", name="by_account"),
+    ],
+    MESSAGES: [
+        IndexModel(
+            [("channel", ASCENDING), ("account_id", ASCENDING), ("external_id", ASCENDING)],
+            name="by_external_id",
+            unique=True,
+            partialFilterExpression=HAS_EXTERNAL_ID,
+        ),
+        IndexModel(
+            [("conversation_id", ASCENDING), ("idempotency_key", ASCENDING)],
+            name="by_idempotency_key",
+            unique=True,
+            partialFilterExpression=HAS_IDEMPOTENCY_KEY,
+        ),
+        IndexModel([("conversation_id", ASCENDING), *OLDEST_FIRST], name="timeline"),
+        IndexModel(OLDEST_FIRST, name="queued", partialFilterExpression={"status": "queued"}),
+    ],
+    AGENTS: [IndexModel([("email", ASCENDING)], name="email", unique=True)],
+    TOKENS: [IndexModel([("token_hash", ASCENDING)], name="token_hash", unique=True)],
+}
+
+
+def _to_bson(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return _to_bson(value.model_dump())
+    if isinstance(value, Mapping):
+        return {key: _to_bson(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_bson(item) for item in value]
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _from_bson(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _from_bson(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_from_bson(item) for item in value]
+    if isinstance(value, datetime):
+        # BSON dates are UTC; a client without tz_aware hands them back naive.
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value
+
+
+def _document(record: BaseModel) -> Document:
+    fields = _to_bson(record.model_dump())
+    return {"_id": fields.pop("id"), **fields}
+
+
+def _record(model: type[R], document: Mapping[str, Any]) -> R:
+    fields = {("id" if key == "_id" else key): _from_bson(v) for key, v in document.items()}
+    return model.model_validate(fields)
+
+
+def _field(name: str) -> str:
+    return "_id" if name == "id" else name
+
+
+@contextmanager
+def _reachable() -> Iterator[None]:
+    """Turn "the database is not there (or the transaction must be retried)" into
+    StoreUnavailable; everything else, duplicate keys included, passes through."""
+    try:
+        yield
+    except DuplicateKeyError:
+        raise
+    except ConnectionFailure as exc:
+        raise StoreUnavailable(f"MongoDB unavailable: {exc}") from exc
+    except PyMongoError as exc:
+        if exc.has_error_label("TransientTransactionError") or exc.has_error_label(
+            "UnknownTransactionCommitResult"
+        ):
+            raise StoreUnavailable(f"MongoDB transaction must be retried: {exc}") from exc
+        raise
+
+
+def _identity_taken(exc: DuplicateKeyError) -> bool:
+    key_pattern = (exc.details or {}).get("keyPattern") or {}
+    return any(k.startswith("identities.") for k in key_pattern) or "identities" in str(exc)
+
+
+class MongoStore(Store):
+    def __init__(self, database: AsyncDatabase[Document]) -> None:
+        # tz_aware without a tzinfo returns every datetime in UTC.
+        self._db = database.with_options(codec_options=CodecOptions(tz_aware=True))
+        self._owned_client: AsyncMongoClient[Document] | None = None
+        self._transactions = False
+        self._session: ContextVar[AsyncClientSession | None] = ContextVar(
+            f"mongo-session-{id(self)}", default=None
+        )
+
+    @classmethod
+    def from_url(cls, url: str, database_name: str) -> MongoStore:
+        """A store that owns its client and closes it in `close()`."""
+        client: AsyncMongoClient[Document] = AsyncMongoClient(url, tz_aware=True)
+        store = cls(client[database_name])
+        store._owned_client = client
+        return store
+
+    @property
+    def supports_transactions(self) -> bool:
+        """Whether `transaction()` is all-or-nothing here (replica set or mongos), as
+        found by `open()`."""
+        return self._transactions
+
+    # -- lifecycle -------------------------------------------------------
+    async def open(self) -> None:
+        with _reachable():
+            hello = await self._db.command("hello")
+            self._transactions = "setName" in hello or hello.get("msg") == "isdbgrid"
+            for collection, indexes in INDEXES.items():
+                for index in indexes:
+                    spec = dict(index.document)
+                    await self._db[collection].create_index(list(spec.pop("key").items()), **spec)
+
+    async def close(self) -> None:
+        if self._owned_client is not None:
+            await self._owned_client.close()
+            self._owned_client = None
+
+    async def ping(self) -> None:
+        with _reachable():
+            await self._db.command("ping")
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        if not self._transactions or self._session.get() is not None:
+            # Nested, or no transactions on this server: each method is atomic
+            # on its own, so the block just runs.
+            yield
+            return
+        with _reachable():
+            async with self._db.client.start_session() as session:
+                token = self._session.set(session)
+                try:
+                    async with await session.start_transaction():
+                        yield
+                finally:
+                    self._session.reset(token)
+
+    # -- operation helpers -----------------------------------------------
+    async def _insert(self, collection: str, record: BaseModel) -> None:
+        with _reachable():
+            await self._db[collection].insert_one(_document(record), session=self._session.get())
+
+    async def _find_one(self, collection: str, query: Document) -> Document | None:
+        with _reachable():
+            return await self._db[collection].find_one(query, session=self._session.get())
+
+    async def _find(
+        self,
+        collection: str,
+        query: Document,
+        *,
+        sort: Sequence[tuple[str, int]] | None = None,
+        limit: int | None = None,
+        projection: Document | None = None,
+    ) -> list[Document]:
+        if limit is not None and limit < 1:
+            return []  # Mongo reads limit 0 as "no limit"
+        with _reachable():
+            cursor = self._db[collection].find(query, projection, session=self._session.get())
+            if sort:
+                cursor = cursor.sort(list(sort))
+            if limit is not None:
+                cursor = cursor.limit(limit)
+            return await cursor.to_list()
+
+    async def _update_one(self, collection: str, query: Document, update: Document) -> bool:
+        with _reachable():
+            result = await self._db[collection].update_one(
+                query, update, session=self._session.get()
+            )
+        return result.matched_count == 1
+
+    async def _update(
+        self,
+        collection: str,
+        model: type[BaseModel],
+        record_id: str,
+        expect: Expectation | None,
+        changes: Mapping[str, Any],
+        *,
+        immutable: Sequence[str],
+    ) -> bool:
+        check_fields(model, {**changes, **(expect or {})}, immutable=())
+        check_fields(model, changes, immutable=immutable)
+        if not changes:
+            return False
+        # `$eq`/`$in` compare literally: an expected dict is never read as operators,
+        # and None matches a null or missing field.
+        conditions: list[Document] = [
+            {_field(name): {"$in": [_to_bson(w) for w in wanted]}}
+            if isinstance(wanted, tuple)
+            else {_field(name): {"$eq": _to_bson(wanted)}}
+            for name, wanted in (expect or {}).items()
+        ]
+        query: Document = {"_id": record_id}
+        if conditions:
+            query["$and"] = conditions
+        update = {"$set": {_field(name): _to_bson(value) for name, value in changes.items()}}
+        try:
+            return await self._update_one(collection, query, update)
+        except DuplicateKeyError as exc:
+            raise Conflict(f"{model.__name__} {record_id}: {exc}") from exc
+
+    # -- contacts --------------------------------------------------------
+    async def add_contact(self, contact: Contact) -> None:
+        # The unique index holds identities apart across contacts, not within one.
+        if len(set(contact.identities)) < len(contact.identities):
+            raise IdentityTaken(f"contact {contact.id} lists an identity twice")
+        try:
+            await self._insert(CONTACTS, contact)
+        except DuplicateKeyError as exc:
+            if _identity_taken(exc):
+                raise IdentityTaken(f"an identity of contact {contact.id} is taken") from exc
+            raise Conflict(f"contact {contact.id} exists") from exc
+
+    async def get_contact(self, contact_id: str) -> Contact | None:
+        document = await self._find_one(CONTACTS, {"_id": contact_id})
+        return None if document is None else _record(Contact, document)
+
+    async def contacts_by_identity(self, identities: Sequence[Identity]) -> dict[Identity, str]:
+        if not identities:
+            return {}
+        wanted = set(identities)
+        query = {
+            "$or": [
+                {**HAS_IDENTITIES, "identities": {"$elemMatch": i.model_dump()}} for i in wanted
+            ]
+        }
+        found: dict[Identity, str] = {}
+        for document in await self._find(CONTACTS, query, projection={"identities": 1}):
+            for entry in document["identities"]:
+                identity = Identity.model_validate(entry)
+                if identity in wanted:
+                    found[identity] = document["_id"]
+        return found
+
+    async def link_identity(self, contact_id: str, identity: Identity) -> None:
+        entry = identity.model_dump()
+        try:
+            await self._update_one(
+                CONTACTS,
+                {"_id": contact_id, "identities": {"$not": {"$elemMatch": entry}}},
+                {"$push": {"identities": entry}},
+            )
+        except DuplicateKeyError as exc:
+            raise IdentityTaken(f"{identity.channel} {identity.address} belongs to a contact") from exc
+
+    # -- conversations ---------------------------------------------------
+    async def add_conversation(self, conversation: Conversation) -> None:
+        try:
+            await self._insert(CONVERSATIONS, conversation)
+        except DuplicateKeyError as exc:
+            raise Conflict(f"conversation {conversation.id} exists") from exc
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        document = await self._find_one(CONVERSATIONS, {"_id": conversation_id})
+        return None if document is None else _record(Conversation, document)
+
+    async def latest_conversation(
+        self, contact_id: str, account_id: str, *, statuses: Sequence[ConversationStatus] | None
+    ) -> Conversation | None:
+        query: Document = {"contact_id": contact_id, "account_id": account_id}
+        if statuses is not None:
+            query["status"] = {"$in": list(statuses)}
+        documents = await self._find(CONVERSATIONS, query, sort=NEWEST_FIRST, limit=1)
+        return _record(Conversation, documents[0]) if documents else None
+
+    async def list_conversations(
+        self, view: ConversationFilter, *, limit: int, cursor: str | None = None
+    ) -> Page[Conversation]:
+        query: Document = {}
+        if view.statuses:
+            query["status"] = {"$in": list(view.statuses)}
+        if view.unassigned:
+            query["assignee_id"] = None
+        elif view.assignee_id is not None:
+            query["assignee_id"] = view.assignee_id
+        for name in ("channel", "account_id", "contact_id"):
+            value = getattr(view, name)
+            if value is not None:
+                query[name] = value
+        if cursor:
+            after = ConversationCursor.decode(cursor)
+            at = from_ms(after.last_activity_ms)
+            query["$or"] = [
+                {"last_activity_at": {"$lt": at}},
+                {"last_activity_at": at, "_id": {"$lt": after.id}},
+            ]
+        documents = await self._find(CONVERSATIONS, query, sort=NEWEST_FIRST, limit=limit + 1)
+        items = [_record(Conversation, d) for d in documents[:limit]]
+        next_cursor = None
+        if len(documents) > limit:
+            last = items[-1]
+            next_cursor = ConversationCursor(to_ms(last.last_activity_at), last.id).encode()
+        return Page(items, next_cursor)
+
+    async def update_conversation(
+        self, conversation_id: str, *, expect: Expectation | None = None, **changes: Any
+    ) -> bool:
+        return await self._update(
+            CONVERSATIONS,
+            Conversation,
+            conversation_id,
+            expect,
+            changes,
+            immutable=("id", "contact_id", "account_id", "channel", "created_at"),
+        )
+
+    async def record_inbound_activity(self, conversation_id: str, at: datetime) -> None:
+        await self._update_one(
+            CONVERSATIONS,
+            {"_id": conversation_id},
+            {
+                "$inc": {"unread_count": 1},
+                "$max": {"last_activity_at": at},
+                "$set": {"updated_at": at},
+            },
+        )
+
+    # -- messages --------------------------------------------------------
+    async def add_message(self, message: Message) -> None:
+        try:
+            await self._insert(MESSAGES, message)
+        except DuplicateKeyError as exc:
+            raise DuplicateMessage(
+                f"message {message.external_id or message.idempotency_key} is already stored"
+            ) from exc
+
+    async def get_message(self, message_id: str) -> Message | None:
+        document = await self._find_one(MESSAGES, {"_id": message_id})
+        return None if document is None else _record(Message, document)
+
+    async def message_by_external_id(
+        self, channel: str, account_id: str, external_id: str
+    ) -> Message | None:
+        query = {
+            "channel": channel,
+            "account_id": account_id,
+            "external_id": {**HAS_EXTERNAL_ID["external_id"], "$eq": external_id},
+        }
+        document = await self._find_one(MESSAGES, query)
+        return None if document is None else _record(Message, document)
+
+    async def message_by_idempotency_key(
+        self, conversation_id: str, idempotency_key: str
+    ) -> Message | None:
+        query = {
+            "conversation_id": conversation_id,
+            "idempotency_key": {**HAS_IDEMPOTENCY_KEY["idempotency_key"], "$eq": idempotency_key},
+        }
+        document = await self._find_one(MESSAGES, query)
+        return None if document is None else _record(Message, document)
+
+    async def list_messages(self, conversation_id: str) -> list[Message]:
+        documents = await self._find(
+            MESSAGES, {"conversation_id": conversation_id}, sort=OLDEST_FIRST
+        )
+        return [_record(Message, d) for d in documents]
+
+    async def update_message(
+        self, message_id: str, *, expect: Expectation | None = None, **changes: Any
+    ) -> bool:
+        return await self._update(
+            MESSAGES,
+            Message,
+            message_id,
+            expect,
+            changes,
+            immutable=("id", "conversation_id", "account_id", "channel", "direction", "created_at"),
+        )
+
+    async def messages_awaiting_delivery(self, created_before: datetime, limit: int) -> list[Message]:
+        documents = await self._find(
+            MESSAGES,
+            {"status": "queued", "created_at": {"$lt": created_before}},
+            sort=OLDEST_FIRST,
+            limit=limit,
+        )
+        return [_record(Message, d) for d in documents]
+
+    async def counts(self) -> StoreCounts:
+        pipeline: list[Document] = [
+            {"$match": {"status": {"$ne": None}}},
+            {"$group": {"_id": "$status", "n": {"$sum": 1}}},
+        ]
+        with _reachable():
+            cursor = await self._db[MESSAGES].aggregate(pipeline, session=self._session.get())
+            groups = await cursor.to_list()
+        return StoreCounts(messages_by_status={g["_id"]: g["n"] for g in groups})
+
+    # -- agents and tokens -----------------------------------------------
+    async def add_agent(self, agent: Agent) -> None:
+        try:
+            await self._insert(AGENTS, agent)
+        except DuplicateKeyError as exc:
+            raise Conflict(f"an agent with e-mail {agent.email} exists") from exc
+
+    async def get_agent(self, agent_id: str) -> Agent | None:
+        document = await self._find_one(AGENTS, {"_id": agent_id})
+        return None if document is None else _record(Agent, document)
+
+    async def agent_by_email(self, email: str) -> Agent | None:
+        document = await self._find_one(AGENTS, {"email": email})
+        return None if document is None else _record(Agent, document)
+
+    async def list_agents(self, *, presence: Presence | None = None) -> list[Agent]:
+        query: Document = {"active": True}
+        if presence is not None:
+            query["presence"] = presence
+        documents = await self._find(AGENTS, query, sort=[("_id", ASCENDING)])
+        return [_record(Agent, d) for d in documents]
+
+    async def update_agent(self, agent_id: str, **changes: Any) -> bool:
+        return await self._update(AGENTS, Agent, agent_id, None, changes, immutable=("id", "created_at"))
+
+    async def add_token(self, token: ApiToken) -> None:
+        try:
+            await self._insert(TOKENS, token)
+        except DuplicateKeyError as exc:
+            raise Conflict(f"token {token.id} or its hash exists") from exc
+
+    async def token_by_hash(self, token_hash: str) -> ApiToken | None:
+        document = await self._find_one(TOKENS, {"token_hash": token_hash})
+        return None if document is None else _record(ApiToken, document)

@@ -1,0 +1,469 @@
+"""The inbox: where every inbound message becomes part of a contact's history,
+and where agents' replies, notes and decisions are recorded.
+
+It knows the store and the event bus, and nothing about providers: channels
+hand it `InboundMessage`s, and outbound messages leave through a
+`DeliveryQueue` that the worker drains.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+from hub.clock import Clock
+from hub.errors import (
+    Conflict,
+    DuplicateMessage,
+    IdentityTaken,
+    InvalidRequest,
+    NotFound,
+    QueueUnavailable,
+)
+from hub.events import Event, EventBus
+from hub.inbox.inbound import InboundMessage, IngestOutcome
+from hub.inbox.model import (
+    OPEN_STATUSES,
+    Agent,
+    Attachment,
+    Contact,
+    Conversation,
+    DeliveryStatus,
+    Message,
+    Sender,
+)
+from hub.inbox.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryQueue(Protocol):
+    async def enqueue_delivery(self, message_id: str) -> bool:
+        """Ask a worker to deliver the message; safe to call twice for one id."""
+
+
+@dataclass(frozen=True)
+class InboxPolicy:
+    reopen_window: timedelta = timedelta(hours=72)
+
+
+def conversation_event(kind: str, conversation: Conversation, **extra: Any) -> Event:
+    return Event(
+        f"conversation.{kind}",
+        {"conversation": conversation.model_dump(mode="json"), **extra},
+    )
+
+
+def message_event(kind: str, message: Message) -> Event:
+    return Event(f"message.{kind}", {"message": message.model_dump(mode="json")})
+
+
+class InboxService:
+    def __init__(
+        self,
+        store: Store,
+        bus: EventBus,
+        clock: Clock,
+        deliveries: DeliveryQueue,
+        policy: InboxPolicy | None = None,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.clock = clock
+        self.deliveries = deliveries
+        self.policy = policy or InboxPolicy()
+
+    # -- inbound ---------------------------------------------------------
+    async def ingest(self, inbound: InboundMessage) -> IngestOutcome:
+        """Store an inbound message exactly once and thread it into a conversation.
+
+        Idempotent on (channel, account, external id): a repeat returns the stored
+        message with `duplicate=True` and writes nothing. Everything is written in
+        one transaction, then events are published; QueueUnavailable from the bus
+        means "stored, but tell the sender to retry" (the retry is a no-op).
+        """
+        existing = await self.store.message_by_external_id(
+            inbound.channel, inbound.account_id, inbound.external_id
+        )
+        if existing is not None:
+            return await self._duplicate(existing)
+        events: list[Event] = []
+        try:
+            async with self.store.transaction():
+                contact, contact_created = await self._resolve_contact(inbound)
+                conversation = await self._thread(inbound, contact, events)
+                message = self._inbound_message(inbound, contact, conversation)
+                await self.store.add_message(message)
+        except DuplicateMessage:
+            # Another request stored the same message between our check and insert.
+            stored = await self.store.message_by_external_id(
+                inbound.channel, inbound.account_id, inbound.external_id
+            )
+            if stored is None:
+                raise
+            return await self._duplicate(stored)
+        if contact_created:
+            events.insert(0, Event("contact.created", {"contact": contact.model_dump(mode="json")}))
+        events.append(message_event("created", message))
+        log.info(
+            "message ingested",
+            extra={
+                "event": "message.ingested",
+                "channel": inbound.channel,
+                "account_id": inbound.account_id,
+                "message_id": message.id,
+                "conversation_id": conversation.id,
+            },
+        )
+        await self.bus.publish(*events)
+        return IngestOutcome(
+            message_id=message.id,
+            conversation_id=conversation.id,
+            contact_id=contact.id,
+            duplicate=False,
+        )
+
+    async def _duplicate(self, message: Message) -> IngestOutcome:
+        conversation = await self.store.get_conversation(message.conversation_id)
+        log.info(
+            "duplicate inbound message ignored",
+            extra={"event": "message.duplicate", "message_id": message.id},
+        )
+        return IngestOutcome(
+            message_id=message.id,
+            conversation_id=message.conversation_id,
+            contact_id=conversation.contact_id if conversation else "",
+            duplicate=True,
+        )
+
+    async def _resolve_contact(self, inbound: InboundMessage) -> tuple[Contact, bool]:
+        """The contact behind the sender's identities, created if none is known.
+
+        The first identity decides; other identities that nobody has yet are
+        linked to that contact (so a phone given in a chat finds the SMS history).
+        Identities that belong to a different contact are left alone: merging
+        people is an agent's decision, not a guess.
+        """
+        identities = inbound.sender.identities
+        known = await self.store.contacts_by_identity(identities)
+        owner_id = next((known[i] for i in identities if i in known), None)
+        if owner_id is None:
+            now = self.clock.now()
+            contact = Contact(
+                name=inbound.sender.name,
+                identities=list(dict.fromkeys(identities)),
+                created_at=now,
+                updated_at=now,
+            )
+            await self.store.add_contact(contact)
+            return contact, True
+        for identity in identities:
+            if identity in known:
+                if known[identity] != owner_id:
+                    log.info(
+                        "identity belongs to another contact; not merged",
+                        extra={"event": "contact.identity_conflict", "contact_id": owner_id},
+                    )
+                continue
+            try:
+                await self.store.link_identity(owner_id, identity)
+            except IdentityTaken:
+                continue
+        contact = await self.store.get_contact(owner_id)
+        if contact is None:  # the identity row exists, so the contact does
+            raise NotFound(f"contact {owner_id} vanished")
+        return contact, False
+
+    async def _thread(
+        self, inbound: InboundMessage, contact: Contact, events: list[Event]
+    ) -> Conversation:
+        """The conversation this message belongs to: the contact's open one on this
+        account, a recently resolved one (reopened), or a new one."""
+        now = self.clock.now()
+        conversation = await self.store.latest_conversation(
+            contact.id, inbound.account_id, statuses=OPEN_STATUSES
+        )
+        if conversation is None:
+            last = await self.store.latest_conversation(
+                contact.id, inbound.account_id, statuses=("resolved",)
+            )
+            if (
+                last is not None
+                and last.resolved_at is not None
+                and now - last.resolved_at <= self.policy.reopen_window
+            ):
+                conversation = last
+        if conversation is None:
+            conversation = Conversation(
+                contact_id=contact.id,
+                account_id=inbound.account_id,
+                channel=inbound.channel,
+                contact_address=inbound.sender.identities[0].address,
+                subject=inbound.subject,
+                last_activity_at=now,
+                unread_count=1,
+                created_at=now,
+                updated_at=now,
+            )
+            await self.store.add_conversation(conversation)
+            events.append(conversation_event("created", conversation))
+            return conversation
+        if conversation.status != "open":
+            # A customer writing wakes a snoozed, pending or resolved conversation.
+            previous = conversation.status
+            await self.store.update_conversation(
+                conversation.id, status="open", resolved_at=None, snoozed_until=None, updated_at=now
+            )
+            conversation = conversation.model_copy(
+                update={"status": "open", "resolved_at": None, "snoozed_until": None}
+            )
+            events.append(conversation_event("reopened", conversation, previous_status=previous))
+        await self.store.record_inbound_activity(conversation.id, now)
+        return conversation
+
+    def _inbound_message(
+        self, inbound: InboundMessage, contact: Contact, conversation: Conversation
+    ) -> Message:
+        now = self.clock.now()
+        meta = dict(inbound.meta)
+        if inbound.sent_at is not None:
+            meta["sent_at"] = inbound.sent_at.isoformat()
+        return Message(
+            conversation_id=conversation.id,
+            account_id=inbound.account_id,
+            channel=inbound.channel,
+            direction=inbound.direction,
+            sender=Sender(kind="contact", id=contact.id, name=inbound.sender.name or contact.name),
+            text=inbound.text,
+            html=inbound.html,
+            attachments=inbound.attachments,
+            external_id=inbound.external_id,
+            thread=inbound.thread,
+            meta=meta,
+            created_at=now,
+            updated_at=now,
+        )
+
+    # -- agents' actions -------------------------------------------------
+    async def conversation(self, conversation_id: str) -> Conversation:
+        conversation = await self.store.get_conversation(conversation_id)
+        if conversation is None:
+            raise NotFound(f"conversation {conversation_id} does not exist")
+        return conversation
+
+    async def reply(
+        self,
+        conversation_id: str,
+        author: Agent | None,
+        text: str,
+        *,
+        attachments: Sequence[Attachment] = (),
+        idempotency_key: str | None = None,
+    ) -> tuple[Message, bool]:
+        """Record an outbound message as `queued` and ask a worker to deliver it.
+
+        Returns (message, created). With an `idempotency_key`, repeating the call
+        returns the first message and sends nothing more. The message is written
+        before it is enqueued; if enqueueing fails, the sweeper enqueues it later.
+        """
+        if not text.strip() and not attachments:
+            raise InvalidRequest("a reply needs text or an attachment")
+        conversation = await self.conversation(conversation_id)
+        if idempotency_key:
+            earlier = await self.store.message_by_idempotency_key(conversation.id, idempotency_key)
+            if earlier is not None:
+                return earlier, False
+        now = self.clock.now()
+        message = Message(
+            conversation_id=conversation.id,
+            account_id=conversation.account_id,
+            channel=conversation.channel,
+            direction="outbound",
+            sender=_sender(author),
+            text=text,
+            attachments=list(attachments),
+            status="queued",
+            idempotency_key=idempotency_key,
+            created_at=now,
+            updated_at=now,
+        )
+        changes: dict[str, Any] = {"last_activity_at": now, "updated_at": now, "unread_count": 0}
+        if conversation.first_response_at is None and author is not None:
+            changes["first_response_at"] = now
+        try:
+            async with self.store.transaction():
+                await self.store.add_message(message)
+                await self.store.update_conversation(conversation.id, **changes)
+        except DuplicateMessage:
+            if idempotency_key is None:
+                raise
+            earlier = await self.store.message_by_idempotency_key(conversation.id, idempotency_key)
+            if earlier is None:
+                raise
+            return earlier, False
+        log.info(
+            "reply queued",
+            extra={"event": "message.queued", "message_id": message.id, "channel": message.channel},
+        )
+        try:
+            await self.deliveries.enqueue_delivery(message.id)
+        except QueueUnavailable:
+            pass  # stored as queued: the sweeper enqueues it once Redis is back
+        await self._announce(message_event("created", message))
+        return message, True
+
+    async def add_note(self, conversation_id: str, author: Agent, text: str) -> Message:
+        """A private note: stored in the timeline, never sent to the customer."""
+        if not text.strip():
+            raise InvalidRequest("a note needs text")
+        conversation = await self.conversation(conversation_id)
+        now = self.clock.now()
+        note = Message(
+            conversation_id=conversation.id,
+            account_id=conversation.account_id,
+            channel=conversation.channel,
+            direction="note",
+            sender=_sender(author),
+            text=text,
+            created_at=now,
+            updated_at=now,
+        )
+        await self.store.add_message(note)
+        await self._announce(message_event("created", note))
+        return note
+
+    async def assign(
+        self,
+        conversation_id: str,
+        agent_id: str | None,
+        *,
+        only_if_unassigned: bool = False,
+    ) -> bool:
+        """Give the conversation to an agent (None: unassign).
+
+        With `only_if_unassigned` it is a compare-and-set: False if someone else
+        got it first, so two routers never assign one conversation twice.
+        """
+        conversation = await self.conversation(conversation_id)
+        if agent_id is not None:
+            agent = await self.store.get_agent(agent_id)
+            if agent is None or not agent.active:
+                raise InvalidRequest(f"agent {agent_id} does not exist or is deactivated")
+        now = self.clock.now()
+        expect = {"assignee_id": None} if only_if_unassigned else None
+        changed = await self.store.update_conversation(
+            conversation.id, expect=expect, assignee_id=agent_id, updated_at=now
+        )
+        if changed:
+            updated = conversation.model_copy(update={"assignee_id": agent_id, "updated_at": now})
+            await self._announce(
+                conversation_event(
+                    "assigned", updated, previous_assignee_id=conversation.assignee_id
+                )
+            )
+        return changed
+
+    async def resolve(self, conversation_id: str) -> Conversation:
+        conversation = await self.conversation(conversation_id)
+        if conversation.status == "resolved":
+            return conversation
+        now = self.clock.now()
+        if not await self.store.update_conversation(
+            conversation.id,
+            expect={"status": conversation.status},
+            status="resolved",
+            resolved_at=now,
+            snoozed_until=None,
+            updated_at=now,
+        ):
+            raise Conflict("the conversation changed meanwhile; reload and try again")
+        resolved = conversation.model_copy(
+            update={"status": "resolved", "resolved_at": now, "snoozed_until": None}
+        )
+        await self._announce(conversation_event("resolved", resolved))
+        return resolved
+
+    async def reopen(self, conversation_id: str) -> Conversation:
+        conversation = await self.conversation(conversation_id)
+        if conversation.status == "open":
+            return conversation
+        now = self.clock.now()
+        if not await self.store.update_conversation(
+            conversation.id,
+            expect={"status": conversation.status},
+            status="open",
+            resolved_at=None,
+            snoozed_until=None,
+            updated_at=now,
+        ):
+            raise Conflict("the conversation changed meanwhile; reload and try again")
+        reopened = conversation.model_copy(
+            update={"status": "open", "resolved_at": None, "snoozed_until": None}
+        )
+        await self._announce(
+            conversation_event("reopened", reopened, previous_status=conversation.status)
+        )
+        return reopened
+
+    async def mark_read(self, conversation_id: str) -> None:
+        conversation = await self.conversation(conversation_id)
+        if conversation.unread_count:
+            await self.store.update_conversation(conversation.id, unread_count=0)
+
+    # -- delivery --------------------------------------------------------
+    async def record_delivery(
+        self,
+        message_id: str,
+        status: DeliveryStatus,
+        *,
+        error: str | None = None,
+        external_id: str | None = None,
+    ) -> bool:
+        """Move a message's delivery status forward (never back: a late "sent"
+        does not undo "delivered"; "failed" is final). Returns whether it moved."""
+        message = await self.store.get_message(message_id)
+        if message is None or message.status is None:
+            return False
+        if not _moves_forward(message.status, status):
+            return False
+        changes: dict[str, Any] = {"status": status, "updated_at": self.clock.now()}
+        if error is not None or status != "failed":
+            changes["error"] = error
+        if external_id is not None:
+            changes["external_id"] = external_id
+        if not await self.store.update_message(
+            message.id, expect={"status": message.status}, **changes
+        ):
+            return False  # moved meanwhile by another receipt; the newer one wins
+        updated = message.model_copy(update=changes)
+        await self._announce(message_event("status", updated))
+        return True
+
+    async def _announce(self, *events: Event) -> None:
+        """Publish after a change that is already stored and answered for: a Redis
+        outage must not turn a recorded action into an error the caller retries."""
+        try:
+            await self.bus.publish(*events)
+        except QueueUnavailable as exc:
+            log.warning(
+                "events not published to other processes",
+                extra={"event": "bus.publish_failed", "error": exc.message},
+            )
+
+
+def _moves_forward(current: DeliveryStatus, new: DeliveryStatus) -> bool:
+    if current == "failed":
+        return False
+    if new == "failed":
+        return current in ("queued", "sent")
+    order = {"queued": 0, "sent": 1, "delivered": 2, "read": 3}
+    return order[new] > order[current]
+
+
+def _sender(author: Agent | None) -> Sender:
+    if author is None:
+        return Sender(kind="system", name="hub")
+    return Sender(kind="agent", id=author.id, name=author.name)

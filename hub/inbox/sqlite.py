@@ -1,0 +1,666 @@
+"""The embedded store: one SQLite file in WAL mode, through aiosqlite.
+
+Two connections: a writer, used by one transaction at a time (an asyncio lock
+in this process, `BEGIN IMMEDIATE` across processes), and a reader, which WAL
+lets run beside the writer. Reads made inside a transaction go through the
+writer so they see the transaction's own writes.
+
+Times are stored as integer milliseconds since the epoch (exact and fast to
+compare); lists and nested records as JSON text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
+
+from hub.errors import Conflict, DuplicateMessage, IdentityTaken, StoreUnavailable
+from hub.inbox.model import (
+    Agent,
+    ApiToken,
+    Contact,
+    Conversation,
+    ConversationStatus,
+    Identity,
+    Message,
+    Presence,
+    from_ms,
+    to_ms,
+)
+from hub.inbox.store import (
+    ConversationCursor,
+    ConversationFilter,
+    Expectation,
+    Page,
+    Store,
+    StoreCounts,
+    check_fields,
+)
+
+SCHEMA_VERSION = 1
+
+# Each entry upgrades the schema by one version; never edit a shipped entry.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE contacts (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        language TEXT,
+        timezone TEXT,
+        birthday TEXT,
+        tags TEXT NOT NULL,
+        attributes TEXT NOT NULL,
+        owner_id TEXT,
+        consent TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE identities (
+        channel TEXT NOT NULL,
+        address TEXT NOT NULL,
+        contact_id TEXT NOT NULL REFERENCES contacts(id),
+        position INTEGER NOT NULL,
+        PRIMARY KEY (channel, address)
+    ) WITHOUT ROWID;
+    CREATE INDEX identities_by_contact ON identities (contact_id, position);
+
+    CREATE TABLE conversations (
+        id TEXT PRIMARY KEY,
+        contact_id TEXT NOT NULL REFERENCES contacts(id),
+        account_id TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        contact_address TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        status TEXT NOT NULL,
+        assignee_id TEXT,
+        team_id TEXT,
+        labels TEXT NOT NULL,
+        priority TEXT NOT NULL,
+        first_response_due_at INTEGER,
+        resolution_due_at INTEGER,
+        first_response_at INTEGER,
+        resolved_at INTEGER,
+        snoozed_until INTEGER,
+        last_activity_at INTEGER NOT NULL,
+        unread_count INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE INDEX conversations_by_contact
+        ON conversations (contact_id, account_id, last_activity_at DESC);
+    CREATE INDEX conversations_by_activity ON conversations (last_activity_at DESC, id DESC);
+    CREATE INDEX conversations_by_status
+        ON conversations (status, last_activity_at DESC, id DESC);
+    CREATE INDEX conversations_by_assignee
+        ON conversations (assignee_id, status, last_activity_at DESC, id DESC);
+    CREATE INDEX conversations_by_channel
+        ON conversations (channel, status, last_activity_at DESC, id DESC);
+    CREATE INDEX conversations_by_account
+        ON conversations (account_id, status, last_activity_at DESC, id DESC);
+
+    CREATE TABLE messages (
+        id TEXT PRIMARY KEY,
+        conversation_id TEXT NOT NULL REFERENCES conversations(id),
+        account_id TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        direction TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        text TEXT NOT NULL,
+        html TEXT,
+        attachments TEXT NOT NULL,
+        external_id TEXT,
+        thread TEXT NOT NULL,
+        status TEXT,
+        error TEXT,
+        attempts INTEGER NOT NULL,
+        idempotency_key TEXT,
+        meta TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX messages_by_external_id
+        ON messages (channel, account_id, external_id) WHERE external_id IS NOT NULL;
+    CREATE UNIQUE INDEX messages_by_idempotency_key
+        ON messages (conversation_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+    CREATE INDEX messages_by_conversation ON messages (conversation_id, created_at, id);
+    CREATE INDEX messages_queued ON messages (created_at) WHERE status = 'queued';
+
+    CREATE TABLE agents (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        email TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        team_ids TEXT NOT NULL,
+        skills TEXT NOT NULL,
+        languages TEXT NOT NULL,
+        capacity INTEGER NOT NULL,
+        presence TEXT NOT NULL,
+        password_hash TEXT,
+        active INTEGER NOT NULL,
+        last_assigned_at INTEGER,
+        created_at INTEGER NOT NULL
+    );
+
+    CREATE TABLE api_tokens (
+        id TEXT PRIMARY KEY,
+        agent_id TEXT NOT NULL REFERENCES agents(id),
+        name TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        last_used_at INTEGER
+    );
+    """,
+]
+
+
+class _Table:
+    """How one model maps onto one table: which columns hold JSON, times, booleans."""
+
+    def __init__(
+        self,
+        name: str,
+        model: type[BaseModel],
+        *,
+        json: Sequence[str] = (),
+        times: Sequence[str] = (),
+        flags: Sequence[str] = (),
+        skip: Sequence[str] = (),
+    ) -> None:
+        self.name = name
+        self.model = model
+        self.json = frozenset(json)
+        self.times = frozenset(times)
+        self.flags = frozenset(flags)
+        self.columns = [f for f in model.model_fields if f not in skip]
+        self.insert_sql = (
+            f"INSERT INTO {name} ({', '.join(self.columns)}) "
+            f"VALUES ({', '.join('?' for _ in self.columns)})"
+        )
+
+    def encode(self, column: str, value: Any) -> Any:
+        if value is None:
+            return None
+        if column in self.json:
+            return json.dumps(to_jsonable_python(value), ensure_ascii=False, separators=(",", ":"))
+        if isinstance(value, datetime):
+            return to_ms(value)
+        if isinstance(value, date):
+            return value.isoformat()
+        if isinstance(value, bool):
+            return int(value)
+        return value
+
+    def row_values(self, record: BaseModel) -> list[Any]:
+        return [self.encode(c, getattr(record, c)) for c in self.columns]
+
+    def decode(self, row: sqlite3.Row, **extra: Any) -> Any:
+        fields: dict[str, Any] = {}
+        for column in row.keys():
+            value = row[column]
+            if value is not None:
+                if column in self.json:
+                    value = json.loads(value)
+                elif column in self.times:
+                    value = from_ms(value)
+                elif column in self.flags:
+                    value = bool(value)
+            fields[column] = value
+        fields.update(extra)
+        return self.model.model_validate(fields)
+
+
+CONTACTS = _Table(
+    "contacts",
+    Contact,
+    json=("tags", "attributes", "consent"),
+    times=("created_at", "updated_at"),
+    skip=("identities",),
+)
+CONVERSATIONS = _Table(
+    "conversations",
+    Conversation,
+    json=("labels",),
+    times=(
+        "first_response_due_at",
+        "resolution_due_at",
+        "first_response_at",
+        "resolved_at",
+        "snoozed_until",
+        "last_activity_at",
+        "created_at",
+        "updated_at",
+    ),
+)
+MESSAGES = _Table(
+    "messages",
+    Message,
+    json=("sender", "attachments", "thread", "meta"),
+    times=("created_at", "updated_at"),
+)
+AGENTS = _Table(
+    "agents",
+    Agent,
+    json=("team_ids", "skills", "languages"),
+    times=("last_assigned_at", "created_at"),
+    flags=("active",),
+)
+TOKENS = _Table("api_tokens", ApiToken, times=("created_at", "last_used_at"))
+
+
+def _is_unavailable(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in text or "busy" in text or "disk" in text or "unable to open" in text
+    )
+
+
+class SqliteStore(Store):
+    def __init__(self, path: Path | str, *, busy_timeout_ms: int = 5000) -> None:
+        self.path = Path(path)
+        self.busy_timeout_ms = busy_timeout_ms
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+        self._savepoints = 0
+        self._in_transaction: ContextVar[bool] = ContextVar(
+            f"sqlite-transaction-{id(self)}", default=False
+        )
+
+    # -- lifecycle -------------------------------------------------------
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._writer = await self._connect()
+            await self._writer.execute("PRAGMA journal_mode=WAL")
+            await self._migrate()
+            self._reader = await self._connect()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open SQLite store at {self.path}: {exc}") from exc
+
+    async def _connect(self) -> aiosqlite.Connection:
+        db = await aiosqlite.connect(self.path, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        # NORMAL in WAL mode survives a crash of the process (not of the machine)
+        # without an fsync per commit, which is what keeps ingest fast.
+        await db.execute("PRAGMA synchronous=NORMAL")
+        await db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+        await db.execute("PRAGMA foreign_keys=ON")
+        return db
+
+    async def _migrate(self) -> None:
+        async with self.transaction():
+            cursor = await self._w.execute("PRAGMA user_version")
+            row = await cursor.fetchone()
+            version = row[0] if row else 0
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        await self._w.execute(statement)
+                await self._w.execute(f"PRAGMA user_version={number}")
+
+    async def close(self) -> None:
+        for db in (self._reader, self._writer):
+            if db is not None:
+                await db.close()
+        self._reader = self._writer = None
+
+    async def ping(self) -> None:
+        await self._fetch_one("SELECT 1", ())
+
+    @property
+    def _w(self) -> aiosqlite.Connection:
+        if self._writer is None:
+            raise StoreUnavailable("the SQLite store is closed")
+        return self._writer
+
+    @property
+    def _r(self) -> aiosqlite.Connection:
+        if self._in_transaction.get():
+            return self._w
+        if self._reader is None:
+            raise StoreUnavailable("the SQLite store is closed")
+        return self._reader
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        if self._in_transaction.get():
+            # Nested: a savepoint, so a method that raises inside a caller's
+            # transaction leaves nothing behind while the caller carries on.
+            self._savepoints += 1
+            name = f"sp{self._savepoints}"
+            await self._w.execute(f"SAVEPOINT {name}")
+            try:
+                yield
+            except BaseException:
+                await asyncio.shield(self._w.execute(f"ROLLBACK TO {name}"))
+                await asyncio.shield(self._w.execute(f"RELEASE {name}"))
+                raise
+            await self._w.execute(f"RELEASE {name}")
+            return
+        async with self._outer_transaction():
+            yield
+
+    @asynccontextmanager
+    async def _outer_transaction(self) -> AsyncIterator[None]:
+        async with self._write_lock:
+            token = self._in_transaction.set(True)
+            try:
+                try:
+                    await self._w.execute("BEGIN IMMEDIATE")
+                except sqlite3.Error as exc:
+                    raise StoreUnavailable(f"SQLite store is not writable: {exc}") from exc
+                try:
+                    yield
+                except BaseException:
+                    await asyncio.shield(self._rollback())
+                    raise
+                try:
+                    await self._w.commit()
+                except sqlite3.Error as exc:
+                    await asyncio.shield(self._rollback())
+                    raise StoreUnavailable(f"SQLite commit failed: {exc}") from exc
+            finally:
+                self._in_transaction.reset(token)
+
+    async def _rollback(self) -> None:
+        if self._writer is not None and self._writer.in_transaction:
+            await self._writer.rollback()
+
+    # -- statement helpers -----------------------------------------------
+    async def _write(self, sql: str, params: Sequence[Any]) -> int:
+        """Run one write statement (inside the current transaction, or its own)."""
+        if not self._in_transaction.get():
+            async with self._outer_transaction():
+                return await self._write(sql, params)
+        try:
+            cursor = await self._w.execute(sql, params)
+        except sqlite3.Error as exc:
+            if _is_unavailable(exc):
+                raise StoreUnavailable(f"SQLite store unavailable: {exc}") from exc
+            raise
+        return cursor.rowcount
+
+    async def _fetch_all(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
+        try:
+            return list(await self._r.execute_fetchall(sql, params))
+        except sqlite3.Error as exc:
+            if _is_unavailable(exc):
+                raise StoreUnavailable(f"SQLite store unavailable: {exc}") from exc
+            raise
+
+    async def _fetch_one(self, sql: str, params: Sequence[Any]) -> sqlite3.Row | None:
+        rows = await self._fetch_all(sql, params)
+        return rows[0] if rows else None
+
+    async def _update(
+        self,
+        table: _Table,
+        record_id: str,
+        expect: Expectation | None,
+        changes: Mapping[str, Any],
+        *,
+        immutable: Sequence[str],
+    ) -> bool:
+        check_fields(table.model, {**changes, **(expect or {})}, immutable=())
+        check_fields(table.model, changes, immutable=immutable)
+        if not changes:
+            return False
+        sets = ", ".join(f"{column} = ?" for column in changes)
+        params: list[Any] = [table.encode(c, v) for c, v in changes.items()]
+        where = ["id = ?"]
+        params.append(record_id)
+        for column, wanted in (expect or {}).items():
+            if isinstance(wanted, tuple):
+                options = [table.encode(column, w) for w in wanted]
+                clause = " OR ".join(
+                    f"{column} IS NULL" if o is None else f"{column} = ?" for o in options
+                )
+                where.append(f"({clause})")
+                params.extend(o for o in options if o is not None)
+            else:
+                where.append(f"{column} IS ?")
+                params.append(table.encode(column, wanted))
+        sql = f"UPDATE {table.name} SET {sets} WHERE {' AND '.join(where)}"
+        return await self._write(sql, params) == 1
+
+    # -- contacts --------------------------------------------------------
+    async def add_contact(self, contact: Contact) -> None:
+        async with self.transaction():
+            await self._write(CONTACTS.insert_sql, CONTACTS.row_values(contact))
+            for position, identity in enumerate(contact.identities):
+                await self._insert_identity(contact.id, identity, position)
+
+    async def _insert_identity(self, contact_id: str, identity: Identity, position: int) -> None:
+        try:
+            await self._write(
+                "INSERT INTO identities (channel, address, contact_id, position) VALUES (?,?,?,?)",
+                (identity.channel, identity.address, contact_id, position),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise IdentityTaken(
+                f"{identity.channel} {identity.address} belongs to a contact"
+            ) from exc
+
+    async def get_contact(self, contact_id: str) -> Contact | None:
+        row = await self._fetch_one("SELECT * FROM contacts WHERE id = ?", (contact_id,))
+        if row is None:
+            return None
+        identities = await self._fetch_all(
+            "SELECT channel, address FROM identities WHERE contact_id = ? ORDER BY position",
+            (contact_id,),
+        )
+        return CONTACTS.decode(
+            row, identities=[{"channel": i["channel"], "address": i["address"]} for i in identities]
+        )
+
+    async def contacts_by_identity(self, identities: Sequence[Identity]) -> dict[Identity, str]:
+        if not identities:
+            return {}
+        clause = " OR ".join("(channel = ? AND address = ?)" for _ in identities)
+        params = [part for i in identities for part in (i.channel, i.address)]
+        rows = await self._fetch_all(
+            f"SELECT channel, address, contact_id FROM identities WHERE {clause}", params
+        )
+        return {Identity(channel=r["channel"], address=r["address"]): r["contact_id"] for r in rows}
+
+    async def link_identity(self, contact_id: str, identity: Identity) -> None:
+        async with self.transaction():
+            owner = await self._fetch_one(
+                "SELECT contact_id FROM identities WHERE channel = ? AND address = ?",
+                (identity.channel, identity.address),
+            )
+            if owner is not None:
+                if owner["contact_id"] == contact_id:
+                    return
+                raise IdentityTaken(f"{identity.channel} {identity.address} belongs to a contact")
+            last = await self._fetch_one(
+                "SELECT COALESCE(MAX(position), -1) AS p FROM identities WHERE contact_id = ?",
+                (contact_id,),
+            )
+            await self._insert_identity(contact_id, identity, (last["p"] if last else -1) + 1)
+
+    # -- conversations ---------------------------------------------------
+    async def add_conversation(self, conversation: Conversation) -> None:
+        await self._write(CONVERSATIONS.insert_sql, CONVERSATIONS.row_values(conversation))
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        row = await self._fetch_one("SELECT * FROM conversations WHERE id = ?", (conversation_id,))
+        return None if row is None else CONVERSATIONS.decode(row)
+
+    async def latest_conversation(
+        self, contact_id: str, account_id: str, *, statuses: Sequence[ConversationStatus] | None
+    ) -> Conversation | None:
+        sql = "SELECT * FROM conversations WHERE contact_id = ? AND account_id = ?"
+        params: list[Any] = [contact_id, account_id]
+        if statuses is not None:
+            sql += f" AND status IN ({', '.join('?' for _ in statuses)})"
+            params.extend(statuses)
+        sql += " ORDER BY last_activity_at DESC, id DESC LIMIT 1"
+        row = await self._fetch_one(sql, params)
+        return None if row is None else CONVERSATIONS.decode(row)
+
+    async def list_conversations(
+        self, view: ConversationFilter, *, limit: int, cursor: str | None = None
+    ) -> Page[Conversation]:
+        where: list[str] = []
+        params: list[Any] = []
+        if view.statuses:
+            where.append(f"status IN ({', '.join('?' for _ in view.statuses)})")
+            params.extend(view.statuses)
+        if view.unassigned:
+            where.append("assignee_id IS NULL")
+        elif view.assignee_id is not None:
+            where.append("assignee_id = ?")
+            params.append(view.assignee_id)
+        for column in ("channel", "account_id", "contact_id"):
+            value = getattr(view, column)
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if cursor:
+            after = ConversationCursor.decode(cursor)
+            where.append("(last_activity_at < ? OR (last_activity_at = ? AND id < ?))")
+            params.extend([after.last_activity_ms, after.last_activity_ms, after.id])
+        sql = "SELECT * FROM conversations"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY last_activity_at DESC, id DESC LIMIT ?"
+        params.append(limit + 1)
+        rows = await self._fetch_all(sql, params)
+        items = [CONVERSATIONS.decode(r) for r in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = items[-1]
+            next_cursor = ConversationCursor(to_ms(last.last_activity_at), last.id).encode()
+        return Page(items, next_cursor)
+
+    async def update_conversation(
+        self, conversation_id: str, *, expect: Expectation | None = None, **changes: Any
+    ) -> bool:
+        return await self._update(
+            CONVERSATIONS,
+            conversation_id,
+            expect,
+            changes,
+            immutable=("id", "contact_id", "account_id", "channel", "created_at"),
+        )
+
+    async def record_inbound_activity(self, conversation_id: str, at: datetime) -> None:
+        await self._write(
+            "UPDATE conversations SET unread_count = unread_count + 1,"
+            " last_activity_at = MAX(last_activity_at, ?), updated_at = ? WHERE id = ?",
+            (to_ms(at), to_ms(at), conversation_id),
+        )
+
+    # -- messages --------------------------------------------------------
+    async def add_message(self, message: Message) -> None:
+        try:
+            await self._write(MESSAGES.insert_sql, MESSAGES.row_values(message))
+        except sqlite3.IntegrityError as exc:
+            if "messages." in str(exc) and "UNIQUE" in str(exc):
+                raise DuplicateMessage(
+                    f"message {message.external_id or message.idempotency_key} is already stored"
+                ) from exc
+            raise
+
+    async def get_message(self, message_id: str) -> Message | None:
+        row = await self._fetch_one("SELECT * FROM messages WHERE id = ?", (message_id,))
+        return None if row is None else MESSAGES.decode(row)
+
+    async def message_by_external_id(
+        self, channel: str, account_id: str, external_id: str
+    ) -> Message | None:
+        row = await self._fetch_one(
+            "SELECT * FROM messages WHERE channel = ? AND account_id = ? AND external_id = ?",
+            (channel, account_id, external_id),
+        )
+        return None if row is None else MESSAGES.decode(row)
+
+    async def message_by_idempotency_key(
+        self, conversation_id: str, idempotency_key: str
+    ) -> Message | None:
+        row = await self._fetch_one(
+            "SELECT * FROM messages WHERE conversation_id = ? AND idempotency_key = ?",
+            (conversation_id, idempotency_key),
+        )
+        return None if row is None else MESSAGES.decode(row)
+
+    async def list_messages(self, conversation_id: str) -> list[Message]:
+        rows = await self._fetch_all(
+            "SELECT * FROM messages WHERE conversation_id = ? ORDER BY created_at, id",
+            (conversation_id,),
+        )
+        return [MESSAGES.decode(r) for r in rows]
+
+    async def update_message(
+        self, message_id: str, *, expect: Expectation | None = None, **changes: Any
+    ) -> bool:
+        return await self._update(
+            MESSAGES,
+            message_id,
+            expect,
+            changes,
+            immutable=("id", "conversation_id", "account_id", "channel", "direction", "created_at"),
+        )
+
+    async def messages_awaiting_delivery(
+        self, created_before: datetime, limit: int
+    ) -> list[Message]:
+        rows = await self._fetch_all(
+            "SELECT * FROM messages WHERE status = 'queued' AND created_at < ?"
+            " ORDER BY created_at, id LIMIT ?",
+            (to_ms(created_before), limit),
+        )
+        return [MESSAGES.decode(r) for r in rows]
+
+    async def counts(self) -> StoreCounts:
+        rows = await self._fetch_all(
+            "SELECT status, COUNT(*) AS n FROM messages WHERE status IS NOT NULL GROUP BY status",
+            (),
+        )
+        return StoreCounts(messages_by_status={r["status"]: r["n"] for r in rows})
+
+    # -- agents and tokens -----------------------------------------------
+    async def add_agent(self, agent: Agent) -> None:
+        try:
+            await self._write(AGENTS.insert_sql, AGENTS.row_values(agent))
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(f"an agent with e-mail {agent.email} exists") from exc
+
+    async def get_agent(self, agent_id: str) -> Agent | None:
+        row = await self._fetch_one("SELECT * FROM agents WHERE id = ?", (agent_id,))
+        return None if row is None else AGENTS.decode(row)
+
+    async def agent_by_email(self, email: str) -> Agent | None:
+        row = await self._fetch_one("SELECT * FROM agents WHERE email = ?", (email,))
+        return None if row is None else AGENTS.decode(row)
+
+    async def list_agents(self, *, presence: Presence | None = None) -> list[Agent]:
+        sql = "SELECT * FROM agents WHERE active = 1"
+        params: list[Any] = []
+        if presence is not None:
+            sql += " AND presence = ?"
+            params.append(presence)
+        rows = await self._fetch_all(sql + " ORDER BY id", params)
+        return [AGENTS.decode(r) for r in rows]
+
+    async def update_agent(self, agent_id: str, **changes: Any) -> bool:
+        return await self._update(AGENTS, agent_id, None, changes, immutable=("id", "created_at"))
+
+    async def add_token(self, token: ApiToken) -> None:
+        await self._write(TOKENS.insert_sql, TOKENS.row_values(token))
+
+    async def token_by_hash(self, token_hash: str) -> ApiToken | None:
+        row = await self._fetch_one("SELECT * FROM api_tokens WHERE token_hash = ?", (token_hash,))
+        return None if row is None else TOKENS.decode(row)

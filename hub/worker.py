@@ -1,0 +1,112 @@
+"""The worker: arq jobs that deliver outbound messages, and the sweeper.
+
+It runs inside `hub serve` by default (embedded mode), or alone as
+`hub worker` for deployments that scale workers apart from web processes.
+The arq `Worker` is configured explicitly from hub's settings (below) rather
+than through arq's CLI, so both commands share one runtime and one embedded
+Redis. Jobs take ids, load fresh state and are safe to run twice.
+
+On shutdown the worker stops taking jobs and lets running deliveries finish
+(up to `server.shutdown_grace_seconds`); a job cut off after that is run
+again after the restart, with the same idempotency key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from arq import Retry
+from arq.worker import Worker, func
+
+from hub.delivery import RetryLater
+from hub.jobs import DELIVER
+
+if TYPE_CHECKING:
+    from hub.app import Runtime
+
+log = logging.getLogger(__name__)
+
+# arq must never give up on its own: the deliverer counts attempts in the store
+# and marks the message failed with its reason when they run out.
+ARQ_MAX_TRIES = 10_000
+
+
+async def deliver(ctx: dict[str, Any], message_id: str) -> str:
+    runtime = ctx["runtime"]
+    result = await runtime.deliverer.deliver(message_id)
+    if isinstance(result, RetryLater):
+        raise Retry(defer=result.delay)
+    return str(result.outcome)
+
+
+def functions(job_timeout: float) -> list[Any]:
+    return [
+        func(deliver, name=DELIVER, max_tries=ARQ_MAX_TRIES, keep_result=0, timeout=job_timeout)
+    ]
+
+
+class WorkerService:
+    """An arq worker and the sweeper, running as tasks in the current loop."""
+
+    def __init__(self, runtime: Runtime, *, max_jobs: int = 20) -> None:
+        from hub.app import queue_name
+
+        self.runtime = runtime
+        settings = runtime.settings
+        self.worker = Worker(
+            functions(job_timeout=settings.delivery.timeout_seconds * 2 + 5),
+            queue_name=queue_name(settings),
+            redis_pool=runtime.redis,
+            handle_signals=False,
+            ctx={"runtime": runtime},
+            max_jobs=max_jobs,
+            poll_delay=0.2,
+            keep_result=0,
+        )
+        self._main: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        # Anything queued before a restart goes out now, not after the grace period.
+        await self.runtime.sweeper.sweep(grace=timedelta(0))
+        self._main = asyncio.create_task(self.worker.main(), name="arq-worker")
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="sweeper")
+
+    async def _sweep_forever(self) -> None:
+        interval = self.runtime.settings.delivery.sweep_interval_seconds
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.runtime.sweeper.sweep()
+            except Exception:
+                log.exception("sweep failed; trying again later", extra={"event": "sweeper"})
+
+    async def stop(self) -> None:
+        """Stop taking jobs, give running ones the grace period, cancel the rest."""
+        grace = self.runtime.settings.server.shutdown_grace_seconds
+        self.worker.allow_pick_jobs = False
+        running = [t for t in self.worker.tasks.values() if not t.done()]
+        if running:
+            log.info(
+                "waiting for running jobs", extra={"event": "worker.draining", "jobs": len(running)}
+            )
+            await asyncio.wait(running, timeout=grace)
+        for task in (self._sweeper, self._main, *self.worker.tasks.values()):
+            if task is not None and not task.done():
+                task.cancel()
+        for task in (self._sweeper, self._main, *self.worker.tasks.values()):
+            if task is not None:
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
+
+    async def run_until_cancelled(self) -> None:
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
