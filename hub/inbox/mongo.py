@@ -177,7 +177,9 @@ def _identity_taken(exc: DuplicateKeyError) -> bool:
 class MongoStore(Store):
     def __init__(self, database: AsyncDatabase[Document]) -> None:
         # tz_aware without a tzinfo returns every datetime in UTC.
-        self._db = database.with_options(codec_options=CodecOptions(tz_aware=True))
+        self._db: AsyncDatabase[Document] = database.with_options(
+            codec_options=CodecOptions(tz_aware=True)
+        )
         self._owned_client: AsyncMongoClient[Document] | None = None
         self._transactions = False
         self._session: ContextVar[AsyncClientSession | None] = ContextVar(
@@ -204,9 +206,7 @@ class MongoStore(Store):
             hello = await self._db.command("hello")
             self._transactions = "setName" in hello or hello.get("msg") == "isdbgrid"
             for collection, indexes in INDEXES.items():
-                for index in indexes:
-                    spec = dict(index.document)
-                    await self._db[collection].create_index(list(spec.pop("key").items()), **spec)
+                await self._db[collection].create_indexes(indexes)
 
     async def close(self) -> None:
         if self._owned_client is not None:
@@ -341,7 +341,9 @@ class MongoStore(Store):
                 {"$push": {"identities": entry}},
             )
         except DuplicateKeyError as exc:
-            raise IdentityTaken(f"{identity.channel} {identity.address} belongs to a contact") from exc
+            raise IdentityTaken(
+                f"{identity.channel} {identity.address} belongs to a contact"
+            ) from exc
 
     # -- conversations ---------------------------------------------------
     async def add_conversation(self, conversation: Conversation) -> None:
@@ -467,7 +469,9 @@ class MongoStore(Store):
             immutable=("id", "conversation_id", "account_id", "channel", "direction", "created_at"),
         )
 
-    async def messages_awaiting_delivery(self, created_before: datetime, limit: int) -> list[Message]:
+    async def messages_awaiting_delivery(
+        self, created_before: datetime, limit: int
+    ) -> list[Message]:
         documents = await self._find(
             MESSAGES,
             {"status": "queued", "created_at": {"$lt": created_before}},
@@ -509,7 +513,9 @@ class MongoStore(Store):
         return [_record(Agent, d) for d in documents]
 
     async def update_agent(self, agent_id: str, **changes: Any) -> bool:
-        return await self._update(AGENTS, Agent, agent_id, None, changes, immutable=("id", "created_at"))
+        return await self._update(
+            AGENTS, Agent, agent_id, None, changes, immutable=("id", "created_at")
+        )
 
     async def add_token(self, token: ApiToken) -> None:
         try:
