@@ -257,7 +257,9 @@ def token_create(config: Path | None, data_dir: Path | None, agent_email: str, n
         return True
 
     if not run(lambda: with_store(settings, create)):
-        raise click.ClickException(f"no agent with e-mail {agent_email}; add one with `hub agent add`")
+        raise click.ClickException(
+            f"no agent with e-mail {agent_email}; add one with `hub agent add`"
+        )
     click.echo(secret)
     click.echo("store it now: hub keeps only its hash and cannot show it again", err=True)
 

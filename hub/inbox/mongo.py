@@ -27,7 +27,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
-from hub.errors import Conflict, DuplicateMessage, IdentityTaken, StoreUnavailable
+from hub.errors import Conflict, DuplicateMessage, IdentityTaken, NotFound, StoreUnavailable
 from hub.inbox.model import (
     Agent,
     ApiToken,
@@ -275,11 +275,8 @@ class MongoStore(Store):
         record_id: str,
         expect: Expectation | None,
         changes: Mapping[str, Any],
-        *,
-        immutable: Sequence[str],
     ) -> bool:
-        check_fields(model, {**changes, **(expect or {})}, immutable=())
-        check_fields(model, changes, immutable=immutable)
+        check_fields(model, changes, expect)
         if not changes:
             return False
         # `$eq`/`$in` compare literally: an expected dict is never read as operators,
@@ -335,7 +332,7 @@ class MongoStore(Store):
     async def link_identity(self, contact_id: str, identity: Identity) -> None:
         entry = identity.model_dump()
         try:
-            await self._update_one(
+            pushed = await self._update_one(
                 CONTACTS,
                 {"_id": contact_id, "identities": {"$not": {"$elemMatch": entry}}},
                 {"$push": {"identities": entry}},
@@ -344,6 +341,8 @@ class MongoStore(Store):
             raise IdentityTaken(
                 f"{identity.channel} {identity.address} belongs to a contact"
             ) from exc
+        if not pushed and await self._find_one(CONTACTS, {"_id": contact_id}) is None:
+            raise NotFound(f"contact {contact_id} does not exist")
 
     # -- conversations ---------------------------------------------------
     async def add_conversation(self, conversation: Conversation) -> None:
@@ -368,6 +367,8 @@ class MongoStore(Store):
     async def list_conversations(
         self, view: ConversationFilter, *, limit: int, cursor: str | None = None
     ) -> Page[Conversation]:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
         query: Document = {}
         if view.statuses:
             query["status"] = {"$in": list(view.statuses)}
@@ -403,7 +404,6 @@ class MongoStore(Store):
             conversation_id,
             expect,
             changes,
-            immutable=("id", "contact_id", "account_id", "channel", "created_at"),
         )
 
     async def record_inbound_activity(self, conversation_id: str, at: datetime) -> None:
@@ -460,14 +460,16 @@ class MongoStore(Store):
     async def update_message(
         self, message_id: str, *, expect: Expectation | None = None, **changes: Any
     ) -> bool:
-        return await self._update(
-            MESSAGES,
-            Message,
-            message_id,
-            expect,
-            changes,
-            immutable=("id", "conversation_id", "account_id", "channel", "direction", "created_at"),
-        )
+        try:
+            return await self._update(
+                MESSAGES,
+                Message,
+                message_id,
+                expect,
+                changes,
+            )
+        except Conflict as exc:
+            raise DuplicateMessage(f"another message already has that key ({exc.message})") from exc
 
     async def messages_awaiting_delivery(
         self, created_before: datetime, limit: int
@@ -513,9 +515,10 @@ class MongoStore(Store):
         return [_record(Agent, d) for d in documents]
 
     async def update_agent(self, agent_id: str, **changes: Any) -> bool:
-        return await self._update(
-            AGENTS, Agent, agent_id, None, changes, immutable=("id", "created_at")
-        )
+        try:
+            return await self._update(AGENTS, Agent, agent_id, None, changes)
+        except Conflict as exc:
+            raise Conflict(f"an agent with e-mail {changes.get('email')} exists") from exc
 
     async def add_token(self, token: ApiToken) -> None:
         try:

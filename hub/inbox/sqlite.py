@@ -25,7 +25,13 @@ import aiosqlite
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
-from hub.errors import Conflict, DuplicateMessage, IdentityTaken, StoreUnavailable
+from hub.errors import (
+    Conflict,
+    DuplicateMessage,
+    IdentityTaken,
+    NotFound,
+    StoreUnavailable,
+)
 from hub.inbox.model import (
     Agent,
     ApiToken,
@@ -265,6 +271,17 @@ def _is_unavailable(exc: sqlite3.Error) -> bool:
     )
 
 
+def _integrity_error(exc: sqlite3.IntegrityError) -> Exception:
+    """The hub error for a broken key; methods refine it where they know more.
+    Anything else (a CHECK, a trigger) stays the database's own error."""
+    text = str(exc)
+    if "FOREIGN KEY" in text:
+        return NotFound("a record it refers to does not exist")
+    if "UNIQUE" in text or "PRIMARY KEY" in text:
+        return Conflict(f"already exists ({text.split(':', 1)[-1].strip()})")
+    return exc
+
+
 class SqliteStore(Store):
     def __init__(self, path: Path | str, *, busy_timeout_ms: int = 5000) -> None:
         self.path = Path(path)
@@ -385,6 +402,11 @@ class SqliteStore(Store):
                 return await self._write(sql, params)
         try:
             cursor = await self._w.execute(sql, params)
+        except sqlite3.IntegrityError as exc:
+            error = _integrity_error(exc)
+            if error is exc:
+                raise
+            raise error from exc
         except sqlite3.Error as exc:
             if _is_unavailable(exc):
                 raise StoreUnavailable(f"SQLite store unavailable: {exc}") from exc
@@ -409,11 +431,8 @@ class SqliteStore(Store):
         record_id: str,
         expect: Expectation | None,
         changes: Mapping[str, Any],
-        *,
-        immutable: Sequence[str],
     ) -> bool:
-        check_fields(table.model, {**changes, **(expect or {})}, immutable=())
-        check_fields(table.model, changes, immutable=immutable)
+        check_fields(table.model, changes, expect)
         if not changes:
             return False
         sets = ", ".join(f"{column} = ?" for column in changes)
@@ -447,7 +466,7 @@ class SqliteStore(Store):
                 "INSERT INTO identities (channel, address, contact_id, position) VALUES (?,?,?,?)",
                 (identity.channel, identity.address, contact_id, position),
             )
-        except sqlite3.IntegrityError as exc:
+        except Conflict as exc:
             raise IdentityTaken(
                 f"{identity.channel} {identity.address} belongs to a contact"
             ) from exc
@@ -535,6 +554,8 @@ class SqliteStore(Store):
         sql = "SELECT * FROM conversations"
         if where:
             sql += " WHERE " + " AND ".join(where)
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
         sql += " ORDER BY last_activity_at DESC, id DESC LIMIT ?"
         params.append(limit + 1)
         rows = await self._fetch_all(sql, params)
@@ -553,7 +574,6 @@ class SqliteStore(Store):
             conversation_id,
             expect,
             changes,
-            immutable=("id", "contact_id", "account_id", "channel", "created_at"),
         )
 
     async def record_inbound_activity(self, conversation_id: str, at: datetime) -> None:
@@ -567,12 +587,10 @@ class SqliteStore(Store):
     async def add_message(self, message: Message) -> None:
         try:
             await self._write(MESSAGES.insert_sql, MESSAGES.row_values(message))
-        except sqlite3.IntegrityError as exc:
-            if "messages." in str(exc) and "UNIQUE" in str(exc):
-                raise DuplicateMessage(
-                    f"message {message.external_id or message.idempotency_key} is already stored"
-                ) from exc
-            raise
+        except Conflict as exc:
+            raise DuplicateMessage(
+                f"message {message.external_id or message.idempotency_key} is already stored"
+            ) from exc
 
     async def get_message(self, message_id: str) -> Message | None:
         row = await self._fetch_one("SELECT * FROM messages WHERE id = ?", (message_id,))
@@ -606,13 +624,15 @@ class SqliteStore(Store):
     async def update_message(
         self, message_id: str, *, expect: Expectation | None = None, **changes: Any
     ) -> bool:
-        return await self._update(
-            MESSAGES,
-            message_id,
-            expect,
-            changes,
-            immutable=("id", "conversation_id", "account_id", "channel", "direction", "created_at"),
-        )
+        try:
+            return await self._update(
+                MESSAGES,
+                message_id,
+                expect,
+                changes,
+            )
+        except Conflict as exc:
+            raise DuplicateMessage(f"another message already has that key ({exc.message})") from exc
 
     async def messages_awaiting_delivery(
         self, created_before: datetime, limit: int
@@ -635,7 +655,9 @@ class SqliteStore(Store):
     async def add_agent(self, agent: Agent) -> None:
         try:
             await self._write(AGENTS.insert_sql, AGENTS.row_values(agent))
-        except sqlite3.IntegrityError as exc:
+        except Conflict as exc:
+            if "agents.email" not in exc.message:
+                raise
             raise Conflict(f"an agent with e-mail {agent.email} exists") from exc
 
     async def get_agent(self, agent_id: str) -> Agent | None:
@@ -656,7 +678,7 @@ class SqliteStore(Store):
         return [AGENTS.decode(r) for r in rows]
 
     async def update_agent(self, agent_id: str, **changes: Any) -> bool:
-        return await self._update(AGENTS, agent_id, None, changes, immutable=("id", "created_at"))
+        return await self._update(AGENTS, agent_id, None, changes)
 
     async def add_token(self, token: ApiToken) -> None:
         await self._write(TOKENS.insert_sql, TOKENS.row_values(token))

@@ -220,9 +220,23 @@ class Store(ABC):
     async def token_by_hash(self, token_hash: str) -> ApiToken | None: ...
 
 
-def check_fields(model: type[Any], changes: Mapping[str, Any], *, immutable: Sequence[str]) -> None:
-    """Refuse updates to unknown or identity fields; a programming error, not user input."""
+# Fields that say what a record is; changing them would make it another record.
+FIXED_FIELDS: dict[type[Any], tuple[str, ...]] = {
+    Conversation: ("id", "contact_id", "account_id", "channel", "created_at"),
+    Message: ("id", "conversation_id", "account_id", "channel", "direction", "created_at"),
+    Agent: ("id", "created_at"),
+}
+
+
+def check_fields(
+    model: type[Any], changes: Mapping[str, Any], expect: Mapping[str, Any] | None
+) -> None:
+    """Refuse updates to unknown or fixed fields; a programming error, not user input."""
     known = model.model_fields
+    fixed = FIXED_FIELDS.get(model, ("id",))
+    for name in (*changes, *(expect or {})):
+        if name not in known:
+            raise ValueError(f"{model.__name__} has no field {name}")
     for name in changes:
-        if name not in known or name in immutable:
+        if name in fixed:
             raise ValueError(f"cannot update {model.__name__}.{name}")

@@ -15,6 +15,7 @@ from hub.errors import InvalidRequest, NotFound, describe_validation
 from hub.inbox.model import Agent, Attachment, ConversationStatus, Presence
 from hub.inbox.service import InboxService
 from hub.inbox.store import ConversationFilter, Store
+from hub.web.auth import AGENT
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -65,8 +66,7 @@ def agent_json(agent: Agent) -> dict[str, Any]:
 
 
 def me(request: web.Request) -> Agent:
-    agent: Agent = request["agent"]
-    return agent
+    return request[AGENT]
 
 
 def conversation_filter(request: web.Request) -> ConversationFilter:

@@ -20,7 +20,7 @@ from hub.inbox.model import Agent, ApiToken
 from hub.inbox.store import Store
 
 TOKEN_PREFIX = "hub_"
-AGENT_KEY = web.AppKey("agent", Agent)  # set on each authenticated request by the middleware
+AGENT = web.RequestKey("agent", Agent)  # the caller, set by the middleware on /api/ requests
 
 _passwords = PasswordHasher()
 
@@ -67,7 +67,7 @@ def token_middleware(store: Store, *, prefix: str = "/api/") -> web.middleware: 
                 raise Unauthenticated(
                     "send 'Authorization: Bearer <token>' (see `hub token create`)"
                 )
-            request["agent"] = await agent_for_token(store, token.strip())
+            request[AGENT] = await agent_for_token(store, token.strip())
         return await handler(request)
 
     return authenticate

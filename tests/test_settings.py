@@ -1,0 +1,109 @@
+"""Settings: file, environment and flags, and errors that name what is wrong."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from hub.channels.api import ApiChannel
+from hub.errors import ConfigError
+from hub.settings import load_settings
+
+EXAMPLE = Path(__file__).parent.parent / "config" / "hub.example.toml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "hub.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_example_config_loads_and_documents_every_setting(monkeypatch):
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    settings = load_settings(EXAMPLE)
+    assert settings.accounts[0].id == "shop"
+    text = EXAMPLE.read_text()
+    for section_name in ("server", "store", "redis", "inbox", "delivery"):
+        section = getattr(settings, section_name)
+        for key in type(section).model_fields:
+            assert re.search(rf"^(# )?{key} = ", text, re.M), f"[{section_name}] {key} undocumented"
+    for key in ("data_dir", "log_level", "log_format", "redis_url", "mongodb_url"):
+        assert re.search(rf"^(# )?{key} = ", text, re.M), f"{key} is not documented"
+
+
+def test_environment_beats_the_file_and_flags_beat_both(tmp_path, monkeypatch):
+    path = write(tmp_path, '[server]\nport = 9000\nhost = "0.0.0.0"\n')
+    monkeypatch.setenv("HUB_SERVER__PORT", "9100")
+    monkeypatch.setenv("REDIS_URL", "redis://example:6379/0")
+    settings = load_settings(path)
+    assert (settings.server.host, settings.server.port) == ("0.0.0.0", 9100)
+    assert settings.redis_url == "redis://example:6379/0" and not settings.embedded_redis
+    flagged = load_settings(path, **{"server.port": 9200, "data_dir": tmp_path / "d"})
+    assert flagged.server.port == 9200 and flagged.data_dir == tmp_path / "d"
+
+
+def test_defaults_are_embedded(monkeypatch):
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("MONGODB_URL", raising=False)
+    monkeypatch.delenv("HUB_CONFIG", raising=False)
+    settings = load_settings(None)
+    assert settings.embedded_redis and settings.embedded_store
+    assert settings.server.port == 8080 and settings.data_dir == Path("hub-data")
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("[server]\nport = 'eighty'\n", "server.port"),
+        ("[server]\nprot = 1\n", "server.prot"),
+        ("[[accounts]]\nid = 'Shop Main'\nchannel = 'api'\n", "account id must be lower-case"),
+        (
+            "[[accounts]]\nid = 'a'\nchannel = 'api'\n[[accounts]]\nid = 'a'\nchannel = 'api'\n",
+            "account id 'a' is defined twice",
+        ),
+        ("port = [", "is not valid TOML"),
+    ],
+)
+def test_bad_config_is_refused_naming_the_key(tmp_path, text, says):
+    with pytest.raises(ConfigError, match=says.replace("(", r"\(").replace("[", r"\[")):
+        load_settings(write(tmp_path, text))
+
+
+def test_missing_config_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_secret_comes_from_the_named_environment_variable(tmp_path, monkeypatch):
+    path = write(
+        tmp_path, "[[accounts]]\nid = 'shop'\nchannel = 'api'\nsecret_env = 'SHOP_SECRET'\n"
+    )
+    settings = load_settings(path)
+    with pytest.raises(
+        ConfigError, match="secret_env names environment variable 'SHOP_SECRET', which is not set"
+    ):
+        settings.accounts[0].options()
+    monkeypatch.setenv("SHOP_SECRET", "s" * 20)
+    assert settings.accounts[0].options() == {"secret": "s" * 20}
+
+
+def test_channel_options_are_validated_naming_account_and_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("SHOP_SECRET", "short")
+    path = write(
+        tmp_path,
+        "[[accounts]]\nid = 'shop'\nchannel = 'api'\nsecret_env = 'SHOP_SECRET'\ncallback_url = 'nope'\n",
+    )
+    account = load_settings(path).accounts[0]
+    with pytest.raises(ConfigError) as error:
+        ApiChannel(account, context=None)  # type: ignore[arg-type]
+    assert "account 'shop' (api)" in error.value.message
+    assert "secret:" in error.value.message and "callback_url:" in error.value.message
+
+
+def test_unknown_channel_family_is_named():
+    from hub.channels.registry import channel_class
+
+    with pytest.raises(ConfigError, match="unknown channel 'fax'"):
+        channel_class("fax")
