@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 import aiohttp
@@ -52,9 +52,9 @@ class Runtime:
     inbox: InboxService
     router: RoundRobinRouter
     http: aiohttp.ClientSession
-    channels: dict[str, Channel] = field(default_factory=dict)
-    deliverer: Deliverer | None = None
-    sweeper: Sweeper | None = None
+    channels: dict[str, Channel]
+    deliverer: Deliverer
+    sweeper: Sweeper
 
     async def ingest(self, inbound: InboundMessage) -> IngestOutcome:
         outcome = await self.inbox.ingest(inbound)
@@ -114,7 +114,22 @@ async def open_runtime(
         )
         stack.push_async_callback(http.close)
         metrics = Metrics()
-        runtime = Runtime(settings, clock, metrics, store, redis, bus, jobs, inbox, router, http)
+        channels: dict[str, Channel] = {}  # filled below, once `runtime.ingest` exists
+        runtime = Runtime(
+            settings=settings,
+            clock=clock,
+            metrics=metrics,
+            store=store,
+            redis=redis,
+            bus=bus,
+            jobs=jobs,
+            inbox=inbox,
+            router=router,
+            http=http,
+            channels=channels,
+            deliverer=Deliverer(store, inbox, channels, clock, settings.delivery, metrics),
+            sweeper=Sweeper(store, jobs, clock, settings.delivery),
+        )
         context = ChannelContext(
             ingest=runtime.ingest,
             http=http,
@@ -124,11 +139,7 @@ async def open_runtime(
             or f"http://{settings.server.host}:{settings.server.port}",
         )
         for account in settings.accounts:
-            runtime.channels[account.id] = channel_class(account.channel)(account, context)
-        runtime.deliverer = Deliverer(
-            store, inbox, runtime.channels, clock, settings.delivery, metrics
-        )
-        runtime.sweeper = Sweeper(store, jobs, clock, settings.delivery)
+            channels[account.id] = channel_class(account.channel)(account, context)
         yield runtime
 
 

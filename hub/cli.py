@@ -195,7 +195,7 @@ def agent_add(
     new = Agent(
         name=name,
         email=address,
-        role=role,  # type: ignore[arg-type]
+        role=role,
         capacity=capacity,
         presence="online" if online else "offline",
         password_hash=hash_password(password) if password else None,

@@ -93,7 +93,8 @@ def test_channel_options_are_validated_naming_account_and_key(tmp_path, monkeypa
     monkeypatch.setenv("SHOP_SECRET", "short")
     path = write(
         tmp_path,
-        "[[accounts]]\nid = 'shop'\nchannel = 'api'\nsecret_env = 'SHOP_SECRET'\ncallback_url = 'nope'\n",
+        "[[accounts]]\nid = 'shop'\nchannel = 'api'\n"
+        "secret_env = 'SHOP_SECRET'\ncallback_url = 'nope'\n",
     )
     account = load_settings(path).accounts[0]
     with pytest.raises(ConfigError) as error:

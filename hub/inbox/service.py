@@ -172,10 +172,10 @@ class InboxService:
                 await self.store.link_identity(owner_id, identity)
             except IdentityTaken:
                 continue
-        contact = await self.store.get_contact(owner_id)
-        if contact is None:  # the identity row exists, so the contact does
+        owner = await self.store.get_contact(owner_id)
+        if owner is None:  # the identity row exists, so the contact does
             raise NotFound(f"contact {owner_id} vanished")
-        return contact, False
+        return owner, False
 
     async def _thread(
         self, inbound: InboundMessage, contact: Contact, events: list[Event]

@@ -77,7 +77,7 @@ def conversation_filter(request: web.Request) -> ConversationFilter:
         for status in query["status"].split(","):
             if status not in STATUSES:
                 raise InvalidRequest(f"status must be one of {', '.join(STATUSES)}")
-            statuses.append(status)  # type: ignore[arg-type]
+            statuses.append(status)
     assignee = query.get("assignee")
     return ConversationFilter(
         statuses=statuses,

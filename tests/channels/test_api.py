@@ -161,7 +161,8 @@ async def test_concurrent_duplicates_are_stored_once(make_settings, start_hub):
             "'nope' is not an e-mail address",
         ),
         (
-            b'{"external_id": "1", "from": {"id": "u"}, "text": "hi", "attachments": [{"url": "x"}]}',
+            b'{"external_id": "1", "from": {"id": "u"}, "text": "hi",'
+            b' "attachments": [{"url": "x"}]}',
             422,
             "invalid_request",
             "attachments.0.url",

@@ -214,7 +214,8 @@ async def test_failed_ingest_writes_nothing(hub):
 
     db = sqlite3.connect(hub.settings.data_dir / "hub.db", isolation_level=None)
     db.execute(
-        "CREATE TRIGGER refuse BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
+        "CREATE TRIGGER refuse BEFORE INSERT ON messages"
+        " BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
     )
     try:
         with pytest.raises(sqlite3.IntegrityError, match="disk on fire"):
