@@ -58,6 +58,7 @@ CONVERSATIONS = "conversations"
 MESSAGES = "messages"
 AGENTS = "agents"
 TOKENS = "api_tokens"
+CHANNEL_STATE = "channel_state"
 
 # A query uses a partial index only if it implies the index's filter, so the
 # lookups below repeat these filters word for word.
@@ -145,6 +146,10 @@ def _document(record: BaseModel) -> Document:
 def _record(model: type[R], document: Mapping[str, Any]) -> R:
     fields = {("id" if key == "_id" else key): _from_bson(v) for key, v in document.items()}
     return model.model_validate(fields)
+
+
+def _state_id(account_id: str, key: str) -> str:
+    return f"{account_id}\x1f{key}"  # a separator no account id or key contains
 
 
 def _field(name: str) -> str:
@@ -261,10 +266,12 @@ class MongoStore(Store):
                 cursor = cursor.limit(limit)
             return await cursor.to_list()
 
-    async def _update_one(self, collection: str, query: Document, update: Document) -> bool:
+    async def _update_one(
+        self, collection: str, query: Document, update: Document, *, upsert: bool = False
+    ) -> bool:
         with _reachable():
             result = await self._db[collection].update_one(
-                query, update, session=self._session.get()
+                query, update, upsert=upsert, session=self._session.get()
             )
         return result.matched_count == 1
 
@@ -343,6 +350,11 @@ class MongoStore(Store):
             ) from exc
         if not pushed and await self._find_one(CONTACTS, {"_id": contact_id}) is None:
             raise NotFound(f"contact {contact_id} does not exist")
+
+    async def update_contact(
+        self, contact_id: str, *, expect: Expectation | None = None, **changes: Any
+    ) -> bool:
+        return await self._update(CONTACTS, Contact, contact_id, expect, changes)
 
     # -- conversations ---------------------------------------------------
     async def add_conversation(self, conversation: Conversation) -> None:
@@ -491,6 +503,19 @@ class MongoStore(Store):
             cursor = await self._db[MESSAGES].aggregate(pipeline, session=self._session.get())
             groups = await cursor.to_list()
         return StoreCounts(messages_by_status={g["_id"]: g["n"] for g in groups})
+
+    # -- channel state ---------------------------------------------------
+    async def channel_state(self, account_id: str, key: str) -> dict[str, Any] | None:
+        document = await self._find_one(CHANNEL_STATE, {"_id": _state_id(account_id, key)})
+        return None if document is None else dict(_from_bson(document["value"]))
+
+    async def save_channel_state(self, account_id: str, key: str, value: dict[str, Any]) -> None:
+        await self._update_one(
+            CHANNEL_STATE,
+            {"_id": _state_id(account_id, key)},
+            {"$set": {"account_id": account_id, "key": key, "value": _to_bson(value)}},
+            upsert=True,
+        )
 
     # -- agents and tokens -----------------------------------------------
     async def add_agent(self, agent: Agent) -> None:

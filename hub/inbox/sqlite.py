@@ -167,6 +167,14 @@ MIGRATIONS: list[str] = [
         last_used_at INTEGER
     );
     """,
+    """
+    CREATE TABLE channel_state (
+        account_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (account_id, key)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 
@@ -509,6 +517,11 @@ class SqliteStore(Store):
             )
             await self._insert_identity(contact_id, identity, (last["p"] if last else -1) + 1)
 
+    async def update_contact(
+        self, contact_id: str, *, expect: Expectation | None = None, **changes: Any
+    ) -> bool:
+        return await self._update(CONTACTS, contact_id, expect, changes)
+
     # -- conversations ---------------------------------------------------
     async def add_conversation(self, conversation: Conversation) -> None:
         await self._write(CONVERSATIONS.insert_sql, CONVERSATIONS.row_values(conversation))
@@ -650,6 +663,20 @@ class SqliteStore(Store):
             (),
         )
         return StoreCounts(messages_by_status={r["status"]: r["n"] for r in rows})
+
+    # -- channel state ---------------------------------------------------
+    async def channel_state(self, account_id: str, key: str) -> dict[str, Any] | None:
+        row = await self._fetch_one(
+            "SELECT value FROM channel_state WHERE account_id = ? AND key = ?", (account_id, key)
+        )
+        return None if row is None else dict(json.loads(row["value"]))
+
+    async def save_channel_state(self, account_id: str, key: str, value: dict[str, Any]) -> None:
+        await self._write(
+            "INSERT INTO channel_state (account_id, key, value) VALUES (?, ?, ?)"
+            " ON CONFLICT (account_id, key) DO UPDATE SET value = excluded.value",
+            (account_id, key, json.dumps(to_jsonable_python(value), separators=(",", ":"))),
+        )
 
     # -- agents and tokens -----------------------------------------------
     async def add_agent(self, agent: Agent) -> None:

@@ -125,6 +125,13 @@ class Store(ABC):
         """Give the contact one more identity. Raises IdentityTaken if another contact
         has it; linking an identity the contact already has is a no-op."""
 
+    @abstractmethod
+    async def update_contact(
+        self, contact_id: str, *, expect: Expectation | None = None, **changes: Any
+    ) -> bool:
+        """Compare-and-set on a contact's own fields (identities change only through
+        `link_identity`). Returns False, changing nothing, when missing or different."""
+
     # -- conversations ---------------------------------------------------
     @abstractmethod
     async def add_conversation(self, conversation: Conversation) -> None: ...
@@ -195,6 +202,16 @@ class Store(ABC):
     @abstractmethod
     async def counts(self) -> StoreCounts: ...
 
+    # -- channel state ---------------------------------------------------
+    @abstractmethod
+    async def channel_state(self, account_id: str, key: str) -> dict[str, Any] | None:
+        """What a channel remembered under `key` (an IMAP mailbox's UIDVALIDITY and
+        last UID, a bot's update offset), or None."""
+
+    @abstractmethod
+    async def save_channel_state(self, account_id: str, key: str, value: dict[str, Any]) -> None:
+        """Remember `value` under `key`, replacing what was there (JSON-able values)."""
+
     # -- agents and tokens -----------------------------------------------
     @abstractmethod
     async def add_agent(self, agent: Agent) -> None:
@@ -222,6 +239,7 @@ class Store(ABC):
 
 # Fields that say what a record is; changing them would make it another record.
 FIXED_FIELDS: dict[type[Any], tuple[str, ...]] = {
+    Contact: ("id", "identities", "created_at"),
     Conversation: ("id", "contact_id", "account_id", "channel", "created_at"),
     Message: ("id", "conversation_id", "account_id", "channel", "direction", "created_at"),
     Agent: ("id", "created_at"),

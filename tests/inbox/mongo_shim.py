@@ -85,8 +85,10 @@ class AsyncCollection:
     ) -> AsyncCursor:
         return AsyncCursor(self._collection.find(query, projection, session=session))
 
-    async def update_one(self, query: Document, update: Document, *, session: None = None) -> Any:
-        return self._collection.update_one(query, update, session=session)
+    async def update_one(
+        self, query: Document, update: Document, *, upsert: bool = False, session: None = None
+    ) -> Any:
+        return self._collection.update_one(query, update, upsert=upsert, session=session)
 
     async def aggregate(self, pipeline: list[Document], *, session: None = None) -> AsyncCursor:
         return AsyncCursor(self._collection.aggregate(pipeline, session=session))

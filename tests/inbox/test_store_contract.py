@@ -329,6 +329,35 @@ async def test_linking_to_a_missing_contact_raises_not_found(store: Store) -> No
     assert await store.contacts_by_identity([identity("phone", "+84909")]) == {}
 
 
+async def test_update_contact_sets_fields_with_compare_and_set(store: Store) -> None:
+    contact = await saved_contact(store, identity("phone", "+84901"))
+    consent = Consent(status="opted_out", at=at(5), how="STOP in message SM9")
+    assert await store.update_contact(
+        contact.id, consent={"sms": consent}, tags=["vip"], birthday=date(1990, 2, 3)
+    )
+    stored = await store.get_contact(contact.id)
+    assert stored.consent == {"sms": consent}
+    assert stored.tags == ["vip"] and stored.birthday == date(1990, 2, 3)
+    assert stored.identities == contact.identities
+    assert not await store.update_contact(contact.id, expect={"name": "someone else"}, name="x")
+    assert not await store.update_contact("0" * 24, name="x")
+    with pytest.raises(ValueError, match=r"cannot update Contact\.identities"):
+        await store.update_contact(contact.id, identities=[])
+
+
+# -- channel state -------------------------------------------------------
+
+
+async def test_channel_state_is_remembered_per_account_and_key(store: Store) -> None:
+    assert await store.channel_state("support-mail", "INBOX") is None
+    await store.save_channel_state("support-mail", "INBOX", {"uidvalidity": 7, "last_uid": 41})
+    await store.save_channel_state("support-mail", "INBOX", {"uidvalidity": 7, "last_uid": 42})
+    await store.save_channel_state("sales-mail", "INBOX", {"uidvalidity": 1, "last_uid": 3})
+    assert await store.channel_state("support-mail", "INBOX") == {"uidvalidity": 7, "last_uid": 42}
+    assert await store.channel_state("sales-mail", "INBOX") == {"uidvalidity": 1, "last_uid": 3}
+    assert await store.channel_state("support-mail", "Sent") is None
+
+
 # -- conversations -------------------------------------------------------
 
 
