@@ -48,7 +48,8 @@ class HubProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> HubProcess:
+    def start(self, *extra: str) -> HubProcess:
+        """Start `hub serve` (with `extra` flags) and wait until /healthz answers."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
