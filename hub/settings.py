@@ -106,7 +106,7 @@ class HubSettings(BaseSettings):
 
     data_dir: Path = Path("hub-data")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["json", "text"] = "json"
+    log_format: Literal["auto", "json", "text"] = "auto"
     redis_url: str | None = Field(
         None,
         validation_alias=AliasChoices("redis_url", "REDIS_URL"),
