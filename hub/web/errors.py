@@ -29,6 +29,7 @@ STATUS: dict[type[errors.HubError], int] = {
     errors.Conflict: 409,
     errors.DuplicateMessage: 409,
     errors.IdentityTaken: 409,
+    errors.ReplyWindowClosed: 409,
     errors.PayloadTooLarge: 413,
     errors.StoreUnavailable: 503,
     errors.QueueUnavailable: 503,
