@@ -27,7 +27,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from datetime import timedelta
 from typing import Any, Literal
 
 import telegram
@@ -314,10 +313,8 @@ def rejection(exc: tg_error.TelegramError) -> ProviderRejected:
     """A Bot API error as ProviderRejected: rate limits and network faults are
     retryable; a refused request (bad chat, bot blocked, bad token) is not."""
     if isinstance(exc, tg_error.RetryAfter):
-        wait = exc.retry_after
-        seconds = wait.total_seconds() if isinstance(wait, timedelta) else wait
         return ProviderRejected(
-            f"Telegram rate limit: retry after {seconds:.0f} s", retryable=True, provider_code="429"
+            f"Telegram rate limit: {exc.message}", retryable=True, provider_code="429"
         )
     if isinstance(exc, tg_error.BadRequest):  # a NetworkError subclass: check it first
         return ProviderRejected(
