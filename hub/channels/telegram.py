@@ -196,12 +196,18 @@ class TelegramChannel(Channel):
 
     def __init__(self, account: AccountSettings, context: ChannelContext) -> None:
         super().__init__(account, context)
+        self._requests = (
+            HTTPXRequest(connection_pool_size=8),
+            HTTPXRequest(read_timeout=self.options.poll_timeout_seconds + 10),
+        )
+        # Used as a plain client: no `initialize()` (its getMe check would put the
+        # token in an exception message), so its HTTP clients are closed in `close`.
         self.bot = telegram.Bot(
             self.options.token,
             base_url=self.options.base_url,
             base_file_url=self.options.base_file_url,
-            request=HTTPXRequest(connection_pool_size=8),
-            get_updates_request=HTTPXRequest(read_timeout=self.options.poll_timeout_seconds + 10),
+            request=self._requests[0],
+            get_updates_request=self._requests[1],
         )
 
     @property
@@ -279,7 +285,8 @@ class TelegramChannel(Channel):
         return len(updates)
 
     async def close(self) -> None:
-        await self.bot.shutdown()
+        for request in self._requests:
+            await request.shutdown()
 
     async def send(self, message: OutboundMessage) -> Receipt:
         chat_id = int(message.to) if message.to.lstrip("-").isdigit() else message.to

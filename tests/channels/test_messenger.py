@@ -360,3 +360,34 @@ async def test_delivery_and_read_receipts_move_the_reply_forward_only(hub, graph
     # A late delivery receipt does not move it back.
     await deliver(hub, with_ids("messenger", "delivery.json", sent.external_id))
     assert (await hub.runtime.store.get_message(reply.id)).status == "read"
+
+
+async def test_store_outage_refuses_the_whole_batch_and_the_redelivery_stores_it_once(
+    make_settings, start_hub, graph, clock, monkeypatch
+):
+    import sqlite3
+
+    monkeypatch.setenv("HUB_TEST_META_SECRET", APP_SECRET)
+    monkeypatch.setenv("HUB_TEST_META_VERIFY", VERIFY)
+    monkeypatch.setenv("HUB_TEST_META_TOKEN", TOKEN)
+    account = {
+        "id": "fanpage",
+        "channel": "messenger",
+        "page_id": PAGE,
+        "app_secret_env": "HUB_TEST_META_SECRET",
+        "verify_token_env": "HUB_TEST_META_VERIFY",
+        "access_token_env": "HUB_TEST_META_TOKEN",
+        "graph_url": graph.url,
+    }
+    settings_ = make_settings(accounts=[account], store={"sqlite_busy_timeout_ms": 100})
+    hub = await start_hub(settings_, clock=clock)
+    blocker = sqlite3.connect(settings_.data_dir / "hub.db", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        refused = await deliver(hub, recorded("messenger", "batch.json"))
+        assert refused.status == 503  # Meta keeps the batch and delivers it again
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert (await deliver(hub, recorded("messenger", "batch.json"))).status == 200
+    assert await stored_counts(hub) == (2, 3, 2)

@@ -31,7 +31,7 @@ import aiohttp
 
 from hub.channels.base import ChannelState, Locks
 from hub.clock import Clock
-from hub.errors import ProviderRejected
+from hub.errors import ProviderRejected, QueueUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -102,20 +102,28 @@ class ZaloTokens:
         """Refresh the pair, once across all processes. `rejected` is the access
         token Zalo just refused (None for a refresh because expiry is near): if the
         stored token is already a different one, another process refreshed it."""
-        async with self.locks.hold(f"zalo-token:{self.account_id}", ttl=60, wait=60):
-            pair = await self._load()
-            if rejected is not None and pair.access_token != rejected:
-                return pair
-            if rejected is None and not self._due(pair):
-                return pair
-            fresh = await self._exchange(pair.refresh_token)
-            # Saved before use: losing the new refresh token would lose the grant.
-            await self.state.save_channel_state(self.account_id, STATE_KEY, fresh.to_state())
-            log.info(
-                "zalo access token refreshed",
-                extra={"event": "zalo.token_refreshed", "account_id": self.account_id},
-            )
-            return fresh
+        try:
+            async with self.locks.hold(f"zalo-token:{self.account_id}", ttl=60, wait=60):
+                return await self._refresh_locked(rejected)
+        except QueueUnavailable as exc:
+            raise ProviderRejected(
+                f"cannot refresh the Zalo token now: {exc.message}", retryable=True
+            ) from exc
+
+    async def _refresh_locked(self, rejected: str | None) -> TokenPair:
+        pair = await self._load()
+        if rejected is not None and pair.access_token != rejected:
+            return pair
+        if rejected is None and not self._due(pair):
+            return pair
+        fresh = await self._exchange(pair.refresh_token)
+        # Saved before use: losing the new refresh token would lose the grant.
+        await self.state.save_channel_state(self.account_id, STATE_KEY, fresh.to_state())
+        log.info(
+            "zalo access token refreshed",
+            extra={"event": "zalo.token_refreshed", "account_id": self.account_id},
+        )
+        return fresh
 
     def _due(self, pair: TokenPair) -> bool:
         return pair.expires_at is not None and pair.expires_at - self.clock.now() <= (
