@@ -51,6 +51,7 @@ ACCOUNT = "bench"
 SECRET_ENV = "HUB_BENCH_SECRET"
 WEBHOOK_PATH = f"/webhooks/api/{ACCOUNT}"
 TARGETS = {"ratio": 0.25, "p99_ms": 25.0, "rss_mb": 200.0}
+OTHERS_CPU_WARNING = 15.0  # % of one core used by processes not ours during a phase
 
 TEXTS = [
     "Xin chào, cho em hỏi đơn hàng của em đến đâu rồi ạ?",
@@ -226,6 +227,13 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def machine_busy_seconds() -> float:
+    """CPU time all processes on the machine have used (every core; idle and I/O wait excluded)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / TICKS
+
+
 def status_kb(pid: int, key: str) -> int | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -373,6 +381,7 @@ class Phase:
     server_cpu: float = math.nan
     client_cpu: float = math.nan
     redis_cpu: float = math.nan
+    others_cpu: float = math.nan
     max_in_flight: int = 0
 
     @property
@@ -387,16 +396,21 @@ class Phase:
 
 
 class CpuMeter:
-    """CPU used by the server, its redis and this client between start() and stop()."""
+    """CPU used between start() and stop() by the server under load, its redis, this
+    client, and by processes that are not ours: on a shared machine they disturb
+    every figure, so the report says when they were busy."""
 
-    def __init__(self, server_pid: int | None, redis_pid: int | None) -> None:
-        self.pids = {"server": server_pid, "redis": redis_pid}
+    def __init__(self, server_pid: int | None, redis_pid: int | None, ours: list[int]) -> None:
+        """`ours`: every process this run started or measures (both servers, redis)."""
+        self.pids: dict[str, int | None] = {"server": server_pid, "redis": redis_pid}
+        self.pids.update({f"idle-{p}": p for p in ours if p not in (server_pid, redis_pid)})
         self._start: dict[str, float] = {}
         self._at = 0.0
 
     def _read(self) -> dict[str, float]:
         figures = {k: cpu_seconds(p) if p else math.nan for k, p in self.pids.items()}
         figures["client"] = cpu_seconds(None)
+        figures["machine"] = machine_busy_seconds()
         return figures
 
     def start(self) -> None:
@@ -412,6 +426,8 @@ class CpuMeter:
             share["redis"],
             share["client"],
         )
+        ours = sum(v for k, v in share.items() if k != "machine" and not math.isnan(v))
+        phase.others_cpu = max(0.0, share["machine"] - ours)
 
 
 async def post(session: aiohttp.ClientSession, url: str, request: Request) -> tuple[int, bytes]:
@@ -596,6 +612,7 @@ def table_row(level: int, bare: Phase, hub: Phase) -> str:
 
 async def drive(args: argparse.Namespace, bare: Target, hub: Target, workload: Workload) -> Results:
     results = Results(bare, hub)
+    ours = [p for p in (bare.pid, hub.pid, hub.redis_pid) if p]
     timeout = aiohttp.ClientTimeout(total=30)
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -610,7 +627,7 @@ async def drive(args: argparse.Namespace, bare: Target, hub: Target, workload: W
             for target in (bare, hub):
                 best = max((p.rate for p in target.phases.values()), default=0.0)
                 target.feed.refill(int((args.warmup + args.duration) * max(2000, 3 * best)))
-                meter = CpuMeter(target.pid, target.redis_pid)
+                meter = CpuMeter(target.pid, target.redis_pid, ours)
                 target.phases[level] = await closed_loop(
                     session, target.url, target.feed, target.outcomes, meter,
                     concurrency=level, warmup=args.warmup, duration=args.duration,
@@ -621,7 +638,7 @@ async def drive(args: argparse.Namespace, bare: Target, hub: Target, workload: W
         if results.half_rate >= 1:
             for target in (hub, bare):
                 target.feed.refill(int(results.half_rate * (args.warmup + args.open_duration)) + 10)
-                meter = CpuMeter(target.pid, target.redis_pid)
+                meter = CpuMeter(target.pid, target.redis_pid, ours)
                 phase = await open_loop(
                     session, target.url, target.feed, target.outcomes, meter,
                     rate=results.half_rate, warmup=args.warmup, duration=args.open_duration,
@@ -715,6 +732,22 @@ def report(
             lines.append(
                 f"note: {target.feed.signed_late} {target.name} bodies were signed during timing"
             )
+    busy = [
+        (phase.others_cpu, f"{target.name} {label}")
+        for target in (bare, hub)
+        for label, phase in [
+            *((f"level {level}", p) for level, p in target.phases.items()),
+            ("half load", results.half_load if target is hub else results.half_load_bare),
+        ]
+        if phase is not None and phase.others_cpu > OTHERS_CPU_WARNING
+    ]
+    if busy:
+        worst, where = max(busy)
+        lines.append(
+            f"warning: processes outside this benchmark used up to {worst:.0f}% CPU ({where});"
+            f" {len(busy)} phase(s) above {OTHERS_CPU_WARNING:g}%: the machine was shared,"
+            " rerun on a quiet one before trusting the figures"
+        )
     hub_peak, bare_peak = hub.peak, bare.peak
     ratio = hub_peak.rate / bare_peak.rate if bare_peak.rate else 0.0
     hub_level = next(level for level, p in hub.phases.items() if p is hub_peak)
