@@ -34,7 +34,7 @@ from hub.locks import RedisLocks
 from hub.metrics import Metrics
 from hub.routing.round_robin import RoundRobinRouter
 from hub.settings import HubSettings
-from hub.web import api
+from hub.web import api, media
 from hub.web.auth import token_middleware
 from hub.web.errors import error_middleware
 
@@ -283,6 +283,14 @@ async def create_app(
         app.router.add_routes(channel.routes())
     app.router.add_post("/webhooks/{channel}/{account}", unknown_webhook)
     app.router.add_routes(api.routes)
+    sources: dict[str, media.MediaSource] = {
+        account_id: channel
+        for account_id, channel in runtime.channels.items()
+        if isinstance(channel, media.MediaSource)
+    }
+    app[media.MEDIA] = sources
+    app[media.MEDIA_STORE] = runtime.store
+    app.router.add_routes(media.routes)
 
     async def close(_: web.Application) -> None:
         await stack.aclose()

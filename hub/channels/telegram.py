@@ -284,6 +284,18 @@ class TelegramChannel(Channel):
             await state.save_channel_state(self.account.id, OFFSET_KEY, {"offset": next_offset})
         return len(updates)
 
+    async def open_attachment(self, attachment: Attachment) -> tuple[bytes, str] | None:
+        """A file the customer sent, fetched through the bot (getFile + download)."""
+        key = attachment.storage_key or ""
+        if not key.startswith("telegram:"):
+            return None
+        try:
+            file = await self.bot.get_file(key.removeprefix("telegram:"))
+            content = await file.download_as_bytearray()
+        except tg_error.TelegramError as exc:
+            raise rejection(exc) from exc
+        return bytes(content), attachment.content_type
+
     async def close(self) -> None:
         for request in self._requests:
             await request.shutdown()

@@ -21,9 +21,11 @@ token), kept as `storage_key = "whatsapp:<media id>"`.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,7 +33,7 @@ from hub.channels import meta
 from hub.channels.base import Channel, OutboundMessage, Receipt
 from hub.channels.batch import Batch, store_batch
 from hub.channels.media import location_text, media_kind
-from hub.errors import InvalidRequest
+from hub.errors import InvalidRequest, ProviderRejected
 from hub.inbox.addresses import normalise_phone
 from hub.inbox.inbound import DeliveryReport, InboundMessage, InboundSender, ReplyWindow
 from hub.inbox.model import Attachment, DeliveryStatus, Identity
@@ -344,6 +346,34 @@ class WhatsAppChannel(Channel):
         await store_batch(self.context, batch, account_id=self.account.id)
         return meta.webhook_ack()
 
+    async def open_attachment(self, attachment: Attachment) -> tuple[bytes, str] | None:
+        """Media the customer sent: its URL from the Graph API, then the bytes, both
+        with the access token (the URL alone does not open)."""
+        key = attachment.storage_key or ""
+        if not key.startswith("whatsapp:"):
+            return None
+        o = self.options
+        headers = {"Authorization": f"Bearer {o.access_token}"}
+        media_id = key.removeprefix("whatsapp:")
+        try:
+            async with self.context.http.get(
+                f"{o.graph_url}/{o.graph_version}/{media_id}", headers=headers
+            ) as response:
+                text = await response.text(errors="replace")
+                if response.status >= 400:
+                    raise _media_error(media_id, response.status, text)
+                info = json.loads(text)
+            async with self.context.http.get(str(info["url"]), headers=headers) as response:
+                if response.status >= 400:
+                    raise _media_error(media_id, response.status, "")
+                body = await response.read()
+        except (TimeoutError, aiohttp.ClientError, ValueError, KeyError, TypeError) as exc:
+            raise ProviderRejected(
+                f"WhatsApp media {media_id} could not be fetched: {type(exc).__name__}",
+                retryable=True,
+            ) from exc
+        return body, str(info.get("mime_type") or attachment.content_type)
+
     @property
     def _send_url(self) -> str:
         o = self.options
@@ -360,6 +390,16 @@ class WhatsAppChannel(Channel):
                 first = messages[0]
                 first_id = str(first.get("id")) if isinstance(first, dict) else None
         return Receipt(external_id=first_id, status="sent")
+
+
+def _media_error(media_id: str, status: int, text: str) -> ProviderRejected:
+    graph = meta.graph_rejection(PROVIDER, status, text)
+    detail = graph.reason.split(": ", 1)[-1]
+    return ProviderRejected(
+        f"WhatsApp media {media_id} could not be fetched: {detail}",
+        retryable=graph.retryable,
+        provider_code=graph.provider_code,
+    )
 
 
 def outbound_bodies(message: OutboundMessage) -> list[dict[str, Any]]:

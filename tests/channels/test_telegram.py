@@ -348,3 +348,24 @@ async def test_long_polling_stores_updates_and_moves_the_offset_after_storing(
 
     await eventually(confirmed_again)
     assert await stored_counts(hub) == (1, 2, 1)
+
+
+# -- files customers sent, for agents ------------------------------------------------
+
+
+async def test_agent_downloads_a_photo_the_customer_sent_through_the_bot(hub, bot_api):
+    bot_api.stored_files["AgACAgUAAxkBAAIBZ2abc-large"] = ("photos/file_7.jpg", b"\xff\xd8photo")
+    await bot_api.deliver(update("photo.json"))
+    [message] = await hub.runtime.store.list_messages((await only_conversation(hub)).id)
+    _, token = await add_agent(hub)
+    response = await hub.api("GET", f"/api/v1/messages/{message.id}/attachments/0", token)
+    assert response.status == 200
+    assert await response.read() == b"\xff\xd8photo"
+    assert response.headers["Content-Type"] == "image/jpeg"
+    assert response.headers["Content-Disposition"] == 'attachment; filename="photo.jpg"'
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert TOKEN not in str(message.model_dump())  # the bot token never reaches the store
+    missing = await hub.api("GET", f"/api/v1/messages/{message.id}/attachments/1", token)
+    assert missing.status == 404
+    anonymous = await hub.client.get(f"/api/v1/messages/{message.id}/attachments/0")
+    assert anonymous.status == 401

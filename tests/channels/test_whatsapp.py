@@ -349,3 +349,22 @@ async def test_status_webhooks_move_the_reply_forward_only(hub, graph):
     await deliver(hub, read)
     await deliver(hub, with_ids("whatsapp", "statuses.json", sent.external_id))  # late, replayed
     assert (await hub.runtime.store.get_message(reply.id)).status == "read"
+
+
+async def test_agent_downloads_media_the_customer_sent_with_the_access_token(hub, graph):
+    graph.media["1003383421387257"] = (b"%PDF-1.4 invoice", "application/pdf")
+    await deliver(hub, recorded("whatsapp", "media_batch.json"))
+    messages = await hub.runtime.store.list_messages((await only_conversation(hub)).id)
+    document = next(m for m in messages if m.external_id == "wamid.doc0002")
+    _, token = await add_agent(hub)
+    response = await hub.api("GET", f"/api/v1/messages/{document.id}/attachments/0", token)
+    assert response.status == 200
+    assert await response.read() == b"%PDF-1.4 invoice"
+    assert response.headers["Content-Type"] == "application/pdf"
+    assert response.headers["Content-Disposition"] == 'attachment; filename="hoa-don-1001.pdf"'
+    image = next(m for m in messages if m.external_id == "wamid.image0001")
+    gone = await hub.api("GET", f"/api/v1/messages/{image.id}/attachments/0", token)
+    assert gone.status == 502  # Meta no longer has it: the provider's answer, not a 500
+    assert (await gone.json())["error"]["message"] == (
+        "WhatsApp media 1003383421387256 could not be fetched: Unsupported get request."
+    )

@@ -46,11 +46,42 @@ class GraphPeer(LocalServer):
         self.access_token = access_token
         self.requests: list[GraphRequest] = []
         self.answers: list[tuple[int, dict[str, Any]]] = []  # scripted, in order
+        self.media: dict[str, tuple[bytes, str]] = {}  # media id -> (bytes, mime type)
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/{version}/{node}/messages", self._messages)
+        app.router.add_get("/{version}/{media_id}", self._media_url)
+        app.router.add_get("/whatsapp_business/attachments/", self._media_download)
         return app
+
+    def _authorised(self, request: web.Request) -> bool:
+        return request.headers.get("Authorization") == f"Bearer {self.access_token}"
+
+    async def _media_url(self, request: web.Request) -> web.Response:
+        """GET /{version}/{media-id}: where to download the media (needs the token)."""
+        media_id = request.match_info["media_id"]
+        if not self._authorised(request):
+            return web.json_response(graph_error(190, "Invalid OAuth access token"), status=401)
+        if media_id not in self.media:
+            return web.json_response(graph_error(100, "Unsupported get request."), status=400)
+        content, mime_type = self.media[media_id]
+        return web.json_response(
+            {
+                "messaging_product": "whatsapp",
+                "url": f"{self.url}/whatsapp_business/attachments/?mid={media_id}",
+                "mime_type": mime_type,
+                "sha256": "0" * 64,
+                "file_size": len(content),
+                "id": media_id,
+            }
+        )
+
+    async def _media_download(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return web.Response(status=401)
+        content, mime_type = self.media[request.query["mid"]]
+        return web.Response(body=content, content_type=mime_type)
 
     async def _messages(self, request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != f"Bearer {self.access_token}":

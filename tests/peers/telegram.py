@@ -38,6 +38,7 @@ class TelegramPeer(LocalServer):
         self._updates: list[dict[str, Any]] = []
         self._new_update = asyncio.Event()
         self._message_id = 9000
+        self.stored_files: dict[str, tuple[str, bytes]] = {}  # file_id -> (path, bytes)
 
     @property
     def base_url(self) -> str:
@@ -76,7 +77,25 @@ class TelegramPeer(LocalServer):
     def app(self) -> web.Application:
         app = web.Application(client_max_size=60 * 2**20)
         app.router.add_post("/bot{token}/{method}", self._call)
+        app.router.add_get("/file/bot{token}/{path:.*}", self._download)
         return app
+
+    async def _download(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return web.Response(status=401)
+        for path, content in self.stored_files.values():
+            if path == request.match_info["path"]:
+                return web.Response(body=content, content_type="application/octet-stream")
+        return web.Response(status=404)
+
+    async def _getFile(self, fields: dict[str, str]) -> dict[str, Any]:
+        path, content = self.stored_files[fields["file_id"]]
+        return {
+            "file_id": fields["file_id"],
+            "file_unique_id": "u" + fields["file_id"][-6:],
+            "file_size": len(content),
+            "file_path": path,
+        }
 
     async def _call(self, request: web.Request) -> web.Response:
         if request.match_info["token"] != self.token:
