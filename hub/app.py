@@ -26,14 +26,15 @@ from hub.clock import Clock, SystemClock
 from hub.delivery import Deliverer, Sweeper
 from hub.errors import StoreUnavailable, UnknownAccount
 from hub.events import EventBus
-from hub.inbox.inbound import InboundMessage, IngestOutcome
+from hub.inbox.inbound import InboundMessage, IngestOutcome, ReplyWindow
 from hub.inbox.service import InboxPolicy, InboxService
 from hub.inbox.store import Store
 from hub.jobs import EmbeddedRedis, JobQueue, connect, redis_settings
+from hub.locks import RedisLocks
 from hub.metrics import Metrics
 from hub.routing.round_robin import RoundRobinRouter
 from hub.settings import HubSettings
-from hub.web import api
+from hub.web import api, media
 from hub.web.auth import token_middleware
 from hub.web.errors import error_middleware
 
@@ -61,6 +62,17 @@ class Runtime:
         counter = self.metrics.duplicates if outcome.duplicate else self.metrics.ingested
         counter.labels(channel=inbound.channel).inc()
         return outcome
+
+
+@dataclass
+class ChannelReplyWindows:
+    """The inbox's view of each account's reply window, read from its channel."""
+
+    channels: dict[str, Channel]
+
+    def reply_window(self, account_id: str) -> ReplyWindow | None:
+        channel = self.channels.get(account_id)
+        return channel.reply_window if channel is not None else None
 
 
 def build_store(settings: HubSettings) -> Store:
@@ -99,12 +111,14 @@ async def open_runtime(
         await bus.start()
         stack.push_async_callback(bus.stop)
         jobs = JobQueue(redis, queue_name(settings))
+        channels: dict[str, Channel] = {}  # filled below, once `runtime.ingest` exists
         inbox = InboxService(
             store,
             bus,
             clock,
             jobs,
             InboxPolicy(reopen_window=timedelta(hours=settings.inbox.reopen_window_hours)),
+            reply_windows=ChannelReplyWindows(channels),
         )
         router = RoundRobinRouter(store, inbox, clock)
         router.attach(bus)
@@ -114,7 +128,6 @@ async def open_runtime(
         )
         stack.push_async_callback(http.close)
         metrics = Metrics()
-        channels: dict[str, Channel] = {}  # filled below, once `runtime.ingest` exists
         runtime = Runtime(
             settings=settings,
             clock=clock,
@@ -137,9 +150,14 @@ async def open_runtime(
             default_region=settings.inbox.default_region,
             public_url=settings.server.public_url
             or f"http://{settings.server.host}:{settings.server.port}",
+            receipts=inbox,
+            state=store,
+            locks=RedisLocks(redis, settings.redis.prefix),
         )
         for account in settings.accounts:
-            channels[account.id] = channel_class(account.channel)(account, context)
+            channel = channel_class(account.channel)(account, context)
+            channels[account.id] = channel
+            stack.push_async_callback(channel.close)
         yield runtime
 
 
@@ -265,6 +283,14 @@ async def create_app(
         app.router.add_routes(channel.routes())
     app.router.add_post("/webhooks/{channel}/{account}", unknown_webhook)
     app.router.add_routes(api.routes)
+    sources: dict[str, media.MediaSource] = {
+        account_id: channel
+        for account_id, channel in runtime.channels.items()
+        if isinstance(channel, media.MediaSource)
+    }
+    app[media.MEDIA] = sources
+    app[media.MEDIA_STORE] = runtime.store
+    app.router.add_routes(media.routes)
 
     async def close(_: web.Application) -> None:
         await stack.aclose()

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import aiohttp
 from aiohttp import web
@@ -21,7 +22,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from hub.clock import Clock
 from hub.errors import ConfigError
-from hub.inbox.inbound import InboundMessage, IngestOutcome
+from hub.inbox.inbound import DeliveryReport, InboundMessage, IngestOutcome, ReplyWindow
 from hub.inbox.model import Attachment, DeliveryStatus, ThreadKeys
 from hub.settings import AccountSettings
 
@@ -54,15 +55,46 @@ class Receipt(BaseModel):
 Ingest = Callable[[InboundMessage], Awaitable[IngestOutcome]]
 
 
+class ProviderReceipts(Protocol):
+    async def record_provider_status(self, report: DeliveryReport) -> int:
+        """Apply a provider's delivery/read/failure report (forward-only, idempotent)."""
+        ...
+
+
+class ChannelState(Protocol):
+    """What a channel may remember between runs and share between processes
+    (a poller's offset, a provider's current tokens)."""
+
+    async def channel_state(self, account_id: str, key: str) -> dict[str, Any] | None: ...
+
+    async def save_channel_state(
+        self, account_id: str, key: str, value: dict[str, Any]
+    ) -> None: ...
+
+
+class Locks(Protocol):
+    def hold(
+        self, name: str, *, ttl: float = ..., wait: float = ...
+    ) -> AbstractAsyncContextManager[None]:
+        """A lock held across every hub process while the block runs."""
+        ...
+
+
 @dataclass(frozen=True)
 class ChannelContext:
-    """What the hub lends a channel: a sink for inbound messages and shared clients."""
+    """What the hub lends a channel: a sink for inbound messages and shared clients.
+
+    The last three are optional so a context can be built for a channel that
+    needs none of them; a channel that needs one refuses to start without it."""
 
     ingest: Ingest
     http: aiohttp.ClientSession
     clock: Clock
     default_region: str
     public_url: str
+    receipts: ProviderReceipts | None = None
+    state: ChannelState | None = None
+    locks: Locks | None = None
 
 
 class Channel(ABC):
@@ -83,12 +115,21 @@ class Channel(ABC):
             )
             raise ConfigError(f"account {account.id!r} ({self.name}): {problems}") from exc
 
+    @property
+    def reply_window(self) -> ReplyWindow | None:
+        """How long after the customer's last message this channel lets the business
+        reply, if the provider limits it (the inbox refuses later replies up front)."""
+        return None
+
     def routes(self) -> list[web.RouteDef]:
         """HTTP routes this account serves (webhooks); none by default."""
         return []
 
     async def run(self) -> None:  # noqa: B027 - optional hook, deliberately empty
         """Long-running input (pollers, sockets). Returns when there is nothing to run."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, deliberately empty
+        """Release the channel's own clients when the hub stops."""
 
     @abstractmethod
     async def send(self, message: OutboundMessage) -> Receipt:

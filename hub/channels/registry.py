@@ -14,6 +14,10 @@ from hub.errors import ConfigError
 
 FAMILIES: dict[str, str] = {
     "api": "hub.channels.api:ApiChannel",
+    "telegram": "hub.channels.telegram:TelegramChannel",
+    "zalo": "hub.channels.zalo.channel:ZaloChannel",
+    "messenger": "hub.channels.messenger:MessengerChannel",
+    "whatsapp": "hub.channels.whatsapp:WhatsAppChannel",
 }
 
 
