@@ -31,9 +31,10 @@ from hub.inbox.service import InboxPolicy, InboxService
 from hub.inbox.store import Store
 from hub.jobs import EmbeddedRedis, JobQueue, connect, redis_settings
 from hub.metrics import Metrics
+from hub.routing.calls import CallTargets
 from hub.routing.round_robin import RoundRobinRouter
 from hub.settings import HubSettings
-from hub.web import api
+from hub.web import api, calls
 from hub.web.auth import token_middleware
 from hub.web.errors import error_middleware
 
@@ -137,6 +138,8 @@ async def open_runtime(
             default_region=settings.inbox.default_region,
             public_url=settings.server.public_url
             or f"http://{settings.server.host}:{settings.server.port}",
+            reports=inbox,
+            agents=CallTargets(store),
         )
         for account in settings.accounts:
             channels[account.id] = channel_class(account.channel)(account, context)
@@ -258,13 +261,21 @@ async def create_app(
     app[RUNTIME] = runtime
     app[api.INBOX] = runtime.inbox
     app[api.STORE] = runtime.store
+    dialers: dict[str, calls.Dialer] = {
+        account_id: channel
+        for account_id, channel in runtime.channels.items()
+        if isinstance(channel, calls.Dialer)
+    }
+    app[calls.DIALERS] = dialers
     app.router.add_get("/", landing)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     for channel in runtime.channels.values():
         app.router.add_routes(channel.routes())
     app.router.add_post("/webhooks/{channel}/{account}", unknown_webhook)
+    app.router.add_post("/webhooks/{channel}/{account}/{rest:.*}", unknown_webhook)
     app.router.add_routes(api.routes)
+    app.router.add_routes(calls.routes)
 
     async def close(_: web.Application) -> None:
         await stack.aclose()

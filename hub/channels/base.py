@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import aiohttp
 from aiohttp import web
@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, ValidationError
 from hub.clock import Clock
 from hub.errors import ConfigError
 from hub.inbox.inbound import InboundMessage, IngestOutcome
-from hub.inbox.model import Attachment, DeliveryStatus, ThreadKeys
+from hub.inbox.model import Agent, Attachment, DeliveryStatus, Identity, ThreadKeys
 from hub.settings import AccountSettings
 
 
@@ -54,15 +54,73 @@ class Receipt(BaseModel):
 Ingest = Callable[[InboundMessage], Awaitable[IngestOutcome]]
 
 
+class DeliveryReports(Protocol):
+    """Where a channel reports what became of a message it sent (status callbacks)."""
+
+    async def record_delivery(
+        self,
+        message_id: str,
+        status: DeliveryStatus,
+        *,
+        error: str | None = None,
+        external_id: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> bool:
+        """Move the message's status forward; False if it did not move (a replay,
+        a late callback) or the message is unknown."""
+        ...
+
+    async def delivery_status(self, message_id: str) -> DeliveryStatus | None:
+        """The outbound message's delivery status; None if there is no such message."""
+        ...
+
+
+class AgentDirectory(Protocol):
+    """Who should take a phone call: the routing side, as a channel sees it."""
+
+    async def call_targets(self, account_id: str, caller: Identity) -> list[Agent]:
+        """Agents to ring for a call from `caller`, best first (may be empty)."""
+        ...
+
+
+class _NoReports:
+    async def record_delivery(
+        self,
+        message_id: str,
+        status: DeliveryStatus,
+        *,
+        error: str | None = None,
+        external_id: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> bool:
+        return False
+
+    async def delivery_status(self, message_id: str) -> DeliveryStatus | None:
+        return None
+
+
+class _NoAgents:
+    async def call_targets(self, account_id: str, caller: Identity) -> list[Agent]:
+        return []
+
+
+NO_REPORTS: DeliveryReports = _NoReports()
+NO_AGENTS: AgentDirectory = _NoAgents()
+
+
 @dataclass(frozen=True)
 class ChannelContext:
-    """What the hub lends a channel: a sink for inbound messages and shared clients."""
+    """What the hub lends a channel: sinks for inbound messages and delivery
+    reports, who takes calls, and shared clients. (`reports` and `agents` have
+    inert defaults so a channel built without a hub, in a test, still works.)"""
 
     ingest: Ingest
     http: aiohttp.ClientSession
     clock: Clock
     default_region: str
     public_url: str
+    reports: DeliveryReports = NO_REPORTS
+    agents: AgentDirectory = NO_AGENTS
 
 
 class Channel(ABC):
@@ -70,6 +128,9 @@ class Channel(ABC):
 
     name: ClassVar[str]
     Options: ClassVar[type[BaseModel]]
+    # The contact consent that sends on this channel need ("sms"): a contact who
+    # opted out of it gets nothing more through it. None: no consent checked.
+    consent_key: ClassVar[str | None] = None
 
     def __init__(self, account: AccountSettings, context: ChannelContext) -> None:
         self.account = account
@@ -89,6 +150,11 @@ class Channel(ABC):
 
     async def run(self) -> None:  # noqa: B027 - optional hook, deliberately empty
         """Long-running input (pollers, sockets). Returns when there is nothing to run."""
+
+    def outbound_meta(self, message: OutboundMessage) -> dict[str, Any]:
+        """Facts about how `message` goes out on this channel (SMS segments and
+        encoding), stored on the message before it is sent. Pure; none by default."""
+        return {}
 
     @abstractmethod
     async def send(self, message: OutboundMessage) -> Receipt:

@@ -14,6 +14,9 @@ from hub.errors import ConfigError
 
 FAMILIES: dict[str, str] = {
     "api": "hub.channels.api:ApiChannel",
+    "twilio": "hub.channels.twilio.channel:TwilioChannel",
+    "asterisk": "hub.channels.asterisk.channel:AsteriskChannel",
+    "cti": "hub.channels.cti:CtiChannel",
 }
 
 

@@ -32,6 +32,8 @@ STATUS: dict[type[errors.HubError], int] = {
     errors.PayloadTooLarge: 413,
     errors.StoreUnavailable: 503,
     errors.QueueUnavailable: 503,
+    errors.ProviderUnavailable: 503,
+    errors.ProviderRejected: 502,
 }
 
 HTTP_CODES = {
