@@ -530,7 +530,8 @@ class MongoStore(Store):
         try:
             await self._insert(AGENTS, agent)
         except DuplicateKeyError as exc:
-            if "extension" in str(exc):
+            # Ask which key collided: not every server names the index in the error.
+            if agent.extension and await self.agent_by_extension(agent.extension) is not None:
                 raise Conflict(f"an agent with extension {agent.extension} exists") from exc
             raise Conflict(f"an agent with e-mail {agent.email} exists") from exc
 
