@@ -215,7 +215,7 @@ async def test_a_tampered_voice_webhook_is_403_and_nothing_is_stored(hub, peer):
     status, _ = await peer.post(peer.webhook_url("hotline", "voice"), params, signature=signature)
     assert status == 403
     status, _ = await peer.post(
-        peer.webhook_url("hotline", "voice/agent") + f"?caller=%2B84901234567&agent=x",
+        peer.webhook_url("hotline", "voice/agent") + "?caller=%2B84901234567&agent=x",
         recorded("voice_agent_leg", agent_phone="+84911000111"),
         signature="bm9wZQ==",
     )

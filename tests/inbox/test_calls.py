@@ -41,7 +41,8 @@ def test_answered_then_transferred_then_ended():
     assert record.status == "completed" and record.answered_by == LAN
     assert record.transfers == [MINH] and record.duration_seconds == 195
     assert describe(record) == (
-        "Call from +84901234567 answered by Lan (ext 101), transferred to Minh (ext 102) · 3 min 15 s"
+        "Call from +84901234567 answered by Lan (ext 101),"
+        " transferred to Minh (ext 102) · 3 min 15 s"
     )
 
 
