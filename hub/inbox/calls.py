@@ -19,9 +19,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from hub.inbox.model import Record
+from hub.inbox.model import Record, utc_ms
 
 CallStatus = Literal["ringing", "answered", "completed", "missed", "voicemail"]
 CallDirection = Literal["inbound", "outbound"]
@@ -77,9 +77,15 @@ class CallUpdate(BaseModel):
     ended: bool = False
     end_reason: EndReason | None = None
     duration_seconds: int | None = Field(None, ge=0, description="talk time, once known")
+    voicemail: bool = Field(False, description="the caller reached voicemail")
     recording_url: str | None = None
     recording_seconds: int | None = Field(None, ge=0)
     transcription: str | None = None
+
+    @field_validator("at")
+    @classmethod
+    def _utc_ms(cls, value: datetime) -> datetime:
+        return utc_ms(value)  # as stored: UTC, to the millisecond
 
 
 class CallRecord(Record):
@@ -99,6 +105,7 @@ class CallRecord(Record):
     ended_at: datetime | None = None
     end_reason: EndReason | None = None
     duration_seconds: int | None = None
+    voicemail: bool = False
     recording_url: str | None = None
     recording_seconds: int | None = None
     transcription: str | None = None
@@ -117,7 +124,7 @@ class CallRecord(Record):
 
 
 def derive_status(record: CallRecord) -> CallStatus:
-    if record.recording_url:
+    if record.recording_url or (record.voicemail and record.answered_at is None):
         return "voicemail"
     if record.answered_at is not None:
         return "completed" if record.ended_at is not None else "answered"
@@ -176,6 +183,8 @@ def merge(
             facts["duration_seconds"] = update.duration_seconds
     elif update.duration_seconds is not None and (record.duration_seconds is None or blind_end):
         facts["duration_seconds"] = update.duration_seconds
+    if update.voicemail and not record.voicemail:
+        facts["voicemail"] = True
     if update.recording_url and not record.recording_url:
         facts["recording_url"] = update.recording_url
     if update.recording_seconds is not None and record.recording_seconds is None:
@@ -213,10 +222,12 @@ def describe(record: CallRecord) -> str:
     elif status == "missed":
         if record.direction == "inbound":
             text = f"Missed call from {who}"
+            if record.miss_reason:
+                text += f" ({record.miss_reason})"
         else:
             text = f"Call to {who} not answered"
-        if record.miss_reason:
-            text += f" ({record.miss_reason})"
+            if record.miss_reason and record.miss_reason != "no answer":
+                text += f" ({record.miss_reason})"
         if record.end_reason == "unknown":
             text += " (end not seen: the PBX connection was lost)"
     else:
