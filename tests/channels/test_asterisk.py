@@ -64,7 +64,7 @@ async def timeline(hub):
     """Every call event in the hub: (customer phone, text), oldest first."""
     store = hub.runtime.store
     page = await store.list_conversations(ConversationFilter(), limit=100)
-    events = [m for c in page.items for m in await store.list_messages(c.id)]
+    events = [m for c in page.items for m in await store.list_messages(c.id) if "call" in m.meta]
     events.sort(key=lambda m: (m.meta["call"]["started_at"], m.id))
     return [(m.meta["call"]["customer"], m.text) for m in events]
 
@@ -85,7 +85,7 @@ async def call_message(hub, customer):
     page = await store.list_conversations(ConversationFilter(), limit=100)
     for conversation in page.items:
         for message in await store.list_messages(conversation.id):
-            if message.meta["call"]["customer"] == customer:
+            if message.meta.get("call", {}).get("customer") == customer:
                 return conversation, message
     raise AssertionError(f"no call from {customer}")
 
@@ -415,3 +415,22 @@ async def test_a_text_reply_on_a_pbx_conversation_fails_saying_why(hub, pbx):
     stored = await hub.runtime.store.get_message(message_id)
     assert "is a PBX: it carries calls, not text" in stored.error and stored.attempts == 1
     assert DATA.exists()
+
+
+async def test_a_pbx_call_finds_the_customer_known_from_another_channel(
+    make_settings, start_hub, pbx, monkeypatch
+):
+    from tests.channels.test_api import post
+    from tests.peers.api_sender import message
+
+    monkeypatch.setenv(SECRET_ENV, pbx.secret)
+    api = {"id": "shop", "channel": "api", "secret_env": "HUB_TEST_API_SECRET"}
+    hub = await start_hub(make_settings(accounts=[api, pbx_account(pbx)]))
+    await pbx.wait_for_login(1)
+    answer = await (await post(hub, message("m-1", "cust-1", phone="+84 90 123 45 67"))).json()
+    await pbx.play("answered")  # the PBX knows them as 0901234567
+    await settles_to(
+        hub, [("+84901234567", "Call from +84901234567 answered by ext 101 · 1 min 32 s")]
+    )
+    conversation, _ = await call_message(hub, "+84901234567")
+    assert conversation.contact_id == answer["contact_id"]

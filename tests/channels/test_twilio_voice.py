@@ -221,3 +221,14 @@ async def test_a_tampered_voice_webhook_is_403_and_nothing_is_stored(hub, peer):
     )
     assert status == 403
     assert await calls(hub) == []
+
+
+async def test_texts_and_calls_from_one_number_share_one_conversation(hub, peer):
+    from tests.channels.twilio_hub import text_in
+
+    await text_in(peer, "Alo shop", sid="SM" + "1" * 32)
+    await ring(peer)
+    messages = await calls(hub)
+    assert [m.direction for m in messages] == ["inbound", "event"]
+    assert len({m.conversation_id for m in messages}) == 1
+    assert len({m.sender.id for m in messages}) == 1
