@@ -315,3 +315,23 @@ async def test_a_sentence_containing_stop_is_just_a_message(hub, peer):
     [stored] = await everything(hub)
     contact = await hub.runtime.store.get_contact(stored.sender.id)
     assert contact.consent == {}
+
+
+async def test_a_reply_with_attachments_goes_out_as_mms(hub, peer):
+    _, token = await add_agent(hub, "lan@shop.vn")
+    await text_in(peer, "Alo", sid="SM" + "5" * 31 + "6")
+    [inbound] = await everything(hub)
+    response = await hub.api(
+        "POST",
+        f"/api/v1/conversations/{inbound.conversation_id}/messages",
+        token,
+        json={
+            "text": "Hoá đơn của anh ạ",
+            "attachments": [
+                {"url": "https://shop.example.vn/hd-1024.png", "content_type": "image/png"}
+            ],
+        },
+    )
+    message_id = (await response.json())["id"]
+    await settled(hub, message_id, "sent")
+    assert peer.sent[0].form["MediaUrl"] == ["https://shop.example.vn/hd-1024.png"]
