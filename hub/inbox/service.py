@@ -227,6 +227,8 @@ class InboxService:
                     continue  # created meanwhile by another update: merge into it
                 if record.needs_callback:
                     await self._request_callback(conversation.id, record)
+                elif record.answered_at is not None:
+                    await self._callback_done(conversation.id)
                 return outcome
             before = CallRecord.from_meta(existing.meta)
             record = merge(
@@ -262,6 +264,8 @@ class InboxService:
             await self._announce(message_event("updated", existing.model_copy(update=changes)))
             if record.needs_callback and not before.needs_callback:
                 await self._request_callback(conversation.id, record)
+            elif record.answered_at is not None and before.answered_at is None:
+                await self._callback_done(conversation.id)
             return IngestOutcome(
                 message_id=existing.id,
                 conversation_id=conversation.id,
@@ -333,6 +337,24 @@ class InboxService:
                 await self._announce(*events)
                 return
         raise Conflict(f"conversation {conversation_id} kept changing; call-back not flagged")
+
+    async def _callback_done(self, conversation_id: str) -> None:
+        """Someone spoke with the customer on the phone: the call-back is done."""
+        for _ in range(5):
+            conversation = await self.conversation(conversation_id)
+            if CALLBACK_LABEL not in conversation.labels:
+                return
+            labels = [label for label in conversation.labels if label != CALLBACK_LABEL]
+            now = self.clock.now()
+            if await self.store.update_conversation(
+                conversation.id,
+                expect={"labels": conversation.labels},
+                labels=labels,
+                updated_at=now,
+            ):
+                updated = conversation.model_copy(update={"labels": labels, "updated_at": now})
+                await self._announce(conversation_event("callback_done", updated))
+                return
 
     async def _duplicate(self, message: Message) -> IngestOutcome:
         conversation = await self.store.get_conversation(message.conversation_id)

@@ -166,3 +166,25 @@ def test_normalise_never_fails_except_with_invalid_request(
     except InvalidRequest:
         return
     assert inbound.call is not None and inbound.external_id == "c"
+
+
+async def test_a_call_that_reaches_the_customer_clears_the_call_back(hub):
+    await send(hub, call("newCall"))
+    await send(hub, call("hangup", reason="no-answer"))
+    [missed] = await events(hub)
+    conversation = await hub.runtime.store.get_conversation(missed.conversation_id)
+    assert conversation.labels == ["call-back"]
+    back = {
+        "event": "newCall",
+        "call_id": "cc-back",
+        "direction": "outbound",
+        "from": "101",
+        "to": "0901234567",
+        "extension": "101",
+    }
+    await send(hub, back)
+    conversation = await hub.runtime.store.get_conversation(missed.conversation_id)
+    assert conversation.labels == ["call-back"]  # ringing is not talking
+    await send(hub, {**back, "event": "answer"})
+    conversation = await hub.runtime.store.get_conversation(missed.conversation_id)
+    assert conversation.labels == [] and conversation.status == "open"

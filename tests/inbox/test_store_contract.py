@@ -553,6 +553,27 @@ async def test_update_conversation_tuple_expectation_means_any_of_them(store: St
     assert stored is not None and stored.status == "resolved"
 
 
+async def test_update_conversation_can_expect_a_list_and_consent_a_dict(store: Store) -> None:
+    # A missed call labels its conversation with a compare-and-set on the labels;
+    # a consent keyword updates the contact's consent the same way.
+    conversation = await saved_conversation(store)
+    assert await store.update_conversation(conversation.id, expect={"labels": []}, labels=["vip"])
+    assert not await store.update_conversation(
+        conversation.id, expect={"labels": []}, labels=["call-back"]
+    )
+    assert await store.update_conversation(
+        conversation.id, expect={"labels": ["vip"]}, labels=["vip", "call-back"]
+    )
+    assert (await store.get_conversation(conversation.id)).labels == ["vip", "call-back"]
+    contact = await store.get_contact(conversation.contact_id)
+    out = {"sms": Consent(status="opted_out", at=at(1), how="message:m1")}
+    assert await store.update_contact(contact.id, expect={"consent": {}}, consent=out)
+    back = {"sms": Consent(status="opted_in", at=at(2), how="message:m2")}
+    assert not await store.update_contact(contact.id, expect={"consent": {}}, consent=back)
+    assert await store.update_contact(contact.id, expect={"consent": out}, consent=back)
+    assert (await store.get_contact(contact.id)).consent == back
+
+
 async def test_update_conversation_none_expectation_means_unset(store: Store) -> None:
     conversation = await saved_conversation(store)
     # Two agents race to claim an unassigned conversation: exactly one wins.
