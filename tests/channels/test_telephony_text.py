@@ -147,6 +147,18 @@ def test_normalise_recorded_sms_and_mms():
     assert [a.content_type for a in mms.attachments] == ["image/jpeg", "application/pdf"]
 
 
+def test_twilio_advanced_opt_out_type_is_final():
+    form = {**recorded("inbound_sms"), "Body": "NGUNG", "OptOutType": "STOP"}
+    inbound = messaging.normalise_sms(form, account_id="hotline", default_region="VN")
+    assert inbound.consent is not None and inbound.consent.status == "opted_out"
+    assert inbound.consent.keyword == "NGUNG"
+    form = {**recorded("inbound_sms"), "Body": "Tiếp tục", "OptOutType": "START"}
+    inbound = messaging.normalise_sms(form, account_id="hotline", default_region="VN")
+    assert inbound.consent is not None and inbound.consent.status == "opted_in"
+    form = {**recorded("inbound_sms"), "Body": "help", "OptOutType": "HELP"}
+    assert messaging.normalise_sms(form, account_id="h", default_region="VN").consent is None
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     st.sampled_from(

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from hub.channels.telephony.diacritics import strip_diacritics
-from hub.channels.telephony.keywords import consent_keyword
+from hub.channels.telephony.keywords import ConsentKeyword, consent_keyword
 from hub.channels.telephony.segments import measure
 from hub.errors import InvalidRequest
 from hub.inbox.addresses import phone_identity
@@ -99,6 +99,12 @@ def normalise_sms(
     consent = None
     if keyword is not None:
         consent = ConsentChange(key="sms", status=keyword[0], keyword=keyword[1])
+    # With Twilio's Advanced Opt-Out, Twilio itself says which keyword it matched
+    # (the account may define its own); that word is final.
+    opt_out_type = form.get("OptOutType", "").strip().upper()
+    if opt_out_type in ("STOP", "START"):
+        status: ConsentKeyword = "opted_out" if opt_out_type == "STOP" else "opted_in"
+        consent = ConsentChange(key="sms", status=status, keyword=body.strip().upper()[:40])
     return InboundMessage(
         account_id=account_id,
         channel=CHANNEL,
