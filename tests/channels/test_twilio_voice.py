@@ -232,3 +232,36 @@ async def test_texts_and_calls_from_one_number_share_one_conversation(hub, peer)
     assert [m.direction for m in messages] == ["inbound", "event"]
     assert len({m.conversation_id for m in messages}) == 1
     assert len({m.sender.id for m in messages}) == 1
+
+
+async def test_a_caller_is_answered_even_with_the_store_down_and_the_call_is_recorded_later(
+    make_settings, start_hub, peer, monkeypatch
+):
+    import sqlite3
+
+    from tests.channels.twilio_hub import twilio_account
+
+    monkeypatch.setenv("HUB_TEST_TWILIO_TOKEN", peer.auth_token)
+    settings = make_settings(
+        accounts=[twilio_account(peer)],
+        server={"public_url": peer.public_url},
+        store={"sqlite_busy_timeout_ms": 100},
+    )
+    hub = await start_hub(settings)
+    peer.hub_url = str(hub.client.make_url("/"))
+    await add_agent(hub, "lan@shop.vn", presence="online", phone="+84911000111")
+    blocker = sqlite3.connect(settings.data_dir / "hub.db", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        twiml = await ring(peer)  # 200 with TwiML, not a 503 read to the caller
+        assert [e.tag for e in twiml] == ["Say", "Record"]
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert await calls(hub) == []
+    await callback(
+        peer,
+        peer.webhook_url("hotline", "voice/status"),
+        recorded("voice_status", status="completed", duration="31"),
+    )
+    assert (await the_call(hub)).text == f"Missed call from {CUSTOMER}"

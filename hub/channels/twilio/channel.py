@@ -32,9 +32,17 @@ from hub.channels.base import Channel, OutboundMessage, Receipt
 from hub.channels.twilio import messaging, voice
 from hub.channels.twilio.options import TwilioOptions
 from hub.channels.twilio.signature import public_request_url, verify
-from hub.errors import InvalidRequest, NotFound, ProviderRejected, SignatureInvalid
+from hub.errors import (
+    InvalidRequest,
+    NotFound,
+    ProviderRejected,
+    QueueUnavailable,
+    SignatureInvalid,
+    StoreUnavailable,
+)
 from hub.inbox.addresses import normalise_phone
 from hub.inbox.calls import CallUpdate
+from hub.inbox.model import Agent
 from hub.routing.hours import is_open
 
 log = logging.getLogger(__name__)
@@ -230,28 +238,34 @@ class TwilioChannel(Channel):
         return request.query.get("caller") or form.get("From") or ""
 
     async def receive_call(self, request: web.Request) -> web.Response:
-        """An incoming call: record it as ringing, then answer with TwiML."""
+        """An incoming call: record it as ringing, then answer with TwiML.
+
+        A caller must never hear an error: with the store down the call is still
+        answered (straight to voicemail, since nobody can be looked up), and the
+        record is made by the callbacks that follow, which carry the caller too.
+        """
         form = await self.verified_form(request)
         self.check_line(form)
         now = self.context.clock.now()
         caller = form.get("From", "")
         update = voice.incoming_call(form, now)
-        await self._record(update, caller, update.call_id)
+        stored = await self._record_if_possible(update, caller)
         hours = self.options.voice.hours
         open_now = hours is None or is_open(now, hours)
-        agents = []
-        if open_now:
+        agents: list[Agent] = []
+        if open_now and stored:
             identity = voice.caller_identity(caller, self.context.default_region, update.call_id)
-            agents = await self.context.agents.call_targets(self.account.id, identity)
+            try:
+                agents = await self.context.agents.call_targets(self.account.id, identity)
+            except StoreUnavailable:
+                agents = []
         twiml = voice.answer_call(
             self.options.voice, self.urls(), caller, open_now=open_now, agents=agents
         )
         if not open_now or not any(a.phone for a in agents):
             reason = "after hours" if not open_now else "no agent available"
-            await self._record(
-                update.model_copy(update={"missed": True, "miss_reason": reason}),
-                caller,
-                update.call_id,
+            await self._record_if_possible(
+                update.model_copy(update={"missed": True, "miss_reason": reason}), caller
             )
         log.info(
             "twilio call answered",
@@ -261,9 +275,27 @@ class TwilioChannel(Channel):
                 "call_id": update.call_id,
                 "open": open_now,
                 "agents": [a.id for a in agents],
+                "recorded": stored,
             },
         )
         return web.Response(text=twiml, content_type=TWIML)
+
+    async def _record_if_possible(self, update: CallUpdate, caller: str) -> bool:
+        try:
+            await self._record(update, caller, update.call_id)
+        except StoreUnavailable as exc:
+            log.warning(
+                "call not recorded yet; its next callback will",
+                extra={
+                    "event": "twilio.call_unrecorded",
+                    "call_id": update.call_id,
+                    "error": exc.message,
+                },
+            )
+            return False
+        except QueueUnavailable:
+            pass  # stored; only the announcement to other processes failed
+        return True
 
     async def receive_call_status(self, request: web.Request) -> web.Response:
         form = await self.verified_form(request)
