@@ -52,6 +52,21 @@ class CallAgent(Record):
     name: str = ""
     extension: str | None = None
     phone: str | None = None
+    at: datetime | None = Field(None, description="when they took it")
+
+    @property
+    def anonymous(self) -> bool:
+        """Only "someone answered" is known (a provider that does not say who)."""
+        return not (self.agent_id or self.name or self.extension or self.phone)
+
+    def same_person(self, other: CallAgent) -> bool:
+        if self.agent_id and other.agent_id:
+            return self.agent_id == other.agent_id
+        if self.extension and other.extension:
+            return self.extension == other.extension
+        if self.phone and other.phone:
+            return self.phone == other.phone
+        return self.anonymous and other.anonymous
 
     def label(self) -> str:
         who = self.name or self.phone or (f"ext {self.extension}" if self.extension else "")
@@ -162,16 +177,11 @@ def merge(
         facts["started_at"] = update.at
     if not record.line and update.line:
         facts["line"] = update.line
-    if answered_by is not None and record.answered_at is None:
-        facts["answered_at"] = update.at
-        facts["answered_by"] = answered_by
-    if transferred_to is not None and transferred_to not in record.transfers:
-        current = facts.get("answered_by", record.answered_by)
-        if current is None:
-            facts["answered_at"] = update.at
-            facts["answered_by"] = transferred_to
-        elif transferred_to != current:
-            facts["transfers"] = [*record.transfers, transferred_to]
+    takers = _takers(record, (answered_by, transferred_to), update.at)
+    if takers is not None:
+        facts["answered_by"] = takers[0]
+        facts["answered_at"] = takers[0].at
+        facts["transfers"] = takers[1:]
     if update.missed and not record.missed:
         facts["missed"] = True
         facts["miss_reason"] = record.miss_reason or update.miss_reason
@@ -193,6 +203,27 @@ def merge(
         facts["transcription"] = update.transcription
     merged = record.model_copy(update=facts)
     return merged.model_copy(update={"status": derive_status(merged)})
+
+
+def _takers(
+    record: CallRecord, agents: tuple[CallAgent | None, ...], at: datetime
+) -> list[CallAgent] | None:
+    """Everyone who took the call, earliest first (the first answered, the rest
+    were transferred to), once these agents are added at `at` — or None when
+    that changes nothing. Ordered by time, not by arrival, so an answer that
+    arrives after the transfer still counts as the answer. A named agent
+    replaces an anonymous "someone answered"."""
+    takers = [a for a in (record.answered_by, *record.transfers) if a is not None]
+    before = list(takers)
+    for agent in agents:
+        if agent is None or any(agent.same_person(t) for t in takers):
+            continue
+        if agent.anonymous and takers:
+            continue
+        takers = [t for t in takers if not t.anonymous]
+        takers.append(agent.model_copy(update={"at": at}))
+        takers.sort(key=lambda t: t.at or at)
+    return None if takers == before else takers
 
 
 def _duration(seconds: int) -> str:

@@ -50,7 +50,8 @@ async def timeline(hub):
     return [m for c in page.items for m in await hub.store.list_messages(c.id)]
 
 
-async def test_updates_arriving_together_in_any_order_all_land_in_one_message(hub):
+@pytest.mark.parametrize("seed", range(6))
+async def test_updates_arriving_together_in_any_order_all_land_in_one_message(hub, seed):
     lan = Agent(name="Lan", email="lan@shop.vn", extension="101", created_at=T0)
     await hub.store.add_agent(lan)
     updates = [
@@ -59,7 +60,7 @@ async def test_updates_arriving_together_in_any_order_all_land_in_one_message(hu
         call(60, transferred_to=AgentRef(extension="102")),
         call(100, ended=True, end_reason="completed", duration_seconds=95),
     ] * 3
-    random.Random(7).shuffle(updates)
+    random.Random(seed).shuffle(updates)
     outcomes = await asyncio.gather(*(hub.inbox.ingest(u) for u in updates))
     [message] = await timeline(hub)
     assert {o.message_id for o in outcomes} == {message.id}

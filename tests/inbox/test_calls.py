@@ -38,8 +38,10 @@ def test_answered_then_transferred_then_ended():
             (update(200, ended=True, end_reason="completed", duration_seconds=195), None, None),
         ]
     )
-    assert record.status == "completed" and record.answered_by == LAN
-    assert record.transfers == [MINH] and record.duration_seconds == 195
+    assert record.status == "completed"
+    assert record.answered_by == LAN.model_copy(update={"at": T0 + timedelta(seconds=5)})
+    assert record.transfers == [MINH.model_copy(update={"at": T0 + timedelta(seconds=60)})]
+    assert record.duration_seconds == 195
     assert describe(record) == (
         "Call from +84901234567 answered by Lan (ext 101),"
         " transferred to Minh (ext 102) · 3 min 15 s"
@@ -102,3 +104,21 @@ def test_status_never_goes_back_and_replays_change_nothing(steps):
         assert again == after
         record = after
     assert describe(record)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.permutations([0, 1, 2, 3, 4]))
+def test_who_answered_does_not_depend_on_the_order_updates_arrive_in(order):
+    anyone = CallAgent()  # "someone answered" (Twilio's <Dial> end says no more)
+    steps = [
+        (update(0), None, None),
+        (update(5), LAN, None),
+        (update(60), None, MINH),
+        (update(100, ended=True, end_reason="completed", duration_seconds=95), anyone, None),
+        (update(60), None, MINH),  # a replay
+    ]
+    record = fold([steps[i] for i in order])
+    assert record.answered_by is not None and record.answered_by.same_person(LAN)
+    assert record.answered_at == T0 + timedelta(seconds=5)
+    assert [t.extension for t in record.transfers] == ["102"]
+    assert record.status == "completed"
