@@ -434,3 +434,23 @@ async def test_a_pbx_call_finds_the_customer_known_from_another_channel(
     )
     conversation, _ = await call_message(hub, "+84901234567")
     assert conversation.contact_id == answer["contact_id"]
+
+
+async def test_a_hub_restarted_mid_call_completes_the_call_from_its_cdr(
+    make_settings, start_hub, pbx, monkeypatch
+):
+    monkeypatch.setenv(SECRET_ENV, pbx.secret)
+    settings = make_settings(accounts=[pbx_account(pbx)])
+    first = await start_hub(settings)
+    await add_agent(first, "lan@shop.vn", name="Lan", extension="101")
+    await pbx.wait_for_login(1)
+    await pbx.play(transcript("answered")[:7])  # ringing, answered, bridged
+    in_progress = "Call from +84901234567 answered by Lan (ext 101) — in progress"
+    await settles_to(first, [("+84901234567", in_progress)])
+    await first.client.close()  # the hub stops (a deploy) while the call goes on
+    second = await start_hub(settings)
+    await pbx.wait_for_login(2)
+    await pbx.play("answered_rest")  # hang-ups of a call it never saw, then the Cdr
+    await settles_to(
+        second, [("+84901234567", "Call from +84901234567 answered by Lan (ext 101) · 1 min 32 s")]
+    )
