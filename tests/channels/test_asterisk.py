@@ -3,7 +3,7 @@ resulting timeline asserted exactly; reconnects, keep-alive and click-to-call.""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -129,6 +129,26 @@ def test_the_reader_and_assembler_survive_garbage(data):
     for message in reader.feed(b"banner\n" + data):
         for emit in assembler.feed(message, NOW):
             assert emit.update.call_id
+
+
+ALL_EVENTS = [
+    message
+    for name in ("answered", "missed", "transferred", "voicemail", "outbound")
+    for message in AmiReader(banner="-").feed("\n\n".join(transcript(name)).encode() + b"\n\n")
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(ALL_EVENTS), max_size=60), st.booleans())
+def test_any_mix_of_real_events_in_any_order_never_breaks_the_assembler(events, reconnect):
+    assembler = CallAssembler(cdr_grace=timedelta(0))
+    for n, message in enumerate(events):
+        if reconnect and n == len(events) // 2:
+            assembler.reconnected(set(), NOW)
+        for emit in assembler.feed(message, NOW):
+            assert emit.update.call_id and emit.update.direction in ("inbound", "outbound")
+    for emit in assembler.expire(NOW):
+        assert emit.update.ended and emit.update.end_reason == "unknown"
 
 
 @pytest.mark.parametrize(
