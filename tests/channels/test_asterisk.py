@@ -474,3 +474,27 @@ async def test_a_hub_restarted_mid_call_completes_the_call_from_its_cdr(
     await settles_to(
         second, [("+84901234567", "Call from +84901234567 answered by Lan (ext 101) · 1 min 32 s")]
     )
+
+
+async def test_a_click_to_call_whose_agent_does_not_pick_up_says_so(hub, pbx):
+    conversation = await a_conversation_with(hub, pbx)
+    response = await hub.api("POST", f"/api/v1/conversations/{conversation.id}/call", hub.lan_token)
+    action_id = (await response.json())["pbx"]["action_id"]
+    await pbx.play(
+        [
+            "Event: OriginateResponse\nPrivilege: call,all\nActionID: " + action_id + "\n"
+            "Response: Failure\nChannel: PJSIP/101\nContext: from-internal\n"
+            "Exten: 0912345678\nApplication: \nData: \nReason: 3\nUniqueid: <null>\n"
+            "CallerIDNum: 101\nCallerIDName: Lan"
+        ]
+    )
+
+    async def reported():
+        return len(await timeline(hub)) == 2
+
+    await eventually(reported)
+    texts = [text for _, text in await timeline(hub)]
+    assert "Call to +84912345678 not answered (the agent's phone was not answered)" in texts
+    # Nobody talked: the call-back is still to do.
+    conversation = await hub.runtime.store.get_conversation(conversation.id)
+    assert conversation.labels == ["call-back"]

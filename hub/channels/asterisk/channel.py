@@ -36,6 +36,7 @@ from hub.errors import (
     StoreUnavailable,
 )
 from hub.inbox.addresses import phone_identity
+from hub.inbox.calls import CallUpdate
 from hub.inbox.inbound import InboundMessage, InboundSender
 from hub.inbox.model import Agent, Identity
 from hub.routing.hours import DEFAULT_TIMEZONE
@@ -68,6 +69,16 @@ class AsteriskOptions(BaseModel):
     dial_format: Literal["national", "e164"] = "national"
 
 
+# OriginateResponse reasons (Asterisk's AST_CONTROL codes) when the agent's leg failed.
+ORIGINATE_FAILURES = {
+    "0": "the agent's phone could not be reached",
+    "1": "the agent's phone hung up",
+    "3": "the agent's phone was not answered",
+    "5": "the agent's line was busy",
+    "8": "the PBX was congested",
+}
+
+
 class AsteriskChannel(Channel):
     name = CHANNEL
     Options = AsteriskOptions
@@ -93,6 +104,8 @@ class AsteriskChannel(Channel):
             cdr_grace=timedelta(seconds=o.cdr_grace_seconds),
             recording_url=o.voicemail_url,
         )
+        # Click-to-calls waiting for their OriginateResponse: ActionID → (customer, extension).
+        self._originating: dict[str, tuple[str, str]] = {}
 
     # -- events in -----------------------------------------------------------
     async def run(self) -> None:
@@ -103,8 +116,31 @@ class AsteriskChannel(Channel):
             expiry.cancel()
 
     async def on_event(self, message: AmiMessage) -> None:
+        if message.event == "OriginateResponse":
+            await self.on_originate_response(message)
+            return
         for emit in self.assembler.feed(message, self.context.clock.now()):
             await self.record(emit)
+
+    async def on_originate_response(self, message: AmiMessage) -> None:
+        """A click-to-call whose first leg failed never becomes a call the PBX
+        reports; put it on the timeline so the agent sees why nothing happened."""
+        placed = self._originating.pop(message.action_id or "", None)
+        if placed is None or message.get("Response", "").lower() != "failure":
+            return
+        customer, extension = placed
+        reason = ORIGINATE_FAILURES.get(message.get("Reason", ""), "the PBX could not place it")
+        update = CallUpdate(
+            call_id=f"originate-{message.action_id}",
+            direction="outbound",
+            at=self.context.clock.now(),
+            line=extension,
+            ended=True,
+            end_reason="failed",
+            missed=True,
+            miss_reason=reason,
+        )
+        await self.record(Emit(update, customer))
 
     async def on_connect(self) -> None:
         """Catch up after a (re)connect: which channels survived the gap?"""
@@ -188,6 +224,10 @@ class AsteriskChannel(Channel):
             "response": response.get("Response"),
             "message": response.get("Message", ""),
         }
+        if response.get("Response") == "Success" and response.get("ActionID"):
+            self._originating[response["ActionID"]] = (customer, agent.extension)
+            if len(self._originating) > 1000:  # responses that never came
+                self._originating.pop(next(iter(self._originating)))
         if response.get("Response") != "Success":
             raise ProviderRejected(
                 f"the PBX refused the call: {answer['message'] or 'no reason given'}",
