@@ -159,9 +159,11 @@ def merge(
     """The record once `update` is added to it (a new record when None).
 
     `answered_by` / `transferred_to` are the update's agent references already
-    resolved to agents. Facts already known are kept: the first answer, end and
-    recording win, except that a real end replaces an "unknown" one (a CDR
-    arriving after the hub had to close the call blind).
+    resolved to agents. Who took the call is ordered by time, whatever order the
+    news arrives in: the earliest is who answered, the others were transferred
+    to. Other facts already known are kept: the first end and recording win,
+    except that a real end replaces an "unknown" one (a CDR arriving after the
+    hub had to close the call blind).
     """
     if record is None:
         record = CallRecord(
