@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.inbox.model import Attachment, DeliveryStatus, Identity, ThreadKeys
+from hub.inbox.calls import CallUpdate
+from hub.inbox.model import Attachment, ConsentStatus, DeliveryStatus, Identity, ThreadKeys
 
 
 class InboundSender(BaseModel):
@@ -19,6 +20,16 @@ class InboundSender(BaseModel):
         min_length=1,
         description="the first is how this channel knows the sender; replies go to it",
     )
+
+
+class ConsentChange(BaseModel):
+    """The message itself changes the sender's consent (an SMS "STOP" or "START")."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str = Field(description="the consent it changes: 'sms', 'email', ...")
+    status: ConsentStatus
+    keyword: str = ""
 
 
 class InboundMessage(BaseModel):
@@ -36,6 +47,12 @@ class InboundMessage(BaseModel):
     thread: ThreadKeys = Field(default_factory=ThreadKeys)
     sent_at: datetime | None = Field(None, description="when the provider says it was sent")
     meta: dict[str, Any] = Field(default_factory=dict)
+    consent: ConsentChange | None = None
+    call: CallUpdate | None = Field(
+        None,
+        description="a call event: merged into the call's one timeline message"
+        " (external_id is the call's id) instead of stored as a new message",
+    )
 
 
 class IngestOutcome(BaseModel):
