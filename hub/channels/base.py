@@ -10,10 +10,10 @@ provider and nothing about storage or routing.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import aiohttp
 from aiohttp import web
@@ -22,8 +22,14 @@ from pydantic import BaseModel, Field, ValidationError
 from hub.clock import Clock
 from hub.errors import ConfigError
 from hub.inbox.inbound import InboundMessage, IngestOutcome
-from hub.inbox.model import Attachment, DeliveryStatus, ThreadKeys
+from hub.inbox.model import Attachment, DeliveryStatus, Identity, ThreadKeys
 from hub.settings import AccountSettings
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from hub.events import EventBus
+    from hub.inbox.customer_view import CustomerView
 
 
 class OutboundMessage(BaseModel):
@@ -54,15 +60,33 @@ class Receipt(BaseModel):
 Ingest = Callable[[InboundMessage], Awaitable[IngestOutcome]]
 
 
+class Route(BaseModel):
+    """Where one outbound message goes instead of its conversation's own account
+    and address (see `Channel.reroute`). Kept on the message once chosen."""
+
+    account_id: str
+    to: str
+    reason: str
+
+
 @dataclass(frozen=True)
 class ChannelContext:
-    """What the hub lends a channel: a sink for inbound messages and shared clients."""
+    """What the hub lends a channel: a sink for inbound messages and shared clients.
+
+    The fields after `public_url` serve live channels (the web-chat widget), which
+    talk to the customer in real time from whichever hub process holds the socket.
+    """
 
     ingest: Ingest
     http: aiohttp.ClientSession
     clock: Clock
     default_region: str
     public_url: str
+    bus: EventBus | None = None  # events from every hub process (cluster handlers)
+    redis: Redis | None = None  # state shared by hub processes, keys under `key_prefix`
+    key_prefix: str = "hub"
+    secret_key: bytes = b""  # the hub's key (`hub.keys`); derive a key per purpose
+    customers: CustomerView | None = None  # what a customer may see of their conversation
 
 
 class Channel(ABC):
@@ -89,6 +113,28 @@ class Channel(ABC):
 
     async def run(self) -> None:  # noqa: B027 - optional hook, deliberately empty
         """Long-running input (pollers, sockets). Returns when there is nothing to run."""
+
+    async def shutdown(self) -> None:  # noqa: B027 - optional hook, deliberately empty
+        """The web server is stopping: close long-lived connections (sockets) so
+        clients reconnect elsewhere instead of holding the shutdown up."""
+
+    def references(self) -> Sequence[str]:
+        """Ids of other accounts this one's options name; the hub refuses to start
+        if one is not configured."""
+        return ()
+
+    async def reroute(
+        self, message: OutboundMessage, identities: Sequence[Identity]
+    ) -> Route | None:
+        """Where this message should go instead, when this channel cannot reach
+        the customer now but another of the company's accounts can (a web-chat
+        visitor who left, at an e-mail address they gave). `identities` are all
+        of the contact's addresses. None (the default): send it here.
+
+        Asked once per message, before its first successful decision; may raise
+        ProviderRejected(retryable=True) to decide later.
+        """
+        return None
 
     @abstractmethod
     async def send(self, message: OutboundMessage) -> Receipt:

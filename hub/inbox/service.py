@@ -408,10 +408,21 @@ class InboxService:
         )
         return reopened
 
-    async def mark_read(self, conversation_id: str) -> None:
+    async def mark_read(
+        self, conversation_id: str, reader: Agent | None = None, *, up_to: str | None = None
+    ) -> None:
+        """An agent has read the conversation (up to message `up_to`, else all of
+        it): no more unread, and `conversation.read` tells everyone — live channels
+        show the customer "seen"."""
         conversation = await self.conversation(conversation_id)
         if conversation.unread_count:
             await self.store.update_conversation(conversation.id, unread_count=0)
+        read = conversation.model_copy(update={"unread_count": 0})
+        await self._announce(
+            conversation_event(
+                "read", read, up_to=up_to, reader=_sender(reader).model_dump(mode="json")
+            )
+        )
 
     # -- delivery --------------------------------------------------------
     async def record_delivery(
