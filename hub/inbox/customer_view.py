@@ -72,9 +72,11 @@ class CustomerView:
             return []
         moved: list[str] = []
         for message in messages[: position + 1]:
-            if message.direction != "outbound" or message.status in (status, "read", "queued"):
-                # A queued message has not been handed over yet: its send will
-                # mark it, and "delivered" must not overtake "sent".
+            # A message still `queued` counts too: a live channel shows replies
+            # as soon as they exist (its send may still be on the way), and
+            # what the customer saw is the truth; the send's later "sent"
+            # cannot move the status back.
+            if message.direction != "outbound" or message.status in (status, "read"):
                 continue
             if await self.inbox.record_delivery(message.id, status):
                 moved.append(message.id)
