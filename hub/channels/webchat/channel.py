@@ -57,6 +57,7 @@ from hub.channels.webchat.protocol import (
     Typing,
     encode,
     error_frame,
+    event_view,
     message_view,
     normalise_details,
     normalise_text,
@@ -159,9 +160,13 @@ class WebChatChannel(Channel):
             context.clock,
             timedelta(days=self.options.token_max_age_days),
         )
-        self.presence = VisitorPresence(
-            context.redis, context.key_prefix, account.id, context.clock, PRESENCE_TTL_SECONDS
-        )
+        # Presence is what `reroute` reads; with no fallback account, nothing
+        # does, and a busy hub saves two Redis writes per visitor.
+        self.presence: VisitorPresence | None = None
+        if self.options.offline_email_account:
+            self.presence = VisitorPresence(
+                context.redis, context.key_prefix, account.id, context.clock, PRESENCE_TTL_SECONDS
+            )
         self.sockets = LiveSockets()
         self.limiter = RateLimiter(
             self.options.rate_limit_burst, self.options.rate_limit_per_minute
@@ -178,7 +183,6 @@ class WebChatChannel(Channel):
         self.max_frame_bytes = self.options.max_message_chars * 6 + 4096
         for event_type, handler in (
             ("webchat.push", self._on_push),
-            ("webchat.attached", self._on_attached),
             ("message.created", self._on_message_created),
             ("conversation.typing", self._on_typing_event),
             ("conversation.read", self._on_read_event),
@@ -202,9 +206,10 @@ class WebChatChannel(Channel):
         as `hub agent add --online`, are noticed here)."""
         while True:
             await asyncio.sleep(PRESENCE_TTL_SECONDS / 3)
-            await self.presence.refresh(
-                (s.conversation_id, s.id) for s in self.sockets if s.conversation_id
-            )
+            if self.presence is not None:
+                await self.presence.refresh(
+                    (s.conversation_id, s.id) for s in self.sockets if s.conversation_id
+                )
             try:
                 await self._refresh_availability()
             except HubError:
@@ -362,7 +367,7 @@ class WebChatChannel(Channel):
 
     async def _close(self, socket: VisitorSocket) -> None:
         try:
-            if socket.conversation_id is not None:
+            if socket.conversation_id is not None and self.presence is not None:
                 await self.presence.leave(socket.conversation_id, socket.id)
         finally:
             self.sockets.remove(socket)
@@ -370,7 +375,7 @@ class WebChatChannel(Channel):
 
     async def _attach(self, socket: VisitorSocket, conversation_id: str) -> None:
         previous = socket.conversation_id
-        if self.sockets.attach(socket, conversation_id):
+        if self.sockets.attach(socket, conversation_id) and self.presence is not None:
             if previous is not None:
                 await self.presence.leave(previous, socket.id)
             await self.presence.refresh([(conversation_id, socket.id)])
@@ -495,22 +500,11 @@ class WebChatChannel(Channel):
         )
 
     async def _joined(self, socket: VisitorSocket, outcome: IngestOutcome) -> None:
-        """The inbox put the visitor's message in `outcome`'s conversation: show it
-        on this socket, and on the visitor's other tabs wherever they are."""
+        """The inbox put the visitor's message in `outcome`'s conversation: show
+        it on this socket. (The visitor's other tabs, wherever they are, follow
+        through `message.created`: see `_on_message_created`.)"""
         socket.contact_id = outcome.contact_id
-        if socket.conversation_id == outcome.conversation_id:
-            return
         await self._attach(socket, outcome.conversation_id)
-        await self._publish(
-            Event(
-                "webchat.attached",
-                {
-                    "account_id": self.account.id,
-                    "visitor_id": socket.visitor_id,
-                    "conversation_id": outcome.conversation_id,
-                },
-            )
-        )
 
     async def _on_typing(self, socket: VisitorSocket, frame: Typing) -> None:
         if socket.conversation_id is None:
@@ -555,22 +549,24 @@ class WebChatChannel(Channel):
             socket.push(frame)
 
     async def _on_message_created(self, event: Event) -> None:
-        """A visitor's message reaches their other open tabs."""
+        """A visitor's message reaches their other open tabs; tabs that showed no
+        conversation yet (opened before the first message) join it."""
         data = event.data["message"]
-        if data.get("account_id") != self.account.id or data.get("direction") != "inbound":
+        if data.get("account_id") != self.account.id or data.get("channel") != CHANNEL:
             return
-        sockets = self.sockets.of_conversation(data["conversation_id"])
-        if not sockets:
+        conversation_id = data["conversation_id"]
+        # Our external ids are "<visitor id>:<client id>" (protocol.external_id).
+        visitor_id = str(data.get("external_id") or "").partition(":")[0]
+        for socket in self.sockets.of_visitor(visitor_id):
+            if socket.conversation_id != conversation_id:
+                await self._attach(socket, conversation_id)
+        if data.get("direction") != "inbound":
             return
-        frame = encode({"type": "message", "message": message_view(Message.model_validate(data))})
-        for socket in sockets:
-            socket.push(frame)
-
-    async def _on_attached(self, event: Event) -> None:
-        if not self._mine(event.data):
-            return
-        for socket in self.sockets.of_visitor(event.data["visitor_id"]):
-            await self._attach(socket, event.data["conversation_id"])
+        sockets = self.sockets.of_conversation(conversation_id)
+        if sockets:
+            frame = encode({"type": "message", "message": event_view(data)})
+            for socket in sockets:
+                socket.push(frame)
 
     async def _on_typing_event(self, event: Event) -> None:
         data = event.data
@@ -660,6 +656,8 @@ class WebChatChannel(Channel):
         target = self.options.offline_email_account
         email = next((i.address for i in identities if i.channel == "email"), None)
         if target is None or email is None:
+            return None
+        if self.presence is None:  # only without a target, which returned above
             return None
         try:
             state = await self.presence.state(message.conversation_id)
