@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import random
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -94,6 +95,11 @@ TRANSCRIPT_LIMIT = 200
 # in another process can be committed a moment later. The widget drops repeats.
 RESUME_OVERLAP_MS = 30_000
 TYPING_INTERVAL_SECONDS = 1.0
+# Pings keep idle sockets alive through proxies (which often drop a connection
+# silent for 60 s) and find dead ones. Each socket gets its own interval: after
+# a restart every widget reconnects within seconds, and equal intervals would
+# make them all ping in the same few seconds, again and again.
+HEARTBEAT_SECONDS = (40.0, 50.0)
 PONG = encode({"type": "pong"})
 
 
@@ -238,7 +244,9 @@ class WebChatChannel(Channel):
                 f"origin {origin or '(none)'} may not open the chat of account"
                 f" {self.account.id!r}; add it to the account's allowed_origins"
             )
-        ws = web.WebSocketResponse(heartbeat=25.0, max_msg_size=self.max_frame_bytes)
+        ws = web.WebSocketResponse(
+            heartbeat=random.uniform(*HEARTBEAT_SECONDS), max_msg_size=self.max_frame_bytes
+        )
         if not ws.can_prepare(request).ok:
             raise InvalidRequest("this is the web-chat socket: open it with a WebSocket client")
         await ws.prepare(request)
