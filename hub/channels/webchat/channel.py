@@ -472,18 +472,17 @@ class WebChatChannel(Channel):
             name=socket.name,
             page=socket.page,
         )
-        outcome = await self.context.ingest(inbound)
+        socket.sending[frame.client_id] = None
+        try:
+            outcome = await self.context.ingest(inbound)
+            view = socket.sending.get(frame.client_id)
+        finally:
+            socket.sending.pop(frame.client_id, None)
         await self._joined(socket, outcome)
-        stored = await self.customers.message(outcome.message_id)
-        socket.push(
-            encode(
-                {
-                    "type": "ack",
-                    "client_id": frame.client_id,
-                    "message": message_view(stored) if stored else None,
-                }
-            )
-        )
+        if view is None:  # a repeat: the inbox announced nothing this time
+            stored = await self.customers.message(outcome.message_id)
+            view = message_view(stored) if stored else None
+        socket.push(encode({"type": "ack", "client_id": frame.client_id, "message": view}))
 
     async def _on_identify(self, socket: VisitorSocket, frame: Identify) -> None:
         if self._limited(socket, frame.client_id):
@@ -571,10 +570,16 @@ class WebChatChannel(Channel):
         if data.get("direction") != "inbound":
             return
         sockets = self.sockets.of_conversation(conversation_id)
-        if sockets:
-            frame = encode({"type": "message", "message": event_view(data)})
-            for socket in sockets:
-                socket.push(frame)
+        if not sockets:
+            return
+        view = event_view(data)
+        frame: str | None = None
+        for socket in sockets:
+            if view["client_id"] in socket.sending:
+                socket.sending[view["client_id"]] = view  # its ack will carry it
+                continue
+            frame = frame or encode({"type": "message", "message": view})
+            socket.push(frame)
 
     async def _on_typing_event(self, event: Event) -> None:
         data = event.data

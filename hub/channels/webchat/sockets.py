@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
+from typing import Any
 
 from aiohttp import web
 
@@ -22,6 +23,9 @@ class VisitorSocket(LiveSocket):
         self.name = ""
         self.last_typing_at = 0.0
         self.last_ack: tuple[str, str] | None = None
+        # Messages this socket is sending (client id -> their view, once the
+        # inbox announced them): the ack carries it, so no echo, no extra read.
+        self.sending: dict[str, dict[str, Any] | None] = {}
 
 
 class LiveSockets:
