@@ -27,6 +27,7 @@ from hub.inbox.model import Identity, Message, Sender
 from hub.keys import derive
 from tests.channels.test_api import post
 from tests.conftest import eventually
+from tests.hub_process import HubProcess, hub_command
 from tests.peers.api_sender import message
 from tests.peers.widget_client import AgentStreamClient, WidgetClient
 from tests.web.test_api import add_agent
@@ -704,3 +705,105 @@ async def test_the_agent_stream_pushes_inbox_events_and_answers_bad_frames(hub):
     await stream.send({"type": "typing", "conversation_id": "0" * 24, "typing": True})
     assert (await stream.next("error"))["code"] == "not_found"
     await stream.close()
+
+
+async def test_a_chosen_route_is_kept_when_the_send_is_retried(mail_fallback):
+    hub = mail_fallback
+    client = visitor(hub)
+    await client.connect()
+    await client.send({"type": "identify", "client_id": "f1", "email": "mai@example.vn"})
+    await client.next("identified")
+    await client.say("email me")
+    conversation_id = await conversation_of(hub, client)
+    await hub_lets_go(hub, client)
+    hub.peer.answers = [503]  # the mail system fails once...
+    hub.peer.delay = 0.7  # ...slowly, while the visitor comes back
+    sent = await reply(hub, conversation_id, "by e-mail, even on retry")
+
+    async def routed() -> bool:
+        stored = await hub.runtime.store.get_message(sent["id"])
+        return "route" in stored.meta
+
+    await eventually(routed)  # the first try is on its way to the mail system
+    back = visitor(hub, token=client.token)
+    await back.connect()
+
+    async def two_tries() -> bool:
+        return len(hub.peer.deliveries) == 2
+
+    await eventually(two_tries)
+    await status_becomes(hub, sent["id"], "sent")
+    assert [d.body["to"]["id"] for d in hub.peer.deliveries] == ["mai@example.vn"] * 2
+    assert not any(f["message"]["id"] == sent["id"] for f in back.of_type("message"))
+    await back.close()
+
+
+async def test_store_outage_gives_a_retry_error_and_the_resend_is_stored_once(hub):
+    client = visitor(hub)
+    await client.connect()
+    store = hub.runtime.store
+    await store.close()
+    try:
+        await client.say("while the database is down", client_id="outage-1")
+        error = await client.next("error")
+        assert error["code"] == "unavailable" and error["client_id"] == "outage-1"
+        assert error["retry_after"] > 0
+    finally:
+        await store.open()
+    await client.say("while the database is down", client_id="outage-1")
+    ack = await client.next("ack")
+    await client.say("while the database is down", client_id="outage-1")
+    again = await client.next("ack")
+    assert ack["message"]["id"] == again["message"]["id"]
+    await client.close()
+
+
+@pytest.mark.slow
+async def test_visitor_resumes_after_the_real_hub_is_killed_and_restarted(tmp_path):
+    """kill -9 on `hub serve`; a new one on the same port and data folder
+    accepts the visitor's token (the kept key) and the widget resumes."""
+    config = tmp_path / "hub.toml"
+    config.write_text(
+        f'[[accounts]]\nid = "web"\nchannel = "webchat"\nallowed_origins = ["{SITE}"]\n',
+        encoding="utf-8",
+    )
+    data = tmp_path / "data"
+    await asyncio.to_thread(
+        hub_command,
+        "agent", "add", "--email", "lan@shop.vn", "--name", "Lan", "--online",
+        config=config, data_dir=data,
+    )  # fmt: skip
+    token = (
+        await asyncio.to_thread(
+            hub_command, "token", "create", "--agent", "lan@shop.vn", config=config, data_dir=data
+        )
+    ).stdout.strip()
+    first = await asyncio.to_thread(HubProcess(config, data).start)
+    second = HubProcess(config, data)
+    second.port = first.port
+    async with aiohttp.ClientSession() as session:
+        client = WidgetClient(session, f"{first.url}/webchat/web/socket")
+        welcome = await client.connect()
+        await client.say("before the crash")
+        ack = await client.next("ack")
+        await asyncio.to_thread(first.kill)
+        await eventually(lambda: asyncio.sleep(0, client.closed_with is not None))
+        await asyncio.to_thread(second.start)
+        try:
+            back = WidgetClient(session, f"{second.url}/webchat/web/socket", token=client.token)
+            resumed = await back.connect(after=ack["message"]["id"])
+            assert resumed["visitor_id"] == welcome["visitor_id"]
+            assert resumed["resumed"] is True
+            conversation_id = resumed["conversation_id"]
+            headers = {"Authorization": f"Bearer {token}"}
+            async with session.post(
+                f"{second.url}/api/v1/conversations/{conversation_id}/messages",
+                json={"text": "after the restart"},
+                headers=headers,
+            ) as response:
+                assert response.status == 202
+                sent = await response.json()
+            await back.next("message", lambda f: f["message"]["id"] == sent["id"])
+            await back.close()
+        finally:
+            assert await asyncio.to_thread(second.interrupt) == 0, second.log()
