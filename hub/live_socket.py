@@ -36,6 +36,8 @@ class LiveSocket:
 
     def push(self, frame: str) -> None:
         """Queue a frame; never waits. Closes the socket if it cannot keep up."""
+        if self.ws.closed:
+            return  # its client reconnects and resumes
         if self._held is not None:
             self._held.append(frame)
             if len(self._held) <= OUTBOX_LIMIT:

@@ -435,23 +435,26 @@ class InboxService:
     ) -> bool:
         """Move a message's delivery status forward (never back: a late "sent"
         does not undo "delivered"; "failed" is final). Returns whether it moved."""
-        message = await self.store.get_message(message_id)
-        if message is None or message.status is None:
-            return False
-        if not _moves_forward(message.status, status):
-            return False
-        changes: dict[str, Any] = {"status": status, "updated_at": self.clock.now()}
-        if error is not None or status != "failed":
-            changes["error"] = error
-        if external_id is not None:
-            changes["external_id"] = external_id
-        if not await self.store.update_message(
-            message.id, expect={"status": message.status}, **changes
-        ):
-            return False  # moved meanwhile by another receipt; the newer one wins
-        updated = message.model_copy(update=changes)
-        await self._announce(message_event("status", updated))
-        return True
+        # Compare-and-set; when another receipt moved the status meanwhile, look
+        # again: a "read" racing the send's "sent" must not be lost.
+        for _ in range(5):
+            message = await self.store.get_message(message_id)
+            if message is None or message.status is None:
+                return False
+            if not _moves_forward(message.status, status):
+                return False
+            changes: dict[str, Any] = {"status": status, "updated_at": self.clock.now()}
+            if error is not None or status != "failed":
+                changes["error"] = error
+            if external_id is not None:
+                changes["external_id"] = external_id
+            if await self.store.update_message(
+                message.id, expect={"status": message.status}, **changes
+            ):
+                updated = message.model_copy(update=changes)
+                await self._announce(message_event("status", updated))
+                return True
+        return False
 
     async def _announce(self, *events: Event) -> None:
         """Publish after a change that is already stored and answered for: a Redis

@@ -202,6 +202,9 @@ async def test_widget_script_is_served_once_with_caching_headers(settings_with, 
     assert "data-account" in body and "innerHTML = ICON" in body
     again = await hub.client.get("/widget.js", headers={"If-None-Match": etag})
     assert again.status == 304
+    plain = await hub.client.get("/widget.js", headers={"Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in plain.headers and await plain.text() == body
+    assert response.headers.get("Content-Encoding") == "gzip"  # the client asked for it
     # Both accounts have their socket.
     for account in ("web", "web2"):
         refused = await hub.client.get(f"/webchat/{account}/socket")

@@ -30,6 +30,7 @@ account instead (`reroute`), and stays in the transcript too.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import logging
 import random
@@ -108,6 +109,7 @@ class WidgetScript:
 
     def __init__(self, path: Path) -> None:
         self.body = path.read_bytes()
+        self.gzipped = gzip.compress(self.body, mtime=0)  # a third of the size, for phones
         self.etag = '"' + hashlib.sha256(self.body).hexdigest()[:20] + '"'
 
     async def serve(self, request: web.Request) -> web.Response:
@@ -118,11 +120,16 @@ class WidgetScript:
             "ETag": self.etag,
             "X-Content-Type-Options": "nosniff",
             "Cross-Origin-Resource-Policy": "cross-origin",
+            "Vary": "Accept-Encoding",
         }
         if self.etag in request.headers.get("If-None-Match", ""):
             return web.Response(status=304, headers=headers)
+        body = self.body
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            body = self.gzipped
+            headers["Content-Encoding"] = "gzip"
         return web.Response(
-            body=self.body, content_type="application/javascript", charset="utf-8", headers=headers
+            body=body, content_type="application/javascript", charset="utf-8", headers=headers
         )
 
 

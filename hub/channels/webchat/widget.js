@@ -431,9 +431,13 @@
     var box = el("form", { "class": "compose" });
     var input = el("textarea", { rows: "1", "data-part": "input", "aria-label": t.placeholder,
       placeholder: t.placeholder, maxlength: String(config.max_chars) });
+    var idle = null;
     input.oninput = function () {
       var now = Date.now();
       if (now - typingSent > 2000) { typingSent = now; send({ type: "typing", typing: true }); }
+      // Stopped typing without sending: say so, rather than "typing…" for ever.
+      clearTimeout(idle);
+      idle = setTimeout(function () { typingSent = 0; send({ type: "typing", typing: false }); }, 5000);
     };
     input.onkeydown = function (event) {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); submit(); }
@@ -443,6 +447,7 @@
       if (!text.trim()) return;
       input.value = "";
       typingSent = 0;
+      clearTimeout(idle);
       send({ type: "typing", typing: false });
       sendText(text);
       input.focus();
