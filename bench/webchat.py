@@ -526,7 +526,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--sockets", type=int, default=5000, help="widget sockets kept open")
     parser.add_argument(
-        "--rate", type=float, default=250.0, help="messages per second (one per socket)"
+        "--rate", type=float, default=100.0, help="messages per second (one per socket)"
     )
     parser.add_argument("--connect-concurrency", type=int, default=100)
     parser.add_argument("--settle", type=float, default=2.0, help="seconds between open and send")
