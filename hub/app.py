@@ -27,15 +27,17 @@ from hub.delivery import Deliverer, Sweeper
 from hub.errors import ConfigError, StoreUnavailable, UnknownAccount
 from hub.events import EventBus
 from hub.inbox.customer_view import CustomerView
-from hub.inbox.inbound import InboundMessage, IngestOutcome
+from hub.inbox.inbound import InboundMessage, IngestOutcome, ReplyWindow
 from hub.inbox.service import InboxPolicy, InboxService
 from hub.inbox.store import Store
 from hub.jobs import EmbeddedRedis, JobQueue, connect, redis_settings
 from hub.keys import hub_secret_key
+from hub.locks import RedisLocks
 from hub.metrics import Metrics
+from hub.routing.calls import CallTargets
 from hub.routing.round_robin import RoundRobinRouter
 from hub.settings import HubSettings
-from hub.web import api
+from hub.web import api, calls, media
 from hub.web.auth import token_middleware
 from hub.web.errors import error_middleware
 from hub.web.realtime import AgentStream
@@ -64,6 +66,17 @@ class Runtime:
         counter = self.metrics.duplicates if outcome.duplicate else self.metrics.ingested
         counter.labels(channel=inbound.channel).inc()
         return outcome
+
+
+@dataclass
+class ChannelReplyWindows:
+    """The inbox's view of each account's reply window, read from its channel."""
+
+    channels: dict[str, Channel]
+
+    def reply_window(self, account_id: str) -> ReplyWindow | None:
+        channel = self.channels.get(account_id)
+        return channel.reply_window if channel is not None else None
 
 
 def build_store(settings: HubSettings) -> Store:
@@ -102,12 +115,14 @@ async def open_runtime(
         await bus.start()
         stack.push_async_callback(bus.stop)
         jobs = JobQueue(redis, queue_name(settings))
+        channels: dict[str, Channel] = {}  # filled below, once `runtime.ingest` exists
         inbox = InboxService(
             store,
             bus,
             clock,
             jobs,
             InboxPolicy(reopen_window=timedelta(hours=settings.inbox.reopen_window_hours)),
+            reply_windows=ChannelReplyWindows(channels),
         )
         router = RoundRobinRouter(store, inbox, clock)
         router.attach(bus)
@@ -117,7 +132,6 @@ async def open_runtime(
         )
         stack.push_async_callback(http.close)
         metrics = Metrics()
-        channels: dict[str, Channel] = {}  # filled below, once `runtime.ingest` exists
         runtime = Runtime(
             settings=settings,
             clock=clock,
@@ -140,6 +154,11 @@ async def open_runtime(
             default_region=settings.inbox.default_region,
             public_url=settings.server.public_url
             or f"http://{settings.server.host}:{settings.server.port}",
+            receipts=inbox,
+            state=store,
+            locks=RedisLocks(redis, settings.redis.prefix),
+            reports=inbox,
+            agents=CallTargets(store),
             bus=bus,
             redis=redis,
             key_prefix=settings.redis.prefix,
@@ -147,7 +166,9 @@ async def open_runtime(
             customers=CustomerView(store, inbox),
         )
         for account in settings.accounts:
-            channels[account.id] = channel_class(account.channel)(account, context)
+            channel = channel_class(account.channel)(account, context)
+            channels[account.id] = channel
+            stack.push_async_callback(channel.close)
         for channel in channels.values():
             for other in channel.references():
                 if other not in channels:
@@ -275,6 +296,12 @@ async def create_app(
     app[api.STORE] = runtime.store
     app[api.BUS] = runtime.bus
     stream = AgentStream(runtime.bus, runtime.inbox)
+    dialers: dict[str, calls.Dialer] = {
+        account_id: channel
+        for account_id, channel in runtime.channels.items()
+        if isinstance(channel, calls.Dialer)
+    }
+    app[calls.DIALERS] = dialers
     app.router.add_get("/", landing)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
@@ -289,8 +316,18 @@ async def create_app(
                 added.add((route.method, route.path))
             app.router.add_routes([route])
     app.router.add_post("/webhooks/{channel}/{account}", unknown_webhook)
+    app.router.add_post("/webhooks/{channel}/{account}/{rest:.*}", unknown_webhook)
     app.router.add_routes(stream.routes())
     app.router.add_routes(api.routes)
+    sources: dict[str, media.MediaSource] = {
+        account_id: channel
+        for account_id, channel in runtime.channels.items()
+        if isinstance(channel, media.MediaSource)
+    }
+    app[media.MEDIA] = sources
+    app[media.MEDIA_STORE] = runtime.store
+    app.router.add_routes(media.routes)
+    app.router.add_routes(calls.routes)
 
     async def close_sockets(_: web.Application) -> None:
         # Long-lived sockets would hold the shutdown for its whole grace period.

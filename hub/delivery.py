@@ -4,6 +4,11 @@
 Safe to run twice for one message: a delivery first claims the attempt with a
 compare-and-set on the message's attempt count, so two workers never send the
 same attempt, and a message that is no longer `queued` is left alone.
+
+Every send passes here — agents' replies, care messages, campaigns — so this is
+where consent is honoured: a contact who opted out of the channel's consent
+(`Channel.consent_key`, e.g. "sms" after an SMS "STOP") gets nothing, and the
+message fails saying so.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from hub.channels.base import Channel, OutboundMessage, Route
 from hub.clock import Clock
@@ -70,18 +76,7 @@ class Deliverer:
         if message is None or message.direction != "outbound" or message.status != "queued":
             return Done("skipped")
         attempt = message.attempts + 1
-        if not await self.store.update_message(
-            message.id,
-            expect={"status": "queued", "attempts": message.attempts},
-            attempts=attempt,
-            updated_at=self.clock.now(),
-        ):
-            return Done("skipped")  # another worker claimed this attempt
         channel = self.channels.get(message.account_id)
-        if channel is None:
-            return await self._fail(
-                message_id, message.channel, f"account {message.account_id!r} is not configured"
-            )
         conversation = await self.inbox.conversation(message.conversation_id)
         contact = await self.store.get_contact(conversation.contact_id)
         outbound = OutboundMessage(
@@ -98,9 +93,25 @@ class Deliverer:
             thread=message.thread,
             created_at=message.created_at,
         )
+        claim: dict[str, object] = {"attempts": attempt, "updated_at": self.clock.now()}
+        annotations = channel.outbound_meta(outbound) if channel is not None else {}
+        if annotations and any(message.meta.get(k) != v for k, v in annotations.items()):
+            claim["meta"] = {**message.meta, **annotations}
+        if not await self.store.update_message(
+            message.id, expect={"status": "queued", "attempts": message.attempts}, **claim
+        ):
+            return Done("skipped")  # another worker claimed this attempt
+        if channel is None:
+            return await self._fail(
+                message_id, message.channel, f"account {message.account_id!r} is not configured"
+            )
+        refusal = consent_refusal(channel, contact)
+        if refusal is not None:
+            return await self._fail(message.id, message.channel, refusal, attempt)
         context = {"event": "delivery", "message_id": message.id, "attempt": attempt}
         try:
-            route = await self._route(message, channel, outbound, contact)
+            stored_meta = {**message.meta, **annotations}  # as the claim left it
+            route = await self._route(message, stored_meta, channel, outbound, contact)
             if route is not None:
                 target = self.channels.get(route.account_id)
                 if target is None:
@@ -110,6 +121,9 @@ class Deliverer:
                         f"route account {route.account_id!r} is not configured",
                         attempt,
                     )
+                refusal = consent_refusal(target, contact)
+                if refusal is not None:
+                    return await self._fail(message.id, message.channel, refusal, attempt)
                 channel = target
                 outbound = outbound.model_copy(
                     update={"account_id": route.account_id, "to": route.to}
@@ -136,7 +150,10 @@ class Deliverer:
             )
         try:
             await self.inbox.record_delivery(
-                message.id, receipt.status, external_id=receipt.external_id
+                message.id,
+                receipt.status,
+                external_id=receipt.external_id,
+                meta=receipt.meta or None,
             )
         except DuplicateMessage:
             log.warning("provider reused a message id; not recorded", extra=context)
@@ -146,18 +163,22 @@ class Deliverer:
         return Done("sent")
 
     async def _route(
-        self, message: Message, channel: Channel, outbound: OutboundMessage, contact: Contact | None
+        self,
+        message: Message,
+        meta: dict[str, Any],
+        channel: Channel,
+        outbound: OutboundMessage,
+        contact: Contact | None,
     ) -> Route | None:
         """The message's delivery route: the one chosen at an earlier attempt, else
         what its channel says now (kept on the message, so a retry never switches
-        routes and one message never goes out two ways)."""
-        if message.meta.get("route"):
-            return Route.model_validate(message.meta["route"])
+        routes and one message never goes out two ways). `meta` is the message's
+        meta as this attempt stored it."""
+        if meta.get("route"):
+            return Route.model_validate(meta["route"])
         route = await channel.reroute(outbound, contact.identities if contact else ())
         if route is not None:
-            await self.store.update_message(
-                message.id, meta={**message.meta, "route": route.model_dump()}
-            )
+            await self.store.update_message(message.id, meta={**meta, "route": route.model_dump()})
             log.info(
                 "delivery rerouted",
                 extra={
@@ -184,6 +205,19 @@ class Deliverer:
             },
         )
         return Done("failed")
+
+
+def consent_refusal(channel: Channel, contact: Contact | None) -> str | None:
+    """Why the contact must not get a message on this channel, or None if they may."""
+    if channel.consent_key is None or contact is None:
+        return None
+    consent = contact.consent.get(channel.consent_key)
+    if consent is None or consent.status != "opted_out":
+        return None
+    return (
+        f"the contact opted out of {channel.consent_key} on {consent.at.isoformat()}"
+        f" ({consent.how}); nothing is sent until they opt in again"
+    )
 
 
 class Sweeper:

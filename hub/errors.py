@@ -62,6 +62,12 @@ class QueueUnavailable(HubError):
     code = "queue_unavailable"
 
 
+class ProviderUnavailable(HubError):
+    """A provider or PBX the request needs cannot be reached right now (retry later)."""
+
+    code = "provider_unavailable"
+
+
 class DuplicateMessage(HubError):
     """A message with the same (channel, account, external id) or idempotency key exists."""
 
@@ -72,6 +78,13 @@ class IdentityTaken(HubError):
     """The identity already belongs to another contact."""
 
     code = "identity_taken"
+
+
+class ReplyWindowClosed(HubError):
+    """The channel only lets a business reply for a while after the customer's
+    last message (Meta's 24-hour window, Zalo's 7 days), and that time is over."""
+
+    code = "reply_window_closed"
 
 
 class ConfigError(HubError):

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import aiohttp
 from aiohttp import web
@@ -21,8 +22,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from hub.clock import Clock
 from hub.errors import ConfigError
-from hub.inbox.inbound import InboundMessage, IngestOutcome
-from hub.inbox.model import Attachment, DeliveryStatus, Identity, ThreadKeys
+from hub.inbox.inbound import DeliveryReport, InboundMessage, IngestOutcome, ReplyWindow
+from hub.inbox.model import Agent, Attachment, DeliveryStatus, Identity, ThreadKeys
 from hub.settings import AccountSettings
 
 if TYPE_CHECKING:
@@ -69,12 +70,95 @@ class Route(BaseModel):
     reason: str
 
 
+class ProviderReceipts(Protocol):
+    async def record_provider_status(self, report: DeliveryReport) -> int:
+        """Apply a provider's delivery/read/failure report (forward-only, idempotent)."""
+        ...
+
+
+class ChannelState(Protocol):
+    """What a channel may remember between runs and share between processes
+    (a poller's offset, a provider's current tokens)."""
+
+    async def channel_state(self, account_id: str, key: str) -> dict[str, Any] | None: ...
+
+    async def save_channel_state(
+        self, account_id: str, key: str, value: dict[str, Any]
+    ) -> None: ...
+
+
+class Locks(Protocol):
+    def hold(
+        self, name: str, *, ttl: float = ..., wait: float = ...
+    ) -> AbstractAsyncContextManager[None]:
+        """A lock held across every hub process while the block runs."""
+        ...
+
+
+class DeliveryReports(Protocol):
+    """Where a channel reports what became of a message it sent (status callbacks)."""
+
+    async def record_delivery(
+        self,
+        message_id: str,
+        status: DeliveryStatus,
+        *,
+        error: str | None = None,
+        external_id: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> bool:
+        """Move the message's status forward; False if it did not move (a replay,
+        a late callback) or the message is unknown."""
+        ...
+
+    async def delivery_status(self, message_id: str) -> DeliveryStatus | None:
+        """The outbound message's delivery status; None if there is no such message."""
+        ...
+
+
+class AgentDirectory(Protocol):
+    """Who should take a phone call: the routing side, as a channel sees it."""
+
+    async def call_targets(self, account_id: str, caller: Identity) -> list[Agent]:
+        """Agents to ring for a call from `caller`, best first (may be empty)."""
+        ...
+
+
+class _NoReports:
+    async def record_delivery(
+        self,
+        message_id: str,
+        status: DeliveryStatus,
+        *,
+        error: str | None = None,
+        external_id: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> bool:
+        return False
+
+    async def delivery_status(self, message_id: str) -> DeliveryStatus | None:
+        return None
+
+
+class _NoAgents:
+    async def call_targets(self, account_id: str, caller: Identity) -> list[Agent]:
+        return []
+
+
+NO_REPORTS: DeliveryReports = _NoReports()
+NO_AGENTS: AgentDirectory = _NoAgents()
+
+
 @dataclass(frozen=True)
 class ChannelContext:
-    """What the hub lends a channel: a sink for inbound messages and shared clients.
+    """What the hub lends a channel: sinks for inbound messages and delivery
+    reports, who takes calls, and shared clients. (`reports` and `agents` have
+    inert defaults so a channel built without a hub, in a test, still works;
+    `receipts`, `state` and `locks` are None when not provided, and a channel
+    that needs one refuses to start without it.)
 
-    The fields after `public_url` serve live channels (the web-chat widget), which
-    talk to the customer in real time from whichever hub process holds the socket.
+    `bus` to `customers` serve live channels (the web-chat widget), which talk to
+    the customer in real time from whichever hub process holds the socket.
     """
 
     ingest: Ingest
@@ -82,6 +166,11 @@ class ChannelContext:
     clock: Clock
     default_region: str
     public_url: str
+    receipts: ProviderReceipts | None = None
+    state: ChannelState | None = None
+    locks: Locks | None = None
+    reports: DeliveryReports = NO_REPORTS
+    agents: AgentDirectory = NO_AGENTS
     bus: EventBus | None = None  # events from every hub process (cluster handlers)
     redis: Redis | None = None  # state shared by hub processes, keys under `key_prefix`
     key_prefix: str = "hub"
@@ -94,6 +183,9 @@ class Channel(ABC):
 
     name: ClassVar[str]
     Options: ClassVar[type[BaseModel]]
+    # The contact consent that sends on this channel need ("sms"): a contact who
+    # opted out of it gets nothing more through it. None: no consent checked.
+    consent_key: ClassVar[str | None] = None
 
     def __init__(self, account: AccountSettings, context: ChannelContext) -> None:
         self.account = account
@@ -107,12 +199,26 @@ class Channel(ABC):
             )
             raise ConfigError(f"account {account.id!r} ({self.name}): {problems}") from exc
 
+    @property
+    def reply_window(self) -> ReplyWindow | None:
+        """How long after the customer's last message this channel lets the business
+        reply, if the provider limits it (the inbox refuses later replies up front)."""
+        return None
+
     def routes(self) -> list[web.RouteDef]:
         """HTTP routes this account serves (webhooks); none by default."""
         return []
 
     async def run(self) -> None:  # noqa: B027 - optional hook, deliberately empty
         """Long-running input (pollers, sockets). Returns when there is nothing to run."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, deliberately empty
+        """Release the channel's own clients when the hub stops."""
+
+    def outbound_meta(self, message: OutboundMessage) -> dict[str, Any]:
+        """Facts about how `message` goes out on this channel (SMS segments and
+        encoding), stored on the message before it is sent. Pure; none by default."""
+        return {}
 
     async def shutdown(self) -> None:  # noqa: B027 - optional hook, deliberately empty
         """The web server is stopping: close long-lived connections (sockets) so

@@ -15,6 +15,13 @@ from hub.errors import ConfigError
 FAMILIES: dict[str, str] = {
     "api": "hub.channels.api:ApiChannel",
     "webchat": "hub.channels.webchat:WebChatChannel",
+    "telegram": "hub.channels.telegram:TelegramChannel",
+    "zalo": "hub.channels.zalo.channel:ZaloChannel",
+    "messenger": "hub.channels.messenger:MessengerChannel",
+    "whatsapp": "hub.channels.whatsapp:WhatsAppChannel",
+    "twilio": "hub.channels.twilio.channel:TwilioChannel",
+    "asterisk": "hub.channels.asterisk.channel:AsteriskChannel",
+    "cti": "hub.channels.cti:CtiChannel",
 }
 
 

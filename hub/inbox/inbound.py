@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.inbox.model import Attachment, Identity, ThreadKeys
+from hub.inbox.calls import CallUpdate
+from hub.inbox.model import Attachment, ConsentStatus, DeliveryStatus, Identity, ThreadKeys
 
 
 class InboundSender(BaseModel):
@@ -18,6 +20,16 @@ class InboundSender(BaseModel):
         min_length=1,
         description="the first is how this channel knows the sender; replies go to it",
     )
+
+
+class ConsentChange(BaseModel):
+    """The message itself changes the sender's consent (an SMS "STOP" or "START")."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str = Field(description="the consent it changes: 'sms', 'email', ...")
+    status: ConsentStatus
+    keyword: str = ""
 
 
 class InboundMessage(BaseModel):
@@ -35,6 +47,12 @@ class InboundMessage(BaseModel):
     thread: ThreadKeys = Field(default_factory=ThreadKeys)
     sent_at: datetime | None = Field(None, description="when the provider says it was sent")
     meta: dict[str, Any] = Field(default_factory=dict)
+    consent: ConsentChange | None = None
+    call: CallUpdate | None = Field(
+        None,
+        description="a call event: merged into the call's one timeline message"
+        " (external_id is the call's id) instead of stored as a new message",
+    )
 
 
 class IngestOutcome(BaseModel):
@@ -44,3 +62,27 @@ class IngestOutcome(BaseModel):
     conversation_id: str
     contact_id: str
     duplicate: bool
+
+
+class DeliveryReport(BaseModel):
+    """A provider's word on messages we sent (a delivery or read receipt, a late
+    failure), in hub's terms. It names the messages by the provider's ids, or —
+    for providers that report "everything up to this moment was read" — by the
+    customer and a watermark time."""
+
+    account_id: str
+    channel: str
+    status: DeliveryStatus
+    external_ids: list[str] = Field(default_factory=list)
+    identity: Identity | None = Field(None, description="the customer, for a watermark")
+    up_to: datetime | None = Field(None, description="watermark: sent at or before this")
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ReplyWindow:
+    """How long after the customer's last message a channel lets the business
+    reply freely, and the rule's name as an agent should read it."""
+
+    length: timedelta
+    rule: str

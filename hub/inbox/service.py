@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from hub.clock import Clock
@@ -22,16 +22,33 @@ from hub.errors import (
     InvalidRequest,
     NotFound,
     QueueUnavailable,
+    ReplyWindowClosed,
 )
 from hub.events import Event, EventBus
-from hub.inbox.inbound import InboundMessage, IngestOutcome
+from hub.inbox.calls import (
+    CALLBACK_LABEL,
+    AgentRef,
+    CallAgent,
+    CallRecord,
+    describe,
+    merge,
+)
+from hub.inbox.inbound import (
+    ConsentChange,
+    DeliveryReport,
+    InboundMessage,
+    IngestOutcome,
+    ReplyWindow,
+)
 from hub.inbox.model import (
     OPEN_STATUSES,
     Agent,
     Attachment,
+    Consent,
     Contact,
     Conversation,
     DeliveryStatus,
+    Identity,
     Message,
     Sender,
 )
@@ -43,6 +60,11 @@ log = logging.getLogger(__name__)
 class DeliveryQueue(Protocol):
     async def enqueue_delivery(self, message_id: str) -> bool:
         """Ask a worker to deliver the message; safe to call twice for one id."""
+
+
+class ReplyWindows(Protocol):
+    def reply_window(self, account_id: str) -> ReplyWindow | None:
+        """The account's reply window; None when replies are always allowed."""
 
 
 @dataclass(frozen=True)
@@ -69,12 +91,14 @@ class InboxService:
         clock: Clock,
         deliveries: DeliveryQueue,
         policy: InboxPolicy | None = None,
+        reply_windows: ReplyWindows | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
         self.clock = clock
         self.deliveries = deliveries
         self.policy = policy or InboxPolicy()
+        self.reply_windows = reply_windows
 
     # -- inbound ---------------------------------------------------------
     async def ingest(self, inbound: InboundMessage) -> IngestOutcome:
@@ -84,12 +108,23 @@ class InboxService:
         message with `duplicate=True` and writes nothing. Everything is written in
         one transaction, then events are published; QueueUnavailable from the bus
         means "stored, but tell the sender to retry" (the retry is a no-op).
+
+        A message that changes consent (`inbound.consent`, an SMS "STOP") records
+        the change on the contact in the same transaction, naming the message.
+        A call event (`inbound.call`) is merged into the call's one message
+        instead (see `hub.inbox.calls`); `duplicate` then means "nothing new".
         """
+        if inbound.call is not None:
+            return await self._ingest_call(inbound)
         existing = await self.store.message_by_external_id(
             inbound.channel, inbound.account_id, inbound.external_id
         )
         if existing is not None:
             return await self._duplicate(existing)
+        outcome, _ = await self._store_new(inbound)
+        return outcome
+
+    async def _store_new(self, inbound: InboundMessage) -> tuple[IngestOutcome, Conversation]:
         events: list[Event] = []
         try:
             async with self.store.transaction():
@@ -97,6 +132,8 @@ class InboxService:
                 conversation = await self._thread(inbound, contact, events)
                 message = self._inbound_message(inbound, contact, conversation)
                 await self.store.add_message(message)
+                if inbound.consent is not None:
+                    contact = await self._record_consent(contact, inbound.consent, message, events)
         except DuplicateMessage:
             # Another request stored the same message between our check and insert.
             stored = await self.store.message_by_external_id(
@@ -104,7 +141,7 @@ class InboxService:
             )
             if stored is None:
                 raise
-            return await self._duplicate(stored)
+            return await self._duplicate(stored), await self.conversation(stored.conversation_id)
         if contact_created:
             events.insert(0, Event("contact.created", {"contact": contact.model_dump(mode="json")}))
         events.append(message_event("created", message))
@@ -119,12 +156,220 @@ class InboxService:
             },
         )
         await self.bus.publish(*events)
-        return IngestOutcome(
+        outcome = IngestOutcome(
             message_id=message.id,
             conversation_id=conversation.id,
             contact_id=contact.id,
             duplicate=False,
         )
+        return outcome, conversation
+
+    async def _record_consent(
+        self, contact: Contact, change: ConsentChange, message: Message, events: list[Event]
+    ) -> Contact:
+        """Set the contact's consent as the message asks, naming the message and
+        the moment. Nothing is written when the consent already says so (a second
+        STOP keeps the first as the record of when they left)."""
+        for _ in range(5):
+            current = contact.consent.get(change.key)
+            if current is not None and current.status == change.status:
+                return contact
+            now = self.clock.now()
+            consent = {
+                **contact.consent,
+                change.key: Consent(status=change.status, at=now, how=f"message:{message.id}"),
+            }
+            if await self.store.update_contact(
+                contact.id, expect={"consent": contact.consent}, consent=consent, updated_at=now
+            ):
+                updated = contact.model_copy(update={"consent": consent, "updated_at": now})
+                events.append(
+                    Event("contact.updated", {"contact": updated.model_dump(mode="json")})
+                )
+                log.info(
+                    "consent changed by keyword",
+                    extra={
+                        "event": "contact.consent",
+                        "contact_id": contact.id,
+                        "consent": change.key,
+                        "status": change.status,
+                        "message_id": message.id,
+                    },
+                )
+                return updated
+            fresh = await self.store.get_contact(contact.id)
+            if fresh is None:
+                raise NotFound(f"contact {contact.id} vanished")
+            contact = fresh
+        raise Conflict(f"contact {contact.id} kept changing; consent not recorded")
+
+    # -- calls -----------------------------------------------------------
+    async def _ingest_call(self, inbound: InboundMessage) -> IngestOutcome:
+        """Merge a call update into the call's message, creating it on first news.
+
+        Safe under replays and races: the message is created once (unique external
+        id) and updated with a compare-and-set on its `meta`, so two updates arriving
+        together both land and a replayed one changes nothing.
+        """
+        update = inbound.call
+        assert update is not None
+        answered_by = await self._call_agent(update.answered_by)
+        transferred_to = await self._call_agent(update.transferred_to)
+        customer = inbound.sender.identities[0].address
+        for _ in range(10):
+            existing = await self.store.message_by_external_id(
+                inbound.channel, inbound.account_id, inbound.external_id
+            )
+            if existing is None:
+                record = merge(
+                    None,
+                    update,
+                    customer=customer,
+                    answered_by=answered_by,
+                    transferred_to=transferred_to,
+                )
+                first = inbound.model_copy(
+                    update={
+                        "direction": "event",
+                        "text": describe(record),
+                        "attachments": _call_attachments(record),
+                        "meta": {**inbound.meta, "call": record.to_meta()},
+                        "call": None,
+                    }
+                )
+                outcome, conversation = await self._store_new(first)
+                if outcome.duplicate:
+                    continue  # created meanwhile by another update: merge into it
+                if record.needs_callback:
+                    await self._request_callback(conversation.id, record)
+                elif record.answered_at is not None:
+                    await self._callback_done(conversation.id)
+                return outcome
+            before = CallRecord.from_meta(existing.meta)
+            record = merge(
+                before,
+                update,
+                customer=before.customer,
+                answered_by=answered_by,
+                transferred_to=transferred_to,
+            )
+            if record == before:
+                return await self._duplicate(existing)
+            now = self.clock.now()
+            changes: dict[str, Any] = {
+                "meta": {**existing.meta, "call": record.to_meta()},
+                "text": describe(record),
+                "attachments": _call_attachments(record),
+                "updated_at": now,
+            }
+            if not await self.store.update_message(
+                existing.id, expect={"meta": existing.meta}, **changes
+            ):
+                continue  # another update landed first: merge into the newer record
+            conversation = await self.conversation(existing.conversation_id)
+            log.info(
+                "call updated",
+                extra={
+                    "event": "call.updated",
+                    "message_id": existing.id,
+                    "conversation_id": conversation.id,
+                    "status": record.status,
+                },
+            )
+            await self._announce(message_event("updated", existing.model_copy(update=changes)))
+            if record.needs_callback and not before.needs_callback:
+                await self._request_callback(conversation.id, record)
+            elif record.answered_at is not None and before.answered_at is None:
+                await self._callback_done(conversation.id)
+            return IngestOutcome(
+                message_id=existing.id,
+                conversation_id=conversation.id,
+                contact_id=conversation.contact_id,
+                duplicate=False,
+            )
+        raise Conflict(f"call {inbound.external_id} kept changing; update not recorded")
+
+    async def _call_agent(self, ref: AgentRef | None) -> CallAgent | None:
+        """The agent a provider's reference points at (by id or extension), or the
+        reference as given when no agent matches (an extension nobody has yet)."""
+        if ref is None:
+            return None
+        agent: Agent | None = None
+        if ref.agent_id:
+            agent = await self.store.get_agent(ref.agent_id)
+        if agent is None and ref.extension:
+            agent = await self.store.agent_by_extension(ref.extension)
+        if agent is None:
+            return CallAgent(name=ref.name, extension=ref.extension, phone=ref.phone)
+        return CallAgent(
+            agent_id=agent.id,
+            name=agent.name,
+            extension=ref.extension or agent.extension,
+            phone=ref.phone or agent.phone,
+        )
+
+    async def _request_callback(self, conversation_id: str, record: CallRecord) -> None:
+        """A customer called and nobody spoke to them: open the conversation (again),
+        label it for a call-back at high priority, and ask for it to be assigned."""
+        for _ in range(5):
+            conversation = await self.conversation(conversation_id)
+            now = self.clock.now()
+            labels = list(conversation.labels)
+            if CALLBACK_LABEL not in labels:
+                labels.append(CALLBACK_LABEL)
+            changes: dict[str, Any] = {
+                "status": "open",
+                "resolved_at": None,
+                "snoozed_until": None,
+                "labels": labels,
+                "last_activity_at": max(now, conversation.last_activity_at),
+                "updated_at": now,
+            }
+            if conversation.priority in ("low", "normal"):
+                changes["priority"] = "high"
+            if await self.store.update_conversation(
+                conversation.id,
+                expect={"status": conversation.status, "labels": conversation.labels},
+                **changes,
+            ):
+                updated = conversation.model_copy(update=changes)
+                events = [conversation_event("callback_requested", updated, call=record.to_meta())]
+                if conversation.status != "open":
+                    events.insert(
+                        0,
+                        conversation_event(
+                            "reopened", updated, previous_status=conversation.status
+                        ),
+                    )
+                log.info(
+                    "call-back requested",
+                    extra={
+                        "event": "call.callback_requested",
+                        "conversation_id": conversation.id,
+                        "status": record.status,
+                    },
+                )
+                await self._announce(*events)
+                return
+        raise Conflict(f"conversation {conversation_id} kept changing; call-back not flagged")
+
+    async def _callback_done(self, conversation_id: str) -> None:
+        """Someone spoke with the customer on the phone: the call-back is done."""
+        for _ in range(5):
+            conversation = await self.conversation(conversation_id)
+            if CALLBACK_LABEL not in conversation.labels:
+                return
+            labels = [label for label in conversation.labels if label != CALLBACK_LABEL]
+            now = self.clock.now()
+            if await self.store.update_conversation(
+                conversation.id,
+                expect={"labels": conversation.labels},
+                labels=labels,
+                updated_at=now,
+            ):
+                updated = conversation.model_copy(update={"labels": labels, "updated_at": now})
+                await self._announce(conversation_event("callback_done", updated))
+                return
 
     async def _duplicate(self, message: Message) -> IngestOutcome:
         conversation = await self.store.get_conversation(message.conversation_id)
@@ -268,6 +513,8 @@ class InboxService:
         Returns (message, created). With an `idempotency_key`, repeating the call
         returns the first message and sends nothing more. The message is written
         before it is enqueued; if enqueueing fails, the sweeper enqueues it later.
+        Raises ReplyWindowClosed, storing nothing, when the channel only allows
+        replies for a while after the customer's last message and that is over.
         """
         if not text.strip() and not attachments:
             raise InvalidRequest("a reply needs text or an attachment")
@@ -276,6 +523,7 @@ class InboxService:
             earlier = await self.store.message_by_idempotency_key(conversation.id, idempotency_key)
             if earlier is not None:
                 return earlier, False
+        await self._check_reply_window(conversation)
         now = self.clock.now()
         message = Message(
             conversation_id=conversation.id,
@@ -314,6 +562,37 @@ class InboxService:
             pass  # stored as queued: the sweeper enqueues it once Redis is back
         await self._announce(message_event("created", message))
         return message, True
+
+    async def _check_reply_window(self, conversation: Conversation) -> None:
+        window = (
+            self.reply_windows.reply_window(conversation.account_id) if self.reply_windows else None
+        )
+        if window is None:
+            return
+        last = await self._last_customer_message_at(conversation.id)
+        now = self.clock.now()
+        if last is not None and now - last <= window.length:
+            return
+        ago = "never" if last is None else f"{_hours(now - last)} ago"
+        raise ReplyWindowClosed(
+            f"{window.rule}: replies are allowed only within {_hours(window.length)} of the"
+            f" customer's last message, and the customer last wrote {ago}."
+            " The reply was not sent; it can go out once the customer writes again."
+        )
+
+    async def _last_customer_message_at(self, conversation_id: str) -> datetime | None:
+        """When the customer last wrote in this conversation: the provider's send
+        time where known (a webhook may arrive late), else when we stored it."""
+        for message in reversed(await self.store.list_messages(conversation_id)):
+            if message.direction == "inbound":
+                sent_at = message.meta.get("sent_at")
+                if isinstance(sent_at, str):
+                    try:
+                        return datetime.fromisoformat(sent_at)
+                    except ValueError:
+                        pass
+                return message.created_at
+        return None
 
     async def add_note(self, conversation_id: str, author: Agent, text: str) -> Message:
         """A private note: stored in the timeline, never sent to the customer."""
@@ -432,9 +711,12 @@ class InboxService:
         *,
         error: str | None = None,
         external_id: str | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> bool:
         """Move a message's delivery status forward (never back: a late "sent"
-        does not undo "delivered"; "failed" is final). Returns whether it moved."""
+        does not undo "delivered"; "failed" is final). Returns whether it moved.
+        `meta` (the provider's own status and error code) is merged into the
+        message's meta when it moves."""
         # Compare-and-set; when another receipt moved the status meanwhile, look
         # again: a "read" racing the send's "sent" must not be lost.
         for _ in range(5):
@@ -448,6 +730,8 @@ class InboxService:
                 changes["error"] = error
             if external_id is not None:
                 changes["external_id"] = external_id
+            if meta:
+                changes["meta"] = {**message.meta, **meta}
             if await self.store.update_message(
                 message.id, expect={"status": message.status}, **changes
             ):
@@ -455,6 +739,50 @@ class InboxService:
                 await self._announce(message_event("status", updated))
                 return True
         return False
+
+    async def record_provider_status(self, report: DeliveryReport) -> int:
+        """Apply a provider's delivery/read/failure report to our outbound messages
+        (found by the provider's ids, or by customer and watermark). Forward-only
+        and safe to repeat: a replayed or late report changes nothing. Returns how
+        many messages moved."""
+        moved = 0
+        for external_id in dict.fromkeys(report.external_ids):
+            message = await self.store.message_by_external_id(
+                report.channel, report.account_id, external_id
+            )
+            if message is None or message.direction != "outbound":
+                continue
+            moved += await self.record_delivery(message.id, report.status, error=report.error)
+        if report.identity is not None and report.up_to is not None:
+            moved += await self._record_up_to(report, report.identity, report.up_to)
+        return moved
+
+    async def _record_up_to(
+        self, report: DeliveryReport, identity: Identity, up_to: datetime
+    ) -> int:
+        known = await self.store.contacts_by_identity([identity])
+        contact_id = known.get(identity)
+        if contact_id is None:
+            return 0
+        conversation = await self.store.latest_conversation(
+            contact_id, report.account_id, statuses=None
+        )
+        if conversation is None:
+            return 0
+        moved = 0
+        for message in await self.store.list_messages(conversation.id):
+            if (
+                message.direction == "outbound"
+                and message.status in ("sent", "delivered")
+                and message.created_at <= up_to
+            ):
+                moved += await self.record_delivery(message.id, report.status)
+        return moved
+
+    async def delivery_status(self, message_id: str) -> DeliveryStatus | None:
+        """An outbound message's delivery status; None if there is no such message."""
+        message = await self.store.get_message(message_id)
+        return None if message is None or message.direction != "outbound" else message.status
 
     async def _announce(self, *events: Event) -> None:
         """Publish after a change that is already stored and answered for: a Redis
@@ -475,6 +803,19 @@ def _moves_forward(current: DeliveryStatus, new: DeliveryStatus) -> bool:
         return current in ("queued", "sent")
     order = {"queued": 0, "sent": 1, "delivered": 2, "read": 3}
     return order[new] > order[current]
+
+
+def _hours(span: timedelta) -> str:
+    hours = span.total_seconds() / 3600
+    if hours >= 48 and hours % 24 == 0:
+        return f"{int(hours // 24)} days"
+    return f"{hours:.0f} hours" if hours >= 1 else f"{span.total_seconds() / 60:.0f} minutes"
+
+
+def _call_attachments(record: CallRecord) -> list[Attachment]:
+    if not record.recording_url:
+        return []
+    return [Attachment(name="voicemail", content_type="audio/mpeg", url=record.recording_url)]
 
 
 def _sender(author: Agent | None) -> Sender:
