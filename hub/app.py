@@ -24,12 +24,14 @@ from hub.channels.base import Channel, ChannelContext
 from hub.channels.registry import channel_class
 from hub.clock import Clock, SystemClock
 from hub.delivery import Deliverer, Sweeper
-from hub.errors import StoreUnavailable, UnknownAccount
+from hub.errors import ConfigError, StoreUnavailable, UnknownAccount
 from hub.events import EventBus
+from hub.inbox.customer_view import CustomerView
 from hub.inbox.inbound import InboundMessage, IngestOutcome, ReplyWindow
 from hub.inbox.service import InboxPolicy, InboxService
 from hub.inbox.store import Store
 from hub.jobs import EmbeddedRedis, JobQueue, connect, redis_settings
+from hub.keys import hub_secret_key
 from hub.locks import RedisLocks
 from hub.metrics import Metrics
 from hub.routing.calls import CallTargets
@@ -38,6 +40,7 @@ from hub.settings import HubSettings
 from hub.web import api, calls, media
 from hub.web.auth import token_middleware
 from hub.web.errors import error_middleware
+from hub.web.realtime import AgentStream
 
 log = logging.getLogger(__name__)
 
@@ -156,11 +159,23 @@ async def open_runtime(
             locks=RedisLocks(redis, settings.redis.prefix),
             reports=inbox,
             agents=CallTargets(store),
+            bus=bus,
+            redis=redis,
+            key_prefix=settings.redis.prefix,
+            secret_key=hub_secret_key(settings),
+            customers=CustomerView(store, inbox),
         )
         for account in settings.accounts:
             channel = channel_class(account.channel)(account, context)
             channels[account.id] = channel
             stack.push_async_callback(channel.close)
+        for channel in channels.values():
+            for other in channel.references():
+                if other not in channels:
+                    raise ConfigError(
+                        f"account {channel.account.id!r} refers to account {other!r},"
+                        " which is not configured"
+                    )
         yield runtime
 
 
@@ -279,6 +294,8 @@ async def create_app(
     app[RUNTIME] = runtime
     app[api.INBOX] = runtime.inbox
     app[api.STORE] = runtime.store
+    app[api.BUS] = runtime.bus
+    stream = AgentStream(runtime.bus, runtime.inbox)
     dialers: dict[str, calls.Dialer] = {
         account_id: channel
         for account_id, channel in runtime.channels.items()
@@ -288,10 +305,19 @@ async def create_app(
     app.router.add_get("/", landing)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    added: set[tuple[str, str]] = set()
     for channel in runtime.channels.values():
-        app.router.add_routes(channel.routes())
+        for route in channel.routes():
+            # Accounts of one family may share a route (every web-chat account
+            # serves the same /widget.js): the first account's handler serves it.
+            if isinstance(route, web.RouteDef):
+                if (route.method, route.path) in added:
+                    continue
+                added.add((route.method, route.path))
+            app.router.add_routes([route])
     app.router.add_post("/webhooks/{channel}/{account}", unknown_webhook)
     app.router.add_post("/webhooks/{channel}/{account}/{rest:.*}", unknown_webhook)
+    app.router.add_routes(stream.routes())
     app.router.add_routes(api.routes)
     sources: dict[str, media.MediaSource] = {
         account_id: channel
@@ -302,6 +328,14 @@ async def create_app(
     app[media.MEDIA_STORE] = runtime.store
     app.router.add_routes(media.routes)
     app.router.add_routes(calls.routes)
+
+    async def close_sockets(_: web.Application) -> None:
+        # Long-lived sockets would hold the shutdown for its whole grace period.
+        await stream.shutdown()
+        for channel in runtime.channels.values():
+            await channel.shutdown()
+
+    app.on_shutdown.append(close_sockets)
 
     async def close(_: web.Application) -> None:
         await stack.aclose()

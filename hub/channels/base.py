@@ -10,11 +10,11 @@ provider and nothing about storage or routing.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import aiohttp
 from aiohttp import web
@@ -25,6 +25,12 @@ from hub.errors import ConfigError
 from hub.inbox.inbound import DeliveryReport, InboundMessage, IngestOutcome, ReplyWindow
 from hub.inbox.model import Agent, Attachment, DeliveryStatus, Identity, ThreadKeys
 from hub.settings import AccountSettings
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from hub.events import EventBus
+    from hub.inbox.customer_view import CustomerView
 
 
 class OutboundMessage(BaseModel):
@@ -53,6 +59,15 @@ class Receipt(BaseModel):
 
 
 Ingest = Callable[[InboundMessage], Awaitable[IngestOutcome]]
+
+
+class Route(BaseModel):
+    """Where one outbound message goes instead of its conversation's own account
+    and address (see `Channel.reroute`). Kept on the message once chosen."""
+
+    account_id: str
+    to: str
+    reason: str
 
 
 class ProviderReceipts(Protocol):
@@ -140,7 +155,11 @@ class ChannelContext:
     reports, who takes calls, and shared clients. (`reports` and `agents` have
     inert defaults so a channel built without a hub, in a test, still works;
     `receipts`, `state` and `locks` are None when not provided, and a channel
-    that needs one refuses to start without it.)"""
+    that needs one refuses to start without it.)
+
+    `bus` to `customers` serve live channels (the web-chat widget), which talk to
+    the customer in real time from whichever hub process holds the socket.
+    """
 
     ingest: Ingest
     http: aiohttp.ClientSession
@@ -152,6 +171,11 @@ class ChannelContext:
     locks: Locks | None = None
     reports: DeliveryReports = NO_REPORTS
     agents: AgentDirectory = NO_AGENTS
+    bus: EventBus | None = None  # events from every hub process (cluster handlers)
+    redis: Redis | None = None  # state shared by hub processes, keys under `key_prefix`
+    key_prefix: str = "hub"
+    secret_key: bytes = b""  # the hub's key (`hub.keys`); derive a key per purpose
+    customers: CustomerView | None = None  # what a customer may see of their conversation
 
 
 class Channel(ABC):
@@ -195,6 +219,28 @@ class Channel(ABC):
         """Facts about how `message` goes out on this channel (SMS segments and
         encoding), stored on the message before it is sent. Pure; none by default."""
         return {}
+
+    async def shutdown(self) -> None:  # noqa: B027 - optional hook, deliberately empty
+        """The web server is stopping: close long-lived connections (sockets) so
+        clients reconnect elsewhere instead of holding the shutdown up."""
+
+    def references(self) -> Sequence[str]:
+        """Ids of other accounts this one's options name; the hub refuses to start
+        if one is not configured."""
+        return ()
+
+    async def reroute(
+        self, message: OutboundMessage, identities: Sequence[Identity]
+    ) -> Route | None:
+        """Where this message should go instead, when this channel cannot reach
+        the customer now but another of the company's accounts can (a web-chat
+        visitor who left, at an e-mail address they gave). `identities` are all
+        of the contact's addresses. None (the default): send it here.
+
+        Asked once per message, before its first successful decision; may raise
+        ProviderRejected(retryable=True) to decide later.
+        """
+        return None
 
     @abstractmethod
     async def send(self, message: OutboundMessage) -> Receipt:
