@@ -624,22 +624,30 @@ class InboxService:
         agent_id: str | None,
         *,
         only_if_unassigned: bool = False,
+        agent: Agent | None = None,
     ) -> bool:
         """Give the conversation to an agent (None: unassign).
 
         With `only_if_unassigned` it is a compare-and-set: False if someone else
-        got it first, so two routers never assign one conversation twice.
+        got it first, so two routers never assign one conversation twice. The
+        agent's `last_assigned_at` moves in the same transaction (round-robin
+        takes turns by it, and a manual assignment counts as a turn). A caller
+        that has just read the agent may pass it to save reading it again.
         """
         conversation = await self.conversation(conversation_id)
         if agent_id is not None:
-            agent = await self.store.get_agent(agent_id)
+            if agent is None or agent.id != agent_id:
+                agent = await self.store.get_agent(agent_id)
             if agent is None or not agent.active:
                 raise InvalidRequest(f"agent {agent_id} does not exist or is deactivated")
         now = self.clock.now()
         expect = {"assignee_id": None} if only_if_unassigned else None
-        changed = await self.store.update_conversation(
-            conversation.id, expect=expect, assignee_id=agent_id, updated_at=now
-        )
+        async with self.store.transaction():
+            changed = await self.store.update_conversation(
+                conversation.id, expect=expect, assignee_id=agent_id, updated_at=now
+            )
+            if changed and agent_id is not None:
+                await self.store.update_agent(agent_id, last_assigned_at=now)
         if changed:
             updated = conversation.model_copy(update={"assignee_id": agent_id, "updated_at": now})
             await self._announce(

@@ -47,9 +47,10 @@ class RoundRobinRouter:
         if not candidates:
             return None
         agent = candidates[0]
-        if not await self.inbox.assign(conversation_id, agent.id, only_if_unassigned=True):
+        if not await self.inbox.assign(
+            conversation_id, agent.id, only_if_unassigned=True, agent=agent
+        ):
             return None  # someone else assigned it first
-        await self.store.update_agent(agent.id, last_assigned_at=self.clock.now())
         log.info(
             "conversation assigned",
             extra={
