@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -24,9 +25,11 @@ from hub.channels.base import Channel, ChannelContext
 from hub.channels.registry import channel_class
 from hub.clock import Clock, SystemClock
 from hub.delivery import Deliverer, Sweeper
-from hub.errors import StoreUnavailable, UnknownAccount
+from hub.errors import ConfigError, StoreUnavailable, UnknownAccount
 from hub.events import EventBus
-from hub.inbox.inbound import InboundMessage, IngestOutcome
+from hub.inbox.attachments import AttachmentStore
+from hub.inbox.bounces import record_failure
+from hub.inbox.inbound import DeliveryFailure, InboundMessage, IngestOutcome
 from hub.inbox.service import InboxPolicy, InboxService
 from hub.inbox.store import Store
 from hub.jobs import EmbeddedRedis, JobQueue, connect, redis_settings
@@ -55,12 +58,17 @@ class Runtime:
     channels: dict[str, Channel]
     deliverer: Deliverer
     sweeper: Sweeper
+    attachments: AttachmentStore
+    smtp_listener: Any = None  # the inbound SMTP server, when enabled (its `port`)
 
     async def ingest(self, inbound: InboundMessage) -> IngestOutcome:
         outcome = await self.inbox.ingest(inbound)
         counter = self.metrics.duplicates if outcome.duplicate else self.metrics.ingested
         counter.labels(channel=inbound.channel).inc()
         return outcome
+
+    async def report_failure(self, failure: DeliveryFailure) -> bool:
+        return await record_failure(self.inbox, failure) is not None
 
 
 def build_store(settings: HubSettings) -> Store:
@@ -104,7 +112,10 @@ async def open_runtime(
             bus,
             clock,
             jobs,
-            InboxPolicy(reopen_window=timedelta(hours=settings.inbox.reopen_window_hours)),
+            InboxPolicy(
+                reopen_window=timedelta(hours=settings.inbox.reopen_window_hours),
+                subject_window=timedelta(hours=settings.inbox.subject_window_hours),
+            ),
         )
         router = RoundRobinRouter(store, inbox, clock)
         router.attach(bus)
@@ -129,6 +140,9 @@ async def open_runtime(
             channels=channels,
             deliverer=Deliverer(store, inbox, channels, clock, settings.delivery, metrics),
             sweeper=Sweeper(store, jobs, clock, settings.delivery),
+            attachments=AttachmentStore(
+                settings.data_dir / "attachments", max_bytes=settings.attachments.max_bytes
+            ),
         )
         context = ChannelContext(
             ingest=runtime.ingest,
@@ -137,9 +151,14 @@ async def open_runtime(
             default_region=settings.inbox.default_region,
             public_url=settings.server.public_url
             or f"http://{settings.server.host}:{settings.server.port}",
+            state=store,
+            attachments=runtime.attachments,
+            report_failure=runtime.report_failure,
         )
         for account in settings.accounts:
-            channels[account.id] = channel_class(account.channel)(account, context)
+            channel = channel_class(account.channel)(account, context)
+            channels[account.id] = channel
+            stack.push_async_callback(channel.close)
         yield runtime
 
 
@@ -225,6 +244,20 @@ async def _run_channel(channel: Channel) -> None:
             await asyncio.sleep(5)
 
 
+async def _start_smtp_listener(runtime: Runtime, stack: AsyncExitStack) -> None:
+    """The inbound SMTP server, for the e-mail accounts of this hub."""
+    from hub.channels.email.channel import EmailChannel
+    from hub.channels.email.smtp_in import SmtpListener
+
+    accounts = [c for c in runtime.channels.values() if isinstance(c, EmailChannel)]
+    if not accounts:
+        raise ConfigError('smtp_listener is enabled but no account has channel = "email"')
+    listener = SmtpListener(runtime.settings.smtp_listener, accounts)
+    await listener.start()
+    stack.push_async_callback(listener.stop)
+    runtime.smtp_listener = listener
+
+
 async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
     try:
@@ -248,6 +281,8 @@ async def create_app(
             stack.push_async_callback(worker.stop)
         for channel in runtime.channels.values():
             stack.push_async_callback(_cancel, asyncio.create_task(_run_channel(channel)))
+        if settings.smtp_listener.enabled:
+            await _start_smtp_listener(runtime, stack)
     except BaseException:
         await stack.aclose()
         raise
@@ -258,6 +293,7 @@ async def create_app(
     app[RUNTIME] = runtime
     app[api.INBOX] = runtime.inbox
     app[api.STORE] = runtime.store
+    app[api.ATTACHMENTS] = runtime.attachments
     app.router.add_get("/", landing)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

@@ -95,6 +95,7 @@ class Deliverer:
             subject=conversation.subject,
             attachments=message.attachments,
             thread=message.thread,
+            automated=message.sender.kind == "system",
             created_at=message.created_at,
         )
         context = {"event": "delivery", "message_id": message.id, "attempt": attempt}
@@ -119,11 +120,16 @@ class Deliverer:
             )
         try:
             await self.inbox.record_delivery(
-                message.id, receipt.status, external_id=receipt.external_id
+                message.id,
+                receipt.status,
+                external_id=receipt.external_id,
+                message_key=receipt.message_key,
             )
         except DuplicateMessage:
             log.warning("provider reused a message id; not recorded", extra=context)
-            await self.inbox.record_delivery(message.id, receipt.status)
+            await self.inbox.record_delivery(
+                message.id, receipt.status, message_key=receipt.message_key
+            )
         self.metrics.delivered.labels(channel=message.channel).inc()
         log.info("delivered", extra={**context, "external_id": receipt.external_id})
         return Done("sent")

@@ -25,7 +25,15 @@ def test_the_example_config_loads_and_documents_every_setting(monkeypatch):
     settings = load_settings(EXAMPLE)
     assert settings.accounts[0].id == "shop"
     text = EXAMPLE.read_text()
-    for section_name in ("server", "store", "redis", "inbox", "delivery"):
+    for section_name in (
+        "server",
+        "store",
+        "redis",
+        "inbox",
+        "delivery",
+        "attachments",
+        "smtp_listener",
+    ):
         section = getattr(settings, section_name)
         for key in type(section).model_fields:
             assert re.search(rf"^(# )?{key} = ", text, re.M), f"[{section_name}] {key} undocumented"

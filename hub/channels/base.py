@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import aiohttp
 from aiohttp import web
@@ -21,7 +21,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from hub.clock import Clock
 from hub.errors import ConfigError
-from hub.inbox.inbound import InboundMessage, IngestOutcome
+from hub.inbox.attachments import AttachmentStore
+from hub.inbox.inbound import DeliveryFailure, InboundMessage, IngestOutcome
 from hub.inbox.model import Attachment, DeliveryStatus, ThreadKeys
 from hub.settings import AccountSettings
 
@@ -40,6 +41,11 @@ class OutboundMessage(BaseModel):
     subject: str = ""
     attachments: list[Attachment] = Field(default_factory=list)
     thread: ThreadKeys = Field(default_factory=ThreadKeys)
+    automated: bool = Field(
+        False,
+        description="sent by the hub itself (care rules, auto-replies), not typed by a"
+        " person: channels mark it so the other side never answers it automatically",
+    )
     created_at: datetime
 
 
@@ -48,21 +54,43 @@ class Receipt(BaseModel):
 
     external_id: str | None = None
     status: DeliveryStatus = "sent"
+    message_key: str | None = Field(
+        None,
+        description="the thread key the sent copy carries (the e-mail Message-ID),"
+        " so that answers and bounces naming it find the message",
+    )
     meta: dict[str, Any] = Field(default_factory=dict)
 
 
 Ingest = Callable[[InboundMessage], Awaitable[IngestOutcome]]
+ReportFailure = Callable[[DeliveryFailure], Awaitable[bool]]
+
+
+class ChannelState(Protocol):
+    """Where a channel keeps its cursors (IMAP UIDs, update offsets) between runs."""
+
+    async def channel_state(self, account_id: str, key: str) -> dict[str, Any] | None: ...
+
+    async def save_channel_state(
+        self, account_id: str, key: str, value: dict[str, Any]
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
 class ChannelContext:
-    """What the hub lends a channel: a sink for inbound messages and shared clients."""
+    """What the hub lends a channel: a sink for inbound messages, shared clients,
+    a place for its cursors and one for attachments, and a way to report that a
+    message sent earlier failed (`report_failure` answers whether it knew the
+    message)."""
 
     ingest: Ingest
     http: aiohttp.ClientSession
     clock: Clock
     default_region: str
     public_url: str
+    state: ChannelState
+    attachments: AttachmentStore
+    report_failure: ReportFailure
 
 
 class Channel(ABC):
@@ -89,6 +117,9 @@ class Channel(ABC):
 
     async def run(self) -> None:  # noqa: B027 - optional hook, deliberately empty
         """Long-running input (pollers, sockets). Returns when there is nothing to run."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, deliberately empty
+        """Release what the channel holds open (pooled connections) at shutdown."""
 
     @abstractmethod
     async def send(self, message: OutboundMessage) -> Receipt:

@@ -175,6 +175,12 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (account_id, key)
     ) WITHOUT ROWID;
     """,
+    # `message_by_thread_key` must repeat this expression word for word to use it.
+    """
+    CREATE INDEX messages_by_thread_key
+        ON messages (account_id, json_extract(thread, '$.message_id'), created_at)
+        WHERE json_extract(thread, '$.message_id') IS NOT NULL;
+    """,
 ]
 
 
@@ -624,6 +630,18 @@ class SqliteStore(Store):
         row = await self._fetch_one(
             "SELECT * FROM messages WHERE conversation_id = ? AND idempotency_key = ?",
             (conversation_id, idempotency_key),
+        )
+        return None if row is None else MESSAGES.decode(row)
+
+    async def message_by_thread_key(self, account_id: str, keys: Sequence[str]) -> Message | None:
+        if not keys:
+            return None
+        row = await self._fetch_one(
+            "SELECT * FROM messages WHERE account_id = ?"
+            " AND json_extract(thread, '$.message_id') IS NOT NULL"
+            f" AND json_extract(thread, '$.message_id') IN ({', '.join('?' for _ in keys)})"
+            " ORDER BY created_at DESC, id DESC LIMIT 1",
+            (account_id, *keys),
         )
         return None if row is None else MESSAGES.decode(row)
 

@@ -1,0 +1,265 @@
+"""Reading support mailboxes from a real Dovecot over IMAP: IDLE and polling,
+cursors that survive restarts, reconnecting, several accounts, bad mail."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import subprocess
+
+import pytest
+
+from hub.inbox.store import ConversationFilter
+from tests.channels.email.mails import mail
+from tests.conftest import eventually
+
+
+def imap_state(hub, account="support", mailbox="INBOX"):
+    return hub.runtime.store.channel_state(account, f"imap:{mailbox}")
+
+
+async def started(hub, account="support", mailbox="INBOX"):
+    """Wait until the account's poller has opened the mailbox and set its cursor."""
+
+    async def cursor_saved():
+        return await imap_state(hub, account, mailbox) is not None
+
+    await eventually(cursor_saved)
+
+
+async def inbound(hub, account="support"):
+    store = hub.runtime.store
+    page = await store.list_conversations(ConversationFilter(account_id=account), limit=100)
+    found = []
+    for conversation in page.items:
+        found.extend(m for m in await store.list_messages(conversation.id))
+    return sorted((m for m in found if m.direction == "inbound"), key=lambda m: m.created_at)
+
+
+def duplicates(hub) -> float:
+    return hub.runtime.metrics.duplicates.labels(channel="email")._value.get()
+
+
+async def count_is(hub, n, account="support", timeout=15.0):
+    async def arrived():
+        return len(await inbound(hub, account)) >= n
+
+    await eventually(arrived, timeout=timeout)
+    assert len(await inbound(hub, account)) == n
+
+
+async def test_new_mail_arrives_through_idle_without_waiting_for_a_poll(
+    make_settings, start_hub, mailbox, email_account
+):
+    # A poll interval far longer than the wait: only IDLE can bring the mail in time.
+    account = email_account(mailbox=mailbox, imap_poll_seconds=3600)
+    hub = await start_hub(make_settings(accounts=[account]))
+    await started(hub)
+    await asyncio.to_thread(
+        mailbox.append, mail(1, subject="Đơn hàng #1042 chưa giao", body="Xin chào shop.")
+    )
+    await count_is(hub, 1, timeout=10)
+    [message] = await inbound(hub)
+    assert message.text == "Xin chào shop.\n"
+    assert message.channel == "email" and message.account_id == "support"
+    assert message.meta["imap"]["uid"] == 1
+    conversation = await hub.runtime.store.get_conversation(message.conversation_id)
+    assert conversation.subject == "Đơn hàng #1042 chưa giao"
+    assert conversation.contact_address == "khach@example.vn"
+    raw = await hub.runtime.attachments.read(message.meta["raw_key"])
+    assert raw.replace(b"\r\n", b"\n") == mail(1, subject="Đơn hàng #1042 chưa giao", body="Xin chào shop.").replace(b"\r\n", b"\n")
+    assert hub.runtime.channels["support"].pollers[0].sessions == 1
+
+
+async def test_without_idle_the_mailbox_is_polled(
+    make_settings, start_hub, mailbox, email_account
+):
+    account = email_account(mailbox=mailbox, imap_idle=False, imap_poll_seconds=0.2)
+    hub = await start_hub(make_settings(accounts=[account]))
+    await started(hub)
+    await asyncio.to_thread(mailbox.append, mail(1), mail(2))
+    await count_is(hub, 2)
+    assert [m.thread.message_id for m in await inbound(hub)] == [
+        "<mail-1@example.vn>",
+        "<mail-2@example.vn>",
+    ]
+
+
+async def test_a_restart_neither_misses_nor_refetches_mail(
+    make_settings, start_hub, mailbox, email_account
+):
+    settings = make_settings(accounts=[email_account(mailbox=mailbox)])
+    first = await start_hub(settings)
+    await started(first)
+    await asyncio.to_thread(mailbox.append, mail(1), mail(2), mail(3))
+    await count_is(first, 3)
+    saved = await imap_state(first)
+    assert saved["last_uid"] == 3
+    await first.client.close()
+
+    # Mail that arrives while the hub is down is read when it starts again...
+    await asyncio.to_thread(mailbox.append, mail(4), mail(5))
+    second = await start_hub(settings)
+    await count_is(second, 5)
+    # ...and what it had already stored is not fetched again.
+    assert duplicates(second) == 0
+    assert (await imap_state(second))["uidvalidity"] == saved["uidvalidity"]
+    assert (await imap_state(second))["last_uid"] == 5
+
+
+async def test_first_connection_starts_with_new_mail_unless_told_to_backfill(
+    make_settings, start_hub, mailbox, dovecot, email_account
+):
+    await asyncio.to_thread(mailbox.append, mail("old"))
+    hub = await start_hub(make_settings(accounts=[email_account(mailbox=mailbox)]))
+    await started(hub)
+    await asyncio.to_thread(mailbox.append, mail("new"))
+    await count_is(hub, 1)
+    assert (await inbound(hub))[0].thread.message_id == "<mail-new@example.vn>"
+
+    other = dovecot.new_user()
+    await asyncio.to_thread(other.append, mail("yesterday"))
+    backfilling = email_account("sales", "sales@shop.vn", mailbox=other, imap_backfill_days=2)
+    hub2 = await start_hub(make_settings(accounts=[backfilling]))
+    await count_is(hub2, 1, account="sales")
+
+
+async def test_a_rebuilt_mailbox_with_new_uidvalidity_is_read_again_without_doubles(
+    make_settings, start_hub, mailbox, email_account, caplog
+):
+    await asyncio.to_thread(mailbox.create, "Support")
+    account = email_account(mailbox=mailbox, imap_mailboxes=["Support"])
+    hub = await start_hub(make_settings(accounts=[account]))
+    await started(hub, mailbox="Support")
+    await asyncio.to_thread(mailbox.append, mail(1), mailbox="Support")
+    await count_is(hub, 1)
+    before = await imap_state(hub, mailbox="Support")
+
+    # The administrator rebuilds the folder: same mail plus a new one, new UIDs.
+    await asyncio.to_thread(mailbox.delete, "Support")
+    await asyncio.to_thread(mailbox.create, "Support")
+    await asyncio.to_thread(mailbox.append, mail(1), mail(2), mailbox="Support")
+    await count_is(hub, 2)
+    after = await imap_state(hub, mailbox="Support")
+    assert after["uidvalidity"] != before["uidvalidity"]
+    assert after["last_uid"] == 2
+    assert duplicates(hub) == 1  # mail 1 was seen again and dropped
+    assert "UIDVALIDITY changed" in caplog.text
+
+
+async def test_the_poller_reconnects_after_the_server_drops_it(
+    make_settings, start_hub, mailbox, dovecot, email_account, caplog
+):
+    caplog.set_level(logging.WARNING)
+    hub = await start_hub(make_settings(accounts=[email_account(mailbox=mailbox)]))
+    await started(hub)
+    poller = hub.runtime.channels["support"].pollers[0]
+    kicked = await asyncio.to_thread(
+        subprocess.run,
+        ["doveadm", "-c", str(dovecot.config), "kick", mailbox.username],
+        capture_output=True,
+        text=True,
+    )
+    assert kicked.returncode == 0, kicked.stderr
+
+    async def reconnected():
+        return poller.sessions >= 2
+
+    await eventually(reconnected)
+    await asyncio.to_thread(mailbox.append, mail(1))
+    await count_is(hub, 1)
+    assert "IMAP session ended; reconnecting" in caplog.text
+
+
+async def test_unreachable_server_is_retried_with_growing_backoff(
+    make_settings, start_hub, email_account, caplog, monkeypatch
+):
+    from tests.conftest import free_port
+
+    caplog.set_level(logging.WARNING)
+    monkeypatch.setenv("HUB_TEST_NOPE", "pw")
+    account = email_account(
+        imap_host="127.0.0.1",
+        imap_port=free_port(),
+        imap_security="none",
+        imap_password_env="HUB_TEST_NOPE",
+        imap_reconnect_max_seconds=0.4,
+    )
+    hub = await start_hub(make_settings(accounts=[account]))
+
+    async def retried_three_times():
+        return caplog.text.count("IMAP session ended; reconnecting") >= 3
+
+    await eventually(retried_three_times)
+    delays = [r.delay_s for r in caplog.records if getattr(r, "event", "") == "imap.reconnect"]
+    assert delays[0] < delays[2] <= 0.4 * 1.2  # 1 s, 2 s, ... capped at the maximum
+    assert hub.runtime.channels["support"].pollers[0].sessions == 0
+
+
+async def test_several_accounts_are_read_at_once(
+    make_settings, start_hub, dovecot, email_account
+):
+    support, sales = dovecot.new_user("support"), dovecot.new_user("sales")
+    accounts = [
+        email_account("support", "support@shop.vn", mailbox=support),
+        email_account("sales", "sales@shop.vn", mailbox=sales),
+    ]
+    hub = await start_hub(make_settings(accounts=accounts))
+    await started(hub, "support")
+    await started(hub, "sales")
+    await asyncio.gather(
+        asyncio.to_thread(support.append, mail("s1"), mail("s2")),
+        asyncio.to_thread(sales.append, mail("b1", to="sales@shop.vn")),
+    )
+    await count_is(hub, 2, account="support")
+    await count_is(hub, 1, account="sales")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"\x00\x01\x02 not a mail at all \xff\xfe",
+        b"From: \r\nSubject: no sender address\r\n\r\nbody\r\n",
+        b"Subject: truncated\r\nFrom: a@b.vn\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nhalf",
+        b"From: Nul\x00l <nul@b.vn>\r\nSubject: a\x00b\r\n\r\nbody\r\n",
+    ],
+    ids=["garbage", "no-sender", "truncated", "nul-bytes"],
+)
+async def test_bad_mail_is_recorded_or_rejected_and_the_poller_goes_on(
+    bad, make_settings, start_hub, mailbox, email_account, caplog
+):
+    caplog.set_level(logging.INFO)
+    hub = await start_hub(make_settings(accounts=[email_account(mailbox=mailbox)]))
+    await started(hub)
+    await asyncio.to_thread(mailbox.append, bad, mail("after"))
+
+    async def good_one_arrived():
+        return any(m.thread.message_id == "<mail-after@example.vn>" for m in await inbound(hub))
+
+    await eventually(good_one_arrived)
+    stored = await inbound(hub)
+    rejected = [r for r in caplog.records if getattr(r, "event", "") == "email.rejected"]
+    # Either recorded as a message or rejected with a reason, never silently dropped.
+    assert len(stored) + len(rejected) == 2
+    for record in rejected:
+        assert record.uid == 1 and record.reason
+    assert (await imap_state(hub))["last_uid"] == 2
+
+
+async def test_a_mail_arriving_while_the_store_is_down_is_stored_once_it_is_back(
+    make_settings, start_hub, mailbox, email_account
+):
+    hub = await start_hub(make_settings(accounts=[email_account(mailbox=mailbox)]))
+    await started(hub)
+    store = hub.runtime.store
+    await store.close()  # the database goes away (disk full, locked, restarting)
+    await asyncio.to_thread(mailbox.append, mail(1))
+    poller = hub.runtime.channels["support"].pollers[0]
+
+    async def failed_and_reconnected():
+        return poller.sessions >= 2
+
+    await eventually(failed_and_reconnected)
+    await store.open()
+    await count_is(hub, 1)
+    assert (await imap_state(hub))["last_uid"] == 1
