@@ -69,7 +69,7 @@ class _TextOf(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag in SKIPPED:
             self.skipping = max(self.skipping - 1, 0)
-        elif tag in BLOCKS:
+        elif tag in BLOCKS and tag != "li":  # the next item starts its own line
             self.chunks.append("\n")
         if tag == "pre":
             self.pre = max(self.pre - 1, 0)

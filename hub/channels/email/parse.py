@@ -36,7 +36,6 @@ MAX_PARTS = 1000
 MAX_REFERENCES = 100
 MESSAGE_ID = re.compile(r"<[^<>\s]+>")
 SURROGATES = re.compile(r"[\udc80-\udcff]")
-BASE64_NOISE = re.compile(rb"[^A-Za-z0-9+/]")
 
 
 @dataclass(frozen=True)
@@ -431,7 +430,9 @@ def _encoded_size(part: Message) -> int:
         return 0
     encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
     if encoding == "base64":
-        return len(BASE64_NOISE.sub(b"", raw.encode("ascii", "ignore"))) * 3 // 4
+        # Counting is much cheaper than a regex over tens of megabytes.
+        blanks = raw.count("\n") + raw.count("\r") + raw.count(" ") + raw.count("\t")
+        return (len(raw) - blanks) * 3 // 4 - raw.count("=")
     return len(raw)
 
 

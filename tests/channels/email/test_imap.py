@@ -67,13 +67,13 @@ async def test_new_mail_arrives_through_idle_without_waiting_for_a_poll(
     assert conversation.subject == "Đơn hàng #1042 chưa giao"
     assert conversation.contact_address == "khach@example.vn"
     raw = await hub.runtime.attachments.read(message.meta["raw_key"])
-    assert raw.replace(b"\r\n", b"\n") == mail(1, subject="Đơn hàng #1042 chưa giao", body="Xin chào shop.").replace(b"\r\n", b"\n")
+    assert raw.replace(b"\r\n", b"\n") == mail(
+        1, subject="Đơn hàng #1042 chưa giao", body="Xin chào shop."
+    ).replace(b"\r\n", b"\n")
     assert hub.runtime.channels["support"].pollers[0].sessions == 1
 
 
-async def test_without_idle_the_mailbox_is_polled(
-    make_settings, start_hub, mailbox, email_account
-):
+async def test_without_idle_the_mailbox_is_polled(make_settings, start_hub, mailbox, email_account):
     account = email_account(mailbox=mailbox, imap_idle=False, imap_poll_seconds=0.2)
     hub = await start_hub(make_settings(accounts=[account]))
     await started(hub)
@@ -196,9 +196,7 @@ async def test_unreachable_server_is_retried_with_growing_backoff(
     assert hub.runtime.channels["support"].pollers[0].sessions == 0
 
 
-async def test_several_accounts_are_read_at_once(
-    make_settings, start_hub, dovecot, email_account
-):
+async def test_several_accounts_are_read_at_once(make_settings, start_hub, dovecot, email_account):
     support, sales = dovecot.new_user("support"), dovecot.new_user("sales")
     accounts = [
         email_account("support", "support@shop.vn", mailbox=support),
