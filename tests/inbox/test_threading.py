@@ -29,7 +29,7 @@ from hub.inbox.threading import answering, normalise_subject, reply_lookup_keys
         "AW: WG: Đơn hàng #1042",
         "SV: VS: Đơn hàng #1042",
         "Re[2]: Đơn hàng #1042",
-        "回复：Đơn hàng #1042",
+        "回复\uff1aĐơn hàng #1042",  # full-width colon
         "[EXTERNAL] Re: Đơn hàng #1042",
         "re : ĐƠN HÀNG #1042",
         "Re: \u0110o\u031bn ha\u0300ng #1042",  # decomposed, as windows-1258 mail has it

@@ -118,7 +118,7 @@ class Mailbox:
     def count(self, mailbox: str = "INBOX") -> int:
         imap = self.client()
         try:
-            status, data = imap.select(mailbox, readonly=True)
+            _, data = imap.select(mailbox, readonly=True)
             return int(data[0] or 0)
         finally:
             imap.logout()

@@ -122,7 +122,8 @@ class SmtpPeer:
                 rcpt_tos=list(envelope.rcpt_tos),
                 data=bytes(envelope.original_content or b""),
                 login=session.auth_data if session.authenticated else None,
-                tls=session.ssl is not None,
+                tls=server.transport is not None
+                and server.transport.get_extra_info("ssl_object") is not None,
             )
         )
         self.arrived.set()

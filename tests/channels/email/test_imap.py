@@ -218,7 +218,9 @@ async def test_several_accounts_are_read_at_once(make_settings, start_hub, dovec
     [
         b"\x00\x01\x02 not a mail at all \xff\xfe",
         b"From: \r\nSubject: no sender address\r\n\r\nbody\r\n",
-        b"Subject: truncated\r\nFrom: a@b.vn\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nhalf",
+        b"Subject: truncated\r\nFrom: a@b.vn\r\n"
+        b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\n"
+        b"\r\nhalf",
         b"From: Nul\x00l <nul@b.vn>\r\nSubject: a\x00b\r\n\r\nbody\r\n",
     ],
     ids=["garbage", "no-sender", "truncated", "nul-bytes"],
