@@ -312,6 +312,8 @@ async def test_sending_twice_for_one_message_sends_the_same_message_id(email_hub
         conversation_id=conversation,
         account_id="support",
         to="khach@example.vn",
+        contact_name="Khách Hàng",
+        sender_name="Lan",
         text=outbound.text,
         subject="Câu hỏi số 1",
         thread=outbound.thread.model_copy(update={"message_id": None}),
