@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import subprocess
 
 import pytest
@@ -263,3 +264,76 @@ async def test_a_mail_arriving_while_the_store_is_down_is_stored_once_it_is_back
     await store.open()
     await count_is(hub, 1)
     assert (await imap_state(hub))["last_uid"] == 1
+
+
+def mail_with_50_mb_attachment() -> bytes:
+    """Generated here, never committed: a video of 50 MB, base64 in the mail."""
+    import base64
+    import random
+
+    chunk = random.Random(50).randbytes(1024 * 1024)
+    encoded = base64.encodebytes(chunk * 50).replace(b"\n", b"\r\n")
+    head = mail(
+        "big",
+        subject="Video kiểm kê kho",
+        body="Video kiểm kê đính kèm.",
+        headers={"X-Note": "50 MB"},
+    )
+    # Turn the simple mail into a multipart one carrying the video.
+    headers, _, _ = head.partition(b"\r\n\r\n")
+    headers = b"\r\n".join(
+        line
+        for line in headers.split(b"\r\n")
+        if not line.lower().startswith((b"content-type", b"content-transfer-encoding"))
+    )
+    return (
+        headers
+        + b"\r\nContent-Type: multipart/mixed; boundary=z\r\n\r\n"
+        + b"--z\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        + "Video kiểm kê đính kèm.\r\n".encode()
+        + b"--z\r\nContent-Type: video/mp4\r\nContent-Disposition: attachment;"
+        + b" filename=kiem-ke.mp4\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + encoded
+        + b"--z--\r\n"
+    )
+
+
+@pytest.mark.slow
+async def test_a_50_mb_attachment_is_recorded_as_too_large_and_the_poller_goes_on(
+    make_settings, start_hub, mailbox, email_account
+):
+    account = email_account(mailbox=mailbox, max_message_bytes=100 * 1024 * 1024)
+    hub = await start_hub(make_settings(accounts=[account]))
+    await started(hub)
+    await asyncio.to_thread(mailbox.append, mail_with_50_mb_attachment(), mail("after"))
+    await count_is(hub, 2, timeout=60)
+    big, after = await inbound(hub)
+    assert big.text == "Video kiểm kê đính kèm."
+    [video] = big.attachments
+    assert (video.name, video.size, video.too_large, video.storage_key) == (
+        "kiem-ke.mp4",
+        50 * 1024 * 1024,
+        True,
+        None,
+    )
+    assert hub.runtime.attachments.exists(big.meta["raw_key"])  # nothing lost: the raw is kept
+    assert after.thread.message_id == "<mail-after@example.vn>"
+
+
+@pytest.mark.slow
+async def test_mail_over_the_size_limit_is_recorded_from_its_headers(
+    make_settings, start_hub, mailbox, email_account
+):
+    account = email_account(mailbox=mailbox, max_message_bytes=1024 * 1024)
+    hub = await start_hub(make_settings(accounts=[account]))
+    await started(hub)
+    await asyncio.to_thread(mailbox.append, mail_with_50_mb_attachment(), mail("after"))
+    await count_is(hub, 2, timeout=30)
+    big, _ = await inbound(hub)
+    conversation = await hub.runtime.store.get_conversation(big.conversation_id)
+    assert conversation.subject == "Video kiểm kê kho"
+    assert re.match(r"\[This e-mail is 6\d\.\d MB, over this account's limit of 1 MB", big.text)
+    assert big.meta["too_large"] is True and big.meta["raw_key"] is None
+    [whole] = big.attachments
+    assert (whole.content_type, whole.too_large) == ("message/rfc822", True)
+    assert whole.size > 50 * 1024 * 1024
