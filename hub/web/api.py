@@ -6,6 +6,7 @@ JSON in and out; single resources are returned as objects, lists as
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -244,9 +245,12 @@ DOWNLOAD_TYPES = INLINE_TYPES | {
 
 
 def content_disposition(kind: str, name: str) -> str:
-    """RFC 6266: an ASCII fallback name and the real one, UTF-8 percent-encoded."""
+    """RFC 6266: an ASCII fallback name ("Hoa don.pdf") and the real one, UTF-8
+    percent-encoded ("Hóa đơn.pdf")."""
+    plain = unicodedata.normalize("NFKD", name.replace("đ", "d").replace("Đ", "D"))
+    plain = "".join(c for c in plain if not unicodedata.combining(c))
     fallback = "".join(
-        c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name
+        c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in plain
     )
     return (
         f"{kind}; filename=\"{fallback or 'attachment'}\"; filename*=UTF-8''{quote(name, safe='')}"
