@@ -41,6 +41,23 @@ def test_the_example_config_loads_and_documents_every_setting(monkeypatch):
         assert re.search(rf"^(# )?{key} = ", text, re.M), f"{key} is not documented"
 
 
+def test_the_example_email_account_is_valid_and_documents_every_option(monkeypatch):
+    from hub.channels.email.options import EmailOptions
+
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    for variable in ("HUB_SUPPORT_IMAP_PASSWORD", "HUB_SUPPORT_SMTP_PASSWORD"):
+        monkeypatch.setenv(variable, "secret")
+    settings = load_settings(EXAMPLE)
+    [account] = [a for a in settings.accounts if a.channel == "email"]
+    options = EmailOptions.model_validate(account.options())
+    assert options.address == "support@example.com" and options.imap_password == "secret"
+    text = EXAMPLE.read_text()
+    secrets = {"imap_password", "smtp_password", "dkim_private_key"}
+    for key in EmailOptions.model_fields:
+        name = f"{key}_env" if key in secrets else key
+        assert re.search(rf"^(# )?{name} = ", text, re.M), f"email option {name} undocumented"
+
+
 def test_environment_beats_the_file_and_flags_beat_both(tmp_path, monkeypatch):
     path = write(tmp_path, '[server]\nport = 9000\nhost = "0.0.0.0"\n')
     monkeypatch.setenv("HUB_SERVER__PORT", "9100")
