@@ -95,6 +95,7 @@ class EmailChannel(Channel):
                     poll_seconds=options.imap_poll_seconds,
                     idle_refresh_seconds=options.imap_idle_refresh_seconds,
                     timeout_seconds=options.imap_timeout_seconds,
+                    reconnect_min_seconds=options.imap_reconnect_min_seconds,
                     reconnect_max_seconds=options.imap_reconnect_max_seconds,
                     backfill_days=options.imap_backfill_days,
                     max_message_bytes=options.max_message_bytes,

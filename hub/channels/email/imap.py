@@ -61,6 +61,7 @@ class ImapMailbox:
     poll_seconds: float = 60.0
     idle_refresh_seconds: float = 1500.0
     timeout_seconds: float = 30.0
+    reconnect_min_seconds: float = 1.0
     reconnect_max_seconds: float = 60.0
     backfill_days: float = 0.0
     max_message_bytes: int = 52_428_800
@@ -106,6 +107,7 @@ class ImapPoller:
         self.clock = clock
         self.key = f"imap:{settings.mailbox}"
         self.sessions = 0  # how many times it connected (for tests and logs)
+        self.catch_ups = 0  # how many times it looked for new mail
         self._lost = asyncio.Event()
         self._connected_once = False
 
@@ -126,7 +128,8 @@ class ImapPoller:
                     failures = 0
                 failures += 1
                 delay = min(
-                    self.settings.reconnect_max_seconds, 2 ** (failures - 1)
+                    self.settings.reconnect_max_seconds,
+                    self.settings.reconnect_min_seconds * 2 ** (failures - 1),
                 ) * random.uniform(0.8, 1.2)
                 log.warning(
                     "IMAP session ended; reconnecting",
@@ -215,6 +218,14 @@ class ImapPoller:
             closed.cancel()
         if push.done() and push.exception() is not None:
             raise ImapTrouble(f"IDLE ended badly: {push.exception()!r}")
+        if push.done() and isinstance(push.result(), list):
+            # The server complaining in the middle of IDLE (its mailbox went away,
+            # an internal error) would otherwise answer every new IDLE at once:
+            # a busy loop. Start over on a fresh connection, after a backoff.
+            trouble = [bytes(line) for line in push.result() if _is_trouble(line)]
+            if trouble:
+                client.idle_done()
+                raise ImapTrouble(f"the server said during IDLE: {_text(trouble)}")
         push.cancel()
         if lost.is_set():
             idle.cancel()
@@ -274,6 +285,7 @@ class ImapPoller:
 
     async def _catch_up(self, client: aioimaplib.IMAP4, cursor: _Cursor) -> None:
         """Deliver every message after the cursor, saving the cursor after each."""
+        self.catch_ups += 1
         answer = await self._ask(
             client.uid("fetch", f"{cursor.last_uid + 1}:*", "(UID RFC822.SIZE)")
         )
@@ -341,6 +353,10 @@ async def _logout(client: aioimaplib.IMAP4, *, connected: bool) -> None:
     transport = getattr(client.protocol, "transport", None)
     if transport is not None:
         transport.close()
+
+
+def _is_trouble(line: Any) -> bool:
+    return isinstance(line, bytes | bytearray) and bytes(line).startswith((b"NO ", b"BAD ", b"BYE"))
 
 
 def _number(pattern: re.Pattern[bytes], lines: list[Any]) -> int | None:

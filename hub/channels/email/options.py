@@ -39,6 +39,7 @@ class EmailOptions(BaseModel):
     imap_poll_seconds: float = Field(60.0, gt=0)
     imap_idle_refresh_seconds: float = Field(1500.0, gt=0)
     imap_timeout_seconds: float = Field(30.0, gt=0)
+    imap_reconnect_min_seconds: float = Field(1.0, gt=0)
     imap_reconnect_max_seconds: float = Field(60.0, gt=0)
     imap_backfill_days: float = Field(0.0, ge=0)
     imap_ca_file: str | None = None

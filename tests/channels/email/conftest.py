@@ -89,6 +89,7 @@ def email_account(monkeypatch: pytest.MonkeyPatch) -> Callable[..., dict[str, An
             "name": "Cửa hàng Bình An",
             "address": address,
             "imap_poll_seconds": 0.3,
+            "imap_reconnect_min_seconds": 0.1,
             "imap_reconnect_max_seconds": 0.5,
             "imap_timeout_seconds": 10,
         }
