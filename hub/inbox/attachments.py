@@ -74,7 +74,8 @@ class AttachmentStore:
         target = self.path(key)
         if target.exists():
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.parent.is_dir():  # cheaper than mkdir's FileExistsError each time
+            target.parent.mkdir(parents=True, exist_ok=True)
         descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
         try:
             with os.fdopen(descriptor, "wb") as file:

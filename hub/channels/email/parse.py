@@ -298,7 +298,8 @@ def _walk(part: Message, body: _Body, cap: int, *, depth: int, related: bool) ->
         if "too deep" not in " ".join(body.defects):
             body.defects.append("MIME structure too deep or too many parts; the rest is skipped")
         return
-    kind = _content_type(part)
+    info = _PartInfo.of(part)
+    kind = info.kind
     payload = part.get_payload()
     if kind == "message/rfc822" and isinstance(payload, list):
         if payload and isinstance(payload[0], Message):
@@ -314,10 +315,9 @@ def _walk(part: Message, body: _Body, cap: int, *, depth: int, related: bool) ->
             for child in children:
                 _walk(child, body, cap, depth=depth + 1, related=kind == "multipart/related")
         return
-    disposition = _disposition(part)
-    filename = _filename(part)
+    disposition, filename = info.disposition, info.filename
     if kind in ("text/plain", "text/html") and disposition != "attachment" and not filename:
-        text = _decoded_text(part)
+        text = charsets.decode(_payload(part), info.charset)
         (body.htmls if kind == "text/html" else body.texts).append(text)
         return
     body.parts.append(_attachment(part, kind, filename, disposition, related, cap, len(body.parts)))
@@ -370,44 +370,48 @@ def _forwarded(inner_message: Message, body: _Body, cap: int, depth: int) -> Non
     body.parts.append(_sized(data, name, "message/rfc822", False, None, cap))
 
 
+@dataclass(frozen=True)
+class _PartInfo:
+    """What a part's Content-Type and Content-Disposition say, each parsed once
+    (the `email` package parses a header again on every access)."""
+
+    kind: str
+    charset: str | None
+    disposition: str | None
+    filename: str | None
+
+    @classmethod
+    def of(cls, part: Message) -> _PartInfo:
+        content_type = _structured(part, "Content-Type")
+        kind = str(getattr(content_type, "content_type", "") or "").lower()
+        if "/" not in kind:  # missing or invalid: what RFC 2045 says to assume
+            kind = part.get_default_type()
+        type_params = getattr(content_type, "params", {}) or {}
+        disposition_header = _structured(part, "Content-Disposition")
+        disposition = getattr(disposition_header, "content_disposition", None)
+        disposition_params = getattr(disposition_header, "params", {}) or {}
+        name = disposition_params.get("filename") or type_params.get("name")
+        filename = None
+        if name:
+            cleaned = _text(str(name)).replace("/", "_").replace("\\", "_").strip()[:255]
+            filename = cleaned or None
+        return cls(
+            kind=kind,
+            charset=type_params.get("charset"),
+            disposition=str(disposition).lower() if disposition else None,
+            filename=filename,
+        )
+
+
+def _structured(part: Message, name: str) -> Any:
+    try:
+        return part.get(name)
+    except Exception:  # a header the parser chokes on counts as absent
+        return None
+
+
 def _content_type(part: Message) -> str:
-    try:
-        return part.get_content_type()
-    except Exception:
-        return "application/octet-stream"
-
-
-def _disposition(part: Message) -> str | None:
-    try:
-        return part.get_content_disposition()
-    except Exception:
-        return None
-
-
-def _filename(part: Message) -> str | None:
-    try:
-        name = part.get_filename()
-    except Exception:  # a broken RFC 2231 parameter
-        name = None
-    if not name:
-        try:
-            name = part.get_param("name")  # type: ignore[assignment]
-            if isinstance(name, tuple):  # an RFC 2231 triple
-                name = email.utils.collapse_rfc2231_value(name)
-        except Exception:
-            name = None
-    if not name:
-        return None
-    return _text(str(name)).replace("/", "_").replace("\\", "_").strip()[:255] or None
-
-
-def _decoded_text(part: Message) -> str:
-    data = _payload(part)
-    try:
-        charset = part.get_content_charset()
-    except Exception:
-        charset = None
-    return charsets.decode(data, charset)
+    return _PartInfo.of(part).kind
 
 
 def _payload(part: Message) -> bytes:
