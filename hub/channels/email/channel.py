@@ -19,7 +19,7 @@ from hub.channels.base import Channel, ChannelContext, OutboundMessage, Receipt
 from hub.channels.email.compose import OutgoingFile, compose, message_id_for
 from hub.channels.email.imap import FetchedMail, ImapMailbox, ImapPoller
 from hub.channels.email.options import EmailOptions
-from hub.channels.email.parse import Mailbox, ParsedEmail, parse
+from hub.channels.email.parse import Mailbox, ParsedEmail, Part, parse
 from hub.channels.email.send import DEFAULT_PORTS, SmtpPool, SmtpServer
 from hub.channels.email.signing import DkimKey
 from hub.errors import ConfigError, InvalidRequest, NotFound, ProviderRejected
@@ -198,15 +198,19 @@ class EmailChannel(Channel):
         inbound.meta["too_large"] = True
         return await self.context.ingest(inbound)
 
-    async def _keep(self, part: Any) -> Attachment:
-        if part.data is None:
-            return Attachment(
-                name=part.name, content_type=part.content_type, size=part.size, too_large=True
-            )
-        key = await self.context.attachments.save(part.data)
-        return Attachment(
-            name=part.name, content_type=part.content_type, size=part.size, storage_key=key
+    async def _keep(self, part: Part) -> Attachment:
+        """The part in the attachment store (or listed as too large)."""
+        attachment = Attachment(
+            name=part.name,
+            content_type=part.content_type,
+            size=part.size,
+            inline=part.inline,
+            content_id=part.content_id,
+            too_large=part.too_large,
         )
+        if part.data is not None:
+            attachment.storage_key = await self.context.attachments.save(part.data)
+        return attachment
 
     async def _apply_report(self, parsed: ParsedEmail, raw_key: str) -> bool:
         """Apply a delivery report to the sent message it names; False when it names

@@ -33,6 +33,8 @@ def sanitise_html(html: str) -> str:
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes=URL_SCHEMES,
         link_rel="noopener noreferrer nofollow",
+        # Remote images (tracking pixels) learn nothing about the agent's page.
+        set_tag_attribute_values={"img": {"referrerpolicy": "no-referrer", "loading": "lazy"}},
         strip_comments=True,
     )
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Sequence
 from typing import Any
 
@@ -58,12 +59,14 @@ class SmtpListener:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        # aiosmtpd would look the machine's name up (DNS) for every connection.
+        hostname = self.settings.hostname or await asyncio.to_thread(socket.getfqdn)
         self._server = await loop.create_server(
             lambda: _LoggingSMTP(
                 self,
                 data_size_limit=self.settings.max_message_bytes,
                 enable_SMTPUTF8=True,
-                hostname=self.settings.hostname,
+                hostname=hostname,
                 ident="hub",
             ),
             host=self.settings.host,

@@ -31,6 +31,7 @@ class Expect:
     rejected: str | None = None
     html_has: list[str] = field(default_factory=list)
     html_lacks: list[str] = field(default_factory=list)
+    inline: dict[str, str | None] = field(default_factory=dict)  # name → Content-ID
 
 
 # In ingestion order: later messages answer earlier ones.
@@ -76,6 +77,7 @@ EXPECTED: dict[str, Expect] = {
             ("phieu-giao-hang.pdf", "application/pdf", 125),
         ],
         html_has=['<img src="cid:vo-hang@fpt.vn"'],
+        inline={"image-1.png": "vo-hang@fpt.vn"},
         thread="anh",
     ),
     "07-forwarded-message.eml": Expect(
@@ -155,6 +157,7 @@ EXPECTED: dict[str, Expect] = {
     "21-apple-mail-text-image-text.eml": Expect(
         text=["Màu áo nhận được khác ảnh trên web:\n\nShop đổi giúp tôi màu xanh nhé."],
         attachments=[("IMG_0042.png", "image/png", 70)],
+        inline={"IMG_0042.png": None},
         thread="phuong",
     ),
 }
@@ -201,6 +204,7 @@ async def test_corpus_message(name, corpus_hub):
     else:
         assert "quoted_at" not in result.meta
     assert [(a.name, a.content_type, a.size) for a in result.attachments] == expect.attachments
+    assert {a.name: a.content_id for a in result.attachments if a.inline} == expect.inline
     for attachment in result.attachments:  # each one is kept, byte for byte
         assert not attachment.too_large and attachment.storage_key
         data = await corpus_hub.runtime.attachments.read(attachment.storage_key)

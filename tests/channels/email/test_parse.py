@@ -197,7 +197,7 @@ def test_html_is_sanitised_before_any_browser_sees_it():
                       "input", "javascript", "svg"):  # fmt: skip
         assert forbidden not in clean.lower(), forbidden
     assert 'class="gmail_quote"' in clean
-    assert 'src="cid:logo@x"' in clean
+    assert '<img src="cid:logo@x" loading="lazy" referrerpolicy="no-referrer">' in clean
     assert '<a href="https://ok.vn" rel="noopener noreferrer nofollow">b</a>' in clean
 
 
