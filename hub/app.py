@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
@@ -40,6 +40,9 @@ from hub.web import api
 from hub.web.auth import token_middleware
 from hub.web.errors import error_middleware
 
+if TYPE_CHECKING:  # imported only where the listener runs: aiosmtpd is not needed otherwise
+    from hub.channels.email.smtp_in import SmtpListener
+
 log = logging.getLogger(__name__)
 
 
@@ -59,7 +62,7 @@ class Runtime:
     deliverer: Deliverer
     sweeper: Sweeper
     attachments: AttachmentStore
-    smtp_listener: Any = None  # the inbound SMTP server, when enabled (its `port`)
+    smtp_listener: SmtpListener | None = None  # the inbound SMTP server, when enabled
 
     async def ingest(self, inbound: InboundMessage) -> IngestOutcome:
         outcome = await self.inbox.ingest(inbound)
