@@ -29,14 +29,15 @@ from hub.errors import ConfigError, StoreUnavailable, UnknownAccount
 from hub.events import EventBus
 from hub.inbox.attachments import AttachmentStore
 from hub.inbox.bounces import record_failure
-from hub.inbox.inbound import DeliveryFailure, InboundMessage, IngestOutcome
+from hub.inbox.inbound import DeliveryFailure, InboundMessage, IngestOutcome, ReplyWindow
 from hub.inbox.service import InboxPolicy, InboxService
 from hub.inbox.store import Store
 from hub.jobs import EmbeddedRedis, JobQueue, connect, redis_settings
+from hub.locks import RedisLocks
 from hub.metrics import Metrics
 from hub.routing.round_robin import RoundRobinRouter
 from hub.settings import HubSettings
-from hub.web import api
+from hub.web import api, media
 from hub.web.auth import token_middleware
 from hub.web.errors import error_middleware
 
@@ -72,6 +73,17 @@ class Runtime:
 
     async def report_failure(self, failure: DeliveryFailure) -> bool:
         return await record_failure(self.inbox, failure) is not None
+
+
+@dataclass
+class ChannelReplyWindows:
+    """The inbox's view of each account's reply window, read from its channel."""
+
+    channels: dict[str, Channel]
+
+    def reply_window(self, account_id: str) -> ReplyWindow | None:
+        channel = self.channels.get(account_id)
+        return channel.reply_window if channel is not None else None
 
 
 def build_store(settings: HubSettings) -> Store:
@@ -110,6 +122,7 @@ async def open_runtime(
         await bus.start()
         stack.push_async_callback(bus.stop)
         jobs = JobQueue(redis, queue_name(settings))
+        channels: dict[str, Channel] = {}  # filled below, once `runtime.ingest` exists
         inbox = InboxService(
             store,
             bus,
@@ -119,6 +132,7 @@ async def open_runtime(
                 reopen_window=timedelta(hours=settings.inbox.reopen_window_hours),
                 subject_window=timedelta(hours=settings.inbox.subject_window_hours),
             ),
+            reply_windows=ChannelReplyWindows(channels),
         )
         router = RoundRobinRouter(store, inbox, clock)
         router.attach(bus)
@@ -128,7 +142,6 @@ async def open_runtime(
         )
         stack.push_async_callback(http.close)
         metrics = Metrics()
-        channels: dict[str, Channel] = {}  # filled below, once `runtime.ingest` exists
         runtime = Runtime(
             settings=settings,
             clock=clock,
@@ -154,7 +167,9 @@ async def open_runtime(
             default_region=settings.inbox.default_region,
             public_url=settings.server.public_url
             or f"http://{settings.server.host}:{settings.server.port}",
+            receipts=inbox,
             state=store,
+            locks=RedisLocks(redis, settings.redis.prefix),
             attachments=runtime.attachments,
             report_failure=runtime.report_failure,
         )
@@ -296,7 +311,6 @@ async def create_app(
     app[RUNTIME] = runtime
     app[api.INBOX] = runtime.inbox
     app[api.STORE] = runtime.store
-    app[api.ATTACHMENTS] = runtime.attachments
     app.router.add_get("/", landing)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
@@ -304,6 +318,15 @@ async def create_app(
         app.router.add_routes(channel.routes())
     app.router.add_post("/webhooks/{channel}/{account}", unknown_webhook)
     app.router.add_routes(api.routes)
+    sources: dict[str, media.MediaSource] = {
+        account_id: channel
+        for account_id, channel in runtime.channels.items()
+        if isinstance(channel, media.MediaSource)
+    }
+    app[media.MEDIA] = sources
+    app[media.MEDIA_STORE] = runtime.store
+    app[media.ATTACHMENT_STORE] = runtime.attachments
+    app.router.add_routes(media.routes)
 
     async def close(_: web.Application) -> None:
         await stack.aclose()

@@ -74,6 +74,13 @@ class IdentityTaken(HubError):
     code = "identity_taken"
 
 
+class ReplyWindowClosed(HubError):
+    """The channel only lets a business reply for a while after the customer's
+    last message (Meta's 24-hour window, Zalo's 7 days), and that time is over."""
+
+    code = "reply_window_closed"
+
+
 class ConfigError(HubError):
     code = "config_error"
 

@@ -54,4 +54,7 @@ def configure_logging(level: str, fmt: str) -> None:
     root.setLevel(level)
     # aiohttp logs every request at INFO; arq logs every job. Keep them quieter.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # httpx (under python-telegram-bot) logs every request URL at INFO, and the Bot
+    # API puts the bot's token in the URL: never let it reach the logs.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("arq").setLevel(max(logging.INFO, logging.getLevelName(level)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
@@ -22,7 +23,13 @@ from pydantic import BaseModel, Field, ValidationError
 from hub.clock import Clock
 from hub.errors import ConfigError
 from hub.inbox.attachments import AttachmentStore
-from hub.inbox.inbound import DeliveryFailure, InboundMessage, IngestOutcome
+from hub.inbox.inbound import (
+    DeliveryFailure,
+    DeliveryReport,
+    InboundMessage,
+    IngestOutcome,
+    ReplyWindow,
+)
 from hub.inbox.model import Attachment, DeliveryStatus, ThreadKeys
 from hub.settings import AccountSettings
 
@@ -66,8 +73,15 @@ Ingest = Callable[[InboundMessage], Awaitable[IngestOutcome]]
 ReportFailure = Callable[[DeliveryFailure], Awaitable[bool]]
 
 
+class ProviderReceipts(Protocol):
+    async def record_provider_status(self, report: DeliveryReport) -> int:
+        """Apply a provider's delivery/read/failure report (forward-only, idempotent)."""
+        ...
+
+
 class ChannelState(Protocol):
-    """Where a channel keeps its cursors (IMAP UIDs, update offsets) between runs."""
+    """What a channel may remember between runs and share between processes
+    (a poller's offset, a provider's current tokens)."""
 
     async def channel_state(self, account_id: str, key: str) -> dict[str, Any] | None: ...
 
@@ -76,21 +90,33 @@ class ChannelState(Protocol):
     ) -> None: ...
 
 
+class Locks(Protocol):
+    def hold(
+        self, name: str, *, ttl: float = ..., wait: float = ...
+    ) -> AbstractAsyncContextManager[None]:
+        """A lock held across every hub process while the block runs."""
+        ...
+
+
 @dataclass(frozen=True)
 class ChannelContext:
-    """What the hub lends a channel: a sink for inbound messages, shared clients,
-    a place for its cursors and one for attachments, and a way to report that a
-    message sent earlier failed (`report_failure` answers whether it knew the
-    message)."""
+    """What the hub lends a channel: a sink for inbound messages and shared clients.
+
+    The rest are optional so a context can be built for a channel that needs none
+    of them; a channel that needs one refuses to start without it. `attachments`
+    keeps files outside the database; `report_failure` applies a bounce to the
+    message it is about (answering whether it knew the message)."""
 
     ingest: Ingest
     http: aiohttp.ClientSession
     clock: Clock
     default_region: str
     public_url: str
-    state: ChannelState
-    attachments: AttachmentStore
-    report_failure: ReportFailure
+    receipts: ProviderReceipts | None = None
+    state: ChannelState | None = None
+    locks: Locks | None = None
+    attachments: AttachmentStore | None = None
+    report_failure: ReportFailure | None = None
 
 
 class Channel(ABC):
@@ -111,6 +137,12 @@ class Channel(ABC):
             )
             raise ConfigError(f"account {account.id!r} ({self.name}): {problems}") from exc
 
+    @property
+    def reply_window(self) -> ReplyWindow | None:
+        """How long after the customer's last message this channel lets the business
+        reply, if the provider limits it (the inbox refuses later replies up front)."""
+        return None
+
     def routes(self) -> list[web.RouteDef]:
         """HTTP routes this account serves (webhooks); none by default."""
         return []
@@ -119,7 +151,7 @@ class Channel(ABC):
         """Long-running input (pollers, sockets). Returns when there is nothing to run."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook, deliberately empty
-        """Release what the channel holds open (pooled connections) at shutdown."""
+        """Release the channel's own clients (pooled connections) when the hub stops."""
 
     @abstractmethod
     async def send(self, message: OutboundMessage) -> Receipt:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.inbox.model import Attachment, Identity, ThreadKeys
+from hub.inbox.model import Attachment, DeliveryStatus, Identity, ThreadKeys
 
 
 class InboundSender(BaseModel):
@@ -57,6 +58,30 @@ class IngestOutcome(BaseModel):
     conversation_id: str
     contact_id: str
     duplicate: bool
+
+
+class DeliveryReport(BaseModel):
+    """A provider's word on messages we sent (a delivery or read receipt, a late
+    failure), in hub's terms. It names the messages by the provider's ids, or —
+    for providers that report "everything up to this moment was read" — by the
+    customer and a watermark time."""
+
+    account_id: str
+    channel: str
+    status: DeliveryStatus
+    external_ids: list[str] = Field(default_factory=list)
+    identity: Identity | None = Field(None, description="the customer, for a watermark")
+    up_to: datetime | None = Field(None, description="watermark: sent at or before this")
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ReplyWindow:
+    """How long after the customer's last message a channel lets the business
+    reply freely, and the rule's name as an agent should read it."""
+
+    length: timedelta
+    rule: str
 
 
 class DeliveryFailure(BaseModel):

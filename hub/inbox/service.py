@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from hub.clock import Clock
@@ -22,9 +22,10 @@ from hub.errors import (
     InvalidRequest,
     NotFound,
     QueueUnavailable,
+    ReplyWindowClosed,
 )
 from hub.events import Event, EventBus
-from hub.inbox.inbound import InboundMessage, IngestOutcome
+from hub.inbox.inbound import DeliveryReport, InboundMessage, IngestOutcome, ReplyWindow
 from hub.inbox.model import (
     OPEN_STATUSES,
     Agent,
@@ -32,6 +33,7 @@ from hub.inbox.model import (
     Contact,
     Conversation,
     DeliveryStatus,
+    Identity,
     Message,
     Sender,
 )
@@ -44,6 +46,11 @@ log = logging.getLogger(__name__)
 class DeliveryQueue(Protocol):
     async def enqueue_delivery(self, message_id: str) -> bool:
         """Ask a worker to deliver the message; safe to call twice for one id."""
+
+
+class ReplyWindows(Protocol):
+    def reply_window(self, account_id: str) -> ReplyWindow | None:
+        """The account's reply window; None when replies are always allowed."""
 
 
 @dataclass(frozen=True)
@@ -73,12 +80,14 @@ class InboxService:
         clock: Clock,
         deliveries: DeliveryQueue,
         policy: InboxPolicy | None = None,
+        reply_windows: ReplyWindows | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
         self.clock = clock
         self.deliveries = deliveries
         self.policy = policy or InboxPolicy()
+        self.reply_windows = reply_windows
 
     # -- inbound ---------------------------------------------------------
     async def ingest(self, inbound: InboundMessage) -> IngestOutcome:
@@ -312,6 +321,8 @@ class InboxService:
         Returns (message, created). With an `idempotency_key`, repeating the call
         returns the first message and sends nothing more. The message is written
         before it is enqueued; if enqueueing fails, the sweeper enqueues it later.
+        Raises ReplyWindowClosed, storing nothing, when the channel only allows
+        replies for a while after the customer's last message and that is over.
         """
         if not text.strip() and not attachments:
             raise InvalidRequest("a reply needs text or an attachment")
@@ -320,6 +331,7 @@ class InboxService:
             earlier = await self.store.message_by_idempotency_key(conversation.id, idempotency_key)
             if earlier is not None:
                 return earlier, False
+        await self._check_reply_window(conversation)
         now = self.clock.now()
         timeline = await self.store.list_messages(conversation.id)
         message = Message(
@@ -361,6 +373,37 @@ class InboxService:
             pass  # stored as queued: the sweeper enqueues it once Redis is back
         await self._announce(message_event("created", message))
         return message, True
+
+    async def _check_reply_window(self, conversation: Conversation) -> None:
+        window = (
+            self.reply_windows.reply_window(conversation.account_id) if self.reply_windows else None
+        )
+        if window is None:
+            return
+        last = await self._last_customer_message_at(conversation.id)
+        now = self.clock.now()
+        if last is not None and now - last <= window.length:
+            return
+        ago = "never" if last is None else f"{_hours(now - last)} ago"
+        raise ReplyWindowClosed(
+            f"{window.rule}: replies are allowed only within {_hours(window.length)} of the"
+            f" customer's last message, and the customer last wrote {ago}."
+            " The reply was not sent; it can go out once the customer writes again."
+        )
+
+    async def _last_customer_message_at(self, conversation_id: str) -> datetime | None:
+        """When the customer last wrote in this conversation: the provider's send
+        time where known (a webhook may arrive late), else when we stored it."""
+        for message in reversed(await self.store.list_messages(conversation_id)):
+            if message.direction == "inbound":
+                sent_at = message.meta.get("sent_at")
+                if isinstance(sent_at, str):
+                    try:
+                        return datetime.fromisoformat(sent_at)
+                    except ValueError:
+                        pass
+                return message.created_at
+        return None
 
     async def add_note(self, conversation_id: str, author: Agent, text: str) -> Message:
         """A private note: stored in the timeline, never sent to the customer."""
@@ -496,6 +539,45 @@ class InboxService:
         await self._announce(message_event("status", updated))
         return True
 
+    async def record_provider_status(self, report: DeliveryReport) -> int:
+        """Apply a provider's delivery/read/failure report to our outbound messages
+        (found by the provider's ids, or by customer and watermark). Forward-only
+        and safe to repeat: a replayed or late report changes nothing. Returns how
+        many messages moved."""
+        moved = 0
+        for external_id in dict.fromkeys(report.external_ids):
+            message = await self.store.message_by_external_id(
+                report.channel, report.account_id, external_id
+            )
+            if message is None or message.direction != "outbound":
+                continue
+            moved += await self.record_delivery(message.id, report.status, error=report.error)
+        if report.identity is not None and report.up_to is not None:
+            moved += await self._record_up_to(report, report.identity, report.up_to)
+        return moved
+
+    async def _record_up_to(
+        self, report: DeliveryReport, identity: Identity, up_to: datetime
+    ) -> int:
+        known = await self.store.contacts_by_identity([identity])
+        contact_id = known.get(identity)
+        if contact_id is None:
+            return 0
+        conversation = await self.store.latest_conversation(
+            contact_id, report.account_id, statuses=None
+        )
+        if conversation is None:
+            return 0
+        moved = 0
+        for message in await self.store.list_messages(conversation.id):
+            if (
+                message.direction == "outbound"
+                and message.status in ("sent", "delivered")
+                and message.created_at <= up_to
+            ):
+                moved += await self.record_delivery(message.id, report.status)
+        return moved
+
     async def _announce(self, *events: Event) -> None:
         """Publish after a change that is already stored and answered for: a Redis
         outage must not turn a recorded action into an error the caller retries."""
@@ -515,6 +597,13 @@ def _moves_forward(current: DeliveryStatus, new: DeliveryStatus) -> bool:
         return current in ("queued", "sent")
     order = {"queued": 0, "sent": 1, "delivered": 2, "read": 3}
     return order[new] > order[current]
+
+
+def _hours(span: timedelta) -> str:
+    hours = span.total_seconds() / 3600
+    if hours >= 48 and hours % 24 == 0:
+        return f"{int(hours // 24)} days"
+    return f"{hours:.0f} hours" if hours >= 1 else f"{span.total_seconds() / 60:.0f} minutes"
 
 
 def _sender(author: Agent | None) -> Sender:

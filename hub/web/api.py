@@ -6,16 +6,13 @@ JSON in and out; single resources are returned as objects, lists as
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hub.errors import InvalidRequest, NotFound, PayloadTooLarge, describe_validation
-from hub.inbox.attachments import AttachmentStore
-from hub.inbox.model import Agent, Attachment, ConversationStatus, Message, Presence
+from hub.errors import InvalidRequest, NotFound, describe_validation
+from hub.inbox.model import Agent, Attachment, ConversationStatus, Presence
 from hub.inbox.service import InboxService
 from hub.inbox.store import ConversationFilter, Store
 from hub.web.auth import AGENT
@@ -27,7 +24,6 @@ MAX_PAGE = 100
 
 INBOX = web.AppKey("inbox", InboxService)
 STORE = web.AppKey("store", Store)
-ATTACHMENTS = web.AppKey("attachments", AttachmentStore)
 
 
 class ReplyBody(BaseModel):
@@ -221,124 +217,3 @@ async def set_presence(request: web.Request) -> web.Response:
     agent = me(request)
     await request.app[STORE].update_agent(agent.id, presence=body.presence)
     return web.json_response(agent_json(agent.model_copy(update={"presence": body.presence})))
-
-
-# -- attachments -----------------------------------------------------------
-# Served so that nothing a customer sent can run in an agent's browser: only
-# raster images are shown inline, anything else is a download; the browser
-# must not guess types (nosniff), and the response is sandboxed.
-INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
-DOWNLOAD_TYPES = INLINE_TYPES | {
-    "application/pdf",
-    "application/zip",
-    "text/plain",
-    "text/csv",
-    "message/rfc822",
-    "application/msword",
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    "application/vnd.ms-excel",
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "audio/mpeg",
-    "audio/ogg",
-    "video/mp4",
-}
-
-
-def content_disposition(kind: str, name: str) -> str:
-    """RFC 6266: an ASCII fallback name ("Hoa don.pdf") and the real one, UTF-8
-    percent-encoded ("Hóa đơn.pdf")."""
-    plain = unicodedata.normalize("NFKD", name.replace("đ", "d").replace("Đ", "D"))
-    plain = "".join(c for c in plain if not unicodedata.combining(c))
-    fallback = "".join(
-        c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in plain
-    )
-    return (
-        f"{kind}; filename=\"{fallback or 'attachment'}\"; filename*=UTF-8''{quote(name, safe='')}"
-    )
-
-
-async def serve_blob(
-    request: web.Request, key: str, name: str, content_type: str
-) -> web.StreamResponse:
-    path = request.app[ATTACHMENTS].path(key)
-    if not path.exists():
-        raise NotFound(f"the file {name!r} is not in the attachment store")
-    kind = content_type.split(";")[0].strip().lower()
-    inline = kind in INLINE_TYPES
-    response = web.FileResponse(path)
-    response.content_type = kind if kind in DOWNLOAD_TYPES else "application/octet-stream"
-    if response.content_type.startswith("text/"):
-        response.charset = "utf-8"
-    response.headers["Content-Disposition"] = content_disposition(
-        "inline" if inline else "attachment", name or "attachment"
-    )
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response.headers["Cache-Control"] = "private, max-age=3600"
-    return response
-
-
-async def message_for(request: web.Request) -> Message:
-    message = await request.app[STORE].get_message(request.match_info["id"])
-    if message is None:
-        raise NotFound(f"message {request.match_info['id']} does not exist")
-    return message
-
-
-@routes.get("/api/v1/messages/{id}/attachments/{index:\\d+}")
-async def get_message_attachment(request: web.Request) -> web.StreamResponse:
-    """One attachment of a message, by its position in `attachments`."""
-    message = await message_for(request)
-    index = int(request.match_info["index"])
-    if index >= len(message.attachments):
-        raise NotFound(f"message {message.id} has no attachment {index}")
-    attachment = message.attachments[index]
-    if attachment.storage_key is None:
-        reason = "too large to keep" if attachment.too_large else "not kept by the hub"
-        raise NotFound(f"attachment {attachment.name!r} was {reason}")
-    return await serve_blob(
-        request, attachment.storage_key, attachment.name, attachment.content_type
-    )
-
-
-@routes.get("/api/v1/messages/{id}/raw")
-async def get_message_raw(request: web.Request) -> web.StreamResponse:
-    """The message exactly as received (e-mail: its raw MIME), as a download."""
-    message = await message_for(request)
-    key = message.meta.get("raw_key")
-    if not isinstance(key, str):
-        raise NotFound(f"message {message.id} has no raw copy")
-    return await serve_blob(request, key, f"message-{message.id}.eml", "message/rfc822")
-
-
-@routes.post("/api/v1/attachments")
-async def upload_attachment(request: web.Request) -> web.Response:
-    """Upload a file to attach to a reply: the body is the file, `Content-Type`
-    its type, `?name=` its file name. Answers the `Attachment` to send."""
-    store = request.app[ATTACHMENTS]
-    name = request.query.get("name", "").strip()[:255] or "attachment"
-    declared = request.content_length
-    if declared is not None and not store.accepts(declared):
-        raise PayloadTooLarge(f"files up to {store.max_bytes} bytes can be attached")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_chunked(65_536):
-        size += len(chunk)
-        if not store.accepts(size):
-            raise PayloadTooLarge(f"files up to {store.max_bytes} bytes can be attached")
-        chunks.append(chunk)
-    if size == 0:
-        raise InvalidRequest("the body is empty: send the file's bytes")
-    key = await store.save(b"".join(chunks))
-    kind = request.headers.get("Content-Type", "application/octet-stream").split(";")[0].strip()
-    attachment = Attachment(
-        name=name, content_type=kind or "application/octet-stream", size=size, storage_key=key
-    )
-    return web.json_response(attachment.model_dump(mode="json"), status=201)
-
-
-@routes.get("/api/v1/attachments/{key}")
-async def get_attachment(request: web.Request) -> web.StreamResponse:
-    """An uploaded file by its key, always as a download."""
-    name = request.query.get("name", "").strip()[:255] or "attachment"
-    return await serve_blob(request, request.match_info["key"], name, "application/octet-stream")

@@ -29,7 +29,9 @@ STATUS: dict[type[errors.HubError], int] = {
     errors.Conflict: 409,
     errors.DuplicateMessage: 409,
     errors.IdentityTaken: 409,
+    errors.ReplyWindowClosed: 409,
     errors.PayloadTooLarge: 413,
+    errors.ProviderRejected: 502,  # a provider failed us while serving this request
     errors.StoreUnavailable: 503,
     errors.QueueUnavailable: 503,
 }

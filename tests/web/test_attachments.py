@@ -1,67 +1,62 @@
-"""Attachments through the REST API: served only to agents, as downloads that
-cannot run in the browser (inline only for raster images), uploads capped."""
+"""Files through the REST API: what a customer's e-mail carried, the raw mail,
+and uploads for replies, served only to agents and never runnable in a browser."""
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
-from hub.inbox.model import Attachment, Message, Sender
-from tests.web.test_api import add_agent, ingest
+from tests.web.test_api import add_agent
 
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(20)
 HTML = b"<script>alert(document.cookie)</script>"
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>'
-RAW = b"From: a@b.vn\r\nSubject: x\r\n\r\nbody\r\n"
+BIG = bytes(2000)
+
+
+def part(name: str, kind: str, data: bytes) -> str:
+    encoded = base64.encodebytes(data).decode()
+    return (
+        f"--z\r\nContent-Type: {kind}\r\nContent-Disposition: attachment;"
+        f" filename*=utf-8''{name}\r\nContent-Transfer-Encoding: base64\r\n\r\n{encoded}"
+    )
+
+
+MAIL = (
+    "From: Khách <khach@example.vn>\r\nTo: support@shop.vn\r\nSubject: Files\r\n"
+    "Message-ID: <files@example.vn>\r\nMIME-Version: 1.0\r\n"
+    "Content-Type: multipart/mixed; boundary=z\r\n\r\n"
+    "--z\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nGửi shop các tệp.\r\n"
+    + part("H%C3%B3a%20%C4%91%C6%A1n.pdf", "application/pdf", PDF)
+    + part("anh.png", "image/png", PNG)
+    + part("trang.html", "text/html", HTML)
+    + part("logo.svg", "image/svg+xml", SVG)
+    + part("video.mp4", "video/mp4", BIG)
+    + "--z--\r\n"
+).encode()
 
 
 @pytest.fixture
-async def hub(make_settings, start_hub, callback_peer):
-    account = {
-        "id": "shop",
-        "channel": "api",
-        "secret_env": "HUB_TEST_API_SECRET",
-        "callback_url": callback_peer.url,
-    }
+async def hub(make_settings, start_hub):
+    account = {"id": "support", "channel": "email", "address": "support@shop.vn"}
     hub = await start_hub(make_settings(accounts=[account], attachments={"max_bytes": 1000}))
     hub.agent, hub.token = await add_agent(hub, "an@example.vn")
     return hub
 
 
 @pytest.fixture
-async def message(hub) -> Message:
-    conversation_id = await ingest(hub, "m1")
-    files = hub.runtime.attachments
-    attachments = [
-        Attachment(name="Hóa đơn.pdf", content_type="application/pdf", size=len(PDF)),
-        Attachment(name="ảnh.png", content_type="image/png", size=len(PNG)),
-        Attachment(name="trang.html", content_type="text/html", size=len(HTML)),
-        Attachment(name="logo.svg", content_type="image/svg+xml", size=len(SVG)),
-        Attachment(name="video.mp4", content_type="video/mp4", size=10**8, too_large=True),
-    ]
-    for attachment, data in zip(attachments, (PDF, PNG, HTML, SVG), strict=False):
-        attachment.storage_key = await files.save(data)
-    now = hub.runtime.clock.now()
-    stored = Message(
-        conversation_id=conversation_id,
-        account_id="shop",
-        channel="api",
-        direction="inbound",
-        sender=Sender(kind="contact"),
-        attachments=attachments,
-        meta={"raw_key": await files.save(RAW, capped=False)},
-        created_at=now,
-        updated_at=now,
-    )
-    await hub.runtime.store.add_message(stored)
-    return stored
+async def message(hub):
+    outcome = await hub.runtime.channels["support"].receive(MAIL, source={})
+    return await hub.runtime.store.get_message(outcome.message_id)
 
 
-async def get(hub, path, token=None):
-    return await hub.api("GET", path, token or hub.token)
+async def get(hub, path):
+    return await hub.api("GET", path, hub.token)
 
 
-async def test_a_document_is_served_as_a_download_with_its_name(hub, message):
+async def test_a_file_from_a_mail_is_a_download_with_its_utf8_name(hub, message):
     response = await get(hub, f"/api/v1/messages/{message.id}/attachments/0")
     assert response.status == 200
     assert await response.read() == PDF
@@ -70,20 +65,22 @@ async def test_a_document_is_served_as_a_download_with_its_name(hub, message):
         "attachment; filename=\"Hoa don.pdf\"; filename*=UTF-8''H%C3%B3a%20%C4%91%C6%A1n.pdf"
     )
     assert response.headers["X-Content-Type-Options"] == "nosniff"
-    assert response.headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
+    assert response.headers["Content-Security-Policy"] == "sandbox; default-src 'none'"
 
 
-async def test_only_raster_images_are_shown_inline(hub, message):
+async def test_files_that_could_run_script_are_opaque_downloads(hub, message):
     image = await get(hub, f"/api/v1/messages/{message.id}/attachments/1")
     assert image.headers["Content-Type"] == "image/png"
-    assert image.headers["Content-Disposition"].startswith("inline;")
-    for index in (2, 3):  # HTML and SVG could run script: bytes to download, never a page
+    assert image.headers["Content-Disposition"] == 'attachment; filename="anh.png"'
+    for index in (2, 3):  # HTML and SVG: bytes to download, never a page
         response = await get(hub, f"/api/v1/messages/{message.id}/attachments/{index}")
+        assert response.status == 200
         assert response.headers["Content-Type"] == "application/octet-stream"
         assert response.headers["Content-Disposition"].startswith("attachment;")
 
 
-async def test_an_attachment_that_was_too_large_to_keep_says_so(hub, message):
+async def test_a_file_that_was_too_large_to_keep_says_so(hub, message):
+    assert message.attachments[4].too_large and message.attachments[4].size == len(BIG)
     response = await get(hub, f"/api/v1/messages/{message.id}/attachments/4")
     assert response.status == 404
     assert "too large to keep" in (await response.json())["error"]["message"]
@@ -91,16 +88,19 @@ async def test_an_attachment_that_was_too_large_to_keep_says_so(hub, message):
     assert missing.status == 404
 
 
-async def test_the_raw_message_is_a_download(hub, message):
+async def test_the_raw_mail_is_a_download(hub, message):
     response = await get(hub, f"/api/v1/messages/{message.id}/raw")
-    assert response.status == 200 and await response.read() == RAW
+    assert response.status == 200 and await response.read() == MAIL
     assert response.headers["Content-Type"] == "message/rfc822"
     assert response.headers["Content-Disposition"].startswith("attachment;")
 
 
-async def test_attachments_need_a_token(hub, message):
-    response = await hub.client.get(f"/api/v1/messages/{message.id}/attachments/0")
-    assert response.status == 401
+async def test_files_need_a_token(hub, message):
+    for path in (
+        f"/api/v1/messages/{message.id}/attachments/0",
+        f"/api/v1/messages/{message.id}/raw",
+    ):
+        assert (await hub.client.get(path)).status == 401
 
 
 async def test_upload_then_download_and_the_cap_holds(hub):
@@ -125,6 +125,6 @@ async def test_upload_then_download_and_the_cap_holds(hub):
 
 
 @pytest.mark.parametrize("key", ["..%2F..%2Fhub.db", "not-a-key", "0" * 64])
-async def test_keys_that_are_not_stored_blobs_are_not_found(hub, key):
+async def test_keys_that_are_not_stored_files_are_not_found(hub, key):
     response = await get(hub, f"/api/v1/attachments/{key}")
     assert response.status == 404

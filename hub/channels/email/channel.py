@@ -15,7 +15,14 @@ import logging
 from email.headerregistry import Address
 from typing import Any
 
-from hub.channels.base import Channel, ChannelContext, OutboundMessage, Receipt
+from hub.channels.base import (
+    Channel,
+    ChannelContext,
+    ChannelState,
+    OutboundMessage,
+    Receipt,
+    ReportFailure,
+)
 from hub.channels.email.compose import OutgoingFile, compose, message_id_for
 from hub.channels.email.imap import FetchedMail, ImapMailbox, ImapPoller
 from hub.channels.email.options import EmailOptions
@@ -24,6 +31,7 @@ from hub.channels.email.send import DEFAULT_PORTS, SmtpPool, SmtpServer
 from hub.channels.email.signing import DkimKey
 from hub.errors import ConfigError, InvalidRequest, NotFound, ProviderRejected
 from hub.inbox.addresses import email_identity
+from hub.inbox.attachments import AttachmentStore
 from hub.inbox.inbound import DeliveryFailure, InboundMessage, InboundSender, IngestOutcome
 from hub.inbox.loops import AUTOMATED, AUTOMATED_REASON
 from hub.inbox.model import Attachment, ThreadKeys
@@ -42,6 +50,14 @@ class EmailChannel(Channel):
 
     def __init__(self, account: AccountSettings, context: ChannelContext) -> None:
         super().__init__(account, context)
+        if context.attachments is None or context.state is None or context.report_failure is None:
+            raise ConfigError(
+                f"account {account.id!r} (email) needs the hub's attachment store,"
+                " channel state and bounce reporting"
+            )
+        self.attachments: AttachmentStore = context.attachments
+        self.state: ChannelState = context.state
+        self.report_failure: ReportFailure = context.report_failure
         self.pollers: list[ImapPoller] = []
         self.smtp: SmtpPool | None = None
         if self.options.smtp_host:
@@ -102,7 +118,7 @@ class EmailChannel(Channel):
                     ca_file=options.imap_ca_file,
                 ),
                 account_id=self.account.id,
-                state=self.context.state,
+                state=self.state,
                 deliver=self.receive_fetched,
                 clock=self.context.clock,
             )
@@ -138,7 +154,7 @@ class EmailChannel(Channel):
         mail was a delivery report applied to a sent message or our own mail.
         Raises InvalidRequest naming why a mail cannot be recorded (not an e-mail,
         no sender address)."""
-        cap = self.context.attachments.max_bytes
+        cap = self.attachments.max_bytes
         if len(raw) > PARSE_IN_THREAD_ABOVE:
             parsed = await asyncio.to_thread(parse, raw, max_attachment_bytes=cap)
         else:
@@ -152,7 +168,7 @@ class EmailChannel(Channel):
                 extra={"event": "email.own", "account_id": self.account.id},
             )
             return None
-        raw_key = await self.context.attachments.save(raw, capped=False)
+        raw_key = await self.attachments.save(raw, capped=False)
         if await self._apply_report(parsed, raw_key):
             return None
         attachments = [await self._keep(part) for part in parsed.attachments]
@@ -209,7 +225,7 @@ class EmailChannel(Channel):
             too_large=part.too_large,
         )
         if part.data is not None:
-            attachment.storage_key = await self.context.attachments.save(part.data)
+            attachment.storage_key = await self.attachments.save(part.data)
         return attachment
 
     async def _apply_report(self, parsed: ParsedEmail, raw_key: str) -> bool:
@@ -223,7 +239,7 @@ class EmailChannel(Channel):
             return False
         applied = False
         for recipient in report.undelivered:
-            applied |= await self.context.report_failure(
+            applied |= await self.report_failure(
                 DeliveryFailure(
                     account_id=self.account.id,
                     message_keys=keys,
@@ -248,7 +264,7 @@ class EmailChannel(Channel):
         for attachment in message.attachments:
             if attachment.storage_key:
                 try:
-                    data = await self.context.attachments.read(attachment.storage_key)
+                    data = await self.attachments.read(attachment.storage_key)
                 except NotFound as exc:
                     raise ProviderRejected(
                         f"attachment {attachment.name!r} is missing from the store",
@@ -293,6 +309,13 @@ class EmailChannel(Channel):
             status="sent",
             meta={"smtp_answer": answer[:200]},
         )
+
+    async def open_attachment(self, attachment: Attachment) -> tuple[bytes, str] | None:
+        """The bytes of an attachment this account kept (for agents' downloads)."""
+        if not attachment.storage_key or not self.attachments.exists(attachment.storage_key):
+            return None
+        data = await self.attachments.read(attachment.storage_key)
+        return data, attachment.content_type
 
     async def close(self) -> None:
         if self.smtp is not None:

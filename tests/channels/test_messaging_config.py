@@ -1,0 +1,46 @@
+"""Every option of the messaging channels is documented in the example config,
+and each commented-out example account is valid as written."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from hub.channels.registry import channel_class
+from hub.settings import AccountSettings
+
+EXAMPLE = Path(__file__).parent.parent.parent / "config" / "hub.example.toml"
+
+
+def example_accounts() -> dict[str, dict]:
+    """The commented-out `[[accounts]]` blocks, uncommented and parsed."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    blocks = re.findall(r"^# \[\[accounts\]\]\n((?:^#.*\n)+)", text, re.M)
+    accounts = {}
+    for block in blocks:
+        lines = [
+            line[2:]
+            for line in block.splitlines()
+            if line.startswith("# ") and not line.startswith("# #")
+        ]
+        account = tomllib.loads("\n".join(lines))
+        accounts[account["channel"]] = account
+    return accounts
+
+
+@pytest.mark.parametrize("family", ["telegram", "zalo", "messenger", "whatsapp"])
+def test_example_account_documents_every_option_and_is_valid(family, monkeypatch):
+    account = example_accounts()[family]
+    text = EXAMPLE.read_text(encoding="utf-8")
+    options = channel_class(family).Options.model_fields
+    for name, field in options.items():
+        key = f"{name}_env" if "_env`" in (field.description or "") else name
+        assert re.search(rf"^# (# )?{key} = ", text, re.M), f"{family}: {key} undocumented"
+    for key, value in account.items():
+        if key.endswith("_env"):
+            monkeypatch.setenv(value, "example-secret-value-0123")
+    resolved = AccountSettings(**account).options()
+    channel_class(family).Options.model_validate(resolved)

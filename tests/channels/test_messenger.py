@@ -1,0 +1,393 @@
+"""Facebook Messenger: Meta's verification handshake and signatures, page webhooks
+(batched) into the inbox, replies through a local Send API, receipts, and the
+24-hour window."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hub.channels.messenger import MessengerWebhook, normalise
+from hub.channels.meta import graph_rejection
+from hub.clock import FrozenClock
+from hub.inbox.model import Attachment, Identity
+from tests.channels.messaging import (
+    add_agent,
+    only_conversation,
+    recorded,
+    stored_counts,
+    wait_status,
+    with_ids,
+)
+from tests.peers.meta_graph import GraphPeer, graph_error, post_webhook
+from tests.peers.server import FileServer
+
+PAGE = "104455667788990"
+PSID = "6712345678901234"
+APP_SECRET = "meta-app-secret-0123"
+VERIFY = "verify-token-0123"
+TOKEN = "EAAG-page-access-token"
+PATH = "/webhooks/messenger/fanpage"
+# Just after the recorded messages were sent (2026-01-01 00:00 UTC).
+START = datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+async def graph():
+    peer = GraphPeer(TOKEN)
+    await peer.start()
+    yield peer
+    await peer.stop()
+
+
+@pytest.fixture
+async def files():
+    server = FileServer()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def clock():
+    return FrozenClock(START)
+
+
+@pytest.fixture
+async def hub(make_settings, start_hub, graph, clock, monkeypatch):
+    monkeypatch.setenv("HUB_TEST_META_SECRET", APP_SECRET)
+    monkeypatch.setenv("HUB_TEST_META_VERIFY", VERIFY)
+    monkeypatch.setenv("HUB_TEST_META_TOKEN", TOKEN)
+    account = {
+        "id": "fanpage",
+        "channel": "messenger",
+        "page_id": PAGE,
+        "app_secret_env": "HUB_TEST_META_SECRET",
+        "verify_token_env": "HUB_TEST_META_VERIFY",
+        "access_token_env": "HUB_TEST_META_TOKEN",
+        "graph_url": graph.url,
+    }
+    return await start_hub(make_settings(accounts=[account]), clock=clock)
+
+
+async def deliver(hub, body: bytes, secret: str | None = APP_SECRET):
+    return await post_webhook(hub.client, PATH, body, secret)
+
+
+# -- pure parts ------------------------------------------------------------------
+
+
+def test_normalise_a_batch_of_entries_skips_echoes():
+    webhook = MessengerWebhook.model_validate_json(recorded("messenger", "batch.json"))
+    batch = normalise(webhook, account_id="fanpage", page_id=PAGE)
+    assert [m.external_id for m in batch.messages] == [
+        "m_image_0001",
+        "m_sticker_0002",
+        "m_file_0003",
+    ]
+    image, sticker, file = batch.messages
+    assert image.sender.identities == [Identity(channel=f"messenger:{PAGE}", address=PSID)]
+    assert image.attachments[0].content_type == "image/*"
+    assert image.attachments[0].url.startswith("https://scontent")
+    assert sticker.meta["sticker_id"] == 369239263222822
+    assert sticker.attachments[0].name == "sticker"
+    assert file.sender.identities[0].address == "6798765432109876"
+    assert file.attachments[0].content_type == "application/octet-stream"
+    assert batch.skipped == ["echo of a message the page sent"]
+
+
+def test_entries_for_another_page_are_skipped():
+    raw = json.loads(recorded("messenger", "text.json"))
+    raw["entry"][0]["id"] = "999"
+    batch = normalise(MessengerWebhook.model_validate(raw), account_id="fanpage", page_id=PAGE)
+    assert batch.messages == [] and "not this account's page" in batch.skipped[0]
+
+
+_ids = st.text(alphabet="0123456789", min_size=1, max_size=20)
+_attachment = st.fixed_dictionaries(
+    {
+        "type": st.sampled_from(["image", "video", "audio", "file", "location", "fallback", "x"]),
+        "payload": st.one_of(
+            st.none(),
+            st.fixed_dictionaries(
+                {
+                    "url": st.one_of(st.none(), st.text(max_size=30)),
+                    "sticker_id": st.one_of(st.none(), st.integers(0, 10**15)),
+                    "coordinates": st.one_of(
+                        st.none(),
+                        st.fixed_dictionaries(
+                            {"lat": st.floats(-90, 90), "long": st.floats(-180, 180)}
+                        ),
+                    ),
+                }
+            ),
+        ),
+    }
+)
+_event = st.fixed_dictionaries(
+    {
+        "sender": st.fixed_dictionaries({"id": _ids}),
+        "recipient": st.just({"id": PAGE}),
+        "timestamp": st.one_of(st.none(), st.integers(0, 2**62)),
+    },
+    optional={
+        "message": st.fixed_dictionaries(
+            {"mid": st.text(min_size=1, max_size=30)},
+            optional={
+                "text": st.text(max_size=50),
+                "is_echo": st.booleans(),
+                "attachments": st.lists(_attachment, max_size=3),
+            },
+        ),
+        "delivery": st.fixed_dictionaries(
+            {"mids": st.lists(st.text(min_size=1, max_size=10), max_size=3)},
+            optional={"watermark": st.integers(0, 2**62)},
+        ),
+        "read": st.fixed_dictionaries({"watermark": st.integers(0, 2**62)}),
+        "postback": st.fixed_dictionaries({"title": st.text(max_size=20)}),
+    },
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=st.lists(_event, max_size=4))
+def test_normalise_accepts_any_well_formed_event_and_keeps_its_ids(events):
+    webhook = MessengerWebhook.model_validate(
+        {"object": "page", "entry": [{"id": PAGE, "messaging": events}]}
+    )
+    batch = normalise(webhook, account_id="fanpage", page_id=PAGE)
+    expected = [
+        e["message"]["mid"]
+        for e in events
+        if "message" in e and not e["message"].get("is_echo") and e["sender"]["id"] != PAGE
+    ]
+    assert [m.external_id for m in batch.messages if m.meta.get("postback") is None] == expected
+    for message in batch.messages:
+        assert message.text or message.attachments
+        assert message.sender.identities[0].channel == f"messenger:{PAGE}"
+
+
+def test_graph_errors_say_whether_to_retry():
+    window = graph_rejection(
+        "Messenger",
+        400,
+        json.dumps(
+            graph_error(
+                10, "(#10) This message is sent outside of allowed window.", subcode=2018278
+            )
+        ),
+    )
+    assert not window.retryable and "24-hour customer-service window" in window.reason
+    assert graph_rejection("Messenger", 400, json.dumps(graph_error(613, "rate"))).retryable
+    assert graph_rejection("Messenger", 503, "<html>down</html>").retryable
+    token = graph_rejection("Messenger", 401, json.dumps(graph_error(190, "Invalid OAuth")))
+    assert not token.retryable and "access token expired or was revoked" in token.reason
+
+
+# -- the webhook -------------------------------------------------------------------
+
+
+async def test_verification_handshake_answers_only_our_token(hub):
+    query = {"hub.mode": "subscribe", "hub.verify_token": VERIFY, "hub.challenge": "1158201444"}
+    ok = await hub.client.get(PATH, params=query)
+    assert ok.status == 200 and await ok.text() == "1158201444"
+    wrong = await hub.client.get(PATH, params={**query, "hub.verify_token": "nope-nope"})
+    assert wrong.status == 403
+    assert (await wrong.json())["error"]["code"] == "signature_invalid"
+
+
+async def test_signed_message_lands_in_the_customers_conversation(hub):
+    response = await deliver(hub, recorded("messenger", "text.json"))
+    assert response.status == 200 and await response.text() == "EVENT_RECEIVED"
+    conversation = await only_conversation(hub)
+    assert conversation.channel == "messenger" and conversation.contact_address == PSID
+    [message] = await hub.runtime.store.list_messages(conversation.id)
+    assert message.text == "Chào shop, áo này còn size M không?"
+    assert message.external_id.startswith("m_AbCd")
+    contact = await hub.runtime.store.get_contact(conversation.contact_id)
+    assert Identity(channel=f"messenger:{PAGE}", address=PSID) in contact.identities
+
+
+async def test_tampered_or_unsigned_webhooks_are_refused_and_nothing_stored(hub):
+    body = recorded("messenger", "text.json")
+    tampered = body.replace(b"size M", b"size X")
+    from hub.channels.meta import SIGNATURE_HEADER, sign
+
+    response = await hub.client.post(
+        PATH, data=tampered, headers={SIGNATURE_HEADER: sign(APP_SECRET, body)}
+    )
+    assert response.status == 403
+    unsigned = await deliver(hub, body, secret=None)
+    assert unsigned.status == 403
+    assert "missing X-Hub-Signature-256" in (await unsigned.json())["error"]["message"]
+    wrong_key = await deliver(hub, body, secret="another-app-secret")
+    assert wrong_key.status == 403
+    assert await stored_counts(hub) == (0, 0, 0)
+
+
+async def test_the_same_event_delivered_twice_is_stored_once(hub):
+    for _ in range(2):
+        assert (await deliver(hub, recorded("messenger", "text.json"))).status == 200
+    assert await stored_counts(hub) == (1, 1, 1)
+
+
+async def test_every_event_of_a_batch_is_stored_and_a_redelivery_after_a_partial_store_is_safe(hub):
+    # The first message of the batch was stored by an earlier, interrupted delivery.
+    first_only = json.loads(recorded("messenger", "batch.json"))
+    first_only["entry"] = [
+        {**first_only["entry"][0], "messaging": first_only["entry"][0]["messaging"][:1]}
+    ]
+    assert (await deliver(hub, json.dumps(first_only).encode())).status == 200
+    assert (await deliver(hub, recorded("messenger", "batch.json"))).status == 200
+    conversations, messages, contacts = await stored_counts(hub)
+    assert (conversations, messages, contacts) == (2, 3, 2)
+
+
+async def test_malformed_body_is_422_and_nothing_stored(hub):
+    response = await deliver(hub, b'{"object": "page", "entry": [{"messaging": 5}]}')
+    assert response.status == 422
+    assert await stored_counts(hub) == (0, 0, 0)
+
+
+# -- replies -------------------------------------------------------------------------
+
+
+async def conversation_id(hub) -> str:
+    await deliver(hub, recorded("messenger", "text.json"))
+    return (await only_conversation(hub)).id
+
+
+async def test_agent_reply_reaches_the_send_api_with_the_exact_body(hub, graph):
+    agent, _ = await add_agent(hub)
+    reply, _ = await hub.runtime.inbox.reply(await conversation_id(hub), agent, "Dạ còn ạ")
+    sent = await wait_status(hub, reply.id, "sent")
+    [request] = graph.requests
+    assert request.path == f"/v23.0/{PAGE}/messages"
+    assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert request.body == {
+        "recipient": {"id": PSID},
+        "messaging_type": "RESPONSE",
+        "message": {"text": "Dạ còn ạ"},
+    }
+    assert sent.external_id == "m_sent0001"
+
+
+async def test_reply_with_a_file_sends_the_attachment_then_the_text(hub, graph):
+    attachment = Attachment(
+        name="bang-gia.pdf",
+        content_type="application/pdf",
+        url="https://files.shop.vn/bang-gia.pdf",
+    )
+    reply, _ = await hub.runtime.inbox.reply(
+        await conversation_id(hub), None, "Bảng giá đây ạ", attachments=[attachment]
+    )
+    await wait_status(hub, reply.id, "sent")
+    assert [r.body["message"] for r in graph.requests] == [
+        {
+            "attachment": {
+                "type": "file",
+                "payload": {"url": "https://files.shop.vn/bang-gia.pdf", "is_reusable": False},
+            }
+        },
+        {"text": "Bảng giá đây ạ"},
+    ]
+
+
+async def test_provider_refusal_fails_the_reply_with_its_reason(hub, graph):
+    graph.answers = [
+        (400, graph_error(551, "This person isn't available right now.", subcode=1545041))
+    ]
+    reply, _ = await hub.runtime.inbox.reply(await conversation_id(hub), None, "hello")
+    failed = await wait_status(hub, reply.id, "failed")
+    assert failed.error == "Messenger refused the message: This person isn't available right now."
+    assert failed.attempts == 1 and len(graph.requests) == 1
+
+
+async def test_rate_limits_and_server_errors_are_retried(hub, graph):
+    graph.answers = [
+        (500, {"error": {"message": "An unexpected error has occurred.", "code": 2}}),
+        (400, graph_error(613, "(#613) Calls to this api have exceeded the rate limit.")),
+    ]
+    reply, _ = await hub.runtime.inbox.reply(await conversation_id(hub), None, "hello")
+    sent = await wait_status(hub, reply.id, "sent")
+    assert sent.attempts == 3 and len(graph.requests) == 3
+
+
+async def test_reply_after_24_hours_is_refused_up_front_naming_the_rule(hub, graph, clock):
+    conversation = await conversation_id(hub)
+    _, token = await add_agent(hub)
+    clock.advance(timedelta(hours=25))
+    response = await hub.api(
+        "POST", f"/api/v1/conversations/{conversation}/messages", token, json={"text": "còn ạ"}
+    )
+    assert response.status == 409
+    error = (await response.json())["error"]
+    assert error["code"] == "reply_window_closed"
+    assert "Messenger (Meta's 24-hour standard messaging window)" in error["message"]
+    assert "last wrote 25 hours ago" in error["message"]
+    assert len(await hub.runtime.store.list_messages(conversation)) == 1  # nothing stored
+    assert graph.requests == []
+
+
+async def test_the_providers_own_window_error_fails_the_reply_with_its_reason(hub, graph):
+    graph.answers = [
+        (
+            400,
+            graph_error(
+                10, "(#10) This message is sent outside of allowed window.", subcode=2018278
+            ),
+        )
+    ]
+    reply, _ = await hub.runtime.inbox.reply(await conversation_id(hub), None, "hello")
+    failed = await wait_status(hub, reply.id, "failed")
+    assert "outside Meta's 24-hour customer-service window" in failed.error
+    assert "(#10) This message is sent outside of allowed window." in failed.error
+
+
+async def test_delivery_and_read_receipts_move_the_reply_forward_only(hub, graph, clock):
+    reply, _ = await hub.runtime.inbox.reply(await conversation_id(hub), None, "hello")
+    sent = await wait_status(hub, reply.id, "sent")
+    assert (
+        await deliver(hub, with_ids("messenger", "delivery.json", sent.external_id))
+    ).status == 200
+    assert (await hub.runtime.store.get_message(reply.id)).status == "delivered"
+    assert (await deliver(hub, recorded("messenger", "read.json"))).status == 200  # watermark
+    assert (await hub.runtime.store.get_message(reply.id)).status == "read"
+    # A late delivery receipt does not move it back.
+    await deliver(hub, with_ids("messenger", "delivery.json", sent.external_id))
+    assert (await hub.runtime.store.get_message(reply.id)).status == "read"
+
+
+async def test_store_outage_refuses_the_whole_batch_and_the_redelivery_stores_it_once(
+    make_settings, start_hub, graph, clock, monkeypatch
+):
+    import sqlite3
+
+    monkeypatch.setenv("HUB_TEST_META_SECRET", APP_SECRET)
+    monkeypatch.setenv("HUB_TEST_META_VERIFY", VERIFY)
+    monkeypatch.setenv("HUB_TEST_META_TOKEN", TOKEN)
+    account = {
+        "id": "fanpage",
+        "channel": "messenger",
+        "page_id": PAGE,
+        "app_secret_env": "HUB_TEST_META_SECRET",
+        "verify_token_env": "HUB_TEST_META_VERIFY",
+        "access_token_env": "HUB_TEST_META_TOKEN",
+        "graph_url": graph.url,
+    }
+    settings_ = make_settings(accounts=[account], store={"sqlite_busy_timeout_ms": 100})
+    hub = await start_hub(settings_, clock=clock)
+    blocker = sqlite3.connect(settings_.data_dir / "hub.db", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        refused = await deliver(hub, recorded("messenger", "batch.json"))
+        assert refused.status == 503  # Meta keeps the batch and delivers it again
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert (await deliver(hub, recorded("messenger", "batch.json"))).status == 200
+    assert await stored_counts(hub) == (2, 3, 2)

@@ -1,0 +1,405 @@
+"""Zalo OA: signed events into the inbox, consultation replies through a local
+Zalo API, the single-use refresh token (refreshed once even by two hubs at once),
+receipts, and the 7-day window."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hub.channels.zalo.events import SIGNATURE_HEADER, ZaloEvent, normalise, signature_header
+from hub.channels.zalo.tokens import STATE_KEY
+from hub.clock import FrozenClock
+from hub.inbox.model import Attachment, Identity
+from tests.channels.messaging import (
+    add_agent,
+    only_conversation,
+    recorded,
+    recorded_json,
+    stored_counts,
+    wait_status,
+    with_ids,
+)
+from tests.peers.server import FileServer
+from tests.peers.zalo import ZaloPeer, signed_event
+
+APP_ID = "3608465248940903967"
+OA_ID = "3886132808798806453"
+USER = "2468458835296197922"
+APP_SECRET = "zalo-app-secret-0123"
+SEED_ACCESS = "seed-access-token"
+SEED_REFRESH = "seed-refresh-token"
+PATH = "/webhooks/zalo/zalo-oa"
+START = datetime(2026, 1, 1, 0, 5, tzinfo=UTC)
+FOLLOWER = Identity(channel=f"zalo:{OA_ID}", address=USER)
+
+
+@pytest.fixture
+async def zalo():
+    peer = ZaloPeer(
+        app_id=APP_ID, app_secret=APP_SECRET, access_token=SEED_ACCESS, refresh_token=SEED_REFRESH
+    )
+    await peer.start()
+    yield peer
+    await peer.stop()
+
+
+@pytest.fixture
+async def files():
+    server = FileServer()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def clock():
+    return FrozenClock(START)
+
+
+@pytest.fixture
+def zalo_settings(make_settings, zalo, monkeypatch):
+    monkeypatch.setenv("HUB_TEST_ZALO_SECRET", APP_SECRET)
+    monkeypatch.setenv("HUB_TEST_ZALO_ACCESS", SEED_ACCESS)
+    monkeypatch.setenv("HUB_TEST_ZALO_REFRESH", SEED_REFRESH)
+    account = {
+        "id": "zalo-oa",
+        "channel": "zalo",
+        "app_id": APP_ID,
+        "oa_id": OA_ID,
+        "app_secret_env": "HUB_TEST_ZALO_SECRET",
+        "access_token_env": "HUB_TEST_ZALO_ACCESS",
+        "refresh_token_env": "HUB_TEST_ZALO_REFRESH",
+        "api_url": zalo.url,
+        "oauth_url": zalo.url,
+    }
+    return make_settings(accounts=[account])
+
+
+@pytest.fixture
+async def hub(start_hub, zalo_settings, clock):
+    return await start_hub(zalo_settings, clock=clock)
+
+
+async def deliver(hub, body: bytes, secret: str = APP_SECRET):
+    raw, headers = signed_event(body, app_id=APP_ID, secret_key=secret)
+    return await hub.client.post(PATH, data=raw, headers=headers)
+
+
+# -- pure parts ------------------------------------------------------------------
+
+
+def test_signature_is_sha256_of_app_id_body_timestamp_and_secret():
+    body = recorded("zalo", "user_send_text.json")
+    expected = hashlib.sha256(
+        (APP_ID + body.decode() + "1767225600000" + APP_SECRET).encode()
+    ).hexdigest()
+    assert signature_header(APP_ID, body, "1767225600000", APP_SECRET) == f"mac={expected}"
+
+
+def test_normalise_images_files_stickers_and_locations():
+    def one(name):
+        event = ZaloEvent.model_validate(recorded_json("zalo", name))
+        [message] = normalise(
+            event, account_id="zalo-oa", oa_id=OA_ID, default_region="VN"
+        ).messages
+        return message
+
+    image = one("user_send_image.json")
+    assert image.sender.identities == [FOLLOWER]
+    assert image.text == "ảnh sản phẩm bị lỗi"
+    assert image.attachments == [
+        Attachment(
+            name="image", content_type="image/*", url="https://photo-zmp3.zmdcdn.me/full/abc.jpg"
+        )
+    ]
+    file = one("user_send_file.json").attachments[0]
+    assert (file.name, file.content_type, file.size) == ("hoa-don.pdf", "application/pdf", 48213)
+    assert one("user_send_sticker.json").attachments[0].name == "sticker"
+    assert "10.776889, 106.700897" in one("user_send_location.json").text
+    assert one("user_send_text.json").sent_at == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_shared_information_links_the_phone_to_the_follower():
+    event = ZaloEvent.model_validate(recorded_json("zalo", "user_submit_info.json"))
+    [message] = normalise(event, account_id="zalo-oa", oa_id=OA_ID, default_region="VN").messages
+    assert message.sender.identities == [
+        FOLLOWER,
+        Identity(channel="phone", address="+84901234567"),
+    ]
+
+
+def test_management_events_are_skipped():
+    event = ZaloEvent.model_validate(recorded_json("zalo", "follow.json"))
+    batch = normalise(event, account_id="zalo-oa", oa_id=OA_ID, default_region="VN")
+    assert batch.messages == [] and batch.skipped == ["event 'follow'"]
+
+
+_attachment = st.fixed_dictionaries(
+    {
+        "type": st.sampled_from(
+            ["image", "file", "sticker", "gif", "location", "link", "audio", "x"]
+        ),
+        "payload": st.fixed_dictionaries(
+            {},
+            optional={
+                "url": st.text(max_size=20),
+                "size": st.one_of(st.text(max_size=6), st.integers(0, 10**9)),
+                "name": st.text(max_size=10),
+                "coordinates": st.fixed_dictionaries(
+                    {"latitude": st.floats(-90, 90), "longitude": st.floats(-180, 180)}
+                ),
+            },
+        ),
+    }
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    event_name=st.sampled_from(
+        ["user_send_text", "user_send_image", "user_send_file", "user_seen_message", "follow"]
+    ),
+    msg_id=st.text(min_size=1, max_size=20),
+    text=st.one_of(st.none(), st.text(max_size=40)),
+    attachments=st.lists(_attachment, max_size=3),
+    timestamp=st.one_of(st.text(max_size=14), st.integers(0, 10**14)),
+)
+def test_normalise_accepts_any_well_formed_event(event_name, msg_id, text, attachments, timestamp):
+    sender, recipient = (OA_ID, USER) if event_name == "user_seen_message" else (USER, OA_ID)
+    message = {"msg_id": msg_id, "msg_ids": [msg_id], "attachments": attachments}
+    if text is not None:
+        message["text"] = text
+    event = ZaloEvent.model_validate(
+        {
+            "app_id": APP_ID,
+            "event_name": event_name,
+            "sender": {"id": sender},
+            "recipient": {"id": recipient},
+            "message": message,
+            "timestamp": timestamp,
+        }
+    )
+    batch = normalise(event, account_id="zalo-oa", oa_id=OA_ID, default_region="VN")
+    for inbound in batch.messages:
+        assert inbound.external_id == msg_id and inbound.sender.identities == [FOLLOWER]
+        assert inbound.text or inbound.attachments
+    if event_name == "user_seen_message":
+        assert batch.reports[0].status == "read" and msg_id in batch.reports[0].external_ids
+
+
+# -- the webhook -------------------------------------------------------------------
+
+
+async def test_signed_event_lands_in_the_followers_conversation(hub):
+    response = await deliver(hub, recorded("zalo", "user_send_text.json"))
+    assert response.status == 200
+    conversation = await only_conversation(hub)
+    assert conversation.channel == "zalo" and conversation.contact_address == USER
+    contact = await hub.runtime.store.get_contact(conversation.contact_id)
+    assert contact.identities == [FOLLOWER]
+    [message] = await hub.runtime.store.list_messages(conversation.id)
+    assert message.text == "Chào shop, cho mình hỏi giá sản phẩm"
+    assert message.external_id == "96d3cdf3af150460909"
+
+
+async def test_tampered_or_unsigned_events_are_refused_and_nothing_stored(hub):
+    body = recorded("zalo", "user_send_text.json")
+    _, headers = signed_event(body, app_id=APP_ID, secret_key=APP_SECRET)
+    tampered = await hub.client.post(
+        PATH, data=body.replace(b"gi\xc3\xa1", b"GIA"), headers=headers
+    )
+    assert tampered.status == 403
+    unsigned = await hub.client.post(PATH, data=body)
+    assert unsigned.status == 403
+    assert "missing X-ZEvent-Signature" in (await unsigned.json())["error"]["message"]
+    wrong = await deliver(hub, body, secret="another-secret-000")
+    assert wrong.status == 403
+    assert await stored_counts(hub) == (0, 0, 0)
+
+
+async def test_the_same_event_delivered_twice_is_stored_once(hub):
+    for _ in range(2):
+        assert (await deliver(hub, recorded("zalo", "user_send_image.json"))).status == 200
+    assert await stored_counts(hub) == (1, 1, 1)
+
+
+async def test_management_events_are_acknowledged_and_store_nothing(hub):
+    assert (await deliver(hub, recorded("zalo", "follow.json"))).status == 200
+    assert await stored_counts(hub) == (0, 0, 0)
+
+
+# -- replies -------------------------------------------------------------------------
+
+
+async def conversation_id(hub) -> str:
+    await deliver(hub, recorded("zalo", "user_send_text.json"))
+    return (await only_conversation(hub)).id
+
+
+async def test_agent_reply_reaches_zalo_with_the_exact_body(hub, zalo):
+    agent, _ = await add_agent(hub)
+    reply, _ = await hub.runtime.inbox.reply(await conversation_id(hub), agent, "Dạ giá 250.000đ ạ")
+    sent = await wait_status(hub, reply.id, "sent")
+    [request] = zalo.sent
+    assert request.access_token == SEED_ACCESS
+    assert request.body == {
+        "recipient": {"user_id": USER},
+        "message": {"text": "Dạ giá 250.000đ ạ"},
+    }
+    assert sent.external_id == "zmsg0001"
+
+
+async def test_reply_with_an_image_and_a_file(hub, zalo, files):
+    image = Attachment(
+        name="ao.jpg", content_type="image/jpeg", url=files.add("ao.jpg", b"JPEG", "image/jpeg")
+    )
+    pdf = files.add("bang-gia.pdf", b"%PDF-1.4 price list", "application/pdf")
+    document = Attachment(name="bang-gia.pdf", content_type="application/pdf", url=pdf)
+    reply, _ = await hub.runtime.inbox.reply(
+        await conversation_id(hub), None, "Mẫu và bảng giá ạ", attachments=[image, document]
+    )
+    await wait_status(hub, reply.id, "sent")
+    assert [r.body["message"] for r in zalo.sent] == [
+        {
+            "attachment": {
+                "type": "template",
+                "payload": {
+                    "template_type": "media",
+                    "elements": [{"media_type": "image", "url": image.url}],
+                },
+            },
+            "text": "Mẫu và bảng giá ạ",
+        },
+        {"attachment": {"type": "file", "payload": {"token": "filetoken1"}}},
+    ]
+    assert zalo.uploads == [("bang-gia.pdf", b"%PDF-1.4 price list")]
+
+
+async def test_provider_refusal_fails_the_reply_with_its_reason(hub, zalo):
+    zalo.answers = [{"error": -213, "message": "User has not followed OA"}]
+    reply, _ = await hub.runtime.inbox.reply(await conversation_id(hub), None, "hello")
+    failed = await wait_status(hub, reply.id, "failed")
+    assert failed.error == "Zalo refused the message: User has not followed OA (error -213)"
+    assert failed.attempts == 1
+
+
+async def test_rate_limits_and_server_errors_are_retried(hub, zalo):
+    zalo.answers = [
+        {"error": -32, "message": "Your OA reached limit call api"},
+        (502, "Bad Gateway"),
+    ]
+    reply, _ = await hub.runtime.inbox.reply(await conversation_id(hub), None, "hello")
+    assert (await wait_status(hub, reply.id, "sent")).attempts == 3
+
+
+async def test_reply_after_7_days_is_refused_up_front_naming_the_rule(hub, zalo, clock):
+    conversation = await conversation_id(hub)
+    _, token = await add_agent(hub)
+    clock.advance(timedelta(days=7, minutes=1))
+    response = await hub.api(
+        "POST", f"/api/v1/conversations/{conversation}/messages", token, json={"text": "hi"}
+    )
+    assert response.status == 409
+    error = (await response.json())["error"]
+    assert error["code"] == "reply_window_closed"
+    assert "Zalo OA (consultation messages need an interaction within 7 days)" in error["message"]
+    assert "within 7 days" in error["message"]
+    assert zalo.sent == []
+    clock.advance(timedelta(days=-1))  # inside the window again: accepted
+    ok = await hub.api(
+        "POST", f"/api/v1/conversations/{conversation}/messages", token, json={"text": "hi"}
+    )
+    assert ok.status == 202
+
+
+async def test_the_providers_own_window_error_fails_the_reply_with_its_reason(hub, zalo):
+    zalo.answers = [
+        {"error": -230, "message": "User has not interacted with the OA in the past 7 days"}
+    ]
+    reply, _ = await hub.runtime.inbox.reply(await conversation_id(hub), None, "hello")
+    failed = await wait_status(hub, reply.id, "failed")
+    assert failed.error == (
+        "Zalo: outside the OA's 7-day consultation window — User has not interacted with the OA"
+        " in the past 7 days (error -230)"
+    )
+
+
+async def test_receipts_move_the_reply_to_delivered_then_read(hub, zalo):
+    reply, _ = await hub.runtime.inbox.reply(await conversation_id(hub), None, "hello")
+    sent = await wait_status(hub, reply.id, "sent")
+    await deliver(hub, with_ids("zalo", "user_received_message.json", sent.external_id))
+    assert (await hub.runtime.store.get_message(reply.id)).status == "delivered"
+    await deliver(hub, with_ids("zalo", "user_seen_message.json", sent.external_id))
+    assert (await hub.runtime.store.get_message(reply.id)).status == "read"
+
+
+# -- tokens --------------------------------------------------------------------------
+
+
+async def test_expired_access_token_is_refreshed_and_the_reply_sent(hub, zalo):
+    zalo.expire_access_tokens()
+    reply, _ = await hub.runtime.inbox.reply(await conversation_id(hub), None, "hello")
+    sent = await wait_status(hub, reply.id, "sent")
+    assert sent.attempts == 1
+    assert zalo.refresh_calls == [SEED_REFRESH]
+    assert [r.access_token for r in zalo.sent] == ["access-001-xyz"]
+    state = await hub.runtime.store.channel_state("zalo-oa", STATE_KEY)
+    assert state["access_token"] == "access-001-xyz" and state["refresh_token"] == "refresh-001-xyz"
+    assert state["expires_at"] == (START + timedelta(seconds=90000)).isoformat()
+
+
+async def test_token_near_expiry_is_refreshed_before_sending(hub, zalo):
+    await hub.runtime.store.save_channel_state(
+        "zalo-oa",
+        STATE_KEY,
+        {
+            "access_token": SEED_ACCESS,
+            "refresh_token": SEED_REFRESH,
+            "expires_at": (START + timedelta(minutes=10)).isoformat(),
+        },
+    )
+    reply, _ = await hub.runtime.inbox.reply(await conversation_id(hub), None, "hello")
+    await wait_status(hub, reply.id, "sent")
+    assert zalo.refresh_calls == [SEED_REFRESH]
+    assert [r.access_token for r in zalo.sent] == ["access-001-xyz"]
+
+
+async def test_two_hubs_refreshing_at_once_spend_the_refresh_token_once(
+    start_hub, zalo_settings, zalo, clock
+):
+    first = await start_hub(zalo_settings, clock=clock)
+    second = await start_hub(zalo_settings, clock=clock, with_worker=False)
+    zalo.refresh_delay = 0.3  # both ask while the first refresh is still under way
+    pairs = await asyncio.gather(
+        first.runtime.channels["zalo-oa"].tokens.refresh(rejected=SEED_ACCESS),
+        second.runtime.channels["zalo-oa"].tokens.refresh(rejected=SEED_ACCESS),
+    )
+    assert zalo.refresh_calls == [SEED_REFRESH]
+    assert pairs[0] == pairs[1] and pairs[0].access_token == "access-001-xyz"
+
+
+async def test_a_dead_refresh_token_fails_the_reply_naming_what_to_do(hub, zalo):
+    zalo.expire_access_tokens()
+    zalo.valid_refresh.clear()
+    reply, _ = await hub.runtime.inbox.reply(await conversation_id(hub), None, "hello")
+    failed = await wait_status(hub, reply.id, "failed")
+    assert failed.error.startswith(
+        "Zalo refused to refresh the OA access token (Invalid refresh token"
+    )
+    assert "an OA admin must grant the app access again" in failed.error
+
+
+def test_signed_event_helper_matches_the_header_name():
+    raw, headers = signed_event(
+        recorded("zalo", "follow.json"), app_id=APP_ID, secret_key=APP_SECRET
+    )
+    assert (
+        headers[SIGNATURE_HEADER].startswith("mac=") and json.loads(raw)["event_name"] == "follow"
+    )
