@@ -35,9 +35,10 @@ from hub.inbox.store import Store
 from hub.jobs import EmbeddedRedis, JobQueue, connect, redis_settings
 from hub.locks import RedisLocks
 from hub.metrics import Metrics
+from hub.routing.calls import CallTargets
 from hub.routing.round_robin import RoundRobinRouter
 from hub.settings import HubSettings
-from hub.web import api, media
+from hub.web import api, calls, media
 from hub.web.auth import token_middleware
 from hub.web.errors import error_middleware
 
@@ -170,6 +171,8 @@ async def open_runtime(
             receipts=inbox,
             state=store,
             locks=RedisLocks(redis, settings.redis.prefix),
+            reports=inbox,
+            agents=CallTargets(store),
             attachments=runtime.attachments,
             report_failure=runtime.report_failure,
         )
@@ -311,12 +314,19 @@ async def create_app(
     app[RUNTIME] = runtime
     app[api.INBOX] = runtime.inbox
     app[api.STORE] = runtime.store
+    dialers: dict[str, calls.Dialer] = {
+        account_id: channel
+        for account_id, channel in runtime.channels.items()
+        if isinstance(channel, calls.Dialer)
+    }
+    app[calls.DIALERS] = dialers
     app.router.add_get("/", landing)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     for channel in runtime.channels.values():
         app.router.add_routes(channel.routes())
     app.router.add_post("/webhooks/{channel}/{account}", unknown_webhook)
+    app.router.add_post("/webhooks/{channel}/{account}/{rest:.*}", unknown_webhook)
     app.router.add_routes(api.routes)
     sources: dict[str, media.MediaSource] = {
         account_id: channel
@@ -327,6 +337,7 @@ async def create_app(
     app[media.MEDIA_STORE] = runtime.store
     app[media.ATTACHMENT_STORE] = runtime.attachments
     app.router.add_routes(media.routes)
+    app.router.add_routes(calls.routes)
 
     async def close(_: web.Application) -> None:
         await stack.aclose()

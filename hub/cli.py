@@ -168,6 +168,8 @@ def agent() -> None:
     "--online", is_flag=True, help="Mark the agent online now, so conversations route to them."
 )
 @click.option("--capacity", type=int, default=10, show_default=True, help="Max open conversations.")
+@click.option("--phone", help="Phone the hub rings for calls (Twilio voice); any format.")
+@click.option("--extension", help="PBX extension (Asterisk, CTI): calls taken there are theirs.")
 def agent_add(
     config: Path | None,
     data_dir: Path | None,
@@ -178,6 +180,8 @@ def agent_add(
     prompt_password: bool,
     online: bool,
     capacity: int,
+    phone: str | None,
+    extension: str | None,
 ) -> None:
     """Add an agent."""
     from hub.clock import SystemClock
@@ -192,6 +196,7 @@ def agent_add(
         address = normalise_email(email)
     except HubError as exc:
         raise click.BadParameter(exc.message, param_hint="--email") from exc
+    phone = agent_phone(phone, settings.inbox.default_region)
     new = Agent(
         name=name,
         email=address,
@@ -199,6 +204,8 @@ def agent_add(
         capacity=capacity,
         presence="online" if online else "offline",
         password_hash=hash_password(password) if password else None,
+        phone=phone,
+        extension=extension.strip() if extension else None,
         created_at=SystemClock().now(),
     )
 
@@ -207,6 +214,50 @@ def agent_add(
 
     run(lambda: with_store(settings, add))
     click.echo(f"added {role} {name} <{address}> id={new.id}")
+
+
+def agent_phone(raw: str | None, region: str) -> str | None:
+    """The agent's phone in E.164, or a usage error naming --phone."""
+    from hub.inbox.addresses import normalise_phone
+
+    if not raw:
+        return None
+    try:
+        return normalise_phone(raw, region)
+    except HubError as exc:
+        raise click.BadParameter(exc.message, param_hint="--phone") from exc
+
+
+@agent.command("set-phone")
+@config_option
+@data_dir_option
+@click.option("--email", required=True, help="The agent's sign-in e-mail.")
+@click.option("--phone", help="Phone the hub rings for calls; '' removes it.")
+@click.option("--extension", help="PBX extension; '' removes it.")
+def agent_set_phone(
+    config: Path | None,
+    data_dir: Path | None,
+    email: str,
+    phone: str | None,
+    extension: str | None,
+) -> None:
+    """Set (or clear) an agent's phone number and PBX extension."""
+    settings = settings_from(config, data_dir=data_dir)
+    changes: dict[str, Any] = {}
+    if phone is not None:
+        changes["phone"] = agent_phone(phone, settings.inbox.default_region)
+    if extension is not None:
+        changes["extension"] = extension.strip() or None
+    if not changes:
+        raise click.UsageError("give --phone, --extension or both")
+
+    async def update(store: Any) -> bool:
+        found = await store.agent_by_email(email.strip().lower())
+        return found is not None and bool(await store.update_agent(found.id, **changes))
+
+    if not run(lambda: with_store(settings, update)):
+        raise click.ClickException(f"no agent with e-mail {email}")
+    click.echo(f"updated {email}: " + ", ".join(f"{k}={v or '-'}" for k, v in changes.items()))
 
 
 @agent.command("list")
@@ -220,7 +271,10 @@ def agent_list(config: Path | None, data_dir: Path | None) -> None:
         return list(await store.list_agents())
 
     for a in run(lambda: with_store(settings, agents)):
-        click.echo(f"{a.id}  {a.role:<8} {a.presence:<7} {a.name} <{a.email}>")
+        reach = " ".join(
+            part for part in (a.phone or "", f"ext {a.extension}" if a.extension else "") if part
+        )
+        click.echo(f"{a.id}  {a.role:<8} {a.presence:<7} {a.name} <{a.email}>  {reach}".rstrip())
 
 
 @main.group()

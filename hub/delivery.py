@@ -4,6 +4,11 @@
 Safe to run twice for one message: a delivery first claims the attempt with a
 compare-and-set on the message's attempt count, so two workers never send the
 same attempt, and a message that is no longer `queued` is left alone.
+
+Every send passes here — agents' replies, care messages, campaigns — so this is
+where consent is honoured: a contact who opted out of the channel's consent
+(`Channel.consent_key`, e.g. "sms" after an SMS "STOP") gets nothing, and the
+message fails saying so.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from datetime import timedelta
 from hub.channels.base import Channel, OutboundMessage
 from hub.clock import Clock
 from hub.errors import DuplicateMessage, ProviderRejected
+from hub.inbox.model import Contact
 from hub.inbox.service import InboxService
 from hub.inbox.store import Store
 from hub.jobs import JobQueue
@@ -69,18 +75,7 @@ class Deliverer:
         if message is None or message.direction != "outbound" or message.status != "queued":
             return Done("skipped")
         attempt = message.attempts + 1
-        if not await self.store.update_message(
-            message.id,
-            expect={"status": "queued", "attempts": message.attempts},
-            attempts=attempt,
-            updated_at=self.clock.now(),
-        ):
-            return Done("skipped")  # another worker claimed this attempt
         channel = self.channels.get(message.account_id)
-        if channel is None:
-            return await self._fail(
-                message_id, message.channel, f"account {message.account_id!r} is not configured"
-            )
         conversation = await self.inbox.conversation(message.conversation_id)
         contact = await self.store.get_contact(conversation.contact_id)
         outbound = OutboundMessage(
@@ -98,6 +93,21 @@ class Deliverer:
             automated=message.sender.kind == "system",
             created_at=message.created_at,
         )
+        claim: dict[str, object] = {"attempts": attempt, "updated_at": self.clock.now()}
+        annotations = channel.outbound_meta(outbound) if channel is not None else {}
+        if annotations and any(message.meta.get(k) != v for k, v in annotations.items()):
+            claim["meta"] = {**message.meta, **annotations}
+        if not await self.store.update_message(
+            message.id, expect={"status": "queued", "attempts": message.attempts}, **claim
+        ):
+            return Done("skipped")  # another worker claimed this attempt
+        if channel is None:
+            return await self._fail(
+                message_id, message.channel, f"account {message.account_id!r} is not configured"
+            )
+        refusal = consent_refusal(channel, contact)
+        if refusal is not None:
+            return await self._fail(message.id, message.channel, refusal, attempt)
         context = {"event": "delivery", "message_id": message.id, "attempt": attempt}
         try:
             receipt = await channel.send(outbound)
@@ -124,6 +134,7 @@ class Deliverer:
                 receipt.status,
                 external_id=receipt.external_id,
                 message_key=receipt.message_key,
+                meta=receipt.meta or None,
             )
         except DuplicateMessage:
             log.warning("provider reused a message id; not recorded", extra=context)
@@ -149,6 +160,19 @@ class Deliverer:
             },
         )
         return Done("failed")
+
+
+def consent_refusal(channel: Channel, contact: Contact | None) -> str | None:
+    """Why the contact must not get a message on this channel, or None if they may."""
+    if channel.consent_key is None or contact is None:
+        return None
+    consent = contact.consent.get(channel.consent_key)
+    if consent is None or consent.status != "opted_out":
+        return None
+    return (
+        f"the contact opted out of {channel.consent_key} on {consent.at.isoformat()}"
+        f" ({consent.how}); nothing is sent until they opt in again"
+    )
 
 
 class Sweeper:

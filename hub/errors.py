@@ -62,6 +62,12 @@ class QueueUnavailable(HubError):
     code = "queue_unavailable"
 
 
+class ProviderUnavailable(HubError):
+    """A provider or PBX the request needs cannot be reached right now (retry later)."""
+
+    code = "provider_unavailable"
+
+
 class DuplicateMessage(HubError):
     """A message with the same (channel, account, external id) or idempotency key exists."""
 

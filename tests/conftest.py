@@ -92,6 +92,10 @@ def make_settings(
                 }
             ],
         }
+        if "redis_url" in overrides:
+            # REDIS_URL in the environment beats keyword arguments (settings
+            # precedence); a test that names its own Redis must get that one.
+            monkeypatch.delenv("REDIS_URL", raising=False)
         for key, value in overrides.items():
             if isinstance(value, dict) and isinstance(values.get(key), dict):
                 values[key] = {**values[key], **value}

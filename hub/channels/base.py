@@ -30,7 +30,7 @@ from hub.inbox.inbound import (
     IngestOutcome,
     ReplyWindow,
 )
-from hub.inbox.model import Attachment, DeliveryStatus, ThreadKeys
+from hub.inbox.model import Agent, Attachment, DeliveryStatus, Identity, ThreadKeys
 from hub.settings import AccountSettings
 
 
@@ -98,14 +98,69 @@ class Locks(Protocol):
         ...
 
 
+class DeliveryReports(Protocol):
+    """Where a channel reports what became of a message it sent (status callbacks)."""
+
+    async def record_delivery(
+        self,
+        message_id: str,
+        status: DeliveryStatus,
+        *,
+        error: str | None = None,
+        external_id: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> bool:
+        """Move the message's status forward; False if it did not move (a replay,
+        a late callback) or the message is unknown."""
+        ...
+
+    async def delivery_status(self, message_id: str) -> DeliveryStatus | None:
+        """The outbound message's delivery status; None if there is no such message."""
+        ...
+
+
+class AgentDirectory(Protocol):
+    """Who should take a phone call: the routing side, as a channel sees it."""
+
+    async def call_targets(self, account_id: str, caller: Identity) -> list[Agent]:
+        """Agents to ring for a call from `caller`, best first (may be empty)."""
+        ...
+
+
+class _NoReports:
+    async def record_delivery(
+        self,
+        message_id: str,
+        status: DeliveryStatus,
+        *,
+        error: str | None = None,
+        external_id: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> bool:
+        return False
+
+    async def delivery_status(self, message_id: str) -> DeliveryStatus | None:
+        return None
+
+
+class _NoAgents:
+    async def call_targets(self, account_id: str, caller: Identity) -> list[Agent]:
+        return []
+
+
+NO_REPORTS: DeliveryReports = _NoReports()
+NO_AGENTS: AgentDirectory = _NoAgents()
+
+
 @dataclass(frozen=True)
 class ChannelContext:
-    """What the hub lends a channel: a sink for inbound messages and shared clients.
-
-    The rest are optional so a context can be built for a channel that needs none
-    of them; a channel that needs one refuses to start without it. `attachments`
-    keeps files outside the database; `report_failure` applies a bounce to the
-    message it is about (answering whether it knew the message)."""
+    """What the hub lends a channel: sinks for inbound messages and delivery
+    reports, who takes calls, and shared clients. (`reports` and `agents` have
+    inert defaults so a channel built without a hub, in a test, still works;
+    `receipts`, `state`, `locks`, `attachments` and `report_failure` are None when
+    not provided, and a channel that needs one refuses to start without it.)
+    `attachments` keeps files outside the database; `report_failure` applies a
+    bounce to the message it is about (answering whether it knew the message)."""
 
     ingest: Ingest
     http: aiohttp.ClientSession
@@ -115,6 +170,8 @@ class ChannelContext:
     receipts: ProviderReceipts | None = None
     state: ChannelState | None = None
     locks: Locks | None = None
+    reports: DeliveryReports = NO_REPORTS
+    agents: AgentDirectory = NO_AGENTS
     attachments: AttachmentStore | None = None
     report_failure: ReportFailure | None = None
 
@@ -124,6 +181,9 @@ class Channel(ABC):
 
     name: ClassVar[str]
     Options: ClassVar[type[BaseModel]]
+    # The contact consent that sends on this channel need ("sms"): a contact who
+    # opted out of it gets nothing more through it. None: no consent checked.
+    consent_key: ClassVar[str | None] = None
 
     def __init__(self, account: AccountSettings, context: ChannelContext) -> None:
         self.account = account
@@ -152,6 +212,11 @@ class Channel(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook, deliberately empty
         """Release the channel's own clients (pooled connections) when the hub stops."""
+
+    def outbound_meta(self, message: OutboundMessage) -> dict[str, Any]:
+        """Facts about how `message` goes out on this channel (SMS segments and
+        encoding), stored on the message before it is sent. Pure; none by default."""
+        return {}
 
     @abstractmethod
     async def send(self, message: OutboundMessage) -> Receipt:

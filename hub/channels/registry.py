@@ -19,6 +19,9 @@ FAMILIES: dict[str, str] = {
     "zalo": "hub.channels.zalo.channel:ZaloChannel",
     "messenger": "hub.channels.messenger:MessengerChannel",
     "whatsapp": "hub.channels.whatsapp:WhatsAppChannel",
+    "twilio": "hub.channels.twilio.channel:TwilioChannel",
+    "asterisk": "hub.channels.asterisk.channel:AsteriskChannel",
+    "cti": "hub.channels.cti:CtiChannel",
 }
 
 

@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.inbox.model import Attachment, DeliveryStatus, Identity, ThreadKeys
+from hub.inbox.calls import CallUpdate
+from hub.inbox.model import Attachment, ConsentStatus, DeliveryStatus, Identity, ThreadKeys
 
 
 class InboundSender(BaseModel):
@@ -22,6 +23,16 @@ class InboundSender(BaseModel):
 
 
 Threading = Literal["contact", "reply_keys"]
+
+
+class ConsentChange(BaseModel):
+    """The message itself changes the sender's consent (an SMS "STOP" or "START")."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str = Field(description="the consent it changes: 'sms', 'email', ...")
+    status: ConsentStatus
+    keyword: str = ""
 
 
 class InboundMessage(BaseModel):
@@ -49,6 +60,12 @@ class InboundMessage(BaseModel):
     sent_at: datetime | None = Field(None, description="when the provider says it was sent")
     meta: dict[str, Any] = Field(default_factory=dict)
     threading: Threading = "contact"
+    consent: ConsentChange | None = None
+    call: CallUpdate | None = Field(
+        None,
+        description="a call event: merged into the call's one timeline message"
+        " (external_id is the call's id) instead of stored as a new message",
+    )
 
 
 class IngestOutcome(BaseModel):

@@ -180,6 +180,8 @@ class Agent(Record):
     languages: list[str] = Field(default_factory=list)
     capacity: int = 10
     presence: Presence = "offline"
+    phone: str | None = Field(None, description="E.164 number the hub dials for calls (Twilio)")
+    extension: str | None = Field(None, description="PBX extension, unique among agents")
     password_hash: str | None = None
     active: bool = True
     last_assigned_at: datetime | None = None

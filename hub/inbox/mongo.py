@@ -120,7 +120,15 @@ INDEXES: dict[str, list[IndexModel]] = {
         ),
         IndexModel(OLDEST_FIRST, name="queued", partialFilterExpression={"status": "queued"}),
     ],
-    AGENTS: [IndexModel([("email", ASCENDING)], name="email", unique=True)],
+    AGENTS: [
+        IndexModel([("email", ASCENDING)], name="email", unique=True),
+        IndexModel(
+            [("extension", ASCENDING)],
+            name="extension",
+            unique=True,
+            partialFilterExpression={"extension": {"$type": "string"}},
+        ),
+    ],
     TOKENS: [IndexModel([("token_hash", ASCENDING)], name="token_hash", unique=True)],
 }
 
@@ -544,6 +552,9 @@ class MongoStore(Store):
         try:
             await self._insert(AGENTS, agent)
         except DuplicateKeyError as exc:
+            # Ask which key collided: not every server names the index in the error.
+            if agent.extension and await self.agent_by_extension(agent.extension) is not None:
+                raise Conflict(f"an agent with extension {agent.extension} exists") from exc
             raise Conflict(f"an agent with e-mail {agent.email} exists") from exc
 
     async def get_agent(self, agent_id: str) -> Agent | None:
@@ -552,6 +563,12 @@ class MongoStore(Store):
 
     async def agent_by_email(self, email: str) -> Agent | None:
         document = await self._find_one(AGENTS, {"email": email})
+        return None if document is None else _record(Agent, document)
+
+    async def agent_by_extension(self, extension: str) -> Agent | None:
+        document = await self._find_one(
+            AGENTS, {"extension": {"$type": "string", "$eq": extension}}
+        )
         return None if document is None else _record(Agent, document)
 
     async def list_agents(self, *, presence: Presence | None = None) -> list[Agent]:
@@ -565,7 +582,8 @@ class MongoStore(Store):
         try:
             return await self._update(AGENTS, Agent, agent_id, None, changes)
         except Conflict as exc:
-            raise Conflict(f"an agent with e-mail {changes.get('email')} exists") from exc
+            taken = "extension" if "extension" in str(exc) else "e-mail"
+            raise Conflict(f"another agent has that {taken}") from exc
 
     async def add_token(self, token: ApiToken) -> None:
         try:

@@ -25,11 +25,26 @@ from hub.errors import (
     ReplyWindowClosed,
 )
 from hub.events import Event, EventBus
-from hub.inbox.inbound import DeliveryReport, InboundMessage, IngestOutcome, ReplyWindow
+from hub.inbox.calls import (
+    CALLBACK_LABEL,
+    AgentRef,
+    CallAgent,
+    CallRecord,
+    describe,
+    merge,
+)
+from hub.inbox.inbound import (
+    ConsentChange,
+    DeliveryReport,
+    InboundMessage,
+    IngestOutcome,
+    ReplyWindow,
+)
 from hub.inbox.model import (
     OPEN_STATUSES,
     Agent,
     Attachment,
+    Consent,
     Contact,
     Conversation,
     DeliveryStatus,
@@ -97,12 +112,23 @@ class InboxService:
         message with `duplicate=True` and writes nothing. Everything is written in
         one transaction, then events are published; QueueUnavailable from the bus
         means "stored, but tell the sender to retry" (the retry is a no-op).
+
+        A message that changes consent (`inbound.consent`, an SMS "STOP") records
+        the change on the contact in the same transaction, naming the message.
+        A call event (`inbound.call`) is merged into the call's one message
+        instead (see `hub.inbox.calls`); `duplicate` then means "nothing new".
         """
+        if inbound.call is not None:
+            return await self._ingest_call(inbound)
         existing = await self.store.message_by_external_id(
             inbound.channel, inbound.account_id, inbound.external_id
         )
         if existing is not None:
             return await self._duplicate(existing)
+        outcome, _ = await self._store_new(inbound)
+        return outcome
+
+    async def _store_new(self, inbound: InboundMessage) -> tuple[IngestOutcome, Conversation]:
         events: list[Event] = []
         try:
             async with self.store.transaction():
@@ -110,6 +136,8 @@ class InboxService:
                 conversation = await self._thread(inbound, contact, events)
                 message = self._inbound_message(inbound, contact, conversation)
                 await self.store.add_message(message)
+                if inbound.consent is not None:
+                    contact = await self._record_consent(contact, inbound.consent, message, events)
         except DuplicateMessage:
             # Another request stored the same message between our check and insert.
             stored = await self.store.message_by_external_id(
@@ -117,7 +145,7 @@ class InboxService:
             )
             if stored is None:
                 raise
-            return await self._duplicate(stored)
+            return await self._duplicate(stored), await self.conversation(stored.conversation_id)
         if contact_created:
             events.insert(0, Event("contact.created", {"contact": contact.model_dump(mode="json")}))
         events.append(message_event("created", message))
@@ -132,12 +160,220 @@ class InboxService:
             },
         )
         await self.bus.publish(*events)
-        return IngestOutcome(
+        outcome = IngestOutcome(
             message_id=message.id,
             conversation_id=conversation.id,
             contact_id=contact.id,
             duplicate=False,
         )
+        return outcome, conversation
+
+    async def _record_consent(
+        self, contact: Contact, change: ConsentChange, message: Message, events: list[Event]
+    ) -> Contact:
+        """Set the contact's consent as the message asks, naming the message and
+        the moment. Nothing is written when the consent already says so (a second
+        STOP keeps the first as the record of when they left)."""
+        for _ in range(5):
+            current = contact.consent.get(change.key)
+            if current is not None and current.status == change.status:
+                return contact
+            now = self.clock.now()
+            consent = {
+                **contact.consent,
+                change.key: Consent(status=change.status, at=now, how=f"message:{message.id}"),
+            }
+            if await self.store.update_contact(
+                contact.id, expect={"consent": contact.consent}, consent=consent, updated_at=now
+            ):
+                updated = contact.model_copy(update={"consent": consent, "updated_at": now})
+                events.append(
+                    Event("contact.updated", {"contact": updated.model_dump(mode="json")})
+                )
+                log.info(
+                    "consent changed by keyword",
+                    extra={
+                        "event": "contact.consent",
+                        "contact_id": contact.id,
+                        "consent": change.key,
+                        "status": change.status,
+                        "message_id": message.id,
+                    },
+                )
+                return updated
+            fresh = await self.store.get_contact(contact.id)
+            if fresh is None:
+                raise NotFound(f"contact {contact.id} vanished")
+            contact = fresh
+        raise Conflict(f"contact {contact.id} kept changing; consent not recorded")
+
+    # -- calls -----------------------------------------------------------
+    async def _ingest_call(self, inbound: InboundMessage) -> IngestOutcome:
+        """Merge a call update into the call's message, creating it on first news.
+
+        Safe under replays and races: the message is created once (unique external
+        id) and updated with a compare-and-set on its `meta`, so two updates arriving
+        together both land and a replayed one changes nothing.
+        """
+        update = inbound.call
+        assert update is not None
+        answered_by = await self._call_agent(update.answered_by)
+        transferred_to = await self._call_agent(update.transferred_to)
+        customer = inbound.sender.identities[0].address
+        for _ in range(10):
+            existing = await self.store.message_by_external_id(
+                inbound.channel, inbound.account_id, inbound.external_id
+            )
+            if existing is None:
+                record = merge(
+                    None,
+                    update,
+                    customer=customer,
+                    answered_by=answered_by,
+                    transferred_to=transferred_to,
+                )
+                first = inbound.model_copy(
+                    update={
+                        "direction": "event",
+                        "text": describe(record),
+                        "attachments": _call_attachments(record),
+                        "meta": {**inbound.meta, "call": record.to_meta()},
+                        "call": None,
+                    }
+                )
+                outcome, conversation = await self._store_new(first)
+                if outcome.duplicate:
+                    continue  # created meanwhile by another update: merge into it
+                if record.needs_callback:
+                    await self._request_callback(conversation.id, record)
+                elif record.answered_at is not None:
+                    await self._callback_done(conversation.id)
+                return outcome
+            before = CallRecord.from_meta(existing.meta)
+            record = merge(
+                before,
+                update,
+                customer=before.customer,
+                answered_by=answered_by,
+                transferred_to=transferred_to,
+            )
+            if record == before:
+                return await self._duplicate(existing)
+            now = self.clock.now()
+            changes: dict[str, Any] = {
+                "meta": {**existing.meta, "call": record.to_meta()},
+                "text": describe(record),
+                "attachments": _call_attachments(record),
+                "updated_at": now,
+            }
+            if not await self.store.update_message(
+                existing.id, expect={"meta": existing.meta}, **changes
+            ):
+                continue  # another update landed first: merge into the newer record
+            conversation = await self.conversation(existing.conversation_id)
+            log.info(
+                "call updated",
+                extra={
+                    "event": "call.updated",
+                    "message_id": existing.id,
+                    "conversation_id": conversation.id,
+                    "status": record.status,
+                },
+            )
+            await self._announce(message_event("updated", existing.model_copy(update=changes)))
+            if record.needs_callback and not before.needs_callback:
+                await self._request_callback(conversation.id, record)
+            elif record.answered_at is not None and before.answered_at is None:
+                await self._callback_done(conversation.id)
+            return IngestOutcome(
+                message_id=existing.id,
+                conversation_id=conversation.id,
+                contact_id=conversation.contact_id,
+                duplicate=False,
+            )
+        raise Conflict(f"call {inbound.external_id} kept changing; update not recorded")
+
+    async def _call_agent(self, ref: AgentRef | None) -> CallAgent | None:
+        """The agent a provider's reference points at (by id or extension), or the
+        reference as given when no agent matches (an extension nobody has yet)."""
+        if ref is None:
+            return None
+        agent: Agent | None = None
+        if ref.agent_id:
+            agent = await self.store.get_agent(ref.agent_id)
+        if agent is None and ref.extension:
+            agent = await self.store.agent_by_extension(ref.extension)
+        if agent is None:
+            return CallAgent(name=ref.name, extension=ref.extension, phone=ref.phone)
+        return CallAgent(
+            agent_id=agent.id,
+            name=agent.name,
+            extension=ref.extension or agent.extension,
+            phone=ref.phone or agent.phone,
+        )
+
+    async def _request_callback(self, conversation_id: str, record: CallRecord) -> None:
+        """A customer called and nobody spoke to them: open the conversation (again),
+        label it for a call-back at high priority, and ask for it to be assigned."""
+        for _ in range(5):
+            conversation = await self.conversation(conversation_id)
+            now = self.clock.now()
+            labels = list(conversation.labels)
+            if CALLBACK_LABEL not in labels:
+                labels.append(CALLBACK_LABEL)
+            changes: dict[str, Any] = {
+                "status": "open",
+                "resolved_at": None,
+                "snoozed_until": None,
+                "labels": labels,
+                "last_activity_at": max(now, conversation.last_activity_at),
+                "updated_at": now,
+            }
+            if conversation.priority in ("low", "normal"):
+                changes["priority"] = "high"
+            if await self.store.update_conversation(
+                conversation.id,
+                expect={"status": conversation.status, "labels": conversation.labels},
+                **changes,
+            ):
+                updated = conversation.model_copy(update=changes)
+                events = [conversation_event("callback_requested", updated, call=record.to_meta())]
+                if conversation.status != "open":
+                    events.insert(
+                        0,
+                        conversation_event(
+                            "reopened", updated, previous_status=conversation.status
+                        ),
+                    )
+                log.info(
+                    "call-back requested",
+                    extra={
+                        "event": "call.callback_requested",
+                        "conversation_id": conversation.id,
+                        "status": record.status,
+                    },
+                )
+                await self._announce(*events)
+                return
+        raise Conflict(f"conversation {conversation_id} kept changing; call-back not flagged")
+
+    async def _callback_done(self, conversation_id: str) -> None:
+        """Someone spoke with the customer on the phone: the call-back is done."""
+        for _ in range(5):
+            conversation = await self.conversation(conversation_id)
+            if CALLBACK_LABEL not in conversation.labels:
+                return
+            labels = [label for label in conversation.labels if label != CALLBACK_LABEL]
+            now = self.clock.now()
+            if await self.store.update_conversation(
+                conversation.id,
+                expect={"labels": conversation.labels},
+                labels=labels,
+                updated_at=now,
+            ):
+                updated = conversation.model_copy(update={"labels": labels, "updated_at": now})
+                await self._announce(conversation_event("callback_done", updated))
+                return
 
     async def _duplicate(self, message: Message) -> IngestOutcome:
         conversation = await self.store.get_conversation(message.conversation_id)
@@ -511,10 +747,13 @@ class InboxService:
         *,
         error: str | None = None,
         external_id: str | None = None,
+        meta: dict[str, Any] | None = None,
         message_key: str | None = None,
     ) -> bool:
         """Move a message's delivery status forward (never back: a late "sent"
         does not undo "delivered"; "failed" is final). Returns whether it moved.
+        `meta` (the provider's own status and error code) is merged into the
+        message's meta when it moves.
 
         `message_key` is the thread key the provider's copy carries (the e-mail
         Message-ID it was sent with): stored as `thread.message_id`, so answers
@@ -529,6 +768,8 @@ class InboxService:
             changes["error"] = error
         if external_id is not None:
             changes["external_id"] = external_id
+        if meta:
+            changes["meta"] = {**message.meta, **meta}
         if message_key is not None:
             changes["thread"] = message.thread.model_copy(update={"message_id": message_key})
         if not await self.store.update_message(
@@ -578,6 +819,11 @@ class InboxService:
                 moved += await self.record_delivery(message.id, report.status)
         return moved
 
+    async def delivery_status(self, message_id: str) -> DeliveryStatus | None:
+        """An outbound message's delivery status; None if there is no such message."""
+        message = await self.store.get_message(message_id)
+        return None if message is None or message.direction != "outbound" else message.status
+
     async def _announce(self, *events: Event) -> None:
         """Publish after a change that is already stored and answered for: a Redis
         outage must not turn a recorded action into an error the caller retries."""
@@ -604,6 +850,12 @@ def _hours(span: timedelta) -> str:
     if hours >= 48 and hours % 24 == 0:
         return f"{int(hours // 24)} days"
     return f"{hours:.0f} hours" if hours >= 1 else f"{span.total_seconds() / 60:.0f} minutes"
+
+
+def _call_attachments(record: CallRecord) -> list[Attachment]:
+    if not record.recording_url:
+        return []
+    return [Attachment(name="voicemail", content_type="audio/mpeg", url=record.recording_url)]
 
 
 def _sender(author: Agent | None) -> Sender:

@@ -175,6 +175,11 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (account_id, key)
     ) WITHOUT ROWID;
     """,
+    """
+    ALTER TABLE agents ADD COLUMN phone TEXT;
+    ALTER TABLE agents ADD COLUMN extension TEXT;
+    CREATE UNIQUE INDEX agents_by_extension ON agents (extension) WHERE extension IS NOT NULL;
+    """,
     # `message_by_thread_key` must repeat this expression word for word to use it.
     """
     CREATE INDEX messages_by_thread_key
@@ -701,6 +706,8 @@ class SqliteStore(Store):
         try:
             await self._write(AGENTS.insert_sql, AGENTS.row_values(agent))
         except Conflict as exc:
+            if "agents.extension" in exc.message:
+                raise Conflict(f"an agent with extension {agent.extension} exists") from exc
             if "agents.email" not in exc.message:
                 raise
             raise Conflict(f"an agent with e-mail {agent.email} exists") from exc
@@ -711,6 +718,10 @@ class SqliteStore(Store):
 
     async def agent_by_email(self, email: str) -> Agent | None:
         row = await self._fetch_one("SELECT * FROM agents WHERE email = ?", (email,))
+        return None if row is None else AGENTS.decode(row)
+
+    async def agent_by_extension(self, extension: str) -> Agent | None:
+        row = await self._fetch_one("SELECT * FROM agents WHERE extension = ?", (extension,))
         return None if row is None else AGENTS.decode(row)
 
     async def list_agents(self, *, presence: Presence | None = None) -> list[Agent]:

@@ -221,13 +221,17 @@ class Store(ABC):
     # -- agents and tokens -----------------------------------------------
     @abstractmethod
     async def add_agent(self, agent: Agent) -> None:
-        """Raises Conflict if an agent with that e-mail exists."""
+        """Raises Conflict if an agent with that e-mail or extension exists."""
 
     @abstractmethod
     async def get_agent(self, agent_id: str) -> Agent | None: ...
 
     @abstractmethod
     async def agent_by_email(self, email: str) -> Agent | None: ...
+
+    @abstractmethod
+    async def agent_by_extension(self, extension: str) -> Agent | None:
+        """The agent (active or not) whose PBX extension this is."""
 
     @abstractmethod
     async def list_agents(self, *, presence: Presence | None = None) -> list[Agent]:

@@ -31,6 +31,9 @@ class RoundRobinRouter:
 
     def attach(self, bus: EventBus) -> None:
         bus.subscribe("conversation.created", self.on_conversation_created)
+        # A missed call asks for a call-back: someone must own it, even if nobody
+        # was online when the conversation began.
+        bus.subscribe("conversation.callback_requested", self.on_conversation_created)
 
     async def on_conversation_created(self, event: Event) -> None:
         conversation = event.data["conversation"]

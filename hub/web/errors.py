@@ -34,6 +34,8 @@ STATUS: dict[type[errors.HubError], int] = {
     errors.ProviderRejected: 502,  # a provider failed us while serving this request
     errors.StoreUnavailable: 503,
     errors.QueueUnavailable: 503,
+    errors.ProviderUnavailable: 503,
+    errors.ProviderRejected: 502,
 }
 
 HTTP_CODES = {

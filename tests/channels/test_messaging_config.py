@@ -4,31 +4,12 @@ and each commented-out example account is valid as written."""
 from __future__ import annotations
 
 import re
-import tomllib
-from pathlib import Path
 
 import pytest
 
 from hub.channels.registry import channel_class
 from hub.settings import AccountSettings
-
-EXAMPLE = Path(__file__).parent.parent.parent / "config" / "hub.example.toml"
-
-
-def example_accounts() -> dict[str, dict]:
-    """The commented-out `[[accounts]]` blocks, uncommented and parsed."""
-    text = EXAMPLE.read_text(encoding="utf-8")
-    blocks = re.findall(r"^# \[\[accounts\]\]\n((?:^#.*\n)+)", text, re.M)
-    accounts = {}
-    for block in blocks:
-        lines = [
-            line[2:]
-            for line in block.splitlines()
-            if line.startswith("# ") and not line.startswith("# #")
-        ]
-        account = tomllib.loads("\n".join(lines))
-        accounts[account["channel"]] = account
-    return accounts
+from tests.example_config import EXAMPLE, example_accounts
 
 
 @pytest.mark.parametrize("family", ["telegram", "zalo", "messenger", "whatsapp"])

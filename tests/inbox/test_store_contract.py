@@ -553,6 +553,27 @@ async def test_update_conversation_tuple_expectation_means_any_of_them(store: St
     assert stored is not None and stored.status == "resolved"
 
 
+async def test_update_conversation_can_expect_a_list_and_consent_a_dict(store: Store) -> None:
+    # A missed call labels its conversation with a compare-and-set on the labels;
+    # a consent keyword updates the contact's consent the same way.
+    conversation = await saved_conversation(store)
+    assert await store.update_conversation(conversation.id, expect={"labels": []}, labels=["vip"])
+    assert not await store.update_conversation(
+        conversation.id, expect={"labels": []}, labels=["call-back"]
+    )
+    assert await store.update_conversation(
+        conversation.id, expect={"labels": ["vip"]}, labels=["vip", "call-back"]
+    )
+    assert (await store.get_conversation(conversation.id)).labels == ["vip", "call-back"]
+    contact = await store.get_contact(conversation.contact_id)
+    out = {"sms": Consent(status="opted_out", at=at(1), how="message:m1")}
+    assert await store.update_contact(contact.id, expect={"consent": {}}, consent=out)
+    back = {"sms": Consent(status="opted_in", at=at(2), how="message:m2")}
+    assert not await store.update_contact(contact.id, expect={"consent": {}}, consent=back)
+    assert await store.update_contact(contact.id, expect={"consent": out}, consent=back)
+    assert (await store.get_contact(contact.id)).consent == back
+
+
 async def test_update_conversation_none_expectation_means_unset(store: Store) -> None:
     conversation = await saved_conversation(store)
     # Two agents race to claim an unassigned conversation: exactly one wins.
@@ -836,6 +857,17 @@ async def test_a_thread_key_recorded_after_sending_is_found(store: Store) -> Non
     assert found is not None and found.id == message.id
 
 
+async def test_update_message_can_expect_the_whole_meta(store: Store) -> None:
+    # Call events are kept up to date with a compare-and-set on their meta.
+    conversation = await saved_conversation(store)
+    call = {"call": {"status": "ringing", "transfers": [], "answered_by": None}}
+    message = await saved_message(store, conversation, direction="event", meta=call)
+    answered = {"call": {"status": "answered", "transfers": [], "answered_by": {"name": "Lan"}}}
+    assert await store.update_message(message.id, expect={"meta": call}, meta=answered)
+    assert not await store.update_message(message.id, expect={"meta": call}, meta={"call": {}})
+    assert (await store.get_message(message.id)).meta == answered
+
+
 async def test_messages_awaiting_delivery_are_old_queued_outbound_oldest_first(
     store: Store,
 ) -> None:
@@ -942,6 +974,41 @@ async def test_update_agent(store: Store) -> None:
         await store.update_agent(agent.id, created_at=at(1))
     with pytest.raises(ValueError):
         await store.update_agent(agent.id, mood="happy")
+
+
+async def test_agents_phone_and_extension_round_trip_and_extension_finds_them(
+    store: Store,
+) -> None:
+    lan = make_agent("lan@shop.vn", phone="+84911000111", extension="101")
+    minh = make_agent("minh@shop.vn", extension="102", active=False)
+    await store.add_agent(lan)
+    await store.add_agent(minh)
+    await store.add_agent(make_agent("no-phone@shop.vn"))
+    await store.add_agent(make_agent("also-no-phone@shop.vn"))  # many without extension
+    assert await store.agent_by_extension("101") == lan
+    assert await store.agent_by_extension("102") == minh  # deactivated agents are still found
+    assert await store.agent_by_extension("103") is None
+    assert await store.update_agent(minh.id, extension="103", phone="+84911000333")
+    assert await store.agent_by_extension("103") == minh.model_copy(
+        update={"extension": "103", "phone": "+84911000333"}
+    )
+    assert await store.agent_by_extension("102") is None
+
+
+async def test_an_extension_belongs_to_one_agent(
+    backend: Backend, request: pytest.FixtureRequest
+) -> None:
+    store = backend.store
+    await store.add_agent(make_agent("lan@shop.vn", extension="101"))
+    other = make_agent("minh@shop.vn", extension="101")
+    with pytest.raises(Conflict, match="extension"):
+        await store.add_agent(other)
+    assert await store.get_agent(other.id) is None
+    third = make_agent("hoa@shop.vn", extension="105")
+    await store.add_agent(third)
+    with pytest.raises(Conflict):
+        await store.update_agent(third.id, extension="101")
+    assert (await store.get_agent(third.id)).extension == "105"
 
 
 async def test_token_is_found_by_hash(store: Store) -> None:

@@ -58,6 +58,12 @@ async def test_a_bounce_arriving_over_imap_fails_the_reply_and_flags_the_address
     await asyncio.to_thread(mailbox.append, bounce_of(message_id))
 
     failed = await status_of(hub, sent["id"], "failed")
+
+    async def bounce_noted():
+        return "bounce" in (await hub.runtime.store.get_message(sent["id"])).meta
+
+    await eventually(bounce_noted)
+    failed = (await hub.runtime.store.get_message(sent["id"])).model_dump(mode="json")
     assert failed["error"].startswith(
         "bounced: 550-5.1.1 The email account that you tried to reach does not exist."
     )
@@ -65,8 +71,13 @@ async def test_a_bounce_arriving_over_imap_fails_the_reply_and_flags_the_address
     report = await hub.runtime.attachments.read(failed["meta"]["bounce"]["report_key"])
     assert b"multipart/report" in report  # the report itself is kept
     contact_id = (await hub.runtime.store.get_conversation(conversation)).contact_id
+
+    async def flagged():  # the reply fails first, then the contact is flagged
+        contact = await hub.runtime.store.get_contact(contact_id)
+        return is_bouncing(contact, "Khong-Ton-Tai@gmail.com")
+
+    await eventually(flagged)
     contact = await hub.runtime.store.get_contact(contact_id)
-    assert is_bouncing(contact, "Khong-Ton-Tai@gmail.com")
     assert contact.attributes["bouncing"]["khong-ton-tai@gmail.com"]["status"] == "5.1.1"
     # The report became no conversation of its own (no "MAILER-DAEMON" customer).
     assert len(await inbound(hub)) == 1

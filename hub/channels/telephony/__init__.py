@@ -1,0 +1,2 @@
+"""What every phone channel shares: SMS text rules (segments, diacritics, opt-out
+keywords), whatever the provider or PBX."""
