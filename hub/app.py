@@ -29,10 +29,12 @@ from hub.errors import ConfigError, StoreUnavailable, UnknownAccount
 from hub.events import EventBus
 from hub.inbox.attachments import AttachmentStore
 from hub.inbox.bounces import record_failure
+from hub.inbox.customer_view import CustomerView
 from hub.inbox.inbound import DeliveryFailure, InboundMessage, IngestOutcome, ReplyWindow
 from hub.inbox.service import InboxPolicy, InboxService
 from hub.inbox.store import Store
 from hub.jobs import EmbeddedRedis, JobQueue, connect, redis_settings
+from hub.keys import hub_secret_key
 from hub.locks import RedisLocks
 from hub.metrics import Metrics
 from hub.routing.calls import CallTargets
@@ -41,6 +43,7 @@ from hub.settings import HubSettings
 from hub.web import api, calls, media
 from hub.web.auth import token_middleware
 from hub.web.errors import error_middleware
+from hub.web.realtime import AgentStream
 
 if TYPE_CHECKING:  # imported only where the listener runs: aiosmtpd is not needed otherwise
     from hub.channels.email.smtp_in import SmtpListener
@@ -173,6 +176,11 @@ async def open_runtime(
             locks=RedisLocks(redis, settings.redis.prefix),
             reports=inbox,
             agents=CallTargets(store),
+            bus=bus,
+            redis=redis,
+            key_prefix=settings.redis.prefix,
+            secret_key=hub_secret_key(settings),
+            customers=CustomerView(store, inbox),
             attachments=runtime.attachments,
             report_failure=runtime.report_failure,
         )
@@ -180,6 +188,13 @@ async def open_runtime(
             channel = channel_class(account.channel)(account, context)
             channels[account.id] = channel
             stack.push_async_callback(channel.close)
+        for channel in channels.values():
+            for other in channel.references():
+                if other not in channels:
+                    raise ConfigError(
+                        f"account {channel.account.id!r} refers to account {other!r},"
+                        " which is not configured"
+                    )
         yield runtime
 
 
@@ -314,6 +329,8 @@ async def create_app(
     app[RUNTIME] = runtime
     app[api.INBOX] = runtime.inbox
     app[api.STORE] = runtime.store
+    app[api.BUS] = runtime.bus
+    stream = AgentStream(runtime.bus, runtime.inbox)
     dialers: dict[str, calls.Dialer] = {
         account_id: channel
         for account_id, channel in runtime.channels.items()
@@ -323,10 +340,19 @@ async def create_app(
     app.router.add_get("/", landing)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    added: set[tuple[str, str]] = set()
     for channel in runtime.channels.values():
-        app.router.add_routes(channel.routes())
+        for route in channel.routes():
+            # Accounts of one family may share a route (every web-chat account
+            # serves the same /widget.js): the first account's handler serves it.
+            if isinstance(route, web.RouteDef):
+                if (route.method, route.path) in added:
+                    continue
+                added.add((route.method, route.path))
+            app.router.add_routes([route])
     app.router.add_post("/webhooks/{channel}/{account}", unknown_webhook)
     app.router.add_post("/webhooks/{channel}/{account}/{rest:.*}", unknown_webhook)
+    app.router.add_routes(stream.routes())
     app.router.add_routes(api.routes)
     sources: dict[str, media.MediaSource] = {
         account_id: channel
@@ -338,6 +364,14 @@ async def create_app(
     app[media.ATTACHMENT_STORE] = runtime.attachments
     app.router.add_routes(media.routes)
     app.router.add_routes(calls.routes)
+
+    async def close_sockets(_: web.Application) -> None:
+        # Long-lived sockets would hold the shutdown for its whole grace period.
+        await stream.shutdown()
+        for channel in runtime.channels.values():
+            await channel.shutdown()
+
+    app.on_shutdown.append(close_sockets)
 
     async def close(_: web.Application) -> None:
         await stack.aclose()

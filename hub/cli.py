@@ -79,6 +79,7 @@ def serve(
 ) -> None:
     """Run the hub's web server (webhooks, REST API, workspace)."""
     from hub.app import create_app
+    from hub.process import tune_for_server
 
     settings = settings_from(
         config, data_dir=data_dir, **{"server.host": host, "server.port": port}
@@ -96,6 +97,7 @@ def serve(
             "accounts": [a.id for a in settings.accounts],
         },
     )
+    tune_for_server()
     try:
         web.run_app(
             create_app(settings, with_worker=with_worker),
@@ -116,9 +118,11 @@ def serve(
 def worker(config: Path | None, data_dir: Path | None) -> None:
     """Run only the delivery worker (for deployments that scale workers apart)."""
     from hub.app import open_runtime
+    from hub.process import tune_for_server
     from hub.worker import WorkerService
 
     settings = settings_from(config, data_dir=data_dir)
+    tune_for_server()
 
     async def work() -> None:
         async with open_runtime(settings) as runtime:

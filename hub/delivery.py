@@ -18,11 +18,12 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from hub.channels.base import Channel, OutboundMessage
+from hub.channels.base import Channel, OutboundMessage, Route
 from hub.clock import Clock
 from hub.errors import DuplicateMessage, ProviderRejected
-from hub.inbox.model import Contact
+from hub.inbox.model import Contact, Message
 from hub.inbox.service import InboxService
 from hub.inbox.store import Store
 from hub.jobs import JobQueue
@@ -110,10 +111,30 @@ class Deliverer:
             return await self._fail(message.id, message.channel, refusal, attempt)
         context = {"event": "delivery", "message_id": message.id, "attempt": attempt}
         try:
+            stored_meta = {**message.meta, **annotations}  # as the claim left it
+            route = await self._route(message, stored_meta, channel, outbound, contact)
+            if route is not None:
+                target = self.channels.get(route.account_id)
+                if target is None:
+                    return await self._fail(
+                        message.id,
+                        message.channel,
+                        f"route account {route.account_id!r} is not configured",
+                        attempt,
+                    )
+                refusal = consent_refusal(target, contact)
+                if refusal is not None:
+                    return await self._fail(message.id, message.channel, refusal, attempt)
+                channel = target
+                outbound = outbound.model_copy(
+                    update={"account_id": route.account_id, "to": route.to}
+                )
             receipt = await channel.send(outbound)
         except ProviderRejected as exc:
             if exc.retryable and attempt < self.settings.max_attempts:
                 delay = backoff(attempt, self.settings)
+                if exc.retry_after is not None:
+                    delay = max(delay, timedelta(seconds=exc.retry_after))
                 log.warning(
                     "delivery failed; will retry",
                     extra={**context, "reason": exc.reason, "delay_s": delay.total_seconds()},
@@ -144,6 +165,34 @@ class Deliverer:
         self.metrics.delivered.labels(channel=message.channel).inc()
         log.info("delivered", extra={**context, "external_id": receipt.external_id})
         return Done("sent")
+
+    async def _route(
+        self,
+        message: Message,
+        meta: dict[str, Any],
+        channel: Channel,
+        outbound: OutboundMessage,
+        contact: Contact | None,
+    ) -> Route | None:
+        """The message's delivery route: the one chosen at an earlier attempt, else
+        what its channel says now (kept on the message, so a retry never switches
+        routes and one message never goes out two ways). `meta` is the message's
+        meta as this attempt stored it."""
+        if meta.get("route"):
+            return Route.model_validate(meta["route"])
+        route = await channel.reroute(outbound, contact.identities if contact else ())
+        if route is not None:
+            await self.store.update_message(message.id, meta={**meta, "route": route.model_dump()})
+            log.info(
+                "delivery rerouted",
+                extra={
+                    "event": "delivery.rerouted",
+                    "message_id": message.id,
+                    "account_id": route.account_id,
+                    "reason": route.reason,
+                },
+            )
+        return route
 
     async def _fail(
         self, message_id: str, channel: str, reason: str, attempt: int | None = None

@@ -92,15 +92,24 @@ class ConfigError(HubError):
 
 
 class ProviderRejected(HubError):
-    """A provider refused a send. `retryable` says whether trying again may succeed."""
+    """A provider refused a send. `retryable` says whether trying again may succeed;
+    `retry_after` (seconds), when known, is the soonest a retry makes sense."""
 
     code = "provider_rejected"
 
-    def __init__(self, reason: str, *, retryable: bool, provider_code: str | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        retryable: bool,
+        provider_code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
         self.provider_code = provider_code
+        self.retry_after = retry_after
 
 
 def describe_validation(exc: ValidationError) -> str:

@@ -66,6 +66,11 @@ class EventBus:
         self._local: dict[str, list[Handler]] = defaultdict(list)
         self._cluster: dict[str, list[Handler]] = defaultdict(list)
         self._listener: asyncio.Task[None] | None = None
+        # Events waiting to go to Redis, with the futures of the publishers
+        # waiting for them: concurrent publishes share one round trip.
+        self._outbox: list[tuple[list[str], asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._echo = (self.origin + "\n").encode()
 
     def subscribe(
         self, event_type: str, handler: Handler, *, scope: Literal["local", "cluster"] = "local"
@@ -85,13 +90,33 @@ class EventBus:
             await self._dispatch(event, self._cluster)
         if self.redis is None or not stamped:
             return
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for event in stamped:
-                    pipe.publish(self.channel, event.to_json())
-                await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise QueueUnavailable(f"cannot publish events to Redis: {exc}") from exc
+        sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # On the wire: "<origin>\n<json>", so a process drops its own echo unparsed.
+        self._outbox.append(([f"{self.origin}\n{e.to_json()}" for e in stamped], sent))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="event-bus-flush")
+        await sent
+
+    async def _flush(self) -> None:
+        """Send everything in the outbox in one pipeline, until it stays empty."""
+        assert self.redis is not None
+        while self._outbox:
+            batch, self._outbox = self._outbox, []
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for payloads, _ in batch:
+                        for payload in payloads:
+                            pipe.publish(self.channel, payload)
+                    await pipe.execute()
+            except (RedisError, OSError) as exc:
+                error = QueueUnavailable(f"cannot publish events to Redis: {exc}")
+                for _, sent in batch:
+                    if not sent.done():
+                        sent.set_exception(error)
+            else:
+                for _, sent in batch:
+                    if not sent.done():
+                        sent.set_result(None)
 
     async def _dispatch(self, event: Event, table: dict[str, list[Handler]]) -> None:
         for handler in (*table.get(event.type, ()), *table.get(ANY, ())):
@@ -117,9 +142,13 @@ class EventBus:
             try:
                 async for raw in pubsub.listen():
                     backoff = 0.5
-                    event = Event.from_json(raw["data"])
-                    if event.origin != self.origin:
-                        await self._dispatch(event, self._cluster)
+                    data = raw["data"]
+                    if isinstance(data, str):
+                        data = data.encode()
+                    if data.startswith(self._echo):
+                        continue  # our own event: local handlers had it already
+                    _, _, body = data.partition(b"\n")
+                    await self._dispatch(Event.from_json(body), self._cluster)
             except asyncio.CancelledError:
                 await pubsub.aclose()
                 raise
@@ -138,6 +167,8 @@ class EventBus:
                 log.warning("ignoring malformed event from Redis", extra={"event": "bus.bad"})
 
     async def stop(self) -> None:
+        if self._flusher is not None:
+            await asyncio.wait([self._flusher])
         if self._listener is not None:
             self._listener.cancel()
             try:

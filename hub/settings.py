@@ -14,7 +14,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from hub.errors import ConfigError
@@ -138,6 +146,12 @@ class HubSettings(BaseSettings):
         None,
         validation_alias=AliasChoices("mongodb_url", "MONGODB_URL"),
         description="unset: the embedded SQLite store, in data_dir",
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        min_length=32,
+        description="signs visitor tokens and other hub-issued credentials (HUB_SECRET_KEY);"
+        " unset: generated once and kept in data_dir",
     )
     server: ServerSettings = ServerSettings()
     store: StoreSettings = StoreSettings()

@@ -48,6 +48,18 @@ def functions(job_timeout: float) -> list[Any]:
     ]
 
 
+async def _cancelled(task: asyncio.Task[Any] | None) -> None:
+    """Cancel `task` if it still runs, and wait until it has finished."""
+    if task is None:
+        return
+    if not task.done():
+        task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, Exception):
+        pass
+
+
 class WorkerService:
     """An arq worker and the sweeper, running as tasks in the current loop."""
 
@@ -85,24 +97,23 @@ class WorkerService:
                 log.exception("sweep failed; trying again later", extra={"event": "sweeper"})
 
     async def stop(self) -> None:
-        """Stop taking jobs, give running ones the grace period, cancel the rest."""
+        """Stop taking jobs, give running ones the grace period, cancel the rest.
+
+        Polling stops first: a poll already under way can still start the jobs it
+        fetched, so the jobs to wait for are read only once nothing more can start.
+        """
         grace = self.runtime.settings.server.shutdown_grace_seconds
         self.worker.allow_pick_jobs = False
+        for task in (self._sweeper, self._main):
+            await _cancelled(task)
         running = [t for t in self.worker.tasks.values() if not t.done()]
         if running:
             log.info(
                 "waiting for running jobs", extra={"event": "worker.draining", "jobs": len(running)}
             )
             await asyncio.wait(running, timeout=grace)
-        for task in (self._sweeper, self._main, *self.worker.tasks.values()):
-            if task is not None and not task.done():
-                task.cancel()
-        for task in (self._sweeper, self._main, *self.worker.tasks.values()):
-            if task is not None:
-                try:
-                    await task
-                except (asyncio.CancelledError, Exception):
-                    pass
+        for task in list(self.worker.tasks.values()):
+            await _cancelled(task)
 
     async def run_until_cancelled(self) -> None:
         await self.start()

@@ -129,10 +129,14 @@ async def start_hub() -> AsyncIterator[Callable[..., Awaitable[Hub]]]:
     clients: list[TestClient] = []
 
     async def start(
-        settings: HubSettings, *, with_worker: bool = True, clock: Clock | None = None
+        settings: HubSettings,
+        *,
+        with_worker: bool = True,
+        clock: Clock | None = None,
+        port: int | None = None,
     ) -> Hub:
         app = await create_app(settings, with_worker=with_worker, clock=clock)
-        client = TestClient(TestServer(app))
+        client = TestClient(TestServer(app, port=port))
         await client.start_server()
         clients.append(client)
         return Hub(client, app)

@@ -30,7 +30,9 @@ log_format = "text"
 [server]
 shutdown_grace_seconds = 5
 [delivery]
-timeout_seconds = 1
+# Generous: a send that times out under load is sent again (same Idempotency-Key),
+# which would look like a duplicate caused by the stop.
+timeout_seconds = 3
 backoff_base_seconds = 0.1
 backoff_max_seconds = 0.5
 sweep_interval_seconds = 0.5

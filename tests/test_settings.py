@@ -38,7 +38,7 @@ def test_the_example_config_loads_and_documents_every_setting(monkeypatch):
         section = getattr(settings, section_name)
         for key in type(section).model_fields:
             assert re.search(rf"^(# )?{key} = ", text, re.M), f"[{section_name}] {key} undocumented"
-    for key in ("data_dir", "log_level", "log_format", "redis_url", "mongodb_url"):
+    for key in ("data_dir", "log_level", "log_format", "redis_url", "mongodb_url", "secret_key"):
         assert re.search(rf"^(# )?{key} = ", text, re.M), f"{key} is not documented"
 
 
@@ -61,6 +61,18 @@ def test_the_example_email_account_is_valid_and_documents_every_option(monkeypat
     for key in EmailOptions.model_fields:
         name = f"{key}_env" if key in secrets else key
         assert re.search(rf"^(# )*{name} = ", block, re.M), f"email option {name} undocumented"
+
+
+def test_the_example_config_documents_every_webchat_option(monkeypatch):
+    from hub.channels.webchat.options import WebChatOptions
+
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    text = EXAMPLE.read_text()
+    for key in WebChatOptions.model_fields:
+        assert re.search(rf"^(# )?{key} = ", text, re.M), f"webchat option {key} undocumented"
+    [website] = [a for a in load_settings(EXAMPLE).accounts if a.channel == "webchat"]
+    options = WebChatOptions.model_validate(website.options())
+    assert options.allows("https://shop.example.com")
 
 
 def test_environment_beats_the_file_and_flags_beat_both(tmp_path, monkeypatch):

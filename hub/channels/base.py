@@ -10,11 +10,11 @@ provider and nothing about storage or routing.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import aiohttp
 from aiohttp import web
@@ -32,6 +32,12 @@ from hub.inbox.inbound import (
 )
 from hub.inbox.model import Agent, Attachment, DeliveryStatus, Identity, ThreadKeys
 from hub.settings import AccountSettings
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from hub.events import EventBus
+    from hub.inbox.customer_view import CustomerView
 
 
 class OutboundMessage(BaseModel):
@@ -71,6 +77,15 @@ class Receipt(BaseModel):
 
 Ingest = Callable[[InboundMessage], Awaitable[IngestOutcome]]
 ReportFailure = Callable[[DeliveryFailure], Awaitable[bool]]
+
+
+class Route(BaseModel):
+    """Where one outbound message goes instead of its conversation's own account
+    and address (see `Channel.reroute`). Kept on the message once chosen."""
+
+    account_id: str
+    to: str
+    reason: str
 
 
 class ProviderReceipts(Protocol):
@@ -160,7 +175,11 @@ class ChannelContext:
     `receipts`, `state`, `locks`, `attachments` and `report_failure` are None when
     not provided, and a channel that needs one refuses to start without it.)
     `attachments` keeps files outside the database; `report_failure` applies a
-    bounce to the message it is about (answering whether it knew the message)."""
+    bounce to the message it is about (answering whether it knew the message).
+
+    `bus` to `customers` serve live channels (the web-chat widget), which talk to
+    the customer in real time from whichever hub process holds the socket.
+    """
 
     ingest: Ingest
     http: aiohttp.ClientSession
@@ -172,6 +191,11 @@ class ChannelContext:
     locks: Locks | None = None
     reports: DeliveryReports = NO_REPORTS
     agents: AgentDirectory = NO_AGENTS
+    bus: EventBus | None = None  # events from every hub process (cluster handlers)
+    redis: Redis | None = None  # state shared by hub processes, keys under `key_prefix`
+    key_prefix: str = "hub"
+    secret_key: bytes = b""  # the hub's key (`hub.keys`); derive a key per purpose
+    customers: CustomerView | None = None  # what a customer may see of their conversation
     attachments: AttachmentStore | None = None
     report_failure: ReportFailure | None = None
 
@@ -217,6 +241,28 @@ class Channel(ABC):
         """Facts about how `message` goes out on this channel (SMS segments and
         encoding), stored on the message before it is sent. Pure; none by default."""
         return {}
+
+    async def shutdown(self) -> None:  # noqa: B027 - optional hook, deliberately empty
+        """The web server is stopping: close long-lived connections (sockets) so
+        clients reconnect elsewhere instead of holding the shutdown up."""
+
+    def references(self) -> Sequence[str]:
+        """Ids of other accounts this one's options name; the hub refuses to start
+        if one is not configured."""
+        return ()
+
+    async def reroute(
+        self, message: OutboundMessage, identities: Sequence[Identity]
+    ) -> Route | None:
+        """Where this message should go instead, when this channel cannot reach
+        the customer now but another of the company's accounts can (a web-chat
+        visitor who left, at an e-mail address they gave). `identities` are all
+        of the contact's addresses. None (the default): send it here.
+
+        Asked once per message, before its first successful decision; may raise
+        ProviderRejected(retryable=True) to decide later.
+        """
+        return None
 
     @abstractmethod
     async def send(self, message: OutboundMessage) -> Receipt:

@@ -15,6 +15,7 @@ from hub.errors import ConfigError
 FAMILIES: dict[str, str] = {
     "api": "hub.channels.api:ApiChannel",
     "email": "hub.channels.email.channel:EmailChannel",
+    "webchat": "hub.channels.webchat:WebChatChannel",
     "telegram": "hub.channels.telegram:TelegramChannel",
     "zalo": "hub.channels.zalo.channel:ZaloChannel",
     "messenger": "hub.channels.messenger:MessengerChannel",

@@ -8,6 +8,7 @@ company sees three strangers.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import phonenumbers
 
@@ -19,6 +20,7 @@ from hub.inbox.model import Identity
 EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
 
+@lru_cache(maxsize=65_536)  # customers write again and again from the same number
 def normalise_phone(raw: str, default_region: str) -> str:
     """E.164 form of `raw` ("+84901234567"). Raises InvalidRequest if it is not a
     possible phone number. Numbers without a country code use `default_region`."""

@@ -19,9 +19,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from hub.inbox.model import Record, utc_ms
+from hub.inbox.model import Moment, Record
 
 CallStatus = Literal["ringing", "answered", "completed", "missed", "voicemail"]
 CallDirection = Literal["inbound", "outbound"]
@@ -52,7 +52,7 @@ class CallAgent(Record):
     name: str = ""
     extension: str | None = None
     phone: str | None = None
-    at: datetime | None = Field(None, description="when they took it")
+    at: Moment | None = Field(None, description="when they took it")
 
     @property
     def anonymous(self) -> bool:
@@ -83,7 +83,7 @@ class CallUpdate(BaseModel):
 
     call_id: str = Field(min_length=1)
     direction: CallDirection = "inbound"
-    at: datetime
+    at: Moment
     line: str = Field("", description="our side: the number or extension that was called")
     answered_by: AgentRef | None = None
     transferred_to: AgentRef | None = None
@@ -97,11 +97,6 @@ class CallUpdate(BaseModel):
     recording_seconds: int | None = Field(None, ge=0)
     transcription: str | None = None
 
-    @field_validator("at")
-    @classmethod
-    def _utc_ms(cls, value: datetime) -> datetime:
-        return utc_ms(value)  # as stored: UTC, to the millisecond
-
 
 class CallRecord(Record):
     """Everything known about one call; stored as `meta["call"]` of its message."""
@@ -111,13 +106,13 @@ class CallRecord(Record):
     customer: str
     line: str = ""
     status: CallStatus
-    started_at: datetime
-    answered_at: datetime | None = None
+    started_at: Moment
+    answered_at: Moment | None = None
     answered_by: CallAgent | None = None
     transfers: list[CallAgent] = Field(default_factory=list)
     missed: bool = False
     miss_reason: str | None = None
-    ended_at: datetime | None = None
+    ended_at: Moment | None = None
     end_reason: EndReason | None = None
     duration_seconds: int | None = None
     voicemail: bool = False

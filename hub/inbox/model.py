@@ -9,10 +9,10 @@ and roughly ordered by creation time.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from bson import ObjectId
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 Direction = Literal["inbound", "outbound", "note", "event"]
 ConversationStatus = Literal["open", "pending", "snoozed", "resolved"]
@@ -50,15 +50,12 @@ def utc_ms(moment: datetime) -> datetime:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
+# Every stored moment: timezone-aware, converted to UTC, millisecond precision.
+Moment = Annotated[datetime, AfterValidator(utc_ms)]
+
+
 class Record(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _times_in_utc_ms(cls, value: Any) -> Any:
-        if isinstance(value, datetime):
-            return utc_ms(value)
-        return value
 
 
 class Identity(Record):
@@ -77,7 +74,7 @@ class Identity(Record):
 
 class Consent(Record):
     status: ConsentStatus
-    at: datetime
+    at: Moment
     how: str = Field(description="what caused it: a keyword message id, an import, an agent")
 
 
@@ -92,8 +89,8 @@ class Contact(Record):
     attributes: dict[str, Any] = Field(default_factory=dict)
     owner_id: str | None = None
     consent: dict[str, Consent] = Field(default_factory=dict)
-    created_at: datetime
-    updated_at: datetime
+    created_at: Moment
+    updated_at: Moment
 
 
 class Attachment(Record):
@@ -138,15 +135,15 @@ class Conversation(Record):
     team_id: str | None = None
     labels: list[str] = Field(default_factory=list)
     priority: Priority = "normal"
-    first_response_due_at: datetime | None = None
-    resolution_due_at: datetime | None = None
-    first_response_at: datetime | None = None
-    resolved_at: datetime | None = None
-    snoozed_until: datetime | None = None
-    last_activity_at: datetime
+    first_response_due_at: Moment | None = None
+    resolution_due_at: Moment | None = None
+    first_response_at: Moment | None = None
+    resolved_at: Moment | None = None
+    snoozed_until: Moment | None = None
+    last_activity_at: Moment
     unread_count: int = 0
-    created_at: datetime
-    updated_at: datetime
+    created_at: Moment
+    updated_at: Moment
 
 
 class Message(Record):
@@ -166,8 +163,8 @@ class Message(Record):
     attempts: int = 0
     idempotency_key: str | None = None
     meta: dict[str, Any] = Field(default_factory=dict)
-    created_at: datetime
-    updated_at: datetime
+    created_at: Moment
+    updated_at: Moment
 
 
 class Agent(Record):
@@ -184,8 +181,8 @@ class Agent(Record):
     extension: str | None = Field(None, description="PBX extension, unique among agents")
     password_hash: str | None = None
     active: bool = True
-    last_assigned_at: datetime | None = None
-    created_at: datetime
+    last_assigned_at: Moment | None = None
+    created_at: Moment
 
 
 class ApiToken(Record):
@@ -193,5 +190,5 @@ class ApiToken(Record):
     agent_id: str
     name: str = ""
     token_hash: str
-    created_at: datetime
-    last_used_at: datetime | None = None
+    created_at: Moment
+    last_used_at: Moment | None = None

@@ -734,10 +734,21 @@ class InboxService:
         )
         return reopened
 
-    async def mark_read(self, conversation_id: str) -> None:
+    async def mark_read(
+        self, conversation_id: str, reader: Agent | None = None, *, up_to: str | None = None
+    ) -> None:
+        """An agent has read the conversation (up to message `up_to`, else all of
+        it): no more unread, and `conversation.read` tells everyone — live channels
+        show the customer "seen"."""
         conversation = await self.conversation(conversation_id)
         if conversation.unread_count:
             await self.store.update_conversation(conversation.id, unread_count=0)
+        read = conversation.model_copy(update={"unread_count": 0})
+        await self._announce(
+            conversation_event(
+                "read", read, up_to=up_to, reader=_sender(reader).model_dump(mode="json")
+            )
+        )
 
     # -- delivery --------------------------------------------------------
     async def record_delivery(
@@ -758,27 +769,30 @@ class InboxService:
         `message_key` is the thread key the provider's copy carries (the e-mail
         Message-ID it was sent with): stored as `thread.message_id`, so answers
         and bounces that name it find this message."""
-        message = await self.store.get_message(message_id)
-        if message is None or message.status is None:
-            return False
-        if not _moves_forward(message.status, status):
-            return False
-        changes: dict[str, Any] = {"status": status, "updated_at": self.clock.now()}
-        if error is not None or status != "failed":
-            changes["error"] = error
-        if external_id is not None:
-            changes["external_id"] = external_id
-        if meta:
-            changes["meta"] = {**message.meta, **meta}
-        if message_key is not None:
-            changes["thread"] = message.thread.model_copy(update={"message_id": message_key})
-        if not await self.store.update_message(
-            message.id, expect={"status": message.status}, **changes
-        ):
-            return False  # moved meanwhile by another receipt; the newer one wins
-        updated = message.model_copy(update=changes)
-        await self._announce(message_event("status", updated))
-        return True
+        # Compare-and-set; when another receipt moved the status meanwhile, look
+        # again: a "read" racing the send's "sent" must not be lost.
+        for _ in range(5):
+            message = await self.store.get_message(message_id)
+            if message is None or message.status is None:
+                return False
+            if not _moves_forward(message.status, status):
+                return False
+            changes: dict[str, Any] = {"status": status, "updated_at": self.clock.now()}
+            if error is not None or status != "failed":
+                changes["error"] = error
+            if external_id is not None:
+                changes["external_id"] = external_id
+            if meta:
+                changes["meta"] = {**message.meta, **meta}
+            if message_key is not None:
+                changes["thread"] = message.thread.model_copy(update={"message_id": message_key})
+            if await self.store.update_message(
+                message.id, expect={"status": message.status}, **changes
+            ):
+                updated = message.model_copy(update=changes)
+                await self._announce(message_event("status", updated))
+                return True
+        return False
 
     async def record_provider_status(self, report: DeliveryReport) -> int:
         """Apply a provider's delivery/read/failure report to our outbound messages

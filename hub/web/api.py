@@ -11,7 +11,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hub.errors import InvalidRequest, NotFound, describe_validation
+from hub.errors import InvalidRequest, NotFound, QueueUnavailable, describe_validation
+from hub.events import Event, EventBus
 from hub.inbox.model import Agent, Attachment, ConversationStatus, Presence
 from hub.inbox.service import InboxService
 from hub.inbox.store import ConversationFilter, Store
@@ -24,6 +25,7 @@ MAX_PAGE = 100
 
 INBOX = web.AppKey("inbox", InboxService)
 STORE = web.AppKey("store", Store)
+BUS = web.AppKey("bus", EventBus)
 
 
 class ReplyBody(BaseModel):
@@ -180,7 +182,7 @@ async def reopen(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/conversations/{id}/read")
 async def mark_read(request: web.Request) -> web.Response:
-    await request.app[INBOX].mark_read(request.match_info["id"])
+    await request.app[INBOX].mark_read(request.match_info["id"], me(request))
     return web.json_response({"status": "ok"})
 
 
@@ -216,4 +218,11 @@ async def set_presence(request: web.Request) -> web.Response:
     body = await read_body(request, PresenceBody)
     agent = me(request)
     await request.app[STORE].update_agent(agent.id, presence=body.presence)
+    try:
+        # Live channels tell waiting customers whether anyone is there to answer.
+        await request.app[BUS].publish(
+            Event("agent.presence", {"agent_id": agent.id, "presence": body.presence})
+        )
+    except QueueUnavailable:
+        pass  # stored; other processes notice on their next periodic check
     return web.json_response(agent_json(agent.model_copy(update={"presence": body.presence})))

@@ -57,6 +57,11 @@ async def hub(make_settings, start_hub, pbx, monkeypatch):
     )
     hub.minh, _ = await add_agent(hub, "minh@shop.vn", name="Minh", extension="102")
     await pbx.wait_for_login(1)
+
+    async def caught_up():  # the hub's first catch-up is done before a test plays calls
+        return any(a.get("Action") == "CoreShowChannels" for a in pbx.actions)
+
+    await eventually(caught_up)
     return hub
 
 

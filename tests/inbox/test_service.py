@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -186,6 +187,19 @@ async def test_delivery_status_only_moves_forward(hub):
     assert not await hub.inbox.record_delivery(reply.id, "failed", error="late")
     assert await hub.inbox.record_delivery(reply.id, "read")
     assert (await hub.store.get_message(reply.id)).status == "read"
+
+
+async def test_racing_receipts_end_at_the_furthest_status(hub):
+    """A customer's "read" and the send's own "sent" arriving together: whichever
+    is stored first, the message ends "read" (the lower one never wins a race)."""
+    first = await hub.inbox.ingest(inbound("m1", ("api:shop", "u1")))
+    replies = [(await hub.inbox.reply(first.conversation_id, None, f"r{n}"))[0] for n in range(10)]
+    for reply in replies:
+        await asyncio.gather(
+            hub.inbox.record_delivery(reply.id, "sent"),
+            hub.inbox.record_delivery(reply.id, "read"),
+        )
+    assert {(await hub.store.get_message(r.id)).status for r in replies} == {"read"}
 
 
 async def test_failed_is_final(hub):

@@ -1,0 +1,200 @@
+"""The agents' live stream: `GET /api/v1/stream`, a WebSocket authenticated like
+the REST API (`Authorization: Bearer <token>`), pushing what happens in the
+inbox as it happens, from every hub process (cluster handlers on the bus).
+
+Hub → agent (JSON text frames):
+- `{"type": "hello", "protocol": 1, "agent": {...}}` once, first;
+- `{"type": "event", "event": <type>, "id": <event id>, "data": {...}}` for every
+  `conversation.*`, `message.*`, `contact.*` and `agent.*` event, with the same
+  `data` the bus carries (`message.created` → `{"message": {...}}`,
+  `conversation.typing` → `{"conversation_id", "account_id", "typing", "by"}`,
+  `conversation.read` → `{"conversation", "up_to", "reader"}`, ...);
+- `{"type": "error", "code", "message"}` for a frame it could not act on;
+- `{"type": "pong"}`.
+
+Agent → hub:
+- `{"type": "typing", "conversation_id", "typing": bool}` — shown to the
+  customer on live channels (web chat);
+- `{"type": "read", "conversation_id", "up_to": message id|null}` — as
+  `POST /conversations/{id}/read`; live channels show the customer "seen";
+- `{"type": "ping"}`.
+
+Customer text arrives as the `text` of messages, never as markup to render.
+What an agent is shown is decided in one place, `AgentStream.visible` — where
+views and permissions (issue 7) plug in — and the frames an agent can send in
+one table, `AgentStream.handlers`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hub.errors import HubError, InvalidRequest, QueueUnavailable, describe_validation
+from hub.events import ANY, Event, EventBus
+from hub.inbox.model import Agent
+from hub.inbox.service import InboxService
+from hub.live_socket import LiveSocket
+from hub.web.api import agent_json
+from hub.web.auth import AGENT
+
+log = logging.getLogger(__name__)
+
+PROTOCOL = 1
+STREAMED = ("conversation.", "message.", "contact.", "agent.")
+TYPING_INTERVAL_SECONDS = 1.0
+MAX_FRAME_BYTES = 65_536
+
+
+def encode(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+
+
+def error_frame(code: str, message: str) -> str:
+    return encode({"type": "error", "code": code, "message": message})
+
+
+class AgentConnection(LiveSocket):
+    def __init__(self, ws: web.WebSocketResponse, agent: Agent) -> None:
+        super().__init__(ws)
+        self.agent = agent
+        self.last_typing: dict[str, float] = {}
+
+
+class TypingFrame(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    conversation_id: str = Field(min_length=1, max_length=64)
+    typing: bool
+
+
+class ReadFrame(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    conversation_id: str = Field(min_length=1, max_length=64)
+    up_to: str | None = Field(None, max_length=64)
+
+
+Handler = Callable[[AgentConnection, dict[str, Any]], Awaitable[None]]
+
+
+class AgentStream:
+    def __init__(self, bus: EventBus, inbox: InboxService) -> None:
+        self.bus = bus
+        self.inbox = inbox
+        self.connections: set[AgentConnection] = set()
+        self.handlers: dict[str, Handler] = {
+            "typing": self._on_typing,
+            "read": self._on_read,
+            "ping": self._on_ping,
+        }
+        bus.subscribe(ANY, self._on_event, scope="cluster")
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get("/api/v1/stream", self.handle)]
+
+    def visible(self, agent: Agent, event: Event) -> bool:
+        """Whether `agent` is shown `event`. Everyone sees everything for now,
+        except their own typing coming back to them."""
+        if event.type == "conversation.typing":
+            by = event.data.get("by") or {}
+            return not (by.get("kind") == "agent" and by.get("id") == agent.id)
+        return True
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        agent = request[AGENT]  # the token middleware authenticated the upgrade request
+        ws = web.WebSocketResponse(heartbeat=25.0, max_msg_size=MAX_FRAME_BYTES)
+        if not ws.can_prepare(request).ok:
+            raise InvalidRequest("this is the live stream: open it with a WebSocket client")
+        await ws.prepare(request)
+        connection = AgentConnection(ws, agent)
+        connection.start()
+        connection.push(encode({"type": "hello", "protocol": PROTOCOL, "agent": agent_json(agent)}))
+        self.connections.add(connection)
+        try:
+            async for frame in ws:
+                if frame.type == WSMsgType.TEXT:
+                    await self._on_frame(connection, frame.data)
+                elif frame.type == WSMsgType.BINARY:
+                    connection.push(error_frame("invalid_frame", "frames are JSON text"))
+        finally:
+            self.connections.discard(connection)
+            await connection.stop()
+        return ws
+
+    async def shutdown(self) -> None:
+        await asyncio.gather(
+            *(
+                c.ws.close(code=WSCloseCode.SERVICE_RESTART, message=b"hub restarting")
+                for c in list(self.connections)
+            ),
+            return_exceptions=True,
+        )
+
+    async def _on_event(self, event: Event) -> None:
+        if not self.connections or not event.type.startswith(STREAMED):
+            return
+        frame: str | None = None
+        for connection in list(self.connections):
+            if self.visible(connection.agent, event):
+                frame = frame or encode(
+                    {"type": "event", "event": event.type, "id": event.id, "data": event.data}
+                )
+                connection.push(frame)
+
+    async def _on_frame(self, connection: AgentConnection, raw: str) -> None:
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            connection.push(error_frame("invalid_frame", "frames are JSON objects"))
+            return
+        kind = body.get("type") if isinstance(body, dict) else None
+        handler = self.handlers.get(kind) if isinstance(kind, str) else None
+        if handler is None:
+            known = ", ".join(sorted(self.handlers))
+            connection.push(error_frame("invalid_frame", f"type must be one of {known}"))
+            return
+        try:
+            await handler(connection, body)
+        except ValidationError as exc:
+            connection.push(error_frame("invalid_frame", describe_validation(exc)))
+        except HubError as exc:
+            connection.push(error_frame(exc.code, exc.message))
+
+    async def _on_ping(self, connection: AgentConnection, body: dict[str, Any]) -> None:
+        connection.push(encode({"type": "pong"}))
+
+    async def _on_typing(self, connection: AgentConnection, body: dict[str, Any]) -> None:
+        frame = TypingFrame.model_validate(body)
+        now = time.monotonic()
+        last = connection.last_typing.get(frame.conversation_id, 0.0)
+        if frame.typing and now - last < TYPING_INTERVAL_SECONDS:
+            return  # the customer already sees "typing"
+        connection.last_typing[frame.conversation_id] = now if frame.typing else 0.0
+        conversation = await self.inbox.conversation(frame.conversation_id)
+        agent = connection.agent
+        try:
+            await self.bus.publish(
+                Event(
+                    "conversation.typing",
+                    {
+                        "conversation_id": conversation.id,
+                        "account_id": conversation.account_id,
+                        "typing": frame.typing,
+                        "by": {"kind": "agent", "id": agent.id, "name": agent.name},
+                    },
+                )
+            )
+        except QueueUnavailable:
+            pass  # typing is a hint; this process's customers were told already
+
+    async def _on_read(self, connection: AgentConnection, body: dict[str, Any]) -> None:
+        frame = ReadFrame.model_validate(body)
+        await self.inbox.mark_read(frame.conversation_id, connection.agent, up_to=frame.up_to)

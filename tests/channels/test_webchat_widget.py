@@ -1,0 +1,423 @@
+"""The real widget (`widget.js`) in headless Chromium, on a company website
+served by a local HTTP server, talking to a real hub.
+
+Chromium is Debian's (`/usr/bin/chromium`), driven by Playwright's Python
+package; these tests skip, saying so, where it is not installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.inbox.model import Identity
+from hub.inbox.store import ConversationFilter
+from tests.channels.test_api import post
+from tests.channels.test_webchat import agent_stream, api_account, reply, status_becomes
+from tests.conftest import eventually
+from tests.peers.api_sender import message
+from tests.peers.website import Website
+from tests.web.test_api import add_agent
+
+CHROMIUM = Path("/usr/bin/chromium")
+HAVE_CHROMIUM = CHROMIUM.exists()
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+HOST = "#hub-chat"
+TRANSCRIPT_JS = """() => {
+  const host = document.querySelector('#hub-chat');
+  if (!host) return null;
+  return Array.from(host.shadowRoot.querySelectorAll('[data-part=message]'))
+    .filter(row => !row.classList.contains('greeting'))
+    .map(row => ({
+      id: row.dataset.id,
+      from: row.dataset.from,
+      text: row.querySelector('.b').textContent,
+      state: row.classList.contains('pending') ? 'pending'
+           : row.classList.contains('failed') ? 'failed' : '',
+    }));
+}"""
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    if not HAVE_CHROMIUM:
+        pytest.skip(
+            "Chromium is not installed at /usr/bin/chromium: install Debian's `chromium`"
+            " package (.ci/run does) to run the widget in a real browser"
+        )
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS
+        )
+        yield chromium
+        await chromium.close()
+
+
+@pytest.fixture
+async def site() -> AsyncIterator[Website]:
+    website = Website()
+    await website.start()
+    yield website
+    await website.stop()
+
+
+@pytest.fixture
+def widget_settings(make_settings, callback_peer, site):
+    def build(**options: Any):
+        account = {
+            "id": "web",
+            "channel": "webchat",
+            "name": "Cửa hàng ABC",
+            "allowed_origins": [site.origin],
+            "greeting": {"en": "Hi! How can we help?", "vi": "Xin chào! Shop giúp gì được ạ?"},
+            **options,
+        }
+        return make_settings(accounts=[api_account(callback_peer.url), account])
+
+    return build
+
+
+@pytest.fixture
+async def hub(widget_settings, start_hub, site):
+    hub = await start_hub(widget_settings())
+    hub.agent, hub.token = await add_agent(hub, "lan@shop.vn", presence="online")
+    site.hub_url = str(hub.client.make_url("")).rstrip("/")
+    return hub
+
+
+class Widget:
+    """The widget on one page, as a visitor uses it."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+
+    def part(self, name: str) -> Any:
+        return self.page.locator(f"{HOST} [data-part={name}]")
+
+    async def load(self, url: str) -> None:
+        await self.page.goto(url)
+        await self.connected()
+
+    async def connected(self, timeout: float = 15_000) -> None:
+        await self.page.wait_for_function(
+            "document.querySelector('#hub-chat')?.getAttribute('data-state') === 'online'",
+            timeout=timeout,
+        )
+
+    async def open(self) -> None:
+        await self.part("bubble").click()
+        await self.part("panel").wait_for(state="visible")
+
+    async def say(self, text: str) -> None:
+        await self.part("input").fill(text)
+        await self.part("input").press("Enter")
+
+    async def transcript(self) -> list[dict[str, str]]:
+        rows: list[dict[str, str]] = await self.page.evaluate(TRANSCRIPT_JS)
+        return rows
+
+    async def shows(self, text: str, *, sender: str | None = None, stored: bool = True) -> None:
+        async def check() -> bool:
+            return any(
+                row["text"] == text
+                and (sender is None or row["from"] == sender)
+                and (not stored or row["id"])
+                for row in await self.transcript()
+            )
+
+        await eventually(check, timeout=15)
+
+
+async def new_widget(browser: Any, **context: Any) -> Widget:
+    page = await (await browser.new_context(**context)).new_page()
+    return Widget(page)
+
+
+async def visitor_conversations(hub) -> list[Any]:
+    page = await hub.runtime.store.list_conversations(
+        ConversationFilter(channel="webchat"), limit=100
+    )
+    return page.items
+
+
+async def api_timeline(hub, conversation_id: str) -> list[dict[str, Any]]:
+    response = await hub.api("GET", f"/api/v1/conversations/{conversation_id}/messages", hub.token)
+    assert response.status == 200
+    return (await response.json())["items"]
+
+
+async def only_conversation(hub) -> str:
+    async def one() -> bool:
+        return len(await visitor_conversations(hub)) == 1
+
+    await eventually(one)
+    return (await visitor_conversations(hub))[0].id
+
+
+async def test_visitor_writes_agent_answers_in_the_real_widget(browser, hub, site):
+    widget = await new_widget(browser)
+    await widget.load(site.url())
+    await widget.open()
+    await widget.part("list").get_by_text("Hi! How can we help?").wait_for()
+    await widget.say("Xin chào, áo này còn size M không ạ?")
+    await widget.shows("Xin chào, áo này còn size M không ạ?", sender="visitor")
+
+    # The message arrives through the API, as any agent tool sees it.
+    conversation_id = await only_conversation(hub)
+    [inbound] = await api_timeline(hub, conversation_id)
+    assert inbound["text"] == "Xin chào, áo này còn size M không ạ?"
+    assert inbound["channel"] == "webchat" and inbound["html"] is None
+
+    stream = agent_stream(hub, hub.token)
+    await stream.connect()
+    await widget.part("input").type("đợi chút")
+    typing = await stream.event("conversation.typing")
+    assert typing["typing"] is True and typing["conversation_id"] == conversation_id
+    await stream.send({"type": "typing", "conversation_id": conversation_id, "typing": True})
+    await widget.part("typing").get_by_text("Lan is typing…").wait_for()
+
+    sent = await reply(hub, conversation_id, "Dạ còn ạ, anh lấy màu gì ạ?")
+    await widget.shows("Dạ còn ạ, anh lấy màu gì ạ?", sender="agent")
+    await status_becomes(hub, sent["id"], "read")  # the chat was open and in view
+    await stream.send({"type": "read", "conversation_id": conversation_id, "up_to": inbound["id"]})
+    await widget.part("seen").wait_for()
+    assert await widget.part("seen").inner_text() == "Seen"
+    await stream.close()
+
+
+async def test_socket_cut_and_restored_keeps_the_transcript_exact(
+    browser, hub, site, widget_settings, start_hub
+):
+    widget = await new_widget(browser)
+    await widget.load(site.url())
+    await widget.open()
+    await widget.say("message 1")
+    await widget.shows("message 1")
+    conversation_id = await only_conversation(hub)
+    await reply(hub, conversation_id, "answer 1")
+    await widget.shows("answer 1")
+
+    # 1. The hub closes the socket; a reply is sent before the widget is back.
+    await hub.runtime.channels["web"].shutdown()
+    answer2 = await reply(hub, conversation_id, "answer 2 (sent while cut off)")
+    await status_becomes(hub, answer2["id"], "sent")
+    await widget.connected()
+    await widget.shows("answer 2 (sent while cut off)")
+
+    # 2. The widget's hub goes away entirely. Meanwhile an agent answers through
+    #    another hub process (same store and Redis) and the visitor writes; then
+    #    a new hub starts on the widget's port and the widget resumes.
+    other = await start_hub(widget_settings())
+    other.agent, other.token = hub.agent, hub.token
+    port = hub.client.port
+    await hub.client.close()
+    await widget.page.wait_for_function(
+        "document.querySelector('#hub-chat').getAttribute('data-state') === 'reconnecting'"
+    )
+    await widget.part("connection").wait_for()
+    answer3 = await reply(other, conversation_id, "answer 3 (sent while the hub was down)")
+    await status_becomes(other, answer3["id"], "sent")
+    await widget.say("message 2 (written while the hub was down)")
+    await asyncio.sleep(0.5)
+    assert (await widget.transcript())[-1]["state"] == "pending"
+    again = await start_hub(widget_settings(), port=port)
+    again.agent, again.token = hub.agent, hub.token
+    await widget.connected(timeout=40_000)
+    await widget.shows("answer 3 (sent while the hub was down)")
+    await widget.shows("message 2 (written while the hub was down)")
+    await reply(again, conversation_id, "answer 4")
+    await widget.shows("answer 4")
+
+    expected = [
+        {"id": m["id"], "text": m["text"]}
+        for m in await api_timeline(again, conversation_id)
+        if m["direction"] in ("inbound", "outbound")
+    ]
+    shown = [{"id": row["id"], "text": row["text"]} for row in await widget.transcript()]
+    assert shown == expected
+    assert [m["text"] for m in expected] == [
+        "message 1",
+        "answer 1",
+        "answer 2 (sent while cut off)",
+        "answer 3 (sent while the hub was down)",
+        "message 2 (written while the hub was down)",
+        "answer 4",
+    ]
+
+
+async def test_returning_visitor_continues_the_same_conversation(browser, hub, site):
+    context = await browser.new_context()
+    first = Widget(await context.new_page())
+    await first.load(site.url())
+    await first.open()
+    await first.say("first visit")
+    await first.shows("first visit")
+    await first.page.close()
+
+    # Same browser storage, another day, another page of the site.
+    back = Widget(await context.new_page())
+    await back.load(site.url("/other"))
+    await back.open()
+    await back.shows("first visit")
+    await back.say("second visit")
+    await back.shows("second visit")
+    conversation_id = await only_conversation(hub)
+    texts = [m["text"] for m in await api_timeline(hub, conversation_id)]
+    assert texts == ["first visit", "second visit"]
+
+    # Someone else (no shared storage) is someone else.
+    stranger = await new_widget(browser)
+    await stranger.load(site.url())
+    await stranger.open()
+    assert await stranger.transcript() == []
+
+
+async def test_prechat_form_links_the_visitor_to_an_existing_contact(
+    browser, widget_settings, start_hub, site
+):
+    hub = await start_hub(
+        widget_settings(prechat_form="required", prechat_fields=["name", "email"])
+    )
+    hub.agent, hub.token = await add_agent(hub, "lan@shop.vn", presence="online")
+    site.hub_url = str(hub.client.make_url("")).rstrip("/")
+    known = await post(hub, message("order-7", "cust-7", email="binh@example.vn"))
+    contact_id = (await known.json())["contact_id"]
+
+    widget = await new_widget(browser)
+    await widget.load(site.url())
+    await widget.open()
+    await widget.part("prechat").wait_for()
+    assert not await widget.part("input").is_visible()  # required: the form comes first
+    await widget.page.locator(f"{HOST} [data-part=prechat] input[name=name]").fill("Bình")
+    await widget.page.locator(f"{HOST} [data-part=prechat] input[name=email]").fill(
+        "Binh@Example.VN"
+    )
+    await widget.part("prechat-submit").click()
+    await widget.part("input").wait_for(state="visible")
+    await widget.say("Đơn hàng order-7 của tôi đâu rồi?")
+    await widget.shows("Đơn hàng order-7 của tôi đâu rồi?")
+
+    [conversation] = await visitor_conversations(hub)
+    assert conversation.contact_id == contact_id
+    contact = await hub.runtime.store.get_contact(contact_id)
+    assert any(i.channel == "web" for i in contact.identities)
+
+
+async def test_offline_widget_says_so_and_takes_an_email(browser, widget_settings, start_hub, site):
+    hub = await start_hub(widget_settings())
+    _, token = await add_agent(hub, "lan@shop.vn", presence="offline")
+    site.hub_url = str(hub.client.make_url("")).rstrip("/")
+    widget = await new_widget(browser)
+    await widget.load(site.url())
+    await widget.open()
+    status = widget.part("status")
+    assert await status.get_attribute("data-online") == "false"
+    assert "No one is online right now" in await status.inner_text()
+    await widget.part("offline-form").wait_for()
+    await widget.page.locator(f"{HOST} [data-part=offline-form] input").fill("Mai@Example.VN")
+    await widget.part("offline-submit").click()
+    await widget.part("offline-thanks").wait_for()
+
+    async def linked() -> bool:
+        owners = await hub.runtime.store.contacts_by_identity(
+            [Identity(channel="email", address="mai@example.vn")]
+        )
+        return bool(owners)
+
+    await eventually(linked)
+    await widget.say("Please write back")
+    await widget.shows("Please write back")
+    [conversation] = await visitor_conversations(hub)
+    contact = await hub.runtime.store.get_contact(conversation.contact_id)
+    assert Identity(channel="email", address="mai@example.vn") in contact.identities
+
+    # An agent comes online: the widget says so, live.
+    response = await hub.api(
+        "PUT", "/api/v1/agents/me/presence", token, json={"presence": "online"}
+    )
+    assert response.status == 200
+    await widget.page.wait_for_function(
+        "document.querySelector('#hub-chat').shadowRoot"
+        ".querySelector('[data-part=status]').dataset.online === 'true'"
+    )
+
+
+async def test_html_in_messages_is_shown_as_text_and_never_runs(browser, hub, site):
+    widget = await new_widget(browser)
+    await widget.load(site.url())
+    await widget.open()
+    visitor_text = (
+        '<img src=x onerror="window.__pwned=1"><b>bold</b><script>window.__pwned=2</script>'
+    )
+    await widget.say(visitor_text)
+    await widget.shows(visitor_text)
+    conversation_id = await only_conversation(hub)
+    agent_text = '<script>window.__pwned=3</script><a href="javascript:window.__pwned=4">x</a>'
+    await reply(hub, conversation_id, agent_text)
+    await widget.shows(agent_text)
+    assert await widget.page.evaluate("window.__pwned") is None
+    markup = await widget.page.evaluate(
+        "document.querySelector('#hub-chat').shadowRoot"
+        ".querySelectorAll('[data-part=list] img, [data-part=list] script,"
+        " [data-part=list] b, [data-part=list] a').length"
+    )
+    assert markup == 0
+    [stored, _] = await api_timeline(hub, conversation_id)
+    assert stored["text"] == visitor_text and stored["html"] is None
+
+
+async def test_a_site_not_in_allowed_origins_gets_no_chat(browser, hub, site):
+    other = Website()
+    other.hub_url = site.hub_url
+    await other.start()
+    try:
+        widget = await new_widget(browser)
+        await widget.page.goto(other.url())
+        await asyncio.sleep(2)
+        assert await widget.page.locator(HOST).count() == 0  # nothing rendered
+        assert await visitor_conversations(hub) == []
+    finally:
+        await other.stop()
+
+
+async def test_rate_limited_messages_show_an_error_and_are_sent_later(
+    browser, widget_settings, start_hub, site
+):
+    hub = await start_hub(widget_settings(rate_limit_burst=2, rate_limit_per_minute=120))
+    hub.agent, hub.token = await add_agent(hub, "lan@shop.vn", presence="online")
+    site.hub_url = str(hub.client.make_url("")).rstrip("/")
+    widget = await new_widget(browser)
+    await widget.load(site.url())
+    await widget.open()
+    for n in range(4):
+        await widget.say(f"quick {n}")
+    await widget.part("error").get_by_text("too many messages", exact=False).wait_for()
+    for n in range(4):
+        await widget.shows(f"quick {n}")
+    conversation_id = await only_conversation(hub)
+    texts = [m["text"] for m in await api_timeline(hub, conversation_id)]
+    assert sorted(texts) == [f"quick {n}" for n in range(4)]
+
+
+async def test_vietnamese_strings_and_a_mobile_screen(browser, hub, site):
+    site.lang = "vi"
+    widget = await new_widget(browser, viewport={"width": 390, "height": 844}, is_mobile=True)
+    await widget.load(site.url())
+    assert await widget.part("bubble").get_attribute("aria-label") == "Mở khung chat"
+    await widget.open()
+    assert await widget.part("input").get_attribute("placeholder") == "Nhập tin nhắn…"
+    await widget.part("list").get_by_text("Xin chào! Shop giúp gì được ạ?").wait_for()
+    box = await widget.part("panel").bounding_box()
+    assert box is not None and box["width"] == 390  # full screen on a phone

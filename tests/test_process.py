@@ -1,0 +1,18 @@
+"""The settings of a long-running hub process."""
+
+from __future__ import annotations
+
+import gc
+
+from hub.process import GC_THRESHOLDS, tune_for_server
+
+
+def test_server_processes_collect_garbage_rarely_and_skip_start_up_objects():
+    before = gc.get_threshold()
+    try:
+        tune_for_server()
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
