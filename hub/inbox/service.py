@@ -140,9 +140,13 @@ class InboxService:
                     contact = await self._record_consent(contact, inbound.consent, message, events)
         except DuplicateMessage:
             # Another request stored the same message between our check and insert.
-            stored = await self.store.message_by_external_id(
-                inbound.channel, inbound.account_id, inbound.external_id
-            )
+            # Read it in a transaction: that sees the other write even before it is
+            # committed, and returns only once it is (so a duplicate is never
+            # acknowledged for a message that then fails to commit).
+            async with self.store.transaction():
+                stored = await self.store.message_by_external_id(
+                    inbound.channel, inbound.account_id, inbound.external_id
+                )
             if stored is None:
                 raise
             return await self._duplicate(stored), await self.conversation(stored.conversation_id)

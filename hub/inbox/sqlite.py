@@ -328,6 +328,8 @@ class SqliteStore(Store):
             f"sqlite-transaction-{id(self)}", default=False
         )
         self._commits = 0
+        self._group: asyncio.Future[None] | None = None  # the open group commit
+        self._group_units = 0  # units in it that succeeded
         self._checkpointer: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------
@@ -391,6 +393,7 @@ class SqliteStore(Store):
             except asyncio.CancelledError:
                 pass
             self._checkpointer = None
+        self._commit_group()
         if self._writer is not None:
             try:
                 self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -442,23 +445,64 @@ class SqliteStore(Store):
 
     @asynccontextmanager
     async def _outer_transaction(self) -> AsyncIterator[None]:
+        """One unit of work, committed together with the other units that run in
+        the same turn of the event loop (group commit).
+
+        A commit writes every page the units touched to the WAL; under load, many
+        webhooks arrive in one turn and share that cost. Each unit is a savepoint,
+        so one that fails leaves nothing while the others carry on; the caller
+        returns only once its unit is committed (or raises StoreUnavailable if the
+        commit failed, in which case none of the group was written).
+        """
         async with self._write_lock:
             token = self._in_transaction.set(True)
             try:
-                await self._begin()
+                if self._group is None:
+                    await self._begin()
+                    self._group = asyncio.get_running_loop().create_future()
+                    asyncio.get_running_loop().call_soon(self._commit_group)
+                group = self._group
+                self._savepoints += 1
+                name = f"unit{self._savepoints}"
+                self._w.execute(f"SAVEPOINT {name}")
                 try:
                     yield
                 except BaseException:
-                    self._rollback()
+                    self._w.execute(f"ROLLBACK TO {name}")
+                    self._w.execute(f"RELEASE {name}")
+                    if not self._group_units:
+                        # Alone in its group: end it now rather than hold the
+                        # database's write lock until the next turn of the loop.
+                        self._rollback()
+                        self._group = None
+                        group.set_result(None)
                     raise
-                try:
-                    self._w.execute("COMMIT")
-                except sqlite3.Error as exc:
-                    self._rollback()
-                    raise StoreUnavailable(f"SQLite commit failed: {exc}") from exc
-                self._commits += 1
+                self._w.execute(f"RELEASE {name}")
+                self._group_units += 1
             finally:
                 self._in_transaction.reset(token)
+        await asyncio.shield(group)
+
+    def _commit_group(self) -> None:
+        """Commit the open group, unless a unit is still running (then try again
+        on the next turn of the loop)."""
+        group = self._group
+        if group is None:
+            return
+        if self._write_lock.locked():
+            asyncio.get_running_loop().call_soon(self._commit_group)
+            return
+        self._group = None
+        self._group_units = 0
+        try:
+            self._w.execute("COMMIT")
+        except (sqlite3.Error, StoreUnavailable) as exc:
+            self._rollback()
+            group.set_exception(StoreUnavailable(f"SQLite commit failed: {exc}"))
+            group.exception()  # retrieved here: every waiter raises it from `await`
+            return
+        self._commits += 1
+        group.set_result(None)
 
     async def _begin(self) -> None:
         """Take the database's write lock. Statements run on the event loop thread

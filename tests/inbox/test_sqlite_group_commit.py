@@ -1,0 +1,83 @@
+"""SQLite group commit: units of work that run in one turn of the event loop
+share a commit; each caller returns only once its unit is committed."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import UTC, datetime
+
+import pytest
+
+from hub.errors import Conflict, StoreUnavailable
+from hub.inbox.model import Agent
+from hub.inbox.sqlite import SqliteStore
+
+T0 = datetime(2026, 1, 5, tzinfo=UTC)
+
+
+def agent(n: int) -> Agent:
+    return Agent(name=f"A{n}", email=f"a{n}@shop.vn", created_at=T0)
+
+
+@pytest.fixture
+async def store(tmp_path):
+    store = SqliteStore(tmp_path / "hub.db")
+    await store.open()
+    yield store
+    await store.close()
+
+
+async def test_concurrent_units_are_each_committed_before_their_caller_returns(store, tmp_path):
+    agents = [agent(n) for n in range(20)]
+
+    async def add_and_check(new: Agent) -> None:
+        await store.add_agent(new)
+        # Another connection (another process) sees it as soon as the call returns.
+        with sqlite3.connect(tmp_path / "hub.db") as other:
+            assert other.execute("SELECT 1 FROM agents WHERE id = ?", (new.id,)).fetchone()
+
+    await asyncio.gather(*(add_and_check(a) for a in agents))
+    assert len(await store.list_agents()) == 20
+
+
+async def test_a_failing_unit_does_not_take_its_group_down(store):
+    await store.add_agent(agent(0))
+    results = await asyncio.gather(
+        store.add_agent(agent(1)),
+        store.add_agent(agent(0).model_copy(update={"id": "x" * 24})),  # same e-mail
+        store.add_agent(agent(2)),
+        return_exceptions=True,
+    )
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], Conflict)
+    assert sorted(a.email for a in await store.list_agents()) == [
+        "a0@shop.vn",
+        "a1@shop.vn",
+        "a2@shop.vn",
+    ]
+
+
+async def test_a_failed_commit_fails_every_unit_of_the_group_and_writes_nothing(store, tmp_path):
+    # A constraint checked only at COMMIT: a deferred foreign key, broken by a
+    # trigger when the agent "doomed" is inserted. The whole group then fails.
+    with sqlite3.connect(tmp_path / "hub.db", isolation_level=None) as other:
+        other.execute(
+            "CREATE TABLE probe (agent_id TEXT REFERENCES agents(id) DEFERRABLE INITIALLY DEFERRED)"
+        )
+        other.execute(
+            "CREATE TRIGGER doom AFTER INSERT ON agents WHEN NEW.email = 'doomed@shop.vn'"
+            " BEGIN INSERT INTO probe VALUES ('no-such-agent'); END"
+        )
+    doomed = Agent(name="D", email="doomed@shop.vn", created_at=T0)
+    results = await asyncio.gather(
+        store.add_agent(agent(1)),
+        store.add_agent(doomed),
+        store.add_agent(agent(2)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, StoreUnavailable) for r in results), results
+    assert await store.list_agents() == []
+    # The store goes on working afterwards.
+    await store.add_agent(agent(3))
+    assert [a.email for a in await store.list_agents()] == ["a3@shop.vn"]
