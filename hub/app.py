@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
@@ -26,8 +27,10 @@ from hub.clock import Clock, SystemClock
 from hub.delivery import Deliverer, Sweeper
 from hub.errors import ConfigError, StoreUnavailable, UnknownAccount
 from hub.events import EventBus
+from hub.inbox.attachments import AttachmentStore
+from hub.inbox.bounces import record_failure
 from hub.inbox.customer_view import CustomerView
-from hub.inbox.inbound import InboundMessage, IngestOutcome, ReplyWindow
+from hub.inbox.inbound import DeliveryFailure, InboundMessage, IngestOutcome, ReplyWindow
 from hub.inbox.service import InboxPolicy, InboxService
 from hub.inbox.store import Store
 from hub.jobs import EmbeddedRedis, JobQueue, connect, redis_settings
@@ -41,6 +44,9 @@ from hub.web import api, calls, media
 from hub.web.auth import token_middleware
 from hub.web.errors import error_middleware
 from hub.web.realtime import AgentStream
+
+if TYPE_CHECKING:  # imported only where the listener runs: aiosmtpd is not needed otherwise
+    from hub.channels.email.smtp_in import SmtpListener
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +66,17 @@ class Runtime:
     channels: dict[str, Channel]
     deliverer: Deliverer
     sweeper: Sweeper
+    attachments: AttachmentStore
+    smtp_listener: SmtpListener | None = None  # the inbound SMTP server, when enabled
 
     async def ingest(self, inbound: InboundMessage) -> IngestOutcome:
         outcome = await self.inbox.ingest(inbound)
         counter = self.metrics.duplicates if outcome.duplicate else self.metrics.ingested
         counter.labels(channel=inbound.channel).inc()
         return outcome
+
+    async def report_failure(self, failure: DeliveryFailure) -> bool:
+        return await record_failure(self.inbox, failure) is not None
 
 
 @dataclass
@@ -121,7 +132,10 @@ async def open_runtime(
             bus,
             clock,
             jobs,
-            InboxPolicy(reopen_window=timedelta(hours=settings.inbox.reopen_window_hours)),
+            InboxPolicy(
+                reopen_window=timedelta(hours=settings.inbox.reopen_window_hours),
+                subject_window=timedelta(hours=settings.inbox.subject_window_hours),
+            ),
             reply_windows=ChannelReplyWindows(channels),
         )
         router = RoundRobinRouter(store, inbox, clock)
@@ -146,6 +160,9 @@ async def open_runtime(
             channels=channels,
             deliverer=Deliverer(store, inbox, channels, clock, settings.delivery, metrics),
             sweeper=Sweeper(store, jobs, clock, settings.delivery),
+            attachments=AttachmentStore(
+                settings.data_dir / "attachments", max_bytes=settings.attachments.max_bytes
+            ),
         )
         context = ChannelContext(
             ingest=runtime.ingest,
@@ -164,6 +181,8 @@ async def open_runtime(
             key_prefix=settings.redis.prefix,
             secret_key=hub_secret_key(settings),
             customers=CustomerView(store, inbox),
+            attachments=runtime.attachments,
+            report_failure=runtime.report_failure,
         )
         for account in settings.accounts:
             channel = channel_class(account.channel)(account, context)
@@ -261,6 +280,20 @@ async def _run_channel(channel: Channel) -> None:
             await asyncio.sleep(5)
 
 
+async def _start_smtp_listener(runtime: Runtime, stack: AsyncExitStack) -> None:
+    """The inbound SMTP server, for the e-mail accounts of this hub."""
+    from hub.channels.email.channel import EmailChannel
+    from hub.channels.email.smtp_in import SmtpListener
+
+    accounts = [c for c in runtime.channels.values() if isinstance(c, EmailChannel)]
+    if not accounts:
+        raise ConfigError('smtp_listener is enabled but no account has channel = "email"')
+    listener = SmtpListener(runtime.settings.smtp_listener, accounts)
+    await listener.start()
+    stack.push_async_callback(listener.stop)
+    runtime.smtp_listener = listener
+
+
 async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
     try:
@@ -284,6 +317,8 @@ async def create_app(
             stack.push_async_callback(worker.stop)
         for channel in runtime.channels.values():
             stack.push_async_callback(_cancel, asyncio.create_task(_run_channel(channel)))
+        if settings.smtp_listener.enabled:
+            await _start_smtp_listener(runtime, stack)
     except BaseException:
         await stack.aclose()
         raise
@@ -326,6 +361,7 @@ async def create_app(
     }
     app[media.MEDIA] = sources
     app[media.MEDIA_STORE] = runtime.store
+    app[media.ATTACHMENT_STORE] = runtime.attachments
     app.router.add_routes(media.routes)
     app.router.add_routes(calls.routes)
 

@@ -322,5 +322,38 @@ def token_create(config: Path | None, data_dir: Path | None, agent_email: str, n
     click.echo("store it now: hub keeps only its hash and cannot show it again", err=True)
 
 
+@main.group("email")
+def email_group() -> None:
+    """Tools for the e-mail channel."""
+
+
+@email_group.command("parse")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.option(
+    "--max-attachment-bytes",
+    type=int,
+    default=26_214_400,
+    show_default=True,
+    help="Attachments larger than this are reported as too large (as the hub would).",
+)
+def email_parse(file: Path, max_attachment_bytes: int) -> None:
+    """Print what the hub reads from an e-mail file (.eml, `-` for stdin) as JSON.
+
+    Always exits 0: input that is not an e-mail (or cannot be read) gives JSON
+    with an "error" field, so it can be used on any file an administrator has.
+    """
+    import json
+
+    from hub.channels.email.parse import parse
+
+    try:
+        raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
+    except OSError as exc:
+        click.echo(json.dumps({"error": f"cannot read {file}: {exc.strerror or exc}"}))
+        return
+    parsed = parse(raw, max_attachment_bytes=max_attachment_bytes)
+    click.echo(json.dumps(parsed.as_json(), ensure_ascii=False, indent=2))
+
+
 if __name__ == "__main__":
     sys.exit(main())

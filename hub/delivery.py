@@ -91,6 +91,7 @@ class Deliverer:
             subject=conversation.subject,
             attachments=message.attachments,
             thread=message.thread,
+            automated=message.sender.kind == "system",
             created_at=message.created_at,
         )
         claim: dict[str, object] = {"attempts": attempt, "updated_at": self.clock.now()}
@@ -153,11 +154,14 @@ class Deliverer:
                 message.id,
                 receipt.status,
                 external_id=receipt.external_id,
+                message_key=receipt.message_key,
                 meta=receipt.meta or None,
             )
         except DuplicateMessage:
             log.warning("provider reused a message id; not recorded", extra=context)
-            await self.inbox.record_delivery(message.id, receipt.status)
+            await self.inbox.record_delivery(
+                message.id, receipt.status, message_key=receipt.message_key
+            )
         self.metrics.delivered.labels(channel=message.channel).inc()
         log.info("delivered", extra={**context, "external_id": receipt.external_id})
         return Done("sent")

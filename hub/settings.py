@@ -59,6 +59,28 @@ class InboxSettings(_Section):
     reopen_window_hours: float = Field(
         72.0, ge=0, description="a resolved conversation reopens if the contact writes within this"
     )
+    subject_window_hours: float = Field(
+        336.0,
+        ge=0,
+        description="e-mail without known reply keys joins the contact's conversation with the"
+        " same subject if it was active within this",
+    )
+
+
+class AttachmentSettings(_Section):
+    max_bytes: int = Field(
+        26_214_400, ge=1, description="larger attachments are recorded as too large, not kept"
+    )
+
+
+class SmtpListenerSettings(_Section):
+    """The inbound SMTP server, for companies that point MX or a relay at the hub."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(2525, ge=0, le=65535)
+    hostname: str | None = Field(None, description="the name it greets with (default: this host)")
+    max_message_bytes: int = Field(52_428_800, ge=1024)
 
 
 class DeliverySettings(_Section):
@@ -136,6 +158,8 @@ class HubSettings(BaseSettings):
     redis: RedisSettings = RedisSettings()
     inbox: InboxSettings = InboxSettings()
     delivery: DeliverySettings = DeliverySettings()
+    attachments: AttachmentSettings = AttachmentSettings()
+    smtp_listener: SmtpListenerSettings = SmtpListenerSettings()
     accounts: list[AccountSettings] = Field(default_factory=list)
 
     @classmethod

@@ -14,7 +14,7 @@ def test_help_lists_every_command():
     result = subprocess.run(
         [sys.executable, "-m", "hub", "--help"], capture_output=True, text=True, check=True
     )
-    for command in ("serve", "worker", "agent", "token"):
+    for command in ("serve", "worker", "agent", "token", "email"):
         assert f"  {command} " in result.stdout
     serve = subprocess.run(
         [sys.executable, "-m", "hub", "serve", "--help"], capture_output=True, text=True, check=True
@@ -110,3 +110,62 @@ def test_serve_refuses_an_account_whose_secret_is_not_set(tmp_path):
     )
     assert result.returncode == 1
     assert "NOT_SET_ANYWHERE" in result.stderr and "Traceback" not in result.stderr
+
+
+def email_parse(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "hub", "email", "parse", *args],
+        capture_output=True,
+        input=stdin,
+        timeout=60,
+    )
+
+
+def test_email_parse_prints_the_normalised_message_as_json(tmp_path):
+    from pathlib import Path
+
+    corpus = Path(__file__).parent / "data" / "email"
+    result = email_parse(str(corpus / "14-gmail-reply-quoted-vi.eml"))
+    assert result.returncode == 0
+    body = json.loads(result.stdout)
+    assert body["subject"] == "Re: Đơn hàng #1042 chưa giao"
+    assert body["from"] == {"name": "Nguyễn Thị Bình", "address": "binh.nguyen@gmail.com"}
+    assert body["to"] == [{"name": "Cửa hàng Bình An", "address": "support@shop.vn"}]
+    assert body["date"] == "2026-01-05T08:40:02+00:00"
+    assert body["message_id"] == "<CAF7e1Q3vR+REPLY14@mail.gmail.com>"
+    assert body["in_reply_to"] == "<CAF7e1Q3vR+q9x0u1=Hn8Jb2pYkQh@mail.gmail.com>"
+    assert body["references"] == ["<CAF7e1Q3vR+q9x0u1=Hn8Jb2pYkQh@mail.gmail.com>"]
+    assert body["text"].startswith("Shop ơi, có mã vận đơn chưa ạ?")
+    assert body["quoted_at"] == 32
+    assert (body["automated"], body["bounce"], "error" in body) == (False, None, False)
+
+    attachments = json.loads(email_parse(str(corpus / "05-rfc2231-attachment-names.eml")).stdout)
+    assert attachments["attachments"][0] == {
+        "name": "Hóa đơn tháng 12.pdf",
+        "type": "application/pdf",
+        "size": 125,
+        "inline": False,
+        "content_id": None,
+        "too_large": False,
+    }
+    dsn = json.loads(email_parse(str(corpus / "08-dsn-postfix-bounce.eml")).stdout)
+    assert dsn["automated"] is True and dsn["auto_submitted"] == "auto-replied"
+    assert dsn["bounce"]["recipients"][0]["status"] == "5.1.1"
+    html = json.loads(email_parse(str(corpus / "13-html-only-hostile.eml")).stdout)
+    assert "<h1>Cơ hội hợp tác</h1>" in html["html"] and "script" not in html["html"]
+
+
+def test_email_parse_exits_0_with_an_error_field_for_anything_else(tmp_path):
+    empty = tmp_path / "empty.eml"
+    empty.write_bytes(b"")
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(bytes(range(256)) * 10)
+    for args, stdin, error in [
+        ([str(empty)], None, "empty message (0 bytes)"),
+        ([str(garbage)], None, "no header fields: this is not an e-mail message"),
+        (["-"], b"\x00\x00\x00", "no header fields: this is not an e-mail message"),
+        ([str(tmp_path / "missing.eml")], None, "cannot read"),
+    ]:
+        result = email_parse(*args, stdin=stdin)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["error"].startswith(error)

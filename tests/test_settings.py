@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -25,12 +26,41 @@ def test_the_example_config_loads_and_documents_every_setting(monkeypatch):
     settings = load_settings(EXAMPLE)
     assert settings.accounts[0].id == "shop"
     text = EXAMPLE.read_text()
-    for section_name in ("server", "store", "redis", "inbox", "delivery"):
+    for section_name in (
+        "server",
+        "store",
+        "redis",
+        "inbox",
+        "delivery",
+        "attachments",
+        "smtp_listener",
+    ):
         section = getattr(settings, section_name)
         for key in type(section).model_fields:
             assert re.search(rf"^(# )?{key} = ", text, re.M), f"[{section_name}] {key} undocumented"
     for key in ("data_dir", "log_level", "log_format", "redis_url", "mongodb_url", "secret_key"):
         assert re.search(rf"^(# )?{key} = ", text, re.M), f"{key} is not documented"
+
+
+def test_the_example_email_account_is_valid_and_documents_every_option(monkeypatch):
+    """The (commented-out) e-mail example, uncommented, is a working account."""
+    from hub.channels.email.options import EmailOptions
+    from hub.settings import AccountSettings
+
+    text = EXAMPLE.read_text()
+    start = text.index('# [[accounts]]\n# id = "support"')
+    block = text[start : text.index("\n\n", start)]
+    uncommented = "\n".join(line.removeprefix("# ") for line in block.splitlines())
+    [raw_account] = tomllib.loads(uncommented)["accounts"]
+    for variable in ("HUB_SUPPORT_IMAP_PASSWORD", "HUB_SUPPORT_SMTP_PASSWORD"):
+        monkeypatch.setenv(variable, "secret")
+    account = AccountSettings.model_validate(raw_account)
+    options = EmailOptions.model_validate(account.options())
+    assert options.address == "support@example.com" and options.imap_password == "secret"
+    secrets = {"imap_password", "smtp_password", "dkim_private_key"}
+    for key in EmailOptions.model_fields:
+        name = f"{key}_env" if key in secrets else key
+        assert re.search(rf"^(# )*{name} = ", block, re.M), f"email option {name} undocumented"
 
 
 def test_the_example_config_documents_every_webchat_option(monkeypatch):

@@ -22,7 +22,14 @@ from pydantic import BaseModel, Field, ValidationError
 
 from hub.clock import Clock
 from hub.errors import ConfigError
-from hub.inbox.inbound import DeliveryReport, InboundMessage, IngestOutcome, ReplyWindow
+from hub.inbox.attachments import AttachmentStore
+from hub.inbox.inbound import (
+    DeliveryFailure,
+    DeliveryReport,
+    InboundMessage,
+    IngestOutcome,
+    ReplyWindow,
+)
 from hub.inbox.model import Agent, Attachment, DeliveryStatus, Identity, ThreadKeys
 from hub.settings import AccountSettings
 
@@ -47,6 +54,11 @@ class OutboundMessage(BaseModel):
     subject: str = ""
     attachments: list[Attachment] = Field(default_factory=list)
     thread: ThreadKeys = Field(default_factory=ThreadKeys)
+    automated: bool = Field(
+        False,
+        description="sent by the hub itself (care rules, auto-replies), not typed by a"
+        " person: channels mark it so the other side never answers it automatically",
+    )
     created_at: datetime
 
 
@@ -55,10 +67,16 @@ class Receipt(BaseModel):
 
     external_id: str | None = None
     status: DeliveryStatus = "sent"
+    message_key: str | None = Field(
+        None,
+        description="the thread key the sent copy carries (the e-mail Message-ID),"
+        " so that answers and bounces naming it find the message",
+    )
     meta: dict[str, Any] = Field(default_factory=dict)
 
 
 Ingest = Callable[[InboundMessage], Awaitable[IngestOutcome]]
+ReportFailure = Callable[[DeliveryFailure], Awaitable[bool]]
 
 
 class Route(BaseModel):
@@ -154,8 +172,10 @@ class ChannelContext:
     """What the hub lends a channel: sinks for inbound messages and delivery
     reports, who takes calls, and shared clients. (`reports` and `agents` have
     inert defaults so a channel built without a hub, in a test, still works;
-    `receipts`, `state` and `locks` are None when not provided, and a channel
-    that needs one refuses to start without it.)
+    `receipts`, `state`, `locks`, `attachments` and `report_failure` are None when
+    not provided, and a channel that needs one refuses to start without it.)
+    `attachments` keeps files outside the database; `report_failure` applies a
+    bounce to the message it is about (answering whether it knew the message).
 
     `bus` to `customers` serve live channels (the web-chat widget), which talk to
     the customer in real time from whichever hub process holds the socket.
@@ -176,6 +196,8 @@ class ChannelContext:
     key_prefix: str = "hub"
     secret_key: bytes = b""  # the hub's key (`hub.keys`); derive a key per purpose
     customers: CustomerView | None = None  # what a customer may see of their conversation
+    attachments: AttachmentStore | None = None
+    report_failure: ReportFailure | None = None
 
 
 class Channel(ABC):
@@ -213,7 +235,7 @@ class Channel(ABC):
         """Long-running input (pollers, sockets). Returns when there is nothing to run."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook, deliberately empty
-        """Release the channel's own clients when the hub stops."""
+        """Release the channel's own clients (pooled connections) when the hub stops."""
 
     def outbound_meta(self, message: OutboundMessage) -> dict[str, Any]:
         """Facts about how `message` goes out on this channel (SMS segments and

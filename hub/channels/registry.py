@@ -14,6 +14,7 @@ from hub.errors import ConfigError
 
 FAMILIES: dict[str, str] = {
     "api": "hub.channels.api:ApiChannel",
+    "email": "hub.channels.email.channel:EmailChannel",
     "webchat": "hub.channels.webchat:WebChatChannel",
     "telegram": "hub.channels.telegram:TelegramChannel",
     "zalo": "hub.channels.zalo.channel:ZaloChannel",

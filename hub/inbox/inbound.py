@@ -22,6 +22,9 @@ class InboundSender(BaseModel):
     )
 
 
+Threading = Literal["contact", "reply_keys"]
+
+
 class ConsentChange(BaseModel):
     """The message itself changes the sender's consent (an SMS "STOP" or "START")."""
 
@@ -33,7 +36,16 @@ class ConsentChange(BaseModel):
 
 
 class InboundMessage(BaseModel):
-    """A message (or event, such as a call) from a customer, in hub's terms."""
+    """A message (or event, such as a call) from a customer, in hub's terms.
+
+    `threading` says how it finds its conversation: "contact" (the default) joins
+    the contact's open conversation on the account (or one resolved within the
+    reopen window); "reply_keys" threads the way mail clients do — the
+    conversation of a stored message named by `thread.in_reply_to` /
+    `thread.references`, else one of the contact's conversations on the account
+    whose subject matches once reply prefixes are stripped and which was active
+    within the subject window, else a new conversation.
+    """
 
     account_id: str
     channel: str
@@ -47,6 +59,7 @@ class InboundMessage(BaseModel):
     thread: ThreadKeys = Field(default_factory=ThreadKeys)
     sent_at: datetime | None = Field(None, description="when the provider says it was sent")
     meta: dict[str, Any] = Field(default_factory=dict)
+    threading: Threading = "contact"
     consent: ConsentChange | None = None
     call: CallUpdate | None = Field(
         None,
@@ -86,3 +99,16 @@ class ReplyWindow:
 
     length: timedelta
     rule: str
+
+
+class DeliveryFailure(BaseModel):
+    """A provider's word, after sending, that a message did not arrive (an e-mail
+    bounce). The inbox applies it with `hub.inbox.bounces.record_failure`."""
+
+    account_id: str
+    message_keys: list[str] = Field(description="thread keys of the failed message (Message-ID)")
+    address: str | None = Field(None, description="the recipient that failed")
+    permanent: bool = True
+    status: str = Field("", description="e.g. the RFC 3463 status code, 5.1.1")
+    diagnostic: str = ""
+    report_key: str | None = Field(None, description="attachment-store key of the raw report")

@@ -94,12 +94,19 @@ class Contact(Record):
 
 
 class Attachment(Record):
+    """A file on a message: kept in the attachment store (`storage_key`), linked
+    (`url`), or listed only (`too_large`: over the size cap, not kept)."""
+
     name: str = ""
     content_type: str = "application/octet-stream"
     size: int | None = None
     url: str | None = None
     storage_key: str | None = None
     too_large: bool = False
+    inline: bool = Field(False, description="shown in the body (an e-mail's inline image)")
+    content_id: str | None = Field(
+        None, description='what the HTML body calls it: <img src="cid:...">'
+    )
 
 
 class Sender(Record):

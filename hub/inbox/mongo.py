@@ -65,6 +65,7 @@ CHANNEL_STATE = "channel_state"
 HAS_IDENTITIES: Document = {"identities.channel": {"$exists": True}}
 HAS_EXTERNAL_ID: Document = {"external_id": {"$type": "string"}}
 HAS_IDEMPOTENCY_KEY: Document = {"idempotency_key": {"$type": "string"}}
+HAS_THREAD_KEY: Document = {"thread.message_id": {"$type": "string"}}
 
 NEWEST_FIRST = [("last_activity_at", DESCENDING), ("_id", DESCENDING)]
 OLDEST_FIRST = [("created_at", ASCENDING), ("_id", ASCENDING)]
@@ -108,6 +109,15 @@ INDEXES: dict[str, list[IndexModel]] = {
             partialFilterExpression=HAS_IDEMPOTENCY_KEY,
         ),
         IndexModel([("conversation_id", ASCENDING), *OLDEST_FIRST], name="timeline"),
+        IndexModel(
+            [
+                ("account_id", ASCENDING),
+                ("thread.message_id", ASCENDING),
+                ("created_at", ASCENDING),
+            ],
+            name="by_thread_key",
+            partialFilterExpression=HAS_THREAD_KEY,
+        ),
         IndexModel(OLDEST_FIRST, name="queued", partialFilterExpression={"status": "queued"}),
     ],
     AGENTS: [
@@ -470,6 +480,18 @@ class MongoStore(Store):
         }
         document = await self._find_one(MESSAGES, query)
         return None if document is None else _record(Message, document)
+
+    async def message_by_thread_key(self, account_id: str, keys: Sequence[str]) -> Message | None:
+        if not keys:
+            return None
+        query = {
+            "account_id": account_id,
+            "thread.message_id": {**HAS_THREAD_KEY["thread.message_id"], "$in": list(keys)},
+        }
+        documents = await self._find(
+            MESSAGES, query, sort=[("created_at", DESCENDING), ("_id", DESCENDING)], limit=1
+        )
+        return _record(Message, documents[0]) if documents else None
 
     async def list_messages(self, conversation_id: str) -> list[Message]:
         documents = await self._find(

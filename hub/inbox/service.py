@@ -52,7 +52,8 @@ from hub.inbox.model import (
     Message,
     Sender,
 )
-from hub.inbox.store import Store
+from hub.inbox.store import ConversationFilter, Store
+from hub.inbox.threading import answering, latest_keyed, normalise_subject, reply_lookup_keys
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,9 @@ class ReplyWindows(Protocol):
 @dataclass(frozen=True)
 class InboxPolicy:
     reopen_window: timedelta = timedelta(hours=72)
+    # "reply_keys" threading: how recent a conversation with the same subject
+    # must be for a message without known reply keys to join it.
+    subject_window: timedelta = timedelta(days=14)
 
 
 def conversation_event(kind: str, conversation: Conversation, **extra: Any) -> Event:
@@ -429,22 +433,13 @@ class InboxService:
     async def _thread(
         self, inbound: InboundMessage, contact: Contact, events: list[Event]
     ) -> Conversation:
-        """The conversation this message belongs to: the contact's open one on this
-        account, a recently resolved one (reopened), or a new one."""
+        """The conversation this message belongs to (see `InboundMessage.threading`),
+        reopened if it was not open, or a new one."""
         now = self.clock.now()
-        conversation = await self.store.latest_conversation(
-            contact.id, inbound.account_id, statuses=OPEN_STATUSES
-        )
-        if conversation is None:
-            last = await self.store.latest_conversation(
-                contact.id, inbound.account_id, statuses=("resolved",)
-            )
-            if (
-                last is not None
-                and last.resolved_at is not None
-                and now - last.resolved_at <= self.policy.reopen_window
-            ):
-                conversation = last
+        if inbound.threading == "reply_keys":
+            conversation = await self._by_reply_keys(inbound, contact)
+        else:
+            conversation = await self._by_contact(inbound, contact)
         if conversation is None:
             conversation = Conversation(
                 contact_id=contact.id,
@@ -472,6 +467,55 @@ class InboxService:
             events.append(conversation_event("reopened", conversation, previous_status=previous))
         await self.store.record_inbound_activity(conversation.id, now)
         return conversation
+
+    async def _by_contact(self, inbound: InboundMessage, contact: Contact) -> Conversation | None:
+        """The contact's open conversation on this account, or one resolved within
+        the reopen window."""
+        conversation = await self.store.latest_conversation(
+            contact.id, inbound.account_id, statuses=OPEN_STATUSES
+        )
+        if conversation is not None:
+            return conversation
+        last = await self.store.latest_conversation(
+            contact.id, inbound.account_id, statuses=("resolved",)
+        )
+        if (
+            last is not None
+            and last.resolved_at is not None
+            and self.clock.now() - last.resolved_at <= self.policy.reopen_window
+        ):
+            return last
+        return None
+
+    async def _by_reply_keys(
+        self, inbound: InboundMessage, contact: Contact
+    ) -> Conversation | None:
+        """The conversation of the message this one answers (any status, any
+        contact: a colleague in Cc answering joins the thread), else the contact's
+        conversation with the same subject active within the subject window."""
+        keys = reply_lookup_keys(inbound.thread)
+        if keys:
+            earlier = await self.store.message_by_thread_key(inbound.account_id, keys)
+            if earlier is not None:
+                conversation = await self.store.get_conversation(earlier.conversation_id)
+                if conversation is not None:
+                    return conversation
+        subject = normalise_subject(inbound.subject)
+        if not subject:
+            return None
+        since = self.clock.now() - self.policy.subject_window
+        view = ConversationFilter(contact_id=contact.id, account_id=inbound.account_id)
+        cursor: str | None = None
+        while True:
+            page = await self.store.list_conversations(view, limit=50, cursor=cursor)
+            for conversation in page.items:
+                if conversation.last_activity_at < since:
+                    return None
+                if normalise_subject(conversation.subject) == subject:
+                    return conversation
+            if page.next_cursor is None:
+                return None
+            cursor = page.next_cursor
 
     def _inbound_message(
         self, inbound: InboundMessage, contact: Contact, conversation: Conversation
@@ -529,6 +573,7 @@ class InboxService:
                 return earlier, False
         await self._check_reply_window(conversation)
         now = self.clock.now()
+        timeline = await self.store.list_messages(conversation.id)
         message = Message(
             conversation_id=conversation.id,
             account_id=conversation.account_id,
@@ -537,6 +582,8 @@ class InboxService:
             sender=_sender(author),
             text=text,
             attachments=list(attachments),
+            # What it answers, so the customer's mail client threads it.
+            thread=answering(latest_keyed([m.thread for m in timeline])),
             status="queued",
             idempotency_key=idempotency_key,
             created_at=now,
@@ -724,11 +771,16 @@ class InboxService:
         error: str | None = None,
         external_id: str | None = None,
         meta: dict[str, Any] | None = None,
+        message_key: str | None = None,
     ) -> bool:
         """Move a message's delivery status forward (never back: a late "sent"
         does not undo "delivered"; "failed" is final). Returns whether it moved.
         `meta` (the provider's own status and error code) is merged into the
-        message's meta when it moves."""
+        message's meta when it moves.
+
+        `message_key` is the thread key the provider's copy carries (the e-mail
+        Message-ID it was sent with): stored as `thread.message_id`, so answers
+        and bounces that name it find this message."""
         # Compare-and-set; when another receipt moved the status meanwhile, look
         # again: a "read" racing the send's "sent" must not be lost.
         for _ in range(5):
@@ -744,6 +796,8 @@ class InboxService:
                 changes["external_id"] = external_id
             if meta:
                 changes["meta"] = {**message.meta, **meta}
+            if message_key is not None:
+                changes["thread"] = message.thread.model_copy(update={"message_id": message_key})
             if await self.store.update_message(
                 message.id, expect={"status": message.status}, **changes
             ):

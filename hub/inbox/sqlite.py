@@ -186,6 +186,12 @@ MIGRATIONS: list[str] = [
     ALTER TABLE agents ADD COLUMN extension TEXT;
     CREATE UNIQUE INDEX agents_by_extension ON agents (extension) WHERE extension IS NOT NULL;
     """,
+    # `message_by_thread_key` must repeat this expression word for word to use it.
+    """
+    CREATE INDEX messages_by_thread_key
+        ON messages (account_id, json_extract(thread, '$.message_id'), created_at)
+        WHERE json_extract(thread, '$.message_id') IS NOT NULL;
+    """,
 ]
 
 
@@ -776,6 +782,18 @@ class SqliteStore(Store):
         row = await self._fetch_one(
             "SELECT * FROM messages WHERE conversation_id = ? AND idempotency_key = ?",
             (conversation_id, idempotency_key),
+        )
+        return None if row is None else MESSAGES.decode(row)
+
+    async def message_by_thread_key(self, account_id: str, keys: Sequence[str]) -> Message | None:
+        if not keys:
+            return None
+        row = await self._fetch_one(
+            "SELECT * FROM messages WHERE account_id = ?"
+            " AND json_extract(thread, '$.message_id') IS NOT NULL"
+            f" AND json_extract(thread, '$.message_id') IN ({', '.join('?' for _ in keys)})"
+            " ORDER BY created_at DESC, id DESC LIMIT 1",
+            (account_id, *keys),
         )
         return None if row is None else MESSAGES.decode(row)
 

@@ -183,6 +183,12 @@ class Store(ABC):
     ) -> Message | None: ...
 
     @abstractmethod
+    async def message_by_thread_key(self, account_id: str, keys: Sequence[str]) -> Message | None:
+        """The newest message of that account whose own thread key
+        (`thread.message_id`, an e-mail Message-ID) is one of `keys`, inbound or
+        outbound; None when there is none (or `keys` is empty)."""
+
+    @abstractmethod
     async def list_messages(self, conversation_id: str) -> list[Message]:
         """The conversation's timeline, oldest first."""
 

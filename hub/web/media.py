@@ -1,23 +1,33 @@
-"""Files customers sent, for agents: `GET /api/v1/messages/{id}/attachments/{n}`.
+"""Files customers sent, for agents, and files agents attach to replies.
 
-Some providers hand over a file as an id that only the channel can turn into
-bytes (a Telegram file id, a WhatsApp media id) — its URL would carry the bot
-token, or needs the access token. This route asks the message's channel for
-the bytes. A plain URL attachment is a redirect.
+- `GET /api/v1/messages/{id}/attachments/{n}`: some providers hand over a file
+  as an id that only the channel can turn into bytes (a Telegram file id, a
+  WhatsApp media id: its URL would carry the bot token, or needs the access
+  token); e-mail keeps files in hub's attachment store. This route asks the
+  message's channel for the bytes. A plain URL attachment is a redirect.
+- `GET /api/v1/messages/{id}/raw`: the message as received (an e-mail's raw
+  MIME), when the channel kept it in the attachment store.
+- `POST /api/v1/attachments` / `GET /api/v1/attachments/{key}`: a file an agent
+  uploads to attach to a reply, kept in the attachment store.
 
 Customer files are served as downloads (`Content-Disposition: attachment`,
-`nosniff`, a sandboxing CSP): a file a customer sent never runs in an agent's
-browser, whatever it claims to be.
+`nosniff`, a sandboxing CSP), with a content type from a short list of plain
+file types (anything else, HTML and SVG included, is `application/octet-stream`):
+a file a customer sent never runs in an agent's browser, whatever it claims to
+be. Names are sent both as ASCII and, when they need it, UTF-8 (RFC 6266).
 """
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Protocol, runtime_checkable
+from urllib.parse import quote
 
 from aiohttp import web
 
-from hub.errors import NotFound
-from hub.inbox.model import Attachment
+from hub.errors import InvalidRequest, NotFound, PayloadTooLarge
+from hub.inbox.attachments import AttachmentStore
+from hub.inbox.model import Attachment, Message
 from hub.inbox.store import Store
 
 
@@ -31,19 +41,86 @@ class MediaSource(Protocol):
 
 MEDIA = web.AppKey("media", dict[str, MediaSource])
 MEDIA_STORE = web.AppKey("media_store", Store)
+ATTACHMENT_STORE = web.AppKey("attachment_store", AttachmentStore)
+
+# Types a browser shows as what they are without running anything.
+SAFE_TYPES = {
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "application/pdf",
+    "application/zip",
+    "text/plain",
+    "text/csv",
+    "message/rfc822",
+    "application/msword",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.ms-excel",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "audio/mpeg",
+    "audio/ogg",
+    "video/mp4",
+}
+HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "sandbox; default-src 'none'",
+    "Cache-Control": "private, max-age=300",
+}
 
 routes = web.RouteTableDef()
 
 
-@routes.get("/api/v1/messages/{id}/attachments/{index:\\d+}")
-async def get_attachment(request: web.Request) -> web.StreamResponse:
+def safe_type(content_type: str) -> str:
+    kind = content_type.split(";")[0].strip().lower()
+    return kind if kind in SAFE_TYPES else "application/octet-stream"
+
+
+def content_disposition(name: str) -> str:
+    """`attachment; filename="Hoa don.pdf"; filename*=UTF-8''H%C3%B3a%20%C4%91%C6%A1n.pdf`
+    (the UTF-8 form only when the ASCII one lost something)."""
+    name = name.replace("\r", "").replace("\n", "") or "file"
+    plain = unicodedata.normalize("NFKD", name.replace("đ", "d").replace("Đ", "D"))
+    plain = "".join(c for c in plain if not unicodedata.combining(c))
+    fallback = "".join(
+        c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in plain
+    )
+    value = f'attachment; filename="{fallback}"'
+    if fallback != name:
+        value += f"; filename*=UTF-8''{quote(name, safe='')}"
+    return value
+
+
+def download(body: bytes, name: str, content_type: str) -> web.Response:
+    return web.Response(
+        body=body,
+        headers={
+            "Content-Type": safe_type(content_type),
+            "Content-Disposition": content_disposition(name),
+            **HEADERS,
+        },
+    )
+
+
+async def message_for(request: web.Request) -> Message:
     message = await request.app[MEDIA_STORE].get_message(request.match_info["id"])
     if message is None:
         raise NotFound(f"message {request.match_info['id']} does not exist")
+    return message
+
+
+@routes.get("/api/v1/messages/{id}/attachments/{index:\\d+}")
+async def get_attachment(request: web.Request) -> web.StreamResponse:
+    message = await message_for(request)
     index = int(request.match_info["index"])
     if index >= len(message.attachments):
         raise NotFound(f"message {message.id} has no attachment {index}")
     attachment = message.attachments[index]
+    if attachment.too_large:
+        raise NotFound(
+            f"attachment {attachment.name!r} was too large to keep"
+            " (it is in the raw message, when that was kept)"
+        )
     content = None
     source = request.app[MEDIA].get(message.account_id)
     if attachment.storage_key and source is not None:
@@ -53,14 +130,53 @@ async def get_attachment(request: web.Request) -> web.StreamResponse:
             raise web.HTTPFound(attachment.url)
         raise NotFound(f"attachment {index} of message {message.id} cannot be fetched")
     body, content_type = content
-    filename = (attachment.name or "file").replace('"', "").replace("\r", "").replace("\n", "")
-    return web.Response(
-        body=body,
-        headers={
-            "Content-Type": content_type or attachment.content_type,
-            "Content-Disposition": f'attachment; filename="{filename}"',
-            "X-Content-Type-Options": "nosniff",
-            "Content-Security-Policy": "sandbox; default-src 'none'",
-            "Cache-Control": "private, max-age=300",
-        },
+    return download(body, attachment.name or "file", content_type or attachment.content_type)
+
+
+@routes.get("/api/v1/messages/{id}/raw")
+async def get_raw(request: web.Request) -> web.StreamResponse:
+    """The message exactly as received (e-mail: its raw MIME), as a download."""
+    message = await message_for(request)
+    key = message.meta.get("raw_key")
+    if not isinstance(key, str):
+        raise NotFound(f"message {message.id} has no raw copy")
+    body = await request.app[ATTACHMENT_STORE].read(key)
+    return download(body, f"message-{message.id}.eml", "message/rfc822")
+
+
+@routes.post("/api/v1/attachments")
+async def upload(request: web.Request) -> web.Response:
+    """Upload a file to attach to a reply: the body is the file, `Content-Type`
+    its type, `?name=` its file name. Answers the `Attachment` to send."""
+    store = request.app[ATTACHMENT_STORE]
+    name = request.query.get("name", "").strip()[:255] or "attachment"
+    too_large = PayloadTooLarge(f"files up to {store.max_bytes} bytes can be attached")
+    if request.content_length is not None and not store.accepts(request.content_length):
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    # Read as a stream: the server's body limit is for JSON, not for files.
+    async for chunk in request.content.iter_chunked(65_536):
+        size += len(chunk)
+        if not store.accepts(size):
+            raise too_large
+        chunks.append(chunk)
+    if size == 0:
+        raise InvalidRequest("the body is empty: send the file's bytes")
+    key = await store.save(b"".join(chunks))
+    kind = request.headers.get("Content-Type", "").split(";")[0].strip()
+    attachment = Attachment(
+        name=name,
+        content_type=kind or "application/octet-stream",
+        size=size,
+        storage_key=key,
     )
+    return web.json_response(attachment.model_dump(mode="json"), status=201)
+
+
+@routes.get("/api/v1/attachments/{key}")
+async def get_upload(request: web.Request) -> web.StreamResponse:
+    """An uploaded file by its key, as an opaque download."""
+    name = request.query.get("name", "").strip()[:255] or "attachment"
+    body = await request.app[ATTACHMENT_STORE].read(request.match_info["key"])
+    return download(body, name, "application/octet-stream")

@@ -818,6 +818,45 @@ async def test_update_message_stores_nested_records(store: Store) -> None:
     assert await store.message_by_external_id("sms", "sms-main", "<m@x>") == stored
 
 
+async def test_message_by_thread_key_finds_the_newest_message_with_one_of_the_keys(
+    store: Store,
+) -> None:
+    conversation = await saved_conversation(store)
+    other_account = await saved_conversation(store, account_id="mail-sales")
+    first = await saved_message(
+        store, conversation, thread=ThreadKeys(message_id="<a@x>"), created_at=at(1)
+    )
+    reply = await saved_message(
+        store,
+        conversation,
+        direction="outbound",
+        status="sent",
+        thread=ThreadKeys(message_id="<b@x>", in_reply_to="<a@x>", references=["<a@x>"]),
+        created_at=at(2),
+    )
+    await saved_message(store, conversation, created_at=at(3))  # no key of its own
+    await saved_message(
+        store, other_account, thread=ThreadKeys(message_id="<c@x>"), created_at=at(4)
+    )
+    assert await store.message_by_thread_key("sms-main", ["<a@x>"]) == first
+    assert await store.message_by_thread_key("sms-main", ["<nope@x>", "<a@x>", "<b@x>"]) == reply
+    # Only a message's own key counts, not the keys it refers to; accounts stay apart.
+    assert await store.message_by_thread_key("sms-main", ["<c@x>"]) is None
+    assert await store.message_by_thread_key("mail-sales", ["<c@x>"]) is not None
+    assert await store.message_by_thread_key("sms-main", []) is None
+
+
+async def test_a_thread_key_recorded_after_sending_is_found(store: Store) -> None:
+    conversation = await saved_conversation(store)
+    message = await saved_message(store, conversation, direction="outbound", status="queued")
+    assert await store.message_by_thread_key("sms-main", ["<hub@x>"]) is None
+    assert await store.update_message(
+        message.id, status="sent", thread=ThreadKeys(message_id="<hub@x>")
+    )
+    found = await store.message_by_thread_key("sms-main", ["<hub@x>"])
+    assert found is not None and found.id == message.id
+
+
 async def test_update_message_can_expect_the_whole_meta(store: Store) -> None:
     # Call events are kept up to date with a compare-and-set on their meta.
     conversation = await saved_conversation(store)

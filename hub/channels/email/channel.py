@@ -1,0 +1,395 @@
+"""An e-mail account ("support@", "sales@"): its IMAP pollers, what it does with
+a received mail, and how it sends replies.
+
+A received mail (from IMAP or the SMTP listener) is parsed, its raw MIME
+and attachments are saved in the attachment store, and it is ingested with
+`threading="reply_keys"`. A delivery report about a message the hub sent
+marks that message failed instead (see `hub.inbox.bounces`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from email.headerregistry import Address
+from typing import Any
+
+from hub.channels.base import (
+    Channel,
+    ChannelContext,
+    ChannelState,
+    OutboundMessage,
+    Receipt,
+    ReportFailure,
+)
+from hub.channels.email.compose import OutgoingFile, compose, message_id_for
+from hub.channels.email.imap import FetchedMail, ImapMailbox, ImapPoller
+from hub.channels.email.options import EmailOptions
+from hub.channels.email.parse import Mailbox, ParsedEmail, Part, parse
+from hub.channels.email.send import DEFAULT_PORTS, SmtpPool, SmtpServer
+from hub.channels.email.signing import DkimKey
+from hub.errors import ConfigError, InvalidRequest, NotFound, ProviderRejected
+from hub.inbox.addresses import email_identity
+from hub.inbox.attachments import AttachmentStore
+from hub.inbox.inbound import DeliveryFailure, InboundMessage, InboundSender, IngestOutcome
+from hub.inbox.loops import AUTOMATED, AUTOMATED_REASON
+from hub.inbox.model import Attachment, ThreadKeys
+from hub.settings import AccountSettings
+
+log = logging.getLogger(__name__)
+
+# Parsing a big message takes long enough to stall other requests: do it in a thread.
+PARSE_IN_THREAD_ABOVE = 512 * 1024
+
+
+class EmailChannel(Channel):
+    name = "email"
+    Options = EmailOptions
+    options: EmailOptions
+
+    def __init__(self, account: AccountSettings, context: ChannelContext) -> None:
+        super().__init__(account, context)
+        if context.attachments is None or context.state is None or context.report_failure is None:
+            raise ConfigError(
+                f"account {account.id!r} (email) needs the hub's attachment store,"
+                " channel state and bounce reporting"
+            )
+        self.attachments: AttachmentStore = context.attachments
+        self.state: ChannelState = context.state
+        self.report_failure: ReportFailure = context.report_failure
+        self.pollers: list[ImapPoller] = []
+        self.smtp: SmtpPool | None = None
+        if self.options.smtp_host:
+            security = self.options.smtp_security
+            self.smtp = SmtpPool(
+                SmtpServer(
+                    host=self.options.smtp_host,
+                    port=self.options.smtp_port or DEFAULT_PORTS[security],
+                    security=security,
+                    username=self.options.smtp_username,
+                    password=self.options.smtp_password,
+                    timeout=self.options.smtp_timeout_seconds,
+                    ca_file=self.options.smtp_ca_file,
+                    local_hostname=self.options.smtp_local_hostname,
+                ),
+                size=self.options.smtp_pool_size,
+            )
+        self.dkim: DkimKey | None = None
+        if self.options.dkim_private_key and self.options.dkim_selector:
+            self.dkim = DkimKey(
+                self.options.dkim_selector,
+                self.options.dkim_domain or self.options.domain,
+                self.options.dkim_private_key,
+            )
+            try:  # a key that cannot sign is a config error now, not a failed reply later
+                self.dkim.sign(b"From: check@example.invalid\r\n\r\n")
+            except ConfigError as exc:
+                raise ConfigError(f"account {account.id!r}: {exc.message}") from exc
+
+    @property
+    def addresses(self) -> list[str]:
+        """Every address mail for this account arrives at (lower-case)."""
+        return self.options.addresses
+
+    # -- input -----------------------------------------------------------
+    async def run(self) -> None:
+        """One IMAP poller per configured mailbox; returns at once without IMAP."""
+        options = self.options
+        if not options.imap_host:
+            return
+        self.pollers = [
+            ImapPoller(
+                ImapMailbox(
+                    host=options.imap_host,
+                    port=options.imap_port or (993 if options.imap_security == "tls" else 143),
+                    security=options.imap_security,
+                    username=options.imap_username or options.address,
+                    password=options.imap_password or "",
+                    mailbox=mailbox,
+                    idle=options.imap_idle,
+                    poll_seconds=options.imap_poll_seconds,
+                    idle_refresh_seconds=options.imap_idle_refresh_seconds,
+                    timeout_seconds=options.imap_timeout_seconds,
+                    reconnect_min_seconds=options.imap_reconnect_min_seconds,
+                    reconnect_max_seconds=options.imap_reconnect_max_seconds,
+                    backfill_days=options.imap_backfill_days,
+                    max_message_bytes=options.max_message_bytes,
+                    ca_file=options.imap_ca_file,
+                ),
+                account_id=self.account.id,
+                state=self.state,
+                deliver=self.receive_fetched,
+                clock=self.context.clock,
+            )
+            for mailbox in options.imap_mailboxes
+        ]
+        await asyncio.gather(*(poller.run() for poller in self.pollers))
+
+    async def receive_fetched(self, mail: FetchedMail) -> None:
+        """A message from the IMAP poller: stored, or rejected with a logged reason
+        (it stays in the mailbox). Raises only when it could not be stored for
+        now (the poller then tries it again)."""
+        source = {
+            "imap": {"mailbox": mail.mailbox, "uidvalidity": mail.uidvalidity, "uid": mail.uid}
+        }
+        try:
+            if mail.raw is None:
+                await self.receive_too_large(mail.headers or b"", mail.size, source)
+            else:
+                await self.receive(mail.raw, source=source)
+        except InvalidRequest as exc:
+            log.warning(
+                "e-mail rejected",
+                extra={
+                    "event": "email.rejected",
+                    "account_id": self.account.id,
+                    "reason": exc.message,
+                    **source["imap"],
+                },
+            )
+
+    async def receive(self, raw: bytes, *, source: dict[str, Any]) -> IngestOutcome | None:
+        """Record one received mail. Returns the ingest outcome, or None when the
+        mail was a delivery report applied to a sent message or our own mail.
+        Raises InvalidRequest naming why a mail cannot be recorded (not an e-mail,
+        no sender address)."""
+        cap = self.attachments.max_bytes
+        if len(raw) > PARSE_IN_THREAD_ABOVE:
+            parsed = await asyncio.to_thread(parse, raw, max_attachment_bytes=cap)
+        else:
+            parsed = parse(raw, max_attachment_bytes=cap)
+        if parsed.error is not None:
+            raise InvalidRequest(parsed.error)
+        sender = _reply_address(parsed)
+        if sender.address.lower() in self.addresses:
+            log.info(
+                "own mail in the mailbox ignored",
+                extra={"event": "email.own", "account_id": self.account.id},
+            )
+            return None
+        raw_key = await self.attachments.save(raw, capped=False)
+        if await self._apply_report(parsed, raw_key):
+            return None
+        attachments = [await self._keep(part) for part in parsed.attachments]
+        inbound = normalise(
+            parsed,
+            account_id=self.account.id,
+            sender=sender,
+            attachments=attachments,
+            raw_key=raw_key,
+            source=source,
+            external_id=dedupe_key(parsed, raw),
+        )
+        return await self.context.ingest(inbound)
+
+    async def receive_too_large(
+        self, headers: bytes, size: int, source: dict[str, Any]
+    ) -> IngestOutcome | None:
+        """A mail over `max_message_bytes`: recorded from its headers, with the whole
+        message as one attachment marked too large (it stays on the server)."""
+        parsed = parse(headers + b"\r\n", max_attachment_bytes=0)
+        if parsed.error is not None:
+            raise InvalidRequest(parsed.error)
+        sender = _reply_address(parsed)
+        limit = self.options.max_message_bytes
+        parsed.text = (
+            f"[This e-mail is {size / 1_048_576:.1f} MB, over this account's limit of"
+            f" {limit / 1_048_576:.0f} MB: only its headers were read. It is still in the"
+            " mailbox.]"
+        )
+        parsed.attachments = []
+        attachment = Attachment(
+            name="message.eml", content_type="message/rfc822", size=size, too_large=True
+        )
+        inbound = normalise(
+            parsed,
+            account_id=self.account.id,
+            sender=sender,
+            attachments=[attachment],
+            raw_key=None,
+            source=source,
+            external_id=dedupe_key(parsed, headers),
+        )
+        inbound.meta["too_large"] = True
+        return await self.context.ingest(inbound)
+
+    async def _keep(self, part: Part) -> Attachment:
+        """The part in the attachment store (or listed as too large)."""
+        attachment = Attachment(
+            name=part.name,
+            content_type=part.content_type,
+            size=part.size,
+            inline=part.inline,
+            content_id=part.content_id,
+            too_large=part.too_large,
+        )
+        if part.data is not None:
+            attachment.storage_key = await self.attachments.save(part.data)
+        return attachment
+
+    async def _apply_report(self, parsed: ParsedEmail, raw_key: str) -> bool:
+        """Apply a delivery report to the sent message it names; False when it names
+        none the hub knows (the report is then recorded as an ordinary mail)."""
+        report = parsed.report
+        if report is None or not report.undelivered:
+            return False
+        keys = [k for k in (report.original_message_id, parsed.in_reply_to) if k]
+        if not keys:
+            return False
+        applied = False
+        for recipient in report.undelivered:
+            applied |= await self.report_failure(
+                DeliveryFailure(
+                    account_id=self.account.id,
+                    message_keys=keys,
+                    address=recipient.address,
+                    permanent=recipient.permanent_failure,
+                    status=recipient.status,
+                    diagnostic=recipient.diagnostic,
+                    report_key=raw_key,
+                )
+            )
+        return applied
+
+    # -- output ----------------------------------------------------------
+    async def send(self, message: OutboundMessage) -> Receipt:
+        if self.smtp is None:
+            raise ProviderRejected(
+                f"account {self.account.id!r} has no smtp_host to send replies through",
+                retryable=False,
+            )
+        files: list[OutgoingFile] = []
+        text = message.text
+        for attachment in message.attachments:
+            if attachment.storage_key:
+                try:
+                    data = await self.attachments.read(attachment.storage_key)
+                except NotFound as exc:
+                    raise ProviderRejected(
+                        f"attachment {attachment.name!r} is missing from the store",
+                        retryable=False,
+                    ) from exc
+                files.append(
+                    OutgoingFile(attachment.name or "attachment", attachment.content_type, data)
+                )
+            elif attachment.url:
+                text += f"\n\n{attachment.name or 'Attachment'}: {attachment.url}"
+        domain = self.options.message_id_domain or self.options.domain
+        message_id = message_id_for(message.message_id, domain)
+        try:
+            to = Address(message.contact_name, addr_spec=message.to)
+        except (ValueError, IndexError) as exc:  # email.headerregistry's refusals
+            raise ProviderRejected(
+                f"cannot address mail to {message.to!r}: {exc}", retryable=False
+            ) from exc
+        data = compose(
+            message_id=message_id,
+            sender=Address(
+                self.options.display_name or self.account.name, addr_spec=self.options.address
+            ),
+            to=to,
+            subject=message.subject,
+            text=text,
+            html=message.html,
+            thread=message.thread,
+            date=message.created_at,
+            automated=message.automated,
+            files=files,
+        )
+        if self.dkim is not None:
+            try:
+                data = self.dkim.sign(data)
+            except ConfigError as exc:
+                raise ProviderRejected(exc.message, retryable=False) from exc
+        answer = await self.smtp.send(self.options.address, [message.to], data)
+        return Receipt(
+            external_id=message_id,
+            message_key=message_id,
+            status="sent",
+            meta={"smtp_answer": answer[:200]},
+        )
+
+    async def open_attachment(self, attachment: Attachment) -> tuple[bytes, str] | None:
+        """The bytes of an attachment this account kept (for agents' downloads)."""
+        if not attachment.storage_key or not self.attachments.exists(attachment.storage_key):
+            return None
+        data = await self.attachments.read(attachment.storage_key)
+        return data, attachment.content_type
+
+    async def close(self) -> None:
+        if self.smtp is not None:
+            await self.smtp.close()
+
+
+def _reply_address(parsed: ParsedEmail) -> Mailbox:
+    """Who wrote it and where answers go: From, else Reply-To. InvalidRequest
+    when there is no usable address."""
+    for candidate in ([parsed.sender] if parsed.sender else []) + parsed.reply_to:
+        try:
+            email_identity(candidate.address)
+            return candidate
+        except InvalidRequest:
+            continue
+    raise InvalidRequest("the e-mail has no usable sender address (From / Reply-To)")
+
+
+def dedupe_key(parsed: ParsedEmail, raw: bytes) -> str:
+    """The inbox's dedupe key for a mail: its Message-ID plus a digest of its
+    From/Date/Subject/To, so the same mail fetched twice (two paths, a rebuilt
+    mailbox) is one message, while two mails that reuse a Message-ID (some
+    bulk senders do) are two. Without a Message-ID, a digest of the raw bytes."""
+    if parsed.message_id:
+        digest = hashlib.sha256(parsed.fingerprint.encode("utf-8", "surrogateescape")).hexdigest()
+        return f"{parsed.message_id}#{digest[:16]}"
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def normalise(
+    parsed: ParsedEmail,
+    *,
+    account_id: str,
+    sender: Mailbox,
+    attachments: list[Attachment],
+    raw_key: str | None,
+    source: dict[str, Any],
+    external_id: str,
+) -> InboundMessage:
+    """The inbox's view of a parsed mail. Pure."""
+    meta: dict[str, Any] = {
+        "raw_key": raw_key,
+        "email": {
+            "from": sender.as_json(),
+            "to": [m.as_json() for m in parsed.to],
+            "cc": [m.as_json() for m in parsed.cc],
+            "reply_to": [m.as_json() for m in parsed.reply_to],
+        },
+        **source,
+    }
+    if parsed.quoted_at is not None:
+        meta["quoted_at"] = parsed.quoted_at
+    if parsed.automated is not None:
+        meta[AUTOMATED] = True
+        meta[AUTOMATED_REASON] = parsed.automated
+    if parsed.auto_submitted:
+        meta["auto_submitted"] = parsed.auto_submitted
+    if parsed.defects:
+        meta["defects"] = parsed.defects[:20]
+    return InboundMessage(
+        account_id=account_id,
+        channel="email",
+        external_id=external_id,
+        sender=InboundSender(name=sender.name, identities=[email_identity(sender.address)]),
+        text=parsed.text,
+        html=parsed.html,
+        subject=parsed.subject,
+        attachments=attachments,
+        thread=ThreadKeys(
+            message_id=parsed.message_id,
+            in_reply_to=parsed.in_reply_to,
+            references=parsed.references,
+        ),
+        sent_at=parsed.date,
+        meta=meta,
+        threading="reply_keys",
+    )

@@ -1,0 +1,328 @@
+"""Replies over SMTP to a real aiosmtpd server: the exact bytes, attachments,
+pooled connections, TLS and login, retries on 4xx, failure on 5xx, DKIM."""
+
+from __future__ import annotations
+
+import base64
+import email
+import subprocess
+from datetime import UTC, datetime
+from email.policy import default
+from pathlib import Path
+
+import dkim
+import pytest
+
+from hub.clock import FrozenClock
+from tests.channels.email.mails import mail
+from tests.conftest import eventually
+from tests.peers.smtp_server import SmtpPeer
+from tests.web.test_api import add_agent
+
+OUTBOUND = Path(__file__).parents[2] / "data" / "email" / "outbound"
+T0 = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
+
+
+async def customer_writes(hub, raw: bytes, account: str = "support") -> str:
+    outcome = await hub.runtime.channels[account].receive(raw, source={"test": True})
+    return outcome.conversation_id
+
+
+async def reply(hub, conversation_id: str, text: str, key: str, **body) -> dict:
+    response = await hub.api(
+        "POST",
+        f"/api/v1/conversations/{conversation_id}/messages",
+        hub.token,
+        json={"text": text, **body},
+        headers={"Idempotency-Key": key},
+    )
+    assert response.status == 202, await response.text()
+    return await response.json()
+
+
+async def status_of(hub, message_id: str, *statuses: str) -> dict:
+    async def settled():
+        message = await hub.runtime.store.get_message(message_id)
+        return message.status in statuses
+
+    await eventually(settled, timeout=15)
+    return (await hub.runtime.store.get_message(message_id)).model_dump(mode="json")
+
+
+@pytest.fixture
+async def email_hub(make_settings, start_hub, smtp_peer, email_account):
+    async def start(peer: SmtpPeer = smtp_peer, **options):
+        account = email_account(smtp=peer, **options)
+        hub = await start_hub(make_settings(accounts=[account]), clock=FrozenClock(T0))
+        hub.agent, hub.token = await add_agent(hub, "lan@shop.vn")
+        return hub
+
+    return start
+
+
+async def test_a_reply_goes_out_as_the_exact_mail_a_mail_client_threads(email_hub, smtp_peer):
+    hub = await email_hub()
+    conversation = await customer_writes(
+        hub,
+        mail(
+            1,
+            sender="binh.nguyen@gmail.com",
+            name="Nguyễn Thị Bình",
+            subject="Đơn hàng #1042 chưa giao",
+            message_id="<CAF7e1Q3@mail.gmail.com>",
+            references=["<root@mail.gmail.com>"],
+        ),
+    )
+    sent = await reply(
+        hub, conversation, "Dạ chị Bình, đơn hàng đang được giao ạ.\n\nShop Bình An", "r1"
+    )
+    assert (await status_of(hub, sent["id"], "sent", "failed"))["status"] == "sent"
+    [received] = smtp_peer.received
+    assert received.mail_from == "support@shop.vn"
+    assert received.rcpt_tos == ["binh.nguyen@gmail.com"]
+    # Byte for byte what the golden file says (our message id varies per run).
+    expected = (OUTBOUND / "agent-reply.eml").read_bytes()
+    assert received.data.replace(sent["id"].encode(), b"HUBMESSAGEID") == expected
+    stored = await hub.runtime.store.get_message(sent["id"])
+    assert stored.thread.message_id == f"<{sent['id']}.hub@shop.vn>"
+    assert stored.external_id == stored.thread.message_id
+
+
+def test_the_golden_reply_is_a_proper_utf8_multipart_alternative():
+    """What the golden file promises, read back by the standard library."""
+    message = email.message_from_bytes((OUTBOUND / "agent-reply.eml").read_bytes(), policy=default)
+    assert message["Subject"] == "Re: Đơn hàng #1042 chưa giao"
+    assert str(message["From"]) == "Cửa hàng Bình An <support@shop.vn>"
+    assert str(message["To"]) == "Nguyễn Thị Bình <binh.nguyen@gmail.com>"
+    assert message["In-Reply-To"] == "<CAF7e1Q3@mail.gmail.com>"
+    assert message["References"] == "<root@mail.gmail.com> <CAF7e1Q3@mail.gmail.com>"
+    assert message["Message-ID"] == "<HUBMESSAGEID.hub@shop.vn>"
+    assert message["Auto-Submitted"] is None  # a person wrote it
+    assert message.get_content_type() == "multipart/alternative"
+    text, html = message.iter_parts()
+    assert text.get_content() == "Dạ chị Bình, đơn hàng đang được giao ạ.\r\n\r\nShop Bình An\r\n"
+    assert "<p>Dạ chị Bình, đơn hàng đang được giao ạ.</p><p>Shop Bình An</p>" in html.get_content()
+    raw = (OUTBOUND / "agent-reply.eml").read_bytes()
+    assert raw.isascii() and all(len(line) <= 78 for line in raw.split(b"\r\n"))
+
+
+async def test_attachments_go_out_with_their_utf8_names(email_hub, smtp_peer):
+    hub = await email_hub()
+    conversation = await customer_writes(hub, mail(1, sender="a@example.vn"))
+    pdf = b"%PDF-1.4\n" + bytes(range(256)) * 40
+    upload = await hub.api(
+        "POST",
+        "/api/v1/attachments?name=Hóa đơn tháng 1.pdf",
+        hub.token,
+        data=pdf,
+        headers={"Content-Type": "application/pdf"},
+    )
+    assert upload.status == 201
+    attachment = await upload.json()
+    sent = await reply(hub, conversation, "Shop gửi hóa đơn ạ.", "r1", attachments=[attachment])
+    await status_of(hub, sent["id"], "sent")
+    message = email.message_from_bytes(smtp_peer.received[0].data, policy=default)
+    assert message.get_content_type() == "multipart/mixed"
+    [part] = list(message.iter_attachments())
+    assert part.get_filename() == "Hóa đơn tháng 1.pdf"
+    assert part.get_content_type() == "application/pdf"
+    assert part.get_content() == pdf
+    assert b"filename*=utf-8''H%C3%B3a%20%C4%91%C6%A1n%20th%C3%A1ng%201.pdf" in (
+        smtp_peer.received[0].data
+    )
+
+
+async def test_one_connection_is_reused_and_reopened_when_the_server_drops_it(email_hub, smtp_peer):
+    hub = await email_hub()
+    conversation = await customer_writes(hub, mail(1))
+    for n in range(3):
+        sent = await reply(hub, conversation, f"Trả lời {n}", f"r{n}")
+        await status_of(hub, sent["id"], "sent")
+    assert smtp_peer.connections == 1
+    smtp_peer.drop_connections()  # the server closes idle clients
+    sent = await reply(hub, conversation, "Sau khi mất kết nối", "r-after")
+    assert (await status_of(hub, sent["id"], "sent", "failed"))["status"] == "sent"
+    assert smtp_peer.connections == 2
+    assert (
+        len(smtp_peer.received) == 4
+        and hub.runtime.channels["support"].smtp.connections_opened == 2
+    )
+
+
+async def test_starttls_and_login_are_used_when_the_server_requires_them(
+    email_hub, certificate, monkeypatch
+):
+    peer = await SmtpPeer(
+        tls=certificate.server_context(), logins={"support@shop.vn": "mật-khẩu"}
+    ).start()
+    try:
+        monkeypatch.setenv("HUB_TEST_SMTP_PASSWORD", "mật-khẩu")
+        hub = await email_hub(
+            peer,
+            smtp_security="starttls",
+            smtp_ca_file=str(certificate.cert),
+            smtp_username="support@shop.vn",
+            smtp_password_env="HUB_TEST_SMTP_PASSWORD",
+        )
+        conversation = await customer_writes(hub, mail(1))
+        sent = await reply(hub, conversation, "Qua TLS", "r1")
+        assert (await status_of(hub, sent["id"], "sent", "failed"))["status"] == "sent"
+        [received] = peer.received
+        assert received.tls and received.login == "support@shop.vn"
+    finally:
+        await peer.stop()
+
+
+async def test_implicit_tls_is_used_on_a_tls_port(email_hub, certificate):
+    peer = await SmtpPeer(tls=certificate.server_context(), implicit_tls=True).start()
+    try:
+        hub = await email_hub(peer, smtp_security="tls", smtp_ca_file=str(certificate.cert))
+        conversation = await customer_writes(hub, mail(1))
+        sent = await reply(hub, conversation, "Qua TLS", "r1")
+        assert (await status_of(hub, sent["id"], "sent", "failed"))["status"] == "sent"
+        assert peer.received[0].tls
+    finally:
+        await peer.stop()
+
+
+async def test_a_server_certificate_that_is_not_trusted_is_refused(email_hub, certificate):
+    peer = await SmtpPeer(tls=certificate.server_context(), implicit_tls=True).start()
+    try:
+        hub = await email_hub(peer, smtp_security="tls")  # no CA: the system's won't do
+        conversation = await customer_writes(hub, mail(1))
+        sent = await reply(hub, conversation, "Qua TLS", "r1")
+        failed = await status_of(hub, sent["id"], "failed")
+        assert "CERTIFICATE_VERIFY_FAILED" in failed["error"]
+        assert peer.received == []
+    finally:
+        await peer.stop()
+
+
+async def test_a_temporary_refusal_is_retried_until_it_goes_through(email_hub, smtp_peer):
+    hub = await email_hub()
+    smtp_peer.answers = ["451 4.7.1 Greylisted, please try again later"]
+    conversation = await customer_writes(hub, mail(1))
+    sent = await reply(hub, conversation, "Lần hai sẽ qua", "r1")
+    done = await status_of(hub, sent["id"], "sent", "failed")
+    assert done["status"] == "sent" and done["attempts"] == 2
+    assert len(smtp_peer.received) == 1
+
+
+async def test_a_permanent_refusal_fails_the_reply_with_the_servers_words(email_hub, smtp_peer):
+    hub = await email_hub()
+    smtp_peer.answers = ["550 5.7.1 Relaying denied for shop.vn"]
+    conversation = await customer_writes(hub, mail(1))
+    sent = await reply(hub, conversation, "Không qua", "r1")
+    failed = await status_of(hub, sent["id"], "failed")
+    assert failed["attempts"] == 1
+    assert failed["error"].endswith("answered 550 5.7.1 Relaying denied for shop.vn")
+
+
+async def test_a_refused_recipient_fails_the_reply_naming_the_address(email_hub, smtp_peer):
+    hub = await email_hub()
+    smtp_peer.rcpt_answers["khach@example.vn"] = "550 5.1.1 <khach@example.vn>: User unknown"
+    conversation = await customer_writes(hub, mail(1))
+    sent = await reply(hub, conversation, "Không qua", "r1")
+    failed = await status_of(hub, sent["id"], "failed")
+    assert failed["error"] == (
+        "recipient refused: khach@example.vn: 550 5.1.1 <khach@example.vn>: User unknown"
+    )
+
+
+async def test_without_an_smtp_server_replies_fail_saying_so(
+    make_settings, start_hub, email_account
+):
+    hub = await start_hub(make_settings(accounts=[email_account()]))
+    hub.agent, hub.token = await add_agent(hub, "lan@shop.vn")
+    conversation = await customer_writes(hub, mail(1))
+    sent = await reply(hub, conversation, "Không có SMTP", "r1")
+    failed = await status_of(hub, sent["id"], "failed")
+    assert "has no smtp_host" in failed["error"]
+
+
+async def test_what_the_hub_sends_by_itself_is_marked_auto_submitted(email_hub, smtp_peer):
+    hub = await email_hub()
+    conversation = await customer_writes(hub, mail(1))
+    automatic, _ = await hub.runtime.inbox.reply(conversation, None, "Shop đã nhận thư.")
+    await status_of(hub, automatic.id, "sent")
+    message = email.message_from_bytes(smtp_peer.received[0].data, policy=default)
+    assert message["Auto-Submitted"] == "auto-replied"
+    assert message["X-Auto-Response-Suppress"] == "All"
+
+
+@pytest.fixture(scope="module")
+def dkim_key(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dkim")
+    key = folder / "key.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
+    public = subprocess.run(
+        ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    return key.read_text(), base64.b64encode(public).decode()
+
+
+async def test_replies_are_dkim_signed_when_a_key_is_configured(
+    email_hub, smtp_peer, dkim_key, monkeypatch
+):
+    private, public = dkim_key
+    monkeypatch.setenv("HUB_TEST_DKIM_KEY", private)
+    hub = await email_hub(dkim_selector="hub2026", dkim_private_key_env="HUB_TEST_DKIM_KEY")
+    conversation = await customer_writes(hub, mail(1))
+    sent = await reply(hub, conversation, "Có chữ ký DKIM", "r1")
+    await status_of(hub, sent["id"], "sent")
+    data = smtp_peer.received[0].data
+    assert data.startswith(b"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=shop.vn;")
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        assert name == b"hub2026._domainkey.shop.vn."
+        return f"v=DKIM1; k=rsa; p={public}".encode()
+
+    assert dkim.verify(data, dnsfunc=dns)
+    assert not dkim.verify(data.replace(b"Co", b"Ko"), dnsfunc=dns)  # tampering breaks it
+
+
+async def test_a_dkim_key_that_cannot_sign_is_refused_at_start(
+    make_settings, email_account, monkeypatch
+):
+    from hub.app import open_runtime
+    from hub.errors import ConfigError
+
+    monkeypatch.setenv("HUB_TEST_DKIM_KEY", "-----BEGIN PRIVATE KEY-----\nbm9wZQ==\n-----END")
+    account = email_account(dkim_selector="x", dkim_private_key_env="HUB_TEST_DKIM_KEY")
+    with pytest.raises(ConfigError, match="cannot DKIM-sign"):
+        async with open_runtime(make_settings(accounts=[account])):
+            pass
+
+
+async def test_sending_twice_for_one_message_sends_the_same_message_id(email_hub, smtp_peer):
+    """A worker killed after the server accepted, before recording, sends again:
+    the copy carries the same Message-ID (and bytes), which receivers drop."""
+    hub = await email_hub()
+    conversation = await customer_writes(hub, mail(1))
+    sent = await reply(hub, conversation, "Một lần thôi", "r1")
+    await status_of(hub, sent["id"], "sent")
+    outbound = await hub.runtime.store.get_message(sent["id"])
+    channel = hub.runtime.channels["support"]
+    from hub.channels.base import OutboundMessage
+
+    again = OutboundMessage(
+        message_id=outbound.id,
+        conversation_id=conversation,
+        account_id="support",
+        to="khach@example.vn",
+        contact_name="Khách Hàng",
+        sender_name="Lan",
+        text=outbound.text,
+        subject="Câu hỏi số 1",
+        thread=outbound.thread.model_copy(update={"message_id": None}),
+        created_at=outbound.created_at,
+    )
+    await channel.send(again)
+    first, second = smtp_peer.received
+    assert (
+        email.message_from_bytes(first.data)["Message-ID"]
+        == email.message_from_bytes(second.data)["Message-ID"]
+    )
+    assert first.data == second.data

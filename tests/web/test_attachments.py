@@ -1,0 +1,130 @@
+"""Files through the REST API: what a customer's e-mail carried, the raw mail,
+and uploads for replies, served only to agents and never runnable in a browser."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from tests.web.test_api import add_agent
+
+PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n"
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(20)
+HTML = b"<script>alert(document.cookie)</script>"
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>'
+BIG = bytes(2000)
+
+
+def part(name: str, kind: str, data: bytes) -> str:
+    encoded = base64.encodebytes(data).decode()
+    return (
+        f"--z\r\nContent-Type: {kind}\r\nContent-Disposition: attachment;"
+        f" filename*=utf-8''{name}\r\nContent-Transfer-Encoding: base64\r\n\r\n{encoded}"
+    )
+
+
+MAIL = (
+    "From: Khách <khach@example.vn>\r\nTo: support@shop.vn\r\nSubject: Files\r\n"
+    "Message-ID: <files@example.vn>\r\nMIME-Version: 1.0\r\n"
+    "Content-Type: multipart/mixed; boundary=z\r\n\r\n"
+    "--z\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nGửi shop các tệp.\r\n"
+    + part("H%C3%B3a%20%C4%91%C6%A1n.pdf", "application/pdf", PDF)
+    + part("anh.png", "image/png", PNG)
+    + part("trang.html", "text/html", HTML)
+    + part("logo.svg", "image/svg+xml", SVG)
+    + part("video.mp4", "video/mp4", BIG)
+    + "--z--\r\n"
+).encode()
+
+
+@pytest.fixture
+async def hub(make_settings, start_hub):
+    account = {"id": "support", "channel": "email", "address": "support@shop.vn"}
+    hub = await start_hub(make_settings(accounts=[account], attachments={"max_bytes": 1000}))
+    hub.agent, hub.token = await add_agent(hub, "an@example.vn")
+    return hub
+
+
+@pytest.fixture
+async def message(hub):
+    outcome = await hub.runtime.channels["support"].receive(MAIL, source={})
+    return await hub.runtime.store.get_message(outcome.message_id)
+
+
+async def get(hub, path):
+    return await hub.api("GET", path, hub.token)
+
+
+async def test_a_file_from_a_mail_is_a_download_with_its_utf8_name(hub, message):
+    response = await get(hub, f"/api/v1/messages/{message.id}/attachments/0")
+    assert response.status == 200
+    assert await response.read() == PDF
+    assert response.headers["Content-Type"] == "application/pdf"
+    assert response.headers["Content-Disposition"] == (
+        "attachment; filename=\"Hoa don.pdf\"; filename*=UTF-8''H%C3%B3a%20%C4%91%C6%A1n.pdf"
+    )
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Content-Security-Policy"] == "sandbox; default-src 'none'"
+
+
+async def test_files_that_could_run_script_are_opaque_downloads(hub, message):
+    image = await get(hub, f"/api/v1/messages/{message.id}/attachments/1")
+    assert image.headers["Content-Type"] == "image/png"
+    assert image.headers["Content-Disposition"] == 'attachment; filename="anh.png"'
+    for index in (2, 3):  # HTML and SVG: bytes to download, never a page
+        response = await get(hub, f"/api/v1/messages/{message.id}/attachments/{index}")
+        assert response.status == 200
+        assert response.headers["Content-Type"] == "application/octet-stream"
+        assert response.headers["Content-Disposition"].startswith("attachment;")
+
+
+async def test_a_file_that_was_too_large_to_keep_says_so(hub, message):
+    assert message.attachments[4].too_large and message.attachments[4].size == len(BIG)
+    response = await get(hub, f"/api/v1/messages/{message.id}/attachments/4")
+    assert response.status == 404
+    assert "too large to keep" in (await response.json())["error"]["message"]
+    missing = await get(hub, f"/api/v1/messages/{message.id}/attachments/9")
+    assert missing.status == 404
+
+
+async def test_the_raw_mail_is_a_download(hub, message):
+    response = await get(hub, f"/api/v1/messages/{message.id}/raw")
+    assert response.status == 200 and await response.read() == MAIL
+    assert response.headers["Content-Type"] == "message/rfc822"
+    assert response.headers["Content-Disposition"].startswith("attachment;")
+
+
+async def test_files_need_a_token(hub, message):
+    for path in (
+        f"/api/v1/messages/{message.id}/attachments/0",
+        f"/api/v1/messages/{message.id}/raw",
+    ):
+        assert (await hub.client.get(path)).status == 401
+
+
+async def test_upload_then_download_and_the_cap_holds(hub):
+    upload = await hub.api(
+        "POST",
+        "/api/v1/attachments?name=bảng giá.pdf",
+        hub.token,
+        data=PDF,
+        headers={"Content-Type": "application/pdf"},
+    )
+    assert upload.status == 201
+    body = await upload.json()
+    assert body["name"] == "bảng giá.pdf" and body["size"] == len(PDF)
+    download = await get(hub, f"/api/v1/attachments/{body['storage_key']}?name=bảng giá.pdf")
+    assert await download.read() == PDF
+    assert download.headers["Content-Type"] == "application/octet-stream"
+
+    too_big = await hub.api("POST", "/api/v1/attachments", hub.token, data=b"x" * 1001)
+    assert too_big.status == 413
+    empty = await hub.api("POST", "/api/v1/attachments", hub.token, data=b"")
+    assert empty.status == 422
+
+
+@pytest.mark.parametrize("key", ["..%2F..%2Fhub.db", "not-a-key", "0" * 64])
+async def test_keys_that_are_not_stored_files_are_not_found(hub, key):
+    response = await get(hub, f"/api/v1/attachments/{key}")
+    assert response.status == 404
