@@ -89,11 +89,8 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     CONVERSATIONS: [
         _list_index("contact_id", "account_id", name="by_contact"),
-        _list_index(name="by_activity"),
         _list_index("status", name="by_status"),
         _list_index("assignee_id", "status", name="by_assignee"),
-        _list_index("channel", "status", name="by_channel"),
-        _list_index("account_id", "status", name="by_account"),
     ],
     MESSAGES: [
         IndexModel(

@@ -192,6 +192,14 @@ MIGRATIONS: list[str] = [
         ON messages (account_id, json_extract(thread, '$.message_id'), created_at)
         WHERE json_extract(thread, '$.message_id') IS NOT NULL;
     """,
+    # Every inbound message moves its conversation's last_activity_at, which each
+    # conversation index carries: fewer of them is a cheaper write. Views by
+    # channel or account filter within the status (or assignee) index instead.
+    """
+    DROP INDEX conversations_by_activity;
+    DROP INDEX conversations_by_channel;
+    DROP INDEX conversations_by_account;
+    """,
 ]
 
 
