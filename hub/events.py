@@ -15,7 +15,6 @@ is logged and does not stop the others or the publisher.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import socket
@@ -24,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic_core import from_json, to_json
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -43,15 +43,13 @@ class Event:
     origin: str = ""
 
     def to_json(self) -> str:
-        return json.dumps(
-            {"type": self.type, "data": self.data, "id": self.id, "origin": self.origin},
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
+        return to_json(
+            {"type": self.type, "data": self.data, "id": self.id, "origin": self.origin}
+        ).decode()
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Event:
-        body = json.loads(raw)
+        body = from_json(raw)
         return cls(type=body["type"], data=body["data"], id=body["id"], origin=body["origin"])
 
 

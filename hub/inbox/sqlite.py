@@ -18,7 +18,6 @@ compare); lists and nested records as JSON text.
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic_core import to_jsonable_python
+from pydantic_core import from_json, to_json
 
 from hub.errors import (
     Conflict,
@@ -243,7 +242,7 @@ class _Table:
                 return "[]"
             if value == {}:
                 return "{}"
-            return json.dumps(to_jsonable_python(value), ensure_ascii=False, separators=(",", ":"))
+            return to_json(value).decode()
         if column in self.times:
             return to_ms(value)
         if isinstance(value, date):
@@ -261,7 +260,7 @@ class _Table:
             value = row[column]
             if value is not None:
                 if column in self.json:
-                    value = json.loads(value)
+                    value = from_json(value)
                 elif column in self.times:
                     value = from_ms(value)
                 elif column in self.flags:
@@ -847,13 +846,13 @@ class SqliteStore(Store):
         row = await self._fetch_one(
             "SELECT value FROM channel_state WHERE account_id = ? AND key = ?", (account_id, key)
         )
-        return None if row is None else dict(json.loads(row["value"]))
+        return None if row is None else dict(from_json(row["value"]))
 
     async def save_channel_state(self, account_id: str, key: str, value: dict[str, Any]) -> None:
         await self._write(
             "INSERT INTO channel_state (account_id, key, value) VALUES (?, ?, ?)"
             " ON CONFLICT (account_id, key) DO UPDATE SET value = excluded.value",
-            (account_id, key, json.dumps(to_jsonable_python(value), separators=(",", ":"))),
+            (account_id, key, to_json(value).decode()),
         )
 
     # -- agents and tokens -----------------------------------------------
