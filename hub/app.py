@@ -135,6 +135,7 @@ async def open_runtime(
             InboxPolicy(
                 reopen_window=timedelta(hours=settings.inbox.reopen_window_hours),
                 subject_window=timedelta(hours=settings.inbox.subject_window_hours),
+                account_teams=settings.account_teams(),
             ),
             reply_windows=ChannelReplyWindows(channels),
         )

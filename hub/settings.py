@@ -129,6 +129,30 @@ class AccountSettings(BaseModel):
         return resolved
 
 
+class TeamSettings(BaseModel):
+    """A team: the people who answer some accounts' conversations.
+
+    Members are agents whose `team_ids` name the team. A conversation starts in
+    the team of its account (the first team listing it), which decides who may
+    see it and who it is routed to.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    id: str
+    name: str = ""
+    accounts: list[str] = Field(
+        default_factory=list, description="account ids whose conversations this team answers"
+    )
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not ACCOUNT_ID.match(value):
+            raise ValueError("team id must be lower-case letters, digits, '-' or '_' (max 63)")
+        return value
+
+
 class HubSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="HUB_", env_nested_delimiter="__", extra="forbid", validate_assignment=True
@@ -161,6 +185,7 @@ class HubSettings(BaseSettings):
     attachments: AttachmentSettings = AttachmentSettings()
     smtp_listener: SmtpListenerSettings = SmtpListenerSettings()
     accounts: list[AccountSettings] = Field(default_factory=list)
+    teams: list[TeamSettings] = Field(default_factory=list)
 
     @classmethod
     def settings_customise_sources(
@@ -182,6 +207,16 @@ class HubSettings(BaseSettings):
             if account.id in seen:
                 raise ValueError(f"account id {account.id!r} is defined twice")
             seen.add(account.id)
+        team_ids: set[str] = set()
+        for team in self.teams:
+            if team.id in team_ids:
+                raise ValueError(f"team id {team.id!r} is defined twice")
+            team_ids.add(team.id)
+            for account_id in team.accounts:
+                if account_id not in seen:
+                    raise ValueError(
+                        f"team {team.id!r} names account {account_id!r}, which is not defined"
+                    )
         return self
 
     @property
@@ -194,6 +229,14 @@ class HubSettings(BaseSettings):
 
     def account(self, account_id: str) -> AccountSettings | None:
         return next((a for a in self.accounts if a.id == account_id), None)
+
+    def account_teams(self) -> dict[str, str]:
+        """Account id → the team that answers it (the first team listing it)."""
+        teams: dict[str, str] = {}
+        for team in self.teams:
+            for account_id in team.accounts:
+                teams.setdefault(account_id, team.id)
+        return teams
 
 
 DEFAULT_CONFIG = Path("config/hub.toml")

@@ -150,3 +150,11 @@ def test_unknown_channel_family_is_named():
 
     with pytest.raises(ConfigError, match="unknown channel 'fax'"):
         channel_class("fax")
+
+
+def test_teams_must_name_defined_accounts(tmp_path):
+    text = (
+        "[[accounts]]\nid = 'shop'\nchannel = 'api'\n[[teams]]\nid = 'care'\naccounts = ['nope']\n"
+    )
+    with pytest.raises(ConfigError, match="team 'care' names account 'nope', which is not defined"):
+        load_settings(write(tmp_path, text))

@@ -9,8 +9,8 @@ hand it `InboundMessage`s, and outbound messages leave through a
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -74,6 +74,8 @@ class InboxPolicy:
     # "reply_keys" threading: how recent a conversation with the same subject
     # must be for a message without known reply keys to join it.
     subject_window: timedelta = timedelta(days=14)
+    # Account id → team id: a new conversation starts in its account's team.
+    account_teams: Mapping[str, str] = field(default_factory=dict)
 
 
 def conversation_event(kind: str, conversation: Conversation, **extra: Any) -> Event:
@@ -447,6 +449,7 @@ class InboxService:
                 channel=inbound.channel,
                 contact_address=inbound.sender.identities[0].address,
                 subject=inbound.subject,
+                team_id=self.policy.account_teams.get(inbound.account_id),
                 last_activity_at=now,
                 unread_count=1,
                 created_at=now,

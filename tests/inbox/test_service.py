@@ -243,3 +243,11 @@ async def test_failed_ingest_writes_nothing(hub):
     )
     assert (await hub.store.list_conversations(ConversationFilter(), limit=10)).items == []
     assert hub.events_ == []
+
+
+async def test_a_new_conversation_starts_in_its_accounts_team(make_settings):
+    settings = make_settings(teams=[{"id": "care", "accounts": ["shop"]}])
+    async with open_runtime(settings) as runtime:
+        outcome = await runtime.inbox.ingest(inbound("m1", ("api:shop", "u1")))
+        conversation = await runtime.store.get_conversation(outcome.conversation_id)
+        assert conversation.team_id == "care"
