@@ -333,6 +333,9 @@ AGENTS = _Table(
 TOKENS = _Table("api_tokens", ApiToken, times=("created_at", "last_used_at"), flat=True)
 
 
+CHECKPOINT_EVERY_SECONDS = 5.0
+
+
 def _begin_waiting(writer: sqlite3.Connection, busy_timeout_ms: int) -> None:
     """BEGIN IMMEDIATE, waiting up to the busy timeout for another process's lock
     (runs on a thread; the asyncio write lock keeps the loop off this connection)."""
@@ -414,11 +417,15 @@ class SqliteStore(Store):
 
     async def _checkpoint_forever(self) -> None:
         """Fold the WAL back into the database on a thread now and then, so no
-        commit on the event loop ever pays for a checkpoint."""
+        commit on the event loop ever pays for a checkpoint.
+
+        Every few seconds rather than after every commit: a page written many
+        times in between (a busy conversation index) is copied back only once.
+        """
         checkpointer = self._connect(busy_timeout_ms=0)
         try:
             while True:
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(CHECKPOINT_EVERY_SECONDS)
                 if self._commits:
                     self._commits = 0
                     try:
