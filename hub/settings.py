@@ -94,6 +94,16 @@ class DeliverySettings(_Section):
     )
 
 
+class TemplateSettings(_Section):
+    folder: Path = Field(
+        Path("config/templates"),
+        description="care-message and campaign templates: <name>.<language>[.<variant>].txt",
+    )
+    default_language: str = Field(
+        "vi", pattern=r"^[a-z]{2,3}$", description="used when a contact's language has no template"
+    )
+
+
 class AccountSettings(BaseModel):
     """One channel account (an "inbox"): a mailbox, a number, a bot, an API source.
 
@@ -184,6 +194,7 @@ class HubSettings(BaseSettings):
     delivery: DeliverySettings = DeliverySettings()
     attachments: AttachmentSettings = AttachmentSettings()
     smtp_listener: SmtpListenerSettings = SmtpListenerSettings()
+    templates: TemplateSettings = TemplateSettings()
     accounts: list[AccountSettings] = Field(default_factory=list)
     teams: list[TeamSettings] = Field(default_factory=list)
 
