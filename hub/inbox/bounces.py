@@ -45,7 +45,7 @@ async def record_failure(inbox: InboxService, failure: DeliveryFailure) -> Messa
     store = inbox.store
     message = None
     for key in failure.message_keys:
-        message = await store.message_by_thread_key(failure.account_id, [key])
+        message = await inbox.message_by_thread_key(failure.account_id, [key])
         if message is not None and message.direction == "outbound":
             break
         message = None

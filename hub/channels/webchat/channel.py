@@ -46,7 +46,7 @@ from pydantic import ValidationError
 
 from hub.channels.base import Channel, ChannelContext, OutboundMessage, Receipt, Route
 from hub.channels.webchat.limits import RateLimiter
-from hub.channels.webchat.options import LANGUAGES, WebChatOptions
+from hub.channels.webchat.options import LANGUAGES, Language, WebChatOptions
 from hub.channels.webchat.presence import VisitorPresence
 from hub.channels.webchat.protocol import (
     CHANNEL,
@@ -213,6 +213,9 @@ class WebChatChannel(Channel):
     def references(self) -> Sequence[str]:
         return [self.options.offline_email_account] if self.options.offline_email_account else []
 
+    def routes_through(self) -> Sequence[str]:
+        return self.references()
+
     async def run(self) -> None:
         """Keep this process's sockets marked present, and widgets told whether
         anyone is there to answer (presence changes made outside the API, such
@@ -356,12 +359,14 @@ class WebChatChannel(Channel):
                 ], True
         return timeline[-TRANSCRIPT_LIMIT:], False
 
+    def _title(self, language: Language) -> str:
+        """The chat's title: the widget's header, and the subject of the e-mail
+        that continues a chat."""
+        return self.options.text_for(self.options.title, language) or self.account.name or "Chat"
+
     def _config(self) -> dict[str, Any]:
         options = self.options
-        title = {
-            lang: options.text_for(options.title, lang) or self.account.name or "Chat"
-            for lang in LANGUAGES
-        }
+        title = {lang: self._title(lang) for lang in LANGUAGES}
         return {
             "color": options.color,
             "title": title,
@@ -699,4 +704,5 @@ class WebChatChannel(Channel):
             account_id=target,
             to=email,
             reason="the visitor left the website; the conversation continues by e-mail",
+            subject=self._title(self.options.language if self.options.language != "auto" else "en"),
         )

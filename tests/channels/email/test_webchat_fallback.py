@@ -1,0 +1,122 @@
+"""A web chat that continues by e-mail, through a real e-mail account: the
+visitor leaves an address and goes, the agent's answer goes out over SMTP
+(to a real aiosmtpd server), the customer's mail client answers it into the
+hub's own SMTP listener, and the answer joins the same web-chat conversation,
+where the visitor sees it when they come back to the widget."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+from email.message import EmailMessage
+from email.policy import SMTP, default
+
+from hub.channels.email.compose import first_words, reply_subject
+from hub.inbox.store import ConversationFilter
+from tests.channels.email.test_smtp_in import submit
+from tests.channels.test_webchat import (
+    conversation_of,
+    hub_lets_go,
+    reply,
+    status_becomes,
+    visitor,
+    webchat_account,
+)
+from tests.conftest import eventually
+from tests.web.test_api import add_agent
+
+
+def answer_from_mai(received: bytes, text: str) -> bytes:
+    """What Mai's mail client sends when she answers the hub's mail."""
+    original = email.message_from_bytes(received, policy=default)
+    answer = EmailMessage(policy=SMTP)
+    answer["From"] = "Mai <mai@example.vn>"
+    answer["To"] = str(original["From"])
+    answer["Subject"] = f"Re: {original['Subject']}"
+    answer["Message-ID"] = "<mai-answer-1@example.vn>"
+    answer["In-Reply-To"] = original["Message-ID"]
+    answer["References"] = original["Message-ID"]
+    quoted = "\n".join(
+        f"> {line}" for line in original.get_body(("plain",)).get_content().splitlines()
+    )
+    answer.set_content(f"{text}\n\nOn Sunday, Shop chat wrote:\n{quoted}\n")
+    return answer.as_bytes()
+
+
+async def test_a_visitor_who_left_an_email_gets_a_real_email_and_the_answer_joins_the_chat(
+    make_settings, start_hub, smtp_peer, email_account
+):
+    settings = make_settings(
+        accounts=[
+            webchat_account(offline_email_account="support", offline_email_after_seconds=0),
+            email_account(smtp=smtp_peer),
+        ],
+        smtp_listener={"enabled": True, "port": 0},
+    )
+    hub = await start_hub(settings)
+    hub.agent, hub.token = await add_agent(hub, "lan@shop.vn")
+
+    client = visitor(hub)
+    await client.connect()
+    await client.send({"type": "identify", "client_id": "f1", "email": "Mai@Example.VN"})
+    await client.next("identified")
+    await client.say("Nobody is here, please email me about order 1042")
+    conversation_id = await conversation_of(hub, client)
+    await hub_lets_go(hub, client)
+
+    sent = await reply(hub, conversation_id, "Dạ chị Mai, đơn 1042 đang được giao ạ.")
+    await status_becomes(hub, sent["id"], "sent")
+    [received] = smtp_peer.received
+    assert received.mail_from == "support@shop.vn"
+    assert received.rcpt_tos == ["mai@example.vn"]
+    mail = email.message_from_bytes(received.data, policy=default)
+    assert mail["To"].addresses[0].addr_spec == "mai@example.vn"
+    assert mail["From"].addresses[0].addr_spec == "support@shop.vn"
+    assert str(mail["Subject"]) == "Shop chat"  # the chat's title: a chat has no subject
+    assert mail.get_body(("plain",)).get_content().strip() == sent["text"]
+    stored = await hub.runtime.store.get_message(sent["id"])
+    assert stored.thread.message_id == mail["Message-ID"]
+    assert stored.meta["route"]["account_id"] == "support"
+    assert stored.conversation_id == conversation_id
+
+    # The customer's mail client answers it, into the hub's SMTP listener.
+    answer = answer_from_mai(received.data, "Cảm ơn shop, tôi đợi nhé!")
+    port = hub.runtime.smtp_listener.port
+    await asyncio.to_thread(submit, port, "mai@example.vn", ["support@shop.vn"], answer)
+
+    async def answered() -> bool:
+        timeline = await hub.runtime.store.list_messages(conversation_id)
+        return timeline[-1].direction == "inbound" and timeline[-1].channel == "email"
+
+    await eventually(answered, timeout=15)
+    conversation = await hub.runtime.store.get_conversation(conversation_id)
+    page = await hub.runtime.store.list_conversations(
+        ConversationFilter(contact_id=conversation.contact_id), limit=10
+    )
+    assert [c.id for c in page.items] == [conversation_id]  # no new e-mail conversation
+
+    # The visitor who comes back to the widget sees the answer (without the quote).
+    back = visitor(hub, token=client.token)
+    welcome = await back.connect()
+    assert [m["from"] for m in welcome["messages"]] == ["visitor", "agent", "visitor"]
+    assert welcome["messages"][-1]["text"] == "Cảm ơn shop, tôi đợi nhé!"
+    await hub_lets_go(hub, back)
+
+    # The next answer goes to the same mail thread: same subject, answering hers.
+    again = await reply(hub, conversation_id, "Dạ, shop báo chị khi giao xong ạ.")
+    await status_becomes(hub, again["id"], "sent")
+    second = email.message_from_bytes(smtp_peer.received[1].data, policy=default)
+    assert str(second["Subject"]) == "Re: Shop chat"
+    assert second["In-Reply-To"] == "<mai-answer-1@example.vn>"
+    assert mail["Message-ID"] in second["References"]
+
+
+def test_a_mail_without_a_subject_is_titled_by_its_first_words():
+    assert reply_subject("", False, "\n  Dạ chị Mai,   đơn đã giao ạ.\nCảm ơn chị") == (
+        "Dạ chị Mai, đơn đã giao ạ."
+    )
+    long = "Chào chị, đơn hàng 1042 của chị đã được giao cho đơn vị vận chuyển sáng nay ạ"
+    assert first_words(long) == "Chào chị, đơn hàng 1042 của chị đã được giao cho đơn vị vận…"
+    assert reply_subject("", True, "") == "(no subject)"
+    assert reply_subject("Shop chat", True, "x") == "Re: Shop chat"
+    assert reply_subject("Re: Shop chat", True, "x") == "Re: Shop chat"
