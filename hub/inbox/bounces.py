@@ -86,7 +86,11 @@ async def _flag_contact(inbox: InboxService, message: Message, failure: Delivery
     conversation = await inbox.store.get_conversation(message.conversation_id)
     if conversation is None:
         return
-    address = (failure.address or conversation.contact_address).strip().lower()
+    # A report naming no recipient is about where the message went: its route's
+    # address when it went another way (a web chat continued by e-mail).
+    route = message.meta.get("route")
+    routed_to = route.get("to") if isinstance(route, dict) else None
+    address = (failure.address or routed_to or conversation.contact_address).strip().lower()
     for _ in range(5):  # compare-and-set: an agent may edit attributes meanwhile
         contact = await inbox.store.get_contact(conversation.contact_id)
         if contact is None:

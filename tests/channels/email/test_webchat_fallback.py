@@ -11,8 +11,12 @@ import email
 from email.message import EmailMessage
 from email.policy import SMTP, default
 
+import pytest
+
 from hub.channels.email.compose import first_words, reply_subject
+from hub.inbox.bounces import is_bouncing
 from hub.inbox.store import ConversationFilter
+from tests.channels.email.test_bounces import bounce_of
 from tests.channels.email.test_smtp_in import submit
 from tests.channels.test_webchat import (
     conversation_of,
@@ -43,9 +47,11 @@ def answer_from_mai(received: bytes, text: str) -> bytes:
     return answer.as_bytes()
 
 
-async def test_a_visitor_who_left_an_email_gets_a_real_email_and_the_answer_joins_the_chat(
-    make_settings, start_hub, smtp_peer, email_account
-):
+@pytest.fixture
+async def chat_by_mail(make_settings, start_hub, smtp_peer, email_account):
+    """A hub whose web chat continues by e-mail through the real account
+    "support" (SMTP out to `smtp_peer`, the hub's SMTP listener in), and a
+    visitor who gave her address and left: returns (hub, visitor, conversation)."""
     settings = make_settings(
         accounts=[
             webchat_account(offline_email_account="support", offline_email_after_seconds=0),
@@ -55,7 +61,6 @@ async def test_a_visitor_who_left_an_email_gets_a_real_email_and_the_answer_join
     )
     hub = await start_hub(settings)
     hub.agent, hub.token = await add_agent(hub, "lan@shop.vn")
-
     client = visitor(hub)
     await client.connect()
     await client.send({"type": "identify", "client_id": "f1", "email": "Mai@Example.VN"})
@@ -63,7 +68,13 @@ async def test_a_visitor_who_left_an_email_gets_a_real_email_and_the_answer_join
     await client.say("Nobody is here, please email me about order 1042")
     conversation_id = await conversation_of(hub, client)
     await hub_lets_go(hub, client)
+    return hub, client, conversation_id
 
+
+async def test_a_visitor_who_left_an_email_gets_a_real_email_and_the_answer_joins_the_chat(
+    chat_by_mail, smtp_peer
+):
+    hub, client, conversation_id = chat_by_mail
     sent = await reply(hub, conversation_id, "Dạ chị Mai, đơn 1042 đang được giao ạ.")
     await status_becomes(hub, sent["id"], "sent")
     [received] = smtp_peer.received
@@ -109,6 +120,26 @@ async def test_a_visitor_who_left_an_email_gets_a_real_email_and_the_answer_join
     assert str(second["Subject"]) == "Re: Shop chat"
     assert second["In-Reply-To"] == "<mai-answer-1@example.vn>"
     assert mail["Message-ID"] in second["References"]
+
+
+async def test_a_bounce_of_the_mail_fails_the_chat_reply_and_flags_the_address(
+    chat_by_mail, smtp_peer
+):
+    hub, _, conversation_id = chat_by_mail
+    sent = await reply(hub, conversation_id, "Dạ chị Mai, đơn 1042 đang được giao ạ.")
+    await status_becomes(hub, sent["id"], "sent")
+    message_id = (await hub.runtime.store.get_message(sent["id"])).thread.message_id
+    bounce = bounce_of(message_id).replace(b"khong-ton-tai@gmail.com", b"mai@example.vn")
+    port = hub.runtime.smtp_listener.port
+    await asyncio.to_thread(submit, port, "", ["support@shop.vn"], bounce)
+    await status_becomes(hub, sent["id"], "failed")
+    conversation = await hub.runtime.store.get_conversation(conversation_id)
+
+    async def flagged() -> bool:
+        contact = await hub.runtime.store.get_contact(conversation.contact_id)
+        return is_bouncing(contact, "mai@example.vn")
+
+    await eventually(flagged)
 
 
 def test_a_mail_without_a_subject_is_titled_by_its_first_words():
