@@ -572,6 +572,10 @@ class WebChatChannel(Channel):
         conversation yet (opened before the first message) join it."""
         data = event.data["message"]
         if data.get("account_id") != self.account.id or data.get("channel") != CHANNEL:
+            # The customer writing to this chat another way (answering the e-mail
+            # that continued it): widgets open on the conversation show it.
+            if data.get("direction") == "inbound":
+                self._show_inbound(data)
             return
         conversation_id = data["conversation_id"]
         # Our external ids are "<visitor id>:<client id>" (protocol.external_id).
@@ -579,9 +583,13 @@ class WebChatChannel(Channel):
         for socket in self.sockets.of_visitor(visitor_id):
             if socket.conversation_id != conversation_id:
                 await self._attach(socket, conversation_id)
-        if data.get("direction") != "inbound":
-            return
-        sockets = self.sockets.of_conversation(conversation_id)
+        if data.get("direction") == "inbound":
+            self._show_inbound(data)
+
+    def _show_inbound(self, data: dict[str, Any]) -> None:
+        """Push the customer's message to the widgets open on its conversation
+        (a tab that is sending it gets it with its ack instead)."""
+        sockets = self.sockets.of_conversation(data["conversation_id"])
         if not sockets:
             return
         view = event_view(data)

@@ -30,14 +30,16 @@ from tests.conftest import eventually
 from tests.web.test_api import add_agent
 
 
-def answer_from_mai(received: bytes, text: str) -> bytes:
+def answer_from_mai(
+    received: bytes, text: str, message_id: str = "<mai-answer-1@example.vn>"
+) -> bytes:
     """What Mai's mail client sends when she answers the hub's mail."""
     original = email.message_from_bytes(received, policy=default)
     answer = EmailMessage(policy=SMTP)
     answer["From"] = "Mai <mai@example.vn>"
     answer["To"] = str(original["From"])
     answer["Subject"] = f"Re: {original['Subject']}"
-    answer["Message-ID"] = "<mai-answer-1@example.vn>"
+    answer["Message-ID"] = message_id
     answer["In-Reply-To"] = original["Message-ID"]
     answer["References"] = original["Message-ID"]
     quoted = "\n".join(
@@ -111,6 +113,14 @@ async def test_a_visitor_who_left_an_email_gets_a_real_email_and_the_answer_join
     welcome = await back.connect()
     assert [m["from"] for m in welcome["messages"]] == ["visitor", "agent", "visitor"]
     assert welcome["messages"][-1]["text"] == "Cảm ơn shop, tôi đợi nhé!"
+    # While her chat is open, another mail of hers shows in it at once.
+    more = answer_from_mai(received.data, "À, giao buổi chiều giúp mình nhé.", "<mai-2@example.vn>")
+    await asyncio.to_thread(submit, port, "mai@example.vn", ["support@shop.vn"], more)
+    pushed = await back.next("message", lambda f: f["message"]["from"] == "visitor")
+    assert (pushed["message"]["from"], pushed["message"]["text"]) == (
+        "visitor",
+        "À, giao buổi chiều giúp mình nhé.",
+    )
     await hub_lets_go(hub, back)
 
     # The next answer goes to the same mail thread: same subject, answering hers.
@@ -118,7 +128,7 @@ async def test_a_visitor_who_left_an_email_gets_a_real_email_and_the_answer_join
     await status_becomes(hub, again["id"], "sent")
     second = email.message_from_bytes(smtp_peer.received[1].data, policy=default)
     assert str(second["Subject"]) == "Re: Shop chat"
-    assert second["In-Reply-To"] == "<mai-answer-1@example.vn>"
+    assert second["In-Reply-To"] == "<mai-2@example.vn>"
     assert mail["Message-ID"] in second["References"]
 
 
