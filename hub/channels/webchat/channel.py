@@ -24,7 +24,9 @@ it when they come back (the widget resumes from the last message it has).
 `delivered` follows when a widget reports it on screen, `read` when the
 visitor saw it with the chat open. With `offline_email_account` set, a reply
 to a visitor who has left and gave an e-mail address goes through that
-account instead (`reroute`), and stays in the transcript too.
+account instead (`reroute`, under the chat's title as subject), and stays in
+the transcript too; the customer's e-mailed answer finds the chat by its
+Message-ID (`routes_through`) and shows in the widget.
 """
 
 from __future__ import annotations
