@@ -40,7 +40,7 @@ from hub.metrics import Metrics
 from hub.routing.calls import CallTargets
 from hub.routing.round_robin import RoundRobinRouter
 from hub.settings import HubSettings
-from hub.web import agents, api, calls, canned, contacts, media, sessions, workspace
+from hub.web import agents, api, calls, canned, contacts, media, openapi, sessions, workspace
 from hub.web.audit import AUDIT_CLOCK
 from hub.web.auth import LoginGuard, Sessions, auth_middleware
 from hub.web.errors import error_middleware
@@ -261,7 +261,9 @@ code{{background:#f3f3f3;padding:0 .25rem}}</style></head><body>
 <h1>hub {__version__} is running</h1>
 <p>Channel accounts:</p><ul>{accounts}</ul>
 <p><a href="/healthz">/healthz</a> · <a href="/metrics">/metrics</a> ·
-REST API under <code>/api/v1</code> (create a token with <code>hub token create</code>).</p>
+<a href="/app">the workspace</a> ·
+REST API under <code>/api/v1</code> (<a href="/api/docs">documented</a>; create a token
+with <code>hub token create</code>).</p>
 </body></html>""",
     )
 
@@ -372,7 +374,7 @@ async def create_app(
     app.router.add_post("/webhooks/{channel}/{account}/{rest:.*}", unknown_webhook)
     app.router.add_routes(stream.routes())
     app.router.add_routes(api.routes)
-    for module in (sessions, agents, contacts, canned, workspace):
+    for module in (sessions, agents, contacts, canned, workspace, openapi):
         app.router.add_routes(module.routes)
     sources: dict[str, media.MediaSource] = {
         account_id: channel

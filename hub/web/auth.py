@@ -39,7 +39,7 @@ SESSION_COOKIE = "hub_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Paths under /api/ that answer without a caller: signing in, and the API's description.
-PUBLIC_PATHS = frozenset({"/api/v1/auth/login", "/api/v1/openapi.json"})
+PUBLIC_PATHS = frozenset({"/api/v1/auth/login", "/api/v1/openapi.json", "/api/docs"})
 
 AGENT = web.RequestKey("agent", Agent)  # the caller, set by the middleware on /api/ requests
 
