@@ -201,6 +201,7 @@ async def open_runtime(
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
+STREAM = web.AppKey("agent_stream", AgentStream)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -351,6 +352,7 @@ async def create_app(
     app[sessions.WORKSPACE] = settings.workspace
     app[sessions.PUBLIC_URL] = settings.server.public_url or ""
     stream = AgentStream(runtime.bus, runtime.inbox)
+    app[STREAM] = stream
     dialers: dict[str, calls.Dialer] = {
         account_id: channel
         for account_id, channel in runtime.channels.items()

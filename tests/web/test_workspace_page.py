@@ -184,3 +184,25 @@ async def test_customer_markup_is_shown_as_text_and_never_runs(chromium, team_hu
     response = await hub.client.get("/app")
     policy = response.headers["Content-Security-Policy"]
     assert "script-src 'self'" in policy and "default-src 'none'" in policy
+
+
+async def test_after_the_stream_drops_the_page_catches_up_without_a_reload(chromium, team_hub):
+    from hub.app import STREAM
+
+    hub = team_hub
+    conversation_id = await inbound(hub, "m1", "cust-1", text="Tin thứ nhất")
+    page = await signed_in_page(chromium, hub, "lan@example.vn")
+    await page.click("button[data-view=unassigned]")
+    await page.click(f"#conversations li[data-id='{conversation_id}']")
+    await page.wait_for_selector(".msg.inbound >> text=Tin thứ nhất")
+    await page.wait_for_selector("#connection.up")
+    # The hub drops every agent socket (a restart); the customer writes meanwhile,
+    # before the page has reconnected, so the live event cannot reach it.
+    await hub.app[STREAM].shutdown()
+    await page.wait_for_selector("#connection.down")
+    second = await inbound(hub, "m2", "cust-2", text="Khách mới trong lúc mất kết nối")
+    await inbound(hub, "m3", "cust-1", text="Tin thứ hai")
+    await page.wait_for_selector("#connection.up")
+    await page.wait_for_selector(".msg.inbound >> text=Tin thứ hai")
+    await page.wait_for_selector(f"#conversations li[data-id='{second}']")
+    assert page.errors == []
