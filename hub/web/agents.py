@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hub.errors import InvalidRequest, NotFound, QueueUnavailable
 from hub.events import Event
+from hub.inbox.addresses import normalise_email
 from hub.inbox.model import Agent, Role
 from hub.web.api import BUS, INBOX, STORE, TEAMS, agent_json, me, read_body
 from hub.web.audit import record
@@ -64,7 +65,7 @@ async def create_agent(request: web.Request) -> web.Response:
     check_teams(request, body.team_ids)
     agent = Agent(
         name=body.name,
-        email=body.email.lower(),
+        email=normalise_email(body.email),
         role=body.role,
         team_ids=body.team_ids,
         languages=body.languages,
