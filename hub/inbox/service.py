@@ -772,7 +772,10 @@ class InboxService:
         now = self.clock.now()
         await self.store.update_conversation(conversation.id, updated_at=now, **changes)
         updated = conversation.model_copy(update={**changes, "updated_at": now})
-        await self._announce(conversation_event("updated", updated, changed=sorted(changes)))
+        extra: dict[str, Any] = {"changed": sorted(changes)}
+        if "team_id" in changes:
+            extra["previous_team_id"] = conversation.team_id
+        await self._announce(conversation_event("updated", updated, **extra))
         return updated
 
     async def snooze(self, conversation_id: str, until: datetime) -> Conversation:

@@ -127,6 +127,8 @@ class AgentStream:
             return agent.role == "admin"
         if event.data.get("previous_assignee_id") == agent.id:
             return True  # it left their list: they must hear so
+        if event.data.get("previous_team_id") in agent.team_ids:
+            return True  # moved out of their team: likewise
         return may_see(agent, conversation)
 
     async def _conversation_of(self, event: Event) -> Conversation | None:
@@ -182,8 +184,10 @@ class AgentStream:
         if event.type == "agent.updated":
             await self._agent_updated(event)
         conversation = None
-        if event.type.startswith(("conversation.", "message.")):
-            conversation = await self._conversation_of(event)
+        if event.type.startswith(("conversation.", "message.")) and any(
+            c.agent.role == "agent" for c in self.connections
+        ):
+            conversation = await self._conversation_of(event)  # admins need not know
         frame: str | None = None
         for connection in list(self.connections):
             if self.visible(connection.agent, event, conversation):

@@ -138,6 +138,13 @@ async def test_an_agent_works_a_conversation_from_sign_in_to_resolved(chromium, 
     await page.select_option("header select.lang", "en")
     assert await page.text_content("#reopen") == "Reopen"
     await shot(page, "5-resolved-english")
+    # Keyboard: "?" shows the shortcuts; "r" goes back to the reply box.
+    await page.click("#timeline")
+    await page.keyboard.press("?")
+    await page.wait_for_selector("#help[open]")
+    await page.keyboard.press("Escape")
+    await page.keyboard.press("r")
+    assert await page.evaluate("() => document.activeElement.id") == "reply-text"
     assert page.errors == [] and colleague.errors == []
 
 
