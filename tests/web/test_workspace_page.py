@@ -213,3 +213,24 @@ async def test_after_the_stream_drops_the_page_catches_up_without_a_reload(chrom
     await page.wait_for_selector(".msg.inbound >> text=Tin thứ hai")
     await page.wait_for_selector(f"#conversations li[data-id='{second}']")
     assert page.errors == []
+
+
+async def test_an_admin_changes_a_role_and_reads_the_audit_log_in_the_page(chromium, team_hub):
+    hub = team_hub
+    page = await signed_in_page(chromium, hub, "an@example.vn")
+    await page.click("#admin-open")
+    row = page.locator(f"#admin-agents tr[data-id='{hub.minh.agent.id}']")
+    await row.locator("select").select_option("marketer")
+
+    async def demoted() -> bool:
+        return (await hub.runtime.store.get_agent(hub.minh.agent.id)).role == "marketer"
+
+    await eventually(demoted)
+    await page.wait_for_selector("#admin-audit >> text=agent.role_changed")
+    await page.wait_for_selector("#admin-audit >> text=auth.signed_in")
+    await shot(page, "7-admin")
+    # Demoted, minh sees no conversations, in the page or through the API.
+    minh = await signed_in_page(chromium, hub, "minh@example.vn")
+    await minh.wait_for_selector("#empty >> text=tiếp thị")
+    assert await minh.locator("#conversations li.item").count() == 0
+    assert page.errors == [] and minh.errors == []

@@ -98,6 +98,11 @@ async function start(session) {
   state.agents = agents.items;
   state.teams = teams.items;
   state.canned = canned.items;
+  if (state.me.role === 'marketer') {
+    // Conversations are private to support; marketers work on contacts and campaigns.
+    $('#empty').textContent = t('marketer_note');
+    return;
+  }
   await Promise.all([loadViews(), loadList()]);
   connect();
 }
@@ -451,6 +456,35 @@ function notify(title, body) {
   note.onclick = () => window.focus();
 }
 
+// -- admin -------------------------------------------------------------------
+async function openAdmin() {
+  const [agents, audit] = await Promise.all([api('GET', '/api/v1/agents'), api('GET', '/api/v1/audit')]);
+  state.agents = agents.items;
+  $('#admin-agents').replaceChildren(...agents.items.map((agent) => {
+    const role = el('select', {
+      'aria-label': t('role'),
+      onchange: () => api('PATCH', `/api/v1/agents/${agent.id}`, { role: role.value })
+        .then(openAdmin, (error) => alert(error.message)),
+    }, ...['admin', 'agent', 'marketer'].map((r) => el('option', { value: r, text: t(`role_${r}`) })));
+    role.value = agent.role;
+    role.disabled = agent.id === state.me.id;
+    return el('tr', { 'data-id': agent.id },
+      el('td', { text: agent.name }), el('td', { text: agent.email }), el('td', {}, role),
+      el('td', { text: agent.team_ids.join(', ') }),
+      el('td', {}, agent.id === state.me.id ? null : el('button', {
+        type: 'button', text: t('deactivate'),
+        onclick: () => api('PATCH', `/api/v1/agents/${agent.id}`, { active: false }).then(openAdmin),
+      })));
+  }));
+  $('#admin-audit').replaceChildren(...audit.items.map((entry) => el('tr', {},
+    el('td', { text: when(entry.at) }),
+    el('td', { text: agentName(entry.actor_id) || entry.actor_id || '' }),
+    el('td', { text: entry.action }),
+    el('td', { text: agentName(entry.target) || entry.target || '' }),
+    el('td', { text: JSON.stringify(entry.detail) }))));
+  if (!$('#admin').open) $('#admin').showModal();
+}
+
 // -- wiring ------------------------------------------------------------------
 function rerender() {
   translate(document);
@@ -530,6 +564,8 @@ function wire() {
     await api('POST', '/api/v1/auth/logout').catch(() => {});
     location.reload();
   });
+  $('#admin-open').hidden = state.me.role !== 'admin';
+  $('#admin-open').addEventListener('click', () => openAdmin().catch((error) => alert(error.message)));
   $('#notify').addEventListener('click', () => { if ('Notification' in window) Notification.requestPermission(); });
   $('#whole-history').addEventListener('change', () => { state.wholeHistory = $('#whole-history').checked; renderTimeline(); });
 }

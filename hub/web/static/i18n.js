@@ -22,6 +22,11 @@ const WORDS = {
     taken_by_other: 'Người khác đã nhận cuộc hội thoại này', failed: 'Gửi lỗi', queued: 'Đang gửi',
     sent: 'Đã gửi', delivered: 'Đã nhận', read: 'Đã xem', none: '(trống)', no_conversations: 'Không có hội thoại',
     whole_history: 'Mọi kênh của khách',
+    admin: 'Quản trị', agents: 'Nhân viên', name: 'Tên', role: 'Vai trò', teams: 'Nhóm',
+    audit_log: 'Nhật ký kiểm toán', time: 'Thời điểm', who: 'Ai', action: 'Hành động', target: 'Đối tượng',
+    detail: 'Chi tiết', deactivate: 'Ngừng kích hoạt', role_admin: 'Quản trị', role_agent: 'Nhân viên CSKH',
+    role_marketer: 'Tiếp thị',
+    marketer_note: 'Hội thoại chỉ dành cho bộ phận CSKH; tài khoản tiếp thị làm việc với khách hàng và chiến dịch.',
   },
   en: {
     email: 'E-mail', password: 'Password', sign_in: 'Sign in', sign_out: 'Sign out',
@@ -44,6 +49,11 @@ const WORDS = {
     taken_by_other: 'Someone else has taken this conversation', failed: 'Failed', queued: 'Sending',
     sent: 'Sent', delivered: 'Delivered', read: 'Read', none: '(none)', no_conversations: 'No conversations',
     whole_history: 'All of the customer\'s channels',
+    admin: 'Admin', agents: 'Agents', name: 'Name', role: 'Role', teams: 'Teams',
+    audit_log: 'Audit log', time: 'Time', who: 'Who', action: 'Action', target: 'Target',
+    detail: 'Detail', deactivate: 'Deactivate', role_admin: 'Admin', role_agent: 'Agent',
+    role_marketer: 'Marketer',
+    marketer_note: 'Conversations are for support; marketers work with contacts and campaigns.',
   },
 };
 
