@@ -234,3 +234,53 @@ async def test_an_admin_changes_a_role_and_reads_the_audit_log_in_the_page(chrom
     await minh.wait_for_selector("#empty >> text=tiếp thị")
     assert await minh.locator("#conversations li.item").count() == 0
     assert page.errors == [] and minh.errors == []
+
+
+# Records what the page shows as browser notifications (the browser's own API,
+# observed; the page's code is untouched).
+RECORD_NOTIFICATIONS = """
+window.__notes = [];
+window.Notification = class {
+  static permission = 'granted';
+  static requestPermission() { return Promise.resolve('granted'); }
+  constructor(title, options) { window.__notes.push({ title, body: options.body }); }
+};
+"""
+
+
+async def test_new_messages_elsewhere_and_mentions_raise_browser_notifications(chromium, team_hub):
+    hub = team_hub
+    first = await inbound(hub, "m1", "cust-1", text="Đơn thứ nhất")
+    context = await chromium.new_context(locale="vi-VN")
+    await context.add_init_script(RECORD_NOTIFICATIONS)
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT)
+    await page.goto(str(hub.client.make_url("/app")))
+    await page.fill("#signin-email", "lan@example.vn")
+    await page.fill("#signin-password", PASSWORD)
+    await page.click("#signin-form button[type=submit]")
+    await page.click("button[data-view=unassigned]")
+    await page.click(f"#conversations li[data-id='{first}']")
+    await page.wait_for_selector("#connection.up")
+    await inbound(hub, "m2", "cust-2", text="Khách khác hỏi", name="Lê Thị Hoa")
+    await page.wait_for_function("() => window.__notes.length === 1")
+    await call(
+        hub,
+        "POST",
+        f"/api/v1/conversations/{first}/notes",
+        hub.minh,
+        status=404,
+        json={"text": "@lan ?"},
+    )  # minh (sales) cannot even see it...
+    await call(
+        hub,
+        "POST",
+        f"/api/v1/conversations/{first}/notes",
+        hub.an,
+        status=201,
+        json={"text": "@lan gọi lại cho khách nhé"},
+    )  # ...an (admin) can
+    await page.wait_for_function("() => window.__notes.length === 2")
+    notes = await page.evaluate("() => window.__notes")
+    assert notes[0] == {"title": "Tin nhắn mới từ Lê Thị Hoa", "body": "Khách khác hỏi"}
+    assert notes[1] == {"title": "An nhắc đến bạn", "body": "@lan gọi lại cho khách nhé"}

@@ -167,7 +167,8 @@ function renderList() {
 
 function scheduleRefresh() {
   clearTimeout(state.refreshTimer);
-  state.refreshTimer = setTimeout(() => { loadList(); loadViews(); }, 150);
+  // Bursts of events become one reload a second, not one per event per tab.
+  state.refreshTimer = setTimeout(() => { loadList(); loadViews(); }, 1000);
 }
 
 // -- one conversation ------------------------------------------------------
