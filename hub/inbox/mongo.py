@@ -696,16 +696,20 @@ class MongoStore(Store):
         return await self._delete(CANNED, canned_id)
 
     async def label_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        documents = await self._find(
-            CONVERSATIONS,
-            {"labels.0": {"$exists": True}},
-            projection={"labels": 1, "status": 1},
-        )
-        for document in documents:
-            for label in document.get("labels", []):
-                counts[label] = counts.get(label, 0) + (document["status"] != "resolved")
-        return dict(sorted(counts.items()))
+        pipeline: list[Document] = [
+            {"$match": {"labels.0": {"$exists": True}}},
+            {"$unwind": "$labels"},
+            {
+                "$group": {
+                    "_id": "$labels",
+                    "open": {"$sum": {"$cond": [{"$eq": ["$status", "resolved"]}, 0, 1]}},
+                }
+            },
+        ]
+        with _reachable():
+            cursor = await self._db[CONVERSATIONS].aggregate(pipeline, session=self._session.get())
+            groups = await cursor.to_list()
+        return {g["_id"]: g["open"] for g in sorted(groups, key=lambda g: g["_id"])}
 
     async def merge_contacts(self, keep_id: str, merged_id: str) -> None:
         # All or nothing on a replica set (transaction); on a standalone server
