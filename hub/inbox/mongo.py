@@ -14,7 +14,6 @@ write), and `transaction()` only groups calls.
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
@@ -50,6 +49,7 @@ from hub.inbox.model import (
     from_ms,
     to_ms,
 )
+from hub.inbox.search import pattern as text_pattern
 from hub.inbox.store import (
     ConversationCursor,
     ConversationFilter,
@@ -453,7 +453,7 @@ class MongoStore(Store):
         if view.updated_since is not None:
             query["updated_at"] = {"$gte": view.updated_since}
         if view.text:
-            pattern = {"$regex": re.escape(view.text), "$options": "i"}
+            pattern = {"$regex": text_pattern(view.text), "$options": "i"}
             found = await self._find(
                 MESSAGES, {"text": pattern}, projection={"conversation_id": 1}, limit=1000
             )

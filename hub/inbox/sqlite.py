@@ -52,6 +52,7 @@ from hub.inbox.model import (
     from_ms,
     to_ms,
 )
+from hub.inbox.search import fold
 from hub.inbox.store import (
     ConversationCursor,
     ConversationFilter,
@@ -429,6 +430,7 @@ class SqliteStore(Store):
     def _connect(self, *, busy_timeout_ms: int) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.row_factory = sqlite3.Row
+        db.create_function("hub_fold", 1, fold, deterministic=True)  # searches (hub.inbox.search)
         # NORMAL in WAL mode survives a crash of the process (not of the machine)
         # without an fsync per commit, which is what keeps ingest fast.
         db.execute("PRAGMA synchronous=NORMAL")
@@ -797,11 +799,12 @@ class SqliteStore(Store):
             where.append("updated_at >= ?")
             params.append(to_ms(view.updated_since))
         if view.text:
-            pattern = "%" + _like_escape(view.text) + "%"
+            pattern = "%" + _like_escape(fold(view.text)) + "%"
             where.append(
-                "(subject LIKE ? ESCAPE '\\' OR contact_address LIKE ? ESCAPE '\\'"
+                "(hub_fold(subject) LIKE ? ESCAPE '\\'"
+                " OR hub_fold(contact_address) LIKE ? ESCAPE '\\'"
                 " OR id IN (SELECT conversation_id FROM messages"
-                " WHERE text LIKE ? ESCAPE '\\'))"
+                " WHERE hub_fold(text) LIKE ? ESCAPE '\\'))"
             )
             params.extend([pattern] * 3)
         if cursor:
