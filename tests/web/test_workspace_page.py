@@ -89,6 +89,9 @@ async def test_an_agent_works_a_conversation_from_sign_in_to_resolved(chromium, 
 
     await eventually(taken)
     await page.wait_for_selector("#take", state="hidden")
+    # Taken, it leaves the unassigned list.
+    listed = f"#conversations li[data-id='{conversation_id}']"
+    await page.wait_for_selector(listed, state="detached")
 
     # `/gia` + Tab inserts the canned response; the colleague sees "Lan is replying".
     await page.click("#reply-text")
@@ -133,8 +136,15 @@ async def test_an_agent_works_a_conversation_from_sign_in_to_resolved(chromium, 
         return (await store.get_conversation(conversation_id)).status == "resolved"
 
     await eventually(resolved)
-    # The contact panel and the English interface.
-    await page.wait_for_selector("#identities li")
+    # The contact panel: identities, and attributes an agent keeps up to date.
+    await page.wait_for_selector("#identities li >> text=api:shop: cust-1")
+    await page.fill("#attribute-key", "size")
+    await page.fill("#attribute-value", "M")
+    await page.click("#attribute-form button")
+    await page.wait_for_selector("#attributes dd >> text=M")
+    contact = await store.get_contact((await store.get_conversation(conversation_id)).contact_id)
+    assert contact.attributes == {"size": "M"}
+    # The English interface.
     await page.select_option("header select.lang", "en")
     assert await page.text_content("#reopen") == "Reopen"
     await shot(page, "5-resolved-english")

@@ -27,7 +27,7 @@ const state = {
   reconnects: 0,
   typingTimer: null,
   collisionTimer: null,
-  refreshTimer: null,
+  refreshTimer: 0,
 };
 
 function el(tag, attributes = {}, ...children) {
@@ -137,10 +137,13 @@ function viewQuery() {
   return query;
 }
 
+let listRequests = 0;
 async function loadList(more = false) {
   const query = viewQuery();
   if (more && state.cursor) query.set('cursor', state.cursor);
+  const request = ++listRequests;
   const page = await api('GET', `/api/v1/conversations?${query}`);
+  if (request !== listRequests) return; // a newer answer is on its way
   state.conversations = more ? [...state.conversations, ...page.items] : page.items;
   state.cursor = page.next_cursor;
   renderList();
@@ -165,10 +168,11 @@ function renderList() {
   $('#more').hidden = !state.cursor;
 }
 
+// Events reload the list at most once a second (a throttle, not a debounce: a
+// busy inbox must still see its list move).
 function scheduleRefresh() {
-  clearTimeout(state.refreshTimer);
-  // Bursts of events become one reload a second, not one per event per tab.
-  state.refreshTimer = setTimeout(() => { loadList(); loadViews(); }, 1000);
+  if (state.refreshTimer) return;
+  state.refreshTimer = setTimeout(() => { state.refreshTimer = null; loadList(); loadViews(); }, 1000);
 }
 
 // -- one conversation ------------------------------------------------------
@@ -262,9 +266,7 @@ async function loadContact() {
   $('#contact-name').textContent = contact.name || contact.id;
   $('#identities').replaceChildren(...contact.identities.map(
     (i) => el('li', { text: `${i.channel}: ${i.address}` })));
-  const attributes = Object.entries(contact.attributes || {});
-  $('#attributes').replaceChildren(...(attributes.length ? attributes.flatMap(([k, v]) => [
-    el('dt', { text: k }), el('dd', { text: String(v) })]) : [el('dd', { text: t('none') })]));
+  renderAttributes();
   const history = await api('GET', `/api/v1/contacts/${contact.id}/timeline`);
   state.history = history.messages;
   const earlier = history.conversations.filter((c) => c.id !== state.openId);
@@ -276,13 +278,33 @@ async function loadContact() {
   if (state.wholeHistory) renderTimeline();
 }
 
+function renderAttributes() {
+  const attributes = Object.entries(state.contact.attributes || {});
+  $('#attributes').replaceChildren(...(attributes.length ? attributes.flatMap(([key, value]) => [
+    el('dt', { text: key }),
+    el('dd', {}, el('span', { text: String(value) }), el('button', {
+      type: 'button', class: 'remove', title: t('remove'), 'aria-label': `${t('remove')} ${key}`, text: '×',
+      onclick: () => saveAttributes({ [key]: null }),
+    }))]) : [el('dd', { text: t('none') })]));
+}
+
+async function saveAttributes(attributes) {
+  try {
+    state.contact = await api('PATCH', `/api/v1/contacts/${state.contact.id}`, { attributes });
+    renderAttributes();
+  } catch (error) {
+    $('#composer-error').textContent = error.message;
+  }
+}
+
 // -- acting on it ----------------------------------------------------------
 async function act(method, suffix, body) {
   try {
     state.conversation = await api(method, `/api/v1/conversations/${state.openId}${suffix}`, body);
     if (!state.conversation.contact) state.conversation.contact = state.contact;
     renderHead();
-    scheduleRefresh();
+    loadList();
+    loadViews();
   } catch (error) {
     $('#composer-error').textContent = error.code === 'conflict' ? t('taken_by_other') : error.message;
   }
@@ -490,9 +512,13 @@ async function openAdmin() {
 function rerender() {
   translate(document);
   if (!state.me) return;
+  const up = $('#connection').classList.contains('up');
+  $('#connection').textContent = $('#connection').className.includes('connection ') ? t(up ? 'connected' : 'reconnecting') : '';
+  $('#reply-text').placeholder = t(mode() === 'note' ? 'note_placeholder' : 'reply_placeholder');
+  if (state.me.role === 'marketer') { $('#empty').textContent = t('marketer_note'); return; }
   loadViews();
   renderList();
-  if (state.conversation) { renderHead(); renderTimeline(); }
+  if (state.conversation) { renderHead(); renderTimeline(); loadContact(); }
 }
 
 function typingInField(target) {
@@ -551,6 +577,13 @@ function wire() {
   $('#snooze').addEventListener('click', () => {
     const value = $('#snooze-until').value;
     if (value) act('POST', '/snooze', { until: new Date(value).toISOString() });
+  });
+  $('#attribute-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    if (!state.contact) return;
+    await saveAttributes({ [$('#attribute-key').value.trim()]: $('#attribute-value').value });
+    $('#attribute-key').value = '';
+    $('#attribute-value').value = '';
   });
   $('#resolve').addEventListener('click', () => act('POST', '/resolve'));
   $('#reopen').addEventListener('click', () => act('POST', '/reopen'));
