@@ -341,6 +341,7 @@ async def create_app(
     app[api.STORE] = runtime.store
     app[api.BUS] = runtime.bus
     app[api.TEAMS] = list(settings.teams)
+    app[api.JOBS] = runtime.jobs
     app[AUDIT_CLOCK] = runtime.clock
     app[sessions.SESSIONS] = session_store
     app[sessions.LOGIN_GUARD] = LoginGuard(

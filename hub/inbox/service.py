@@ -806,6 +806,30 @@ class InboxService:
         await self._announce(conversation_event("snoozed", snoozed))
         return snoozed
 
+    async def wake(self, conversation_id: str, until: datetime) -> bool:
+        """The snooze that ends at `until` is over: the conversation is open again
+        (`conversation.reopened`). False, changing nothing, if it was snoozed
+        anew, reopened or resolved meanwhile. Safe to run twice."""
+        conversation = await self.store.get_conversation(conversation_id)
+        if conversation is None or conversation.status != "snoozed":
+            return False
+        now = self.clock.now()
+        if not await self.store.update_conversation(
+            conversation.id,
+            expect={"status": "snoozed", "snoozed_until": until},
+            status="open",
+            snoozed_until=None,
+            updated_at=now,
+        ):
+            return False
+        woken = conversation.model_copy(
+            update={"status": "open", "snoozed_until": None, "updated_at": now}
+        )
+        await self._announce(
+            conversation_event("reopened", woken, previous_status="snoozed", woke=True)
+        )
+        return True
+
     async def mark_read(
         self, conversation_id: str, reader: Agent | None = None, *, up_to: str | None = None
     ) -> None:

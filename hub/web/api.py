@@ -26,6 +26,7 @@ from hub.inbox.model import (
 )
 from hub.inbox.service import InboxService
 from hub.inbox.store import ConversationFilter, Store
+from hub.jobs import JobQueue
 from hub.settings import TeamSettings
 from hub.web.audit import record
 from hub.web.auth import AGENT
@@ -45,6 +46,7 @@ INBOX = web.AppKey("inbox", InboxService)
 STORE = web.AppKey("store", Store)
 BUS = web.AppKey("bus", EventBus)
 TEAMS = web.AppKey("teams", list[TeamSettings])
+JOBS = web.AppKey("jobs", JobQueue)
 
 LABEL = r"^[^\s,][^,]{0,39}$"
 # "@minh" or "@minh.tran" or "@minh@example.vn": an agent by e-mail or its local part.
@@ -340,6 +342,8 @@ async def update_conversation(request: web.Request) -> web.Response:
 async def snooze(request: web.Request) -> web.Response:
     conversation = await visible(request)
     body = await read_body(request, SnoozeBody)
+    # The wake-up first: if the snooze then fails, the job finds nothing to wake.
+    await request.app[JOBS].enqueue_wake(conversation.id, body.until)
     snoozed = await request.app[INBOX].snooze(conversation.id, body.until)
     return web.json_response(snoozed.model_dump(mode="json"))
 

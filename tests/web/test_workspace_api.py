@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 
+from tests.conftest import eventually
 from tests.web.conftest import call, inbound
 
 
@@ -318,3 +319,28 @@ async def test_errors_have_one_shape(team_hub, path):
     assert 400 <= response.status < 500
     error = (await response.json())["error"]
     assert set(error) == {"code", "message"} and error["message"]
+
+
+async def test_a_snoozed_conversation_wakes_when_its_snooze_ends(team_hub):
+    conversation = await inbound(team_hub, "m1")
+    path = f"/api/v1/conversations/{conversation}"
+    soon = team_hub.runtime.clock.now() + timedelta(seconds=1)
+    await call(team_hub, "POST", f"{path}/snooze", team_hub.lan, json={"until": soon.isoformat()})
+    # Snoozed again for longer: the first wake-up must not cut the second short.
+    later = team_hub.runtime.clock.now() + timedelta(hours=1)
+    longer = soon + timedelta(milliseconds=300)
+
+    async def status() -> str:
+        return (await team_hub.runtime.store.get_conversation(conversation)).status
+
+    await call(team_hub, "POST", f"{path}/snooze", team_hub.lan, json={"until": longer.isoformat()})
+
+    async def woke() -> bool:
+        return await status() == "open"
+
+    await eventually(woke)  # the second snooze's wake-up (the worker runs in the hub)
+    woken = await team_hub.runtime.store.get_conversation(conversation)
+    assert woken.snoozed_until is None and team_hub.runtime.clock.now() >= longer
+    await call(team_hub, "POST", f"{path}/snooze", team_hub.lan, json={"until": later.isoformat()})
+    assert await team_hub.runtime.inbox.wake(conversation, soon) is False  # not this snooze's
+    assert await status() == "snoozed"
