@@ -342,6 +342,8 @@ async def update_conversation(request: web.Request) -> web.Response:
 async def snooze(request: web.Request) -> web.Response:
     conversation = await visible(request)
     body = await read_body(request, SnoozeBody)
+    if body.until <= request.app[INBOX].clock.now():
+        raise InvalidRequest("snooze until a time in the future")
     # The wake-up first: if the snooze then fails, the job finds nothing to wake.
     await request.app[JOBS].enqueue_wake(conversation.id, body.until)
     snoozed = await request.app[INBOX].snooze(conversation.id, body.until)
