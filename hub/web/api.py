@@ -177,14 +177,24 @@ routes = web.RouteTableDef()
 
 @routes.get("/api/v1/conversations")
 async def list_conversations(request: web.Request) -> web.Response:
-    page = await request.app[STORE].list_conversations(
+    """Conversations the caller may see, newest activity first; each item also
+    names its contact (`contact_name`), so a list needs no second request."""
+    store = request.app[STORE]
+    page = await store.list_conversations(
         conversation_filter(request),
         limit=page_limit(request),
         cursor=request.query.get("cursor") or None,
     )
+    names: dict[str, str] = {}
+    for contact_id in dict.fromkeys(c.contact_id for c in page.items):
+        contact = await store.get_contact(contact_id)
+        names[contact_id] = contact.name if contact else ""
     return web.json_response(
         {
-            "items": [c.model_dump(mode="json") for c in page.items],
+            "items": [
+                {**c.model_dump(mode="json"), "contact_name": names.get(c.contact_id, "")}
+                for c in page.items
+            ],
             "next_cursor": page.next_cursor,
         }
     )

@@ -39,6 +39,8 @@ async def test_list_filters_by_label_text_team_and_updated_since(team_hub):
     since = (patched - timedelta(milliseconds=1)).isoformat()
     assert await ids(f"updated_since={since.replace('+00:00', 'Z')}") == [first]
     assert third in await ids("")
+    listed = await call(team_hub, "GET", "/api/v1/conversations", team_hub.an)
+    assert {c["contact_name"] for c in listed["items"]} == {"Nguyễn Văn Bình"}
     bad = await team_hub.api(
         "GET", "/api/v1/conversations?updated_since=yesterday", team_hub.an.token
     )

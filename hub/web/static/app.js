@@ -160,7 +160,7 @@ function renderList() {
       tabindex: '0',
       onclick: () => openConversation(c.id),
     },
-    el('span', { class: 'who', text: c.subject || c.contact_address }),
+    el('span', { class: 'who', text: [c.contact_name, c.subject].filter(Boolean).join(' · ') || c.contact_address }),
     el('span', { class: 'meta', text: `${c.channel} · ${t(`status_${c.status}`)}${c.assignee_id ? ` · ${agentName(c.assignee_id)}` : ''}` }),
     c.unread_count ? el('span', { class: 'count', text: String(c.unread_count) }) : null,
     c.priority === 'urgent' || c.priority === 'high' ? el('span', { class: `priority ${c.priority}`, text: t(c.priority) }) : null));
