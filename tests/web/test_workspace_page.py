@@ -294,3 +294,20 @@ async def test_new_messages_elsewhere_and_mentions_raise_browser_notifications(c
     notes = await page.evaluate("() => window.__notes")
     assert notes[0] == {"title": "Tin nhắn mới từ Lê Thị Hoa", "body": "Khách khác hỏi"}
     assert notes[1] == {"title": "An nhắc đến bạn", "body": "@lan gọi lại cho khách nhé"}
+
+
+async def test_an_agent_creates_a_token_seen_once_and_revokes_it_in_the_page(chromium, team_hub):
+    hub = team_hub
+    page = await signed_in_page(chromium, hub, "lan@example.vn")
+    await page.click("#tokens-open")
+    await page.fill("#token-name", "Zalo CRM")
+    await page.click("#token-form button")
+    token = (await page.locator("#token-value").text_content()).strip()
+    assert token.startswith("hub_")
+    assert (await hub.api("GET", "/api/v1/agents/me", token)).status == 200
+    row = page.locator("#token-list tr", has_text="Zalo CRM")
+    await row.wait_for()
+    await row.locator("button").click()
+    await row.wait_for(state="detached")
+    assert (await hub.api("GET", "/api/v1/agents/me", token)).status == 401
+    assert page.errors == []

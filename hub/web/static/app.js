@@ -508,6 +508,18 @@ async function openAdmin() {
   if (!$('#admin').open) $('#admin').showModal();
 }
 
+// -- the caller's API tokens -------------------------------------------------
+async function openTokens() {
+  const tokens = await api('GET', '/api/v1/tokens');
+  $('#token-list').replaceChildren(...tokens.items.map((token) => el('tr', { 'data-id': token.id },
+    el('td', { text: token.name || '—' }), el('td', { text: when(token.created_at) }),
+    el('td', {}, el('button', {
+      type: 'button', text: t('revoke'),
+      onclick: () => api('DELETE', `/api/v1/tokens/${token.id}`).then(openTokens),
+    })))));
+  if (!$('#tokens').open) { $('#token-new').hidden = true; $('#tokens').showModal(); }
+}
+
 // -- wiring ------------------------------------------------------------------
 function rerender() {
   translate(document);
@@ -597,6 +609,15 @@ function wire() {
   $('#signout').addEventListener('click', async () => {
     await api('POST', '/api/v1/auth/logout').catch(() => {});
     location.reload();
+  });
+  $('#tokens-open').addEventListener('click', () => openTokens().catch((error) => alert(error.message)));
+  $('#token-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const made = await api('POST', '/api/v1/tokens', { name: $('#token-name').value.trim() });
+    $('#token-name').value = '';
+    $('#token-value').textContent = made.token;
+    $('#token-new').hidden = false;
+    openTokens();
   });
   $('#admin-open').hidden = state.me.role !== 'admin';
   $('#admin-open').addEventListener('click', () => openAdmin().catch((error) => alert(error.message)));
