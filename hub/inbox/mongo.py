@@ -711,6 +711,16 @@ class MongoStore(Store):
             groups = await cursor.to_list()
         return {g["_id"]: g["open"] for g in sorted(groups, key=lambda g: g["_id"])}
 
+    async def search_contacts(self, text: str, *, limit: int) -> list[Contact]:
+        pattern = {"$regex": text_pattern(text), "$options": "i"}
+        documents = await self._find(
+            CONTACTS,
+            {"$or": [{"name": pattern}, {"identities.address": pattern}]},
+            sort=[("_id", ASCENDING)],
+            limit=limit,
+        )
+        return [_record(Contact, d) for d in documents]
+
     async def merge_contacts(self, keep_id: str, merged_id: str) -> None:
         # All or nothing on a replica set (transaction); on a standalone server
         # the steps are ordered so that a crash between them loses nothing: the

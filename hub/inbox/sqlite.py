@@ -1029,6 +1029,17 @@ class SqliteStore(Store):
             counts.setdefault(r["label"], 0)
         return dict(sorted(counts.items()))
 
+    async def search_contacts(self, text: str, *, limit: int) -> list[Contact]:
+        pattern = "%" + _like_escape(fold(text)) + "%"
+        rows = await self._fetch_all(
+            "SELECT id FROM contacts WHERE hub_fold(name) LIKE ? ESCAPE '\\'"
+            " UNION SELECT contact_id FROM identities WHERE hub_fold(address) LIKE ? ESCAPE '\\'"
+            " ORDER BY 1 LIMIT ?",
+            (pattern, pattern, limit),
+        )
+        found = [await self.get_contact(r[0]) for r in rows]
+        return [c for c in found if c is not None]
+
     async def merge_contacts(self, keep_id: str, merged_id: str) -> None:
         if keep_id == merged_id:
             raise InvalidRequest("a contact cannot be merged into itself")

@@ -301,6 +301,11 @@ class Store(ABC):
         """Every label in use, with how many unresolved conversations carry it."""
 
     @abstractmethod
+    async def search_contacts(self, text: str, *, limit: int) -> list[Contact]:
+        """Contacts whose name or one of whose addresses contains `text` (case and
+        diacritics ignored, see hub.inbox.search), by id, at most `limit`."""
+
+    @abstractmethod
     async def merge_contacts(self, keep_id: str, merged_id: str) -> None:
         """Move the merged contact's identities and conversations to `keep_id` and
         delete it, all or nothing. Raises NotFound if either is missing."""

@@ -3,12 +3,13 @@ cross-channel timeline, and merging two records of one person."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.errors import NotFound
+from hub.errors import InvalidRequest, NotFound
 from hub.inbox.model import Contact
 from hub.inbox.store import ConversationFilter
 from hub.web.api import INBOX, STORE, me, read_body
@@ -17,6 +18,7 @@ from hub.web.permissions import conversation_scope, require
 
 routes = web.RouteTableDef()
 TIMELINE_CONVERSATIONS = 50
+SEARCH_LIMIT = 20
 
 
 class ContactPatch(BaseModel):
@@ -39,6 +41,26 @@ async def contact_or_404(request: web.Request, contact_id: str) -> Contact:
     if contact is None:
         raise NotFound(f"contact {contact_id} does not exist")
     return contact
+
+
+def phone_fragment(text: str) -> str:
+    """A phone number as people type it ("090 111-1111", "+84 90...") as the part
+    of a stored E.164 number it must contain; other text as it is."""
+    digits = re.sub(r"[\s.()-]", "", text)
+    if not re.fullmatch(r"\+?\d{3,}", digits):
+        return text
+    return digits[1:] if digits.startswith("0") else digits.lstrip("+")
+
+
+@routes.get("/api/v1/contacts")
+async def search(request: web.Request) -> web.Response:
+    """Contacts whose name or an address contains `q` (case and diacritics
+    ignored), at most 20."""
+    text = request.query.get("q", "").strip()
+    if not 2 <= len(text) <= 200:
+        raise InvalidRequest("q must be 2 to 200 characters")
+    found = await request.app[STORE].search_contacts(phone_fragment(text), limit=SEARCH_LIMIT)
+    return web.json_response({"items": [c.model_dump(mode="json") for c in found]})
 
 
 @routes.get("/api/v1/contacts/{id}")

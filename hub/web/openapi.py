@@ -60,6 +60,7 @@ OPERATIONS: dict[tuple[str, str], tuple[Body, str]] = {
     ("GET", "/api/v1/messages/{id}/raw"): (None, "the raw message (message/rfc822)"),
     ("POST", "/api/v1/attachments"): (None, "Attachment"),
     ("GET", "/api/v1/attachments/{key}"): (None, "the file"),
+    ("GET", "/api/v1/contacts"): (None, "[Contact]"),
     ("GET", "/api/v1/contacts/{id}"): (None, "Contact"),
     ("PATCH", "/api/v1/contacts/{id}"): (contacts.ContactPatch, "Contact"),
     ("GET", "/api/v1/contacts/{id}/timeline"): (None, "Timeline"),
@@ -91,6 +92,7 @@ QUERY = {
         "cursor": "next_cursor of the previous page",
     },
     "/api/v1/audit": {"before": "next_cursor of the previous page"},
+    "/api/v1/contacts": {"q": "2 to 200 characters of a name, phone or address"},
 }
 MODELS: dict[str, type[BaseModel]] = {
     "Conversation": Conversation,

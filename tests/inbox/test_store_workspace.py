@@ -152,3 +152,15 @@ async def test_merge_refuses_a_missing_contact_or_itself(store: Store) -> None:
     with pytest.raises(InvalidRequest):
         await store.merge_contacts(keep.id, keep.id)
     assert await store.get_contact(keep.id) == keep
+
+
+async def test_contacts_are_found_by_name_or_address_without_marks(store: Store) -> None:
+    lan = await saved_contact(store, identity("email", "lan.tran@example.vn"), name="Trần Thị Lan")
+    binh = await saved_contact(store, identity("phone", "+84901234567"), name="Bình")
+    await saved_contact(store, name="Hoa")
+    assert await store.search_contacts("tran thi", limit=5) == [lan]
+    assert await store.search_contacts("LAN.TRAN@", limit=5) == [lan]
+    assert await store.search_contacts("0123", limit=5) == [binh]
+    assert await store.search_contacts("binh", limit=5) == [binh]
+    assert await store.search_contacts("%", limit=5) == []
+    assert len(await store.search_contacts("a", limit=1)) == 1

@@ -346,3 +346,14 @@ async def test_a_snoozed_conversation_wakes_when_its_snooze_ends(team_hub):
     await call(team_hub, "POST", f"{path}/snooze", team_hub.lan, json={"until": later.isoformat()})
     assert await team_hub.runtime.inbox.wake(conversation, soon) is False  # not this snooze's
     assert await status() == "snoozed"
+
+
+async def test_contacts_are_searched_by_name_or_address(team_hub):
+    await inbound(team_hub, "m1", "a", phone="+84901111111", name="Trần Thị Lan")
+    await inbound(team_hub, "m2", "b", name="Lê Văn Bình")
+    found = await call(team_hub, "GET", "/api/v1/contacts?q=tran thi", team_hub.mai)
+    assert [c["name"] for c in found["items"]] == ["Trần Thị Lan"]
+    by_phone = await call(team_hub, "GET", "/api/v1/contacts?q=0901111", team_hub.lan)
+    assert [c["name"] for c in by_phone["items"]] == ["Trần Thị Lan"]
+    short = await call(team_hub, "GET", "/api/v1/contacts?q=a", team_hub.lan, status=422)
+    assert "q must be" in short["error"]["message"]

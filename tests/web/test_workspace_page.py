@@ -311,3 +311,24 @@ async def test_an_agent_creates_a_token_seen_once_and_revokes_it_in_the_page(chr
     await row.wait_for(state="detached")
     assert (await hub.api("GET", "/api/v1/agents/me", token)).status == 401
     assert page.errors == []
+
+
+async def test_an_agent_merges_two_records_of_one_customer_from_the_contact_panel(
+    chromium, team_hub
+):
+    hub = team_hub
+    first = await inbound(hub, "m1", "a", phone="+84901111111", name="Lan")
+    second = await inbound(hub, "m2", "b", account="misc", email="lan@example.vn", name="Lan T.")
+    page = await signed_in_page(chromium, hub, "lan@example.vn")
+    page.on("dialog", lambda dialog: dialog.accept())
+    await page.click("button[data-view=unassigned]")
+    await page.click(f"#conversations li[data-id='{first}']")
+    await page.wait_for_selector("#identities li >> text=+84901111111")
+    await page.fill("#merge-search", "lan@exa")
+    await page.click("#merge-results li button")
+    await page.wait_for_selector("#identities li >> text=lan@example.vn")
+    await page.wait_for_selector("#earlier a >> text=api · ")
+    kept = (await hub.runtime.store.get_conversation(first)).contact_id
+    assert (await hub.runtime.store.get_conversation(second)).contact_id == kept
+    await shot(page, "8-merged-contact")
+    assert page.errors == []

@@ -297,6 +297,25 @@ async function saveAttributes(attributes) {
   }
 }
 
+async function findToMerge() {
+  const text = $('#merge-search').value.trim();
+  if (text.length < 2 || !state.contact) { $('#merge-results').replaceChildren(); return; }
+  const found = await api('GET', `/api/v1/contacts?q=${encodeURIComponent(text)}`);
+  $('#merge-results').replaceChildren(...found.items.filter((c) => c.id !== state.contact.id).map((c) => {
+    const label = `${c.name || c.id} · ${c.identities.map((i) => i.address).join(', ')}`;
+    return el('li', {}, el('span', { text: label }), el('button', {
+      type: 'button', text: t('merge'),
+      onclick: async () => {
+        if (!confirm(t('merge_confirm', { name: c.name || c.id }))) return;
+        state.contact = await api('POST', `/api/v1/contacts/${state.contact.id}/merge`, { contact_id: c.id });
+        $('#merge-search').value = '';
+        $('#merge-results').replaceChildren();
+        loadContact();
+      },
+    }));
+  }));
+}
+
 // -- acting on it ----------------------------------------------------------
 async function act(method, suffix, body) {
   try {
@@ -596,6 +615,11 @@ function wire() {
     await saveAttributes({ [$('#attribute-key').value.trim()]: $('#attribute-value').value });
     $('#attribute-key').value = '';
     $('#attribute-value').value = '';
+  });
+  let mergeTimer = null;
+  $('#merge-search').addEventListener('input', () => {
+    clearTimeout(mergeTimer);
+    mergeTimer = setTimeout(() => findToMerge().catch(() => {}), 250);
   });
   $('#resolve').addEventListener('click', () => act('POST', '/resolve'));
   $('#reopen').addEventListener('click', () => act('POST', '/reopen'));
