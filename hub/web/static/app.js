@@ -311,6 +311,7 @@ async function findToMerge() {
         $('#merge-search').value = '';
         $('#merge-results').replaceChildren();
         loadContact();
+        loadList();
       },
     }));
   }));
