@@ -302,6 +302,7 @@ async def test_an_agent_creates_a_token_seen_once_and_revokes_it_in_the_page(chr
     await page.click("#tokens-open")
     await page.fill("#token-name", "Zalo CRM")
     await page.click("#token-form button")
+    await page.wait_for_selector("#token-new:not([hidden])")
     token = (await page.locator("#token-value").text_content()).strip()
     assert token.startswith("hub_")
     assert (await hub.api("GET", "/api/v1/agents/me", token)).status == 200
