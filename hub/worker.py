@@ -22,7 +22,8 @@ from arq import Retry
 from arq.worker import Worker, func
 
 from hub.delivery import RetryLater
-from hub.jobs import DELIVER
+from hub.inbox.model import from_ms
+from hub.jobs import DELIVER, WAKE
 
 if TYPE_CHECKING:
     from hub.app import Runtime
@@ -42,9 +43,15 @@ async def deliver(ctx: dict[str, Any], message_id: str) -> str:
     return str(result.outcome)
 
 
+async def wake_snoozed(ctx: dict[str, Any], conversation_id: str, until_ms: int) -> bool:
+    runtime = ctx["runtime"]
+    return bool(await runtime.inbox.wake(conversation_id, from_ms(until_ms)))
+
+
 def functions(job_timeout: float) -> list[Any]:
     return [
-        func(deliver, name=DELIVER, max_tries=ARQ_MAX_TRIES, keep_result=0, timeout=job_timeout)
+        func(deliver, name=DELIVER, max_tries=ARQ_MAX_TRIES, keep_result=0, timeout=job_timeout),
+        func(wake_snoozed, name=WAKE, max_tries=5, keep_result=0, timeout=job_timeout),
     ]
 
 
