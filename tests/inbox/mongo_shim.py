@@ -90,6 +90,9 @@ class AsyncCollection:
     ) -> Any:
         return self._collection.update_one(query, update, upsert=upsert, session=session)
 
+    async def update_many(self, query: Document, update: Document, *, session: None = None) -> Any:
+        return self._collection.update_many(query, update, session=session)
+
     async def aggregate(self, pipeline: list[Document], *, session: None = None) -> AsyncCursor:
         return AsyncCursor(self._collection.aggregate(pipeline, session=session))
 
