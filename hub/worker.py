@@ -19,10 +19,13 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from arq import Retry
+from arq.cron import cron
 from arq.worker import Worker, func
 
+from hub.care.webhooks import Retry as WebhookRetry
+from hub.care.webhooks import webhook_secret
 from hub.delivery import RetryLater
-from hub.jobs import DELIVER
+from hub.jobs import CARE_WEBHOOK, DELIVER
 
 if TYPE_CHECKING:
     from hub.app import Runtime
@@ -42,9 +45,57 @@ async def deliver(ctx: dict[str, Any], message_id: str) -> str:
     return str(result.outcome)
 
 
+async def care_webhook(
+    ctx: dict[str, Any], rule_name: str, index: int, body: str, delivery_id: str
+) -> str:
+    """POST a care rule's webhook; retried with backoff by raising arq's Retry."""
+    runtime = ctx["runtime"]
+    rule = runtime.care.rule(rule_name)
+    if rule is None or index >= len(rule.actions) or rule.actions[index].type != "webhook":
+        log.warning(
+            "care webhook for a rule that is no longer configured; dropped",
+            extra={"event": "care.webhook_dropped", "rule": rule_name},
+        )
+        return "dropped"
+    action = rule.actions[index]
+    result = await runtime.care_webhooks.post(
+        action.url, webhook_secret(action.secret_env), body, delivery_id, ctx["job_try"]
+    )
+    if isinstance(result, WebhookRetry):
+        raise Retry(defer=result.delay)
+    return str(result)
+
+
+async def care_due(ctx: dict[str, Any]) -> int:
+    """Send care messages that are due (follow-ups, ones that waited for daytime)."""
+    return int(await ctx["runtime"].care_messages.run_due())
+
+
+async def care_birthdays(ctx: dict[str, Any]) -> int:
+    """Birthday wishes for contacts whose local time is past the birthday hour."""
+    runtime = ctx["runtime"]
+    return int(await runtime.care.run_birthdays(runtime.settings.care.daytime))
+
+
 def functions(job_timeout: float) -> list[Any]:
     return [
-        func(deliver, name=DELIVER, max_tries=ARQ_MAX_TRIES, keep_result=0, timeout=job_timeout)
+        func(deliver, name=DELIVER, max_tries=ARQ_MAX_TRIES, keep_result=0, timeout=job_timeout),
+        func(
+            care_webhook,
+            name=CARE_WEBHOOK,
+            max_tries=ARQ_MAX_TRIES,  # the sender counts attempts and gives up itself
+            keep_result=0,
+            timeout=job_timeout,
+        ),
+    ]
+
+
+def cron_jobs() -> list[Any]:
+    # unique (arq's default for cron): one run per tick across all workers.
+    return [
+        cron(care_due, name="care_due", second=0, run_at_startup=True),
+        # Every quarter hour: contacts live in timezones offset by 15-minute steps.
+        cron(care_birthdays, name="care_birthdays", minute={0, 15, 30, 45}, second=5),
     ]
 
 
@@ -70,6 +121,7 @@ class WorkerService:
         settings = runtime.settings
         self.worker = Worker(
             functions(job_timeout=settings.delivery.timeout_seconds * 2 + 5),
+            cron_jobs=cron_jobs(),
             queue_name=queue_name(settings),
             redis_pool=runtime.redis,
             handle_signals=False,

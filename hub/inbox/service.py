@@ -50,6 +50,7 @@ from hub.inbox.model import (
     DeliveryStatus,
     Identity,
     Message,
+    Priority,
     Sender,
 )
 from hub.inbox.store import ConversationFilter, Store
@@ -154,7 +155,10 @@ class InboxService:
             return await self._duplicate(stored), await self.conversation(stored.conversation_id)
         if contact_created:
             events.insert(0, Event("contact.created", {"contact": contact.model_dump(mode="json")}))
-        events.append(message_event("created", message))
+        created = message_event("created", message)
+        # Care rules greet a contact's very first message: say so, as only here is it known.
+        created.data["first_from_contact"] = contact_created
+        events.append(created)
         log.info(
             "message ingested",
             extra={
@@ -748,6 +752,81 @@ class InboxService:
             conversation_event("reopened", reopened, previous_status=conversation.status)
         )
         return reopened
+
+    async def organise(
+        self,
+        conversation_id: str,
+        *,
+        team_id: str | None = None,
+        add_labels: Sequence[str] = (),
+        priority: Priority | None = None,
+        snooze_until: datetime | None = None,
+    ) -> Conversation:
+        """Move the conversation to a team, label it, set its priority or snooze it
+        (what automation rules do), in one compare-and-set; `conversation.updated`
+        tells everyone. Changes nothing (and publishes nothing) if all is as asked."""
+        for _ in range(5):
+            conversation = await self.conversation(conversation_id)
+            changes: dict[str, Any] = {}
+            if team_id is not None and team_id != conversation.team_id:
+                changes["team_id"] = team_id
+            labels = list(dict.fromkeys([*conversation.labels, *add_labels]))
+            if labels != conversation.labels:
+                changes["labels"] = labels
+            if priority is not None and priority != conversation.priority:
+                changes["priority"] = priority
+            if snooze_until is not None and conversation.status != "resolved":
+                changes.update(status="snoozed", snoozed_until=snooze_until)
+            if not changes:
+                return conversation
+            changes["updated_at"] = self.clock.now()
+            if await self.store.update_conversation(
+                conversation.id,
+                expect={"status": conversation.status, "labels": conversation.labels},
+                **changes,
+            ):
+                updated = conversation.model_copy(update=changes)
+                await self._announce(conversation_event("updated", updated))
+                return updated
+        raise Conflict(f"conversation {conversation_id} kept changing; not updated")
+
+    async def record_satisfaction(self, conversation_id: str, score: int, how: str) -> bool:
+        """The customer's answer (1-5) to the satisfaction survey; the latest answer
+        counts. Returns False for a score outside 1-5 (nothing written)."""
+        if not 1 <= score <= 5:
+            return False
+        conversation = await self.conversation(conversation_id)
+        now = self.clock.now()
+        await self.store.update_conversation(
+            conversation.id, satisfaction=score, satisfaction_at=now, updated_at=now
+        )
+        rated = conversation.model_copy(update={"satisfaction": score, "satisfaction_at": now})
+        await self._announce(conversation_event("rated", rated, how=how))
+        return True
+
+    async def tag_contact(self, contact_id: str, tag: str) -> Contact:
+        """Give the contact a tag (compare-and-set on its tags); `contact.tagged`
+        fires only when the tag is new, so follow-ups start once per tagging."""
+        tag = tag.strip()
+        if not tag:
+            raise InvalidRequest("a tag needs text")
+        for _ in range(5):
+            contact = await self.store.get_contact(contact_id)
+            if contact is None:
+                raise NotFound(f"contact {contact_id} does not exist")
+            if tag in contact.tags:
+                return contact
+            tags = [*contact.tags, tag]
+            now = self.clock.now()
+            if await self.store.update_contact(
+                contact.id, expect={"tags": contact.tags}, tags=tags, updated_at=now
+            ):
+                tagged = contact.model_copy(update={"tags": tags, "updated_at": now})
+                await self._announce(
+                    Event("contact.tagged", {"contact": tagged.model_dump(mode="json"), "tag": tag})
+                )
+                return tagged
+        raise Conflict(f"contact {contact_id} kept changing; tag not added")
 
     async def mark_read(
         self, conversation_id: str, reader: Agent | None = None, *, up_to: str | None = None
