@@ -188,6 +188,7 @@ async def open_runtime(
                 http,
                 timeout_seconds=settings.care.webhook_timeout_seconds,
                 max_attempts=settings.care.webhook_max_attempts,
+                backoff_seconds=settings.care.webhook_backoff_seconds,
             ),
         )
         context = ChannelContext(

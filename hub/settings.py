@@ -136,6 +136,9 @@ class CareSettings(_Section):
     )
     webhook_timeout_seconds: float = Field(10.0, gt=0)
     webhook_max_attempts: int = Field(6, ge=1)
+    webhook_backoff_seconds: float = Field(
+        5.0, gt=0, description="first retry delay of a webhook; doubles each time, up to 15 min"
+    )
     rules: list[dict[str, Any]] = Field(default_factory=list)
 
     @field_validator("daytime")

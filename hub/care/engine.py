@@ -251,7 +251,7 @@ class CareEngine:
         elif conversation is None:
             return  # parse_rules refuses these on events without a conversation
         elif isinstance(action, Survey):
-            if conversation.resolved_at is None:
+            if conversation.resolved_at is None or await self._only_survey_answered(conversation):
                 return
             await self.messages.decide(
                 f"survey:{rule.name}:{conversation.id}:{to_ms(conversation.resolved_at)}",
@@ -328,6 +328,18 @@ class CareEngine:
             # Only the survey was answered: the conversation stays done.
             await self.inbox.resolve(conversation.id)
         return True
+
+    async def _only_survey_answered(self, conversation: Conversation) -> bool:
+        """Whether nothing but a score came since the last survey: the conversation
+        is resolved again after its answer, which is not a new case to survey."""
+        timeline = await self.store.list_messages(conversation.id)
+        surveys = [
+            i for i, m in enumerate(timeline) if (m.idempotency_key or "").startswith(SURVEY_KEY)
+        ]
+        if not surveys:
+            return False
+        since = [m for m in timeline[surveys[-1] + 1 :] if m.direction in ("inbound", "outbound")]
+        return all(m.direction == "inbound" and score_in(m.text) is not None for m in since)
 
     # -- birthdays -------------------------------------------------------
     async def run_birthdays(self, daytime: str) -> int:

@@ -45,8 +45,14 @@ def webhook_secret(secret_env: str) -> str:
 
 class WebhookSender:
     def __init__(
-        self, http: aiohttp.ClientSession, *, timeout_seconds: float, max_attempts: int
+        self,
+        http: aiohttp.ClientSession,
+        *,
+        timeout_seconds: float,
+        max_attempts: int,
+        backoff_seconds: float = 5.0,
     ) -> None:
+        self.backoff_seconds = backoff_seconds
         self.http = http
         self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self.max_attempts = max_attempts
@@ -95,4 +101,4 @@ class WebhookSender:
                 },
             )
             return "gave up"
-        return Retry(timedelta(seconds=min(5 * 2 ** (attempt - 1), 900)))
+        return Retry(timedelta(seconds=min(self.backoff_seconds * 2 ** (attempt - 1), 900)))

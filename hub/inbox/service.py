@@ -606,7 +606,12 @@ class InboxService:
         except DuplicateMessage:
             if idempotency_key is None:
                 raise
-            earlier = await self.store.message_by_idempotency_key(conversation.id, idempotency_key)
+            # Read as `ingest` does: inside a transaction, which sees the other
+            # writer's message even before its (group) commit lands.
+            async with self.store.transaction():
+                earlier = await self.store.message_by_idempotency_key(
+                    conversation.id, idempotency_key
+                )
             if earlier is None:
                 raise
             return earlier, False
