@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
+from hub.care.messages import CareMessages
 from hub.clock import FrozenClock
-from hub.inbox.model import Agent, Message
+from hub.inbox.model import Agent, Consent, Message
 from hub.inbox.store import ConversationFilter
 from tests.conftest import API_SECRET, Hub, eventually
 from tests.peers.api_sender import message, signed
@@ -410,3 +411,45 @@ async def test_a_failing_webhook_receiver_is_retried_without_holding_up_ingest(
         assert first.headers["X-Hub-Delivery"] == second.headers["X-Hub-Delivery"]
     finally:
         await receiver.stop()
+
+
+async def test_care_respects_consent_and_uses_the_short_sms_text_where_consent_is_sms(
+    care_hub: tuple[Hub, FrozenClock],
+) -> None:
+    """The same care messages on an account whose sends need "sms" consent (as a
+    Twilio number's do): short text, and nothing to a contact who opted out."""
+    hub, clock = care_hub
+    runtime = hub.runtime
+    sms_care = CareMessages(
+        runtime.store,
+        runtime.inbox,
+        clock,
+        runtime.care_messages.templates,
+        runtime.care_messages.policy,
+        consent_key=lambda account_id: "sms",
+    )
+    willing_id = await customer_writes(hub, "m1", sender_id="willing")
+    stopped_id = await customer_writes(hub, "m2", sender_id="stopped")
+    willing = await runtime.store.get_contact(
+        (await runtime.inbox.conversation(willing_id)).contact_id
+    )
+    stopped_conversation = await runtime.inbox.conversation(stopped_id)
+    opted_out = {"sms": Consent(status="opted_out", at=clock.now(), how="message:x")}
+    await runtime.store.update_contact(stopped_conversation.contact_id, consent=opted_out)
+    stopped = await runtime.store.get_contact(stopped_conversation.contact_id)
+    assert willing is not None and stopped is not None
+    for contact, conversation_id in ((willing, willing_id), (stopped, stopped_id)):
+        await sms_care.decide(
+            f"birthday:{contact.id}:2026",
+            kind="birthday",
+            contact=contact,
+            conversation=None,
+            template="birthday",
+            answer=False,
+        )
+    [_, wish] = await care_sent(hub, willing_id)
+    assert wish.text == "Cửa hàng ABC chuc mung sinh nhat Bình! Chuc ban mot nam moi that vui."
+    assert len(await care_sent(hub, stopped_id)) == 1  # the greeting, before the opt-out
+    task = await runtime.store.get_care_task(f"birthday:{stopped.id}:2026")
+    assert task is not None and task.state == "cancelled"
+    assert "opted out of sms" in task.payload["reason"]
