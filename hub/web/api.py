@@ -47,6 +47,12 @@ class AssignBody(BaseModel):
     agent_id: str | None
 
 
+class TagBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tag: str = Field(min_length=1, max_length=100)
+
+
 class PresenceBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -199,6 +205,15 @@ async def get_contact(request: web.Request) -> web.Response:
     contact = await request.app[STORE].get_contact(request.match_info["id"])
     if contact is None:
         raise NotFound(f"contact {request.match_info['id']} does not exist")
+    return web.json_response(contact.model_dump(mode="json"))
+
+
+@routes.post("/api/v1/contacts/{id}/tags")
+async def tag_contact(request: web.Request) -> web.Response:
+    """Tag the contact ("purchased" from the shop's system starts the follow-ups
+    of care rules on contact.tagged). Adding a tag the contact has is a no-op."""
+    body = await read_body(request, TagBody)
+    contact = await request.app[INBOX].tag_contact(request.match_info["id"], body.tag)
     return web.json_response(contact.model_dump(mode="json"))
 
 

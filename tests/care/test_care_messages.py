@@ -15,8 +15,9 @@ import pytest
 
 from hub.care.messages import CareMessages
 from hub.clock import FrozenClock
-from hub.inbox.model import Agent, Consent, Message
+from hub.inbox.model import Agent, ApiToken, Consent, Message
 from hub.inbox.store import ConversationFilter
+from hub.web.auth import hash_token, new_token
 from tests.conftest import API_SECRET, Hub, eventually
 from tests.peers.api_sender import message, signed
 from tests.peers.callback import CallbackPeer
@@ -93,6 +94,16 @@ async def customer_writes(hub: Hub, external_id: str, text: str = "Xin chào", *
     stored = await hub.runtime.store.message_by_external_id("api", "shop", external_id)
     assert stored is not None
     return stored.conversation_id
+
+
+async def agent_token(hub: Hub) -> str:
+    agent = Agent(name="Lan", email="lan@shop.vn", created_at=hub.runtime.clock.now())
+    await hub.runtime.store.add_agent(agent)
+    token = new_token()
+    await hub.runtime.store.add_token(
+        ApiToken(agent_id=agent.id, token_hash=hash_token(token), created_at=agent.created_at)
+    )
+    return token
 
 
 async def care_sent(hub: Hub, conversation_id: str) -> list[Message]:
@@ -279,8 +290,17 @@ async def test_follow_up_goes_n_days_after_the_tag_unless_the_contact_writes_fir
     inbox = hub.runtime.inbox
     quiet = await customer_writes(hub, "m1", sender_id="quiet")
     chatty = await customer_writes(hub, "m2", sender_id="chatty")
-    await inbox.tag_contact((await inbox.conversation(quiet)).contact_id, "purchased")
-    await inbox.tag_contact((await inbox.conversation(quiet)).contact_id, "purchased")
+    token = await agent_token(hub)
+    quiet_contact = (await inbox.conversation(quiet)).contact_id
+    for _ in range(2):  # the shop's system tags through the API; a repeat changes nothing
+        tagged = await hub.api(
+            "POST", f"/api/v1/contacts/{quiet_contact}/tags", token, json={"tag": "purchased"}
+        )
+        assert tagged.status == 200 and (await tagged.json())["tags"] == ["purchased"]
+    empty = await hub.api("POST", f"/api/v1/contacts/{quiet_contact}/tags", token, json={"tag": ""})
+    assert empty.status == 422
+    unknown = await hub.api("POST", "/api/v1/contacts/nobody/tags", token, json={"tag": "x"})
+    assert unknown.status == 404
     await inbox.tag_contact((await inbox.conversation(chatty)).contact_id, "purchased")
     await inbox.tag_contact((await inbox.conversation(chatty)).contact_id, "other")
     clock.advance(timedelta(days=1))
@@ -438,7 +458,7 @@ async def test_care_respects_consent_and_uses_the_short_sms_text_where_consent_i
     await runtime.store.update_contact(stopped_conversation.contact_id, consent=opted_out)
     stopped = await runtime.store.get_contact(stopped_conversation.contact_id)
     assert willing is not None and stopped is not None
-    for contact, conversation_id in ((willing, willing_id), (stopped, stopped_id)):
+    for contact in (willing, stopped):
         await sms_care.decide(
             f"birthday:{contact.id}:2026",
             kind="birthday",
