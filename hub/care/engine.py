@@ -95,6 +95,10 @@ class CareEngine:
         self.default_language = default_language
         self.birthday_hour = birthday_hour
         self.survey_lifetime = survey_lifetime
+        kinds = {action.type for rule in self.rules for action in rule.actions}
+        # Work done on every inbound message only when some rule needs it.
+        self._follow_ups = "follow_up" in kinds
+        self._surveys = "survey" in kinds
 
     def rule(self, name: str) -> Rule | None:
         return next((rule for rule in self.rules if rule.name == name), None)
@@ -107,8 +111,11 @@ class CareEngine:
             "contact.created": self.on_contact,
             "contact.tagged": self.on_contact,
         }
+        events = {rule.event for rule in self.rules}
         for event_type, handler in handlers.items():
-            bus.subscribe(event_type, handler)
+            replies_matter = self._follow_ups or self._surveys  # cancelled / answered by them
+            if event_type in events or (event_type == "message.created" and replies_matter):
+                bus.subscribe(event_type, handler)
 
     # -- events ----------------------------------------------------------
     async def on_message(self, event: Event) -> None:
@@ -121,7 +128,7 @@ class CareEngine:
         contact = await self.store.get_contact(conversation.contact_id)
         if contact is None:
             return
-        if message.direction == "inbound":
+        if message.direction == "inbound" and self._follow_ups:
             # The contact wrote first: pending follow-ups have had their answer.
             cancelled = await self.store.cancel_care_tasks(
                 contact.id, "follow_up", message.created_at
@@ -131,6 +138,7 @@ class CareEngine:
                     "follow-ups cancelled: the contact wrote",
                     extra={"event": "care.follow_up_cancelled", "contact_id": contact.id},
                 )
+        if message.direction == "inbound" and self._surveys:
             if await self._survey_answer(message, conversation):
                 return
         await self.run(

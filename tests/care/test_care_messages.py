@@ -15,7 +15,7 @@ import pytest
 
 from hub.care.messages import CareMessages
 from hub.clock import FrozenClock
-from hub.inbox.model import Agent, ApiToken, Consent, Message
+from hub.inbox.model import Agent, ApiToken, CareTask, Consent, Message
 from hub.inbox.store import ConversationFilter
 from hub.web.auth import hash_token, new_token
 from tests.conftest import API_SECRET, Hub, eventually
@@ -473,3 +473,35 @@ async def test_care_respects_consent_and_uses_the_short_sms_text_where_consent_i
     task = await runtime.store.get_care_task(f"birthday:{stopped.id}:2026")
     assert task is not None and task.state == "cancelled"
     assert "opted out of sms" in task.payload["reason"]
+
+
+async def test_the_workers_care_cron_sends_what_is_due_without_being_asked(
+    make_settings: Callable[..., Any], start_hub: Callable[..., Awaitable[Hub]]
+) -> None:
+    """A task left pending (a crash after deciding it) goes out when a worker
+    starts: the care cron runs at start-up, then every minute."""
+    clock = FrozenClock(saigon(5, 10))
+    settings = make_settings(templates={"folder": TEMPLATES}, care={"rules": RULES})
+    web_only = await start_hub(settings, clock=clock, with_worker=False)
+    conversation_id = await customer_writes(web_only, "m1")
+    conversation = await web_only.runtime.inbox.conversation(conversation_id)
+    await web_only.runtime.store.add_care_task(
+        CareTask(
+            key="left-behind",
+            kind="reply",
+            contact_id=conversation.contact_id,
+            conversation_id=conversation_id,
+            due_at=clock.now(),
+            payload={"template": "greeting", "answer": True, "variables": {}},
+            created_at=clock.now(),
+            updated_at=clock.now(),
+        )
+    )
+    worker_hub = await start_hub(settings, clock=clock, with_worker=True)
+
+    async def sent() -> bool:
+        return len(await care_sent(worker_hub, conversation_id)) == 2
+
+    await eventually(sent)
+    task = await worker_hub.runtime.store.get_care_task("left-behind")
+    assert task is not None and task.state == "done"
