@@ -90,12 +90,21 @@ def functions(job_timeout: float) -> list[Any]:
     ]
 
 
-def cron_jobs() -> list[Any]:
+def cron_jobs(job_timeout: float) -> list[Any]:
     # unique (arq's default for cron): one run per tick across all workers.
+    # An explicit timeout: arq keeps a job "in progress" for the longest timeout
+    # of any function, and a cron job without one (300 s) would make a killed
+    # worker's deliveries wait that long before they are run again.
     return [
-        cron(care_due, name="care_due", second=0, run_at_startup=True),
+        cron(care_due, name="care_due", second=0, run_at_startup=True, timeout=job_timeout),
         # Every quarter hour: contacts live in timezones offset by 15-minute steps.
-        cron(care_birthdays, name="care_birthdays", minute={0, 15, 30, 45}, second=5),
+        cron(
+            care_birthdays,
+            name="care_birthdays",
+            minute={0, 15, 30, 45},
+            second=5,
+            timeout=job_timeout,
+        ),
     ]
 
 
@@ -121,7 +130,7 @@ class WorkerService:
         settings = runtime.settings
         self.worker = Worker(
             functions(job_timeout=settings.delivery.timeout_seconds * 2 + 5),
-            cron_jobs=cron_jobs(),
+            cron_jobs=cron_jobs(job_timeout=settings.delivery.timeout_seconds * 2 + 5),
             queue_name=queue_name(settings),
             redis_pool=runtime.redis,
             handle_signals=False,
