@@ -362,11 +362,10 @@ CARE_TASKS = _Table(
     times=("due_at", "created_at", "updated_at"),
     key="key",
 )
-# Contacts with their identities, as CONTACT_WITH_IDENTITIES, by birthday.
-CONTACTS_BORN_ON = CONTACT_WITH_IDENTITIES.replace(
-    "FROM contacts WHERE id = ?",
-    "FROM contacts WHERE birthday IS NOT NULL AND substr(birthday, 6) = ? AND id > ?"
-    " ORDER BY id LIMIT ?",
+# Contacts with their identities, by birthday (any year), in id order.
+CONTACTS_BORN_ON = (
+    CONTACTS_WITH_IDENTITIES
+    + " WHERE birthday IS NOT NULL AND substr(birthday, 6) = ? AND id > ? ORDER BY id LIMIT ?"
 )
 TOKENS = _Table("api_tokens", ApiToken, times=("created_at", "last_used_at"), flat=True)
 
