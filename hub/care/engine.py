@@ -35,6 +35,7 @@ from hub.care.survey import SurveyLinks, score_in
 from hub.care.templates import language_of
 from hub.clock import Clock
 from hub.events import Event, EventBus
+from hub.inbox.loops import may_auto_reply
 from hub.inbox.model import Contact, Conversation, Message, new_id, to_ms
 from hub.inbox.service import InboxService
 from hub.inbox.store import Store
@@ -246,6 +247,14 @@ class CareEngine:
                 due_at=s.at + timedelta(days=action.after_days),
             )
         elif isinstance(action, Reply):
+            if s.message is not None and not may_auto_reply(s.message):
+                # A machine wrote it (an out-of-office, a bounce, a list): answering
+                # automatically could start a loop between two robots.
+                log.info(
+                    "no automatic reply to an automated message",
+                    extra={"event": "care.not_to_machines", "message_id": s.message.id},
+                )
+                return
             key = self._once_key(rule, action, s)
             await self.messages.decide(
                 key,

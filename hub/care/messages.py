@@ -141,9 +141,10 @@ class CareMessages:
             )
         except (TemplateError, ReplyWindowClosed, InvalidRequest, NotFound) as exc:
             return await self._cancel(task, str(exc))
-        await self.store.update_care_task(
+        if not await self.store.update_care_task(
             task.key, expect={"state": "pending"}, state="done", updated_at=self.clock.now()
-        )
+        ):
+            return "already done"  # a racer recorded the same message (one, by its key)
         log.info(
             "care message sent",
             extra={

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from hub.care.engine import Situation
 from hub.care.messages import CareMessages
 from hub.clock import FrozenClock
 from hub.inbox.model import Agent, ApiToken, CareTask, Consent, Message
@@ -243,8 +244,9 @@ async def test_a_survey_decided_at_night_waits_for_the_contacts_daytime(
     await care.run_due()
     assert len(await care_sent(hub, conversation_id)) == 1
     clock.set(saigon(6, 8))
-    assert await care.run_due() == 1
-    assert await care.run_due() == 0
+    # (The worker's own cron may run too: whoever sends it, it is sent once.)
+    await asyncio.gather(care.run_due(), care.run_due())
+    await care.run_due()
     assert len(await care_sent(hub, conversation_id)) == 2
 
 
@@ -309,8 +311,8 @@ async def test_follow_up_goes_n_days_after_the_tag_unless_the_contact_writes_fir
     clock.advance(timedelta(days=1, hours=23))
     assert await care.run_due() == 0
     clock.advance(timedelta(hours=1))  # three days after the tag, 10:00 in Saigon
-    assert await care.run_due() == 1
-    assert await care.run_due() == 0
+    await care.run_due()
+    await care.run_due()
     [_, follow_up] = await care_sent(hub, quiet)
     assert follow_up.text.startswith("Xin chào Bình, bạn dùng sản phẩm")
     assert len(await care_sent(hub, chatty)) == 1  # its greeting only
@@ -340,7 +342,7 @@ async def test_one_care_task_completed_by_two_racers_records_one_message(
     assert task is not None
     clock.advance(timedelta(seconds=1))
     results = await asyncio.gather(care.complete(task), care.complete(task), care.run_due())
-    assert results.count("done") >= 1
+    assert results[:2].count("done") + results[2] == 1  # one of them reports sending it
     assert len(await care_sent(hub, conversation_id)) == 2  # the greeting and this one
     stored = await hub.runtime.store.get_care_task("manual:1")
     assert stored is not None and stored.state == "done"
@@ -499,9 +501,35 @@ async def test_the_workers_care_cron_sends_what_is_due_without_being_asked(
     )
     worker_hub = await start_hub(settings, clock=clock, with_worker=True)
 
-    async def sent() -> bool:
-        return len(await care_sent(worker_hub, conversation_id)) == 2
+    async def done() -> bool:
+        task = await worker_hub.runtime.store.get_care_task("left-behind")
+        return task is not None and task.state == "done"
 
-    await eventually(sent)
-    task = await worker_hub.runtime.store.get_care_task("left-behind")
-    assert task is not None and task.state == "done"
+    await eventually(done)
+    assert len(await care_sent(worker_hub, conversation_id)) == 2
+
+
+async def test_no_care_reply_to_a_message_a_machine_sent(
+    care_hub: tuple[Hub, FrozenClock],
+) -> None:
+    """An out-of-office or a bounce gets no greeting or away reply: two robots
+    answering each other would never stop (RFC 3834, `hub.inbox.loops`)."""
+    hub, clock = care_hub
+    conversation_id = await customer_writes(hub, "m1")
+    conversation = await hub.runtime.inbox.conversation(conversation_id)
+    contact = await hub.runtime.store.get_contact(conversation.contact_id)
+    assert contact is not None
+    [robot] = [
+        m for m in await hub.runtime.store.list_messages(conversation_id) if m.external_id == "m1"
+    ]
+    robot = robot.model_copy(update={"meta": {"automated": True, "automated_reason": "x"}})
+    clock.set(saigon(5, 20))
+    await hub.runtime.care.run(
+        Situation("message.created", clock.now(), contact, conversation, robot)
+    )
+    assert len(await care_sent(hub, conversation_id)) == 1  # the greeting to the person only
+    person = robot.model_copy(update={"meta": {}})
+    await hub.runtime.care.run(
+        Situation("message.created", clock.now(), contact, conversation, person)
+    )
+    assert len(await care_sent(hub, conversation_id)) == 2  # and the away reply to them
