@@ -940,6 +940,13 @@ class SqliteStore(Store):
         return [CARE_TASKS.decode(r) for r in rows]
 
     async def cancel_care_tasks(self, contact_id: str, kind: str, at: datetime) -> int:
+        # Asked on every inbound message, and almost always there is nothing to
+        # cancel: a read on the reader connection spares the write lock.
+        if not self._in_transaction.get() and not await self._fetch_one(
+            "SELECT 1 FROM care_tasks WHERE contact_id = ? AND kind = ? AND state = 'pending'",
+            (contact_id, kind),
+        ):
+            return 0
         return await self._write(
             "UPDATE care_tasks SET state = 'cancelled', updated_at = ?"
             " WHERE contact_id = ? AND kind = ? AND state = 'pending'",

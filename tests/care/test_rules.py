@@ -138,3 +138,11 @@ async def test_the_hub_does_not_start_with_a_webhook_secret_missing(
     settings = make_settings(care={"rules": [rule(actions=[webhook])]})
     with pytest.raises(ConfigError, match="'HUB_TEST_NOT_SET' must hold the webhook secret"):
         await create_app(settings)
+
+
+async def test_the_hub_does_not_start_with_hours_for_an_unknown_account(
+    make_settings: Callable[..., Any],
+) -> None:
+    settings = make_settings(care={"account_hours": {"shopp": {"mon": ["08:00-17:00"]}}})
+    with pytest.raises(ConfigError, match=r"care\.account_hours names account 'shopp'"):
+        await create_app(settings)
