@@ -91,6 +91,11 @@ async def phase(label: str, plan: list[tuple[str, str]], warm: int, folder: Path
             b"k" * 32,  # type: ignore[arg-type]
         )
         engine.attach(bus)
+        settled = engine.settled
+    else:
+
+        async def settled() -> None:
+            return None
 
     async def ingest(n: int, phone: str, text: str) -> None:
         await inbox.ingest(
@@ -102,6 +107,7 @@ async def phase(label: str, plan: list[tuple[str, str]], warm: int, folder: Path
                 text=text,
             )
         )
+        await settled()  # the care work each message causes counts in its time
 
     for n, (phone, text) in enumerate(plan[:warm]):
         await ingest(n, phone, text)

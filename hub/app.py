@@ -165,6 +165,7 @@ async def open_runtime(
             settings, store, inbox, clock, channels, jobs, public_url, secret_key
         )
         care.attach(bus)
+        stack.push_async_callback(care.settled)  # before the store closes
         runtime = Runtime(
             settings=settings,
             clock=clock,

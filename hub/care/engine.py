@@ -10,6 +10,7 @@ added twice is one label) or go through a job with a stable id (webhooks).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
@@ -100,11 +101,17 @@ class CareEngine:
         # Work done on every inbound message only when some rule needs it.
         self._follow_ups = "follow_up" in kinds
         self._surveys = "survey" in kinds
+        self._running: set[asyncio.Task[None]] = set()
 
     def rule(self, name: str) -> Rule | None:
         return next((rule for rule in self.rules if rule.name == name), None)
 
     def attach(self, bus: EventBus) -> None:
+        """Listen (locally) to the events the rules need. Each event's rules run in
+        a task of their own, started once the event's publication is done: the
+        inbound message reaches agents' browsers and other processes before the
+        greeting it causes, and the webhook that brought it is answered without
+        waiting for care. `settled()` waits for those tasks."""
         handlers: dict[str, Callable[[Event], Awaitable[None]]] = {
             "message.created": self.on_message,
             "conversation.created": self.on_conversation,
@@ -116,7 +123,33 @@ class CareEngine:
         for event_type, handler in handlers.items():
             replies_matter = self._follow_ups or self._surveys  # cancelled / answered by them
             if event_type in events or (event_type == "message.created" and replies_matter):
-                bus.subscribe(event_type, handler)
+                bus.subscribe(event_type, self._later(handler))
+
+    def _later(
+        self, handler: Callable[[Event], Awaitable[None]]
+    ) -> Callable[[Event], Awaitable[None]]:
+        async def start(event: Event) -> None:
+            task = asyncio.create_task(self._guarded(handler, event), name=f"care:{event.type}")
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+        return start
+
+    async def _guarded(self, handler: Callable[[Event], Awaitable[None]], event: Event) -> None:
+        # Let the publisher finish first (the rest of its events, then Redis).
+        await asyncio.sleep(0)
+        try:
+            await handler(event)
+        except Exception:
+            log.exception(
+                "care rules failed for an event",
+                extra={"event": "care.event_failed", "event_type": event.type},
+            )
+
+    async def settled(self) -> None:
+        """Wait until the rules of every event seen so far have run (tests, shutdown)."""
+        while self._running:
+            await asyncio.gather(*list(self._running), return_exceptions=True)
 
     # -- events ----------------------------------------------------------
     async def on_message(self, event: Event) -> None:
@@ -281,10 +314,13 @@ class CareEngine:
             )
         elif isinstance(action, Assign):
             await self._assign(action, conversation)
+        # (Already so in the snapshot just read: nothing to do, no write.)
         elif isinstance(action, AddLabel):
-            await self.inbox.organise(conversation.id, add_labels=[action.label])
+            if action.label not in conversation.labels:
+                await self.inbox.organise(conversation.id, add_labels=[action.label])
         elif isinstance(action, SetPriority):
-            await self.inbox.organise(conversation.id, priority=action.priority)
+            if action.priority != conversation.priority:
+                await self.inbox.organise(conversation.id, priority=action.priority)
         elif isinstance(action, Snooze):
             until = self.clock.now() + timedelta(hours=action.hours)
             await self.inbox.organise(conversation.id, snooze_until=until)

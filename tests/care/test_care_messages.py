@@ -16,6 +16,7 @@ import pytest
 from hub.care.engine import Situation
 from hub.care.messages import CareMessages
 from hub.clock import FrozenClock
+from hub.events import Event
 from hub.inbox.model import Agent, ApiToken, CareTask, Consent, Message
 from hub.inbox.store import ConversationFilter
 from hub.web.auth import hash_token, new_token
@@ -92,6 +93,7 @@ async def customer_writes(hub: Hub, external_id: str, text: str = "Xin chào", *
     body, headers = signed(message(external_id, text=text, **sender), API_SECRET)
     response = await hub.client.post("/webhooks/api/shop", data=body, headers=headers)
     assert response.status == 200, await response.text()
+    await hub.runtime.care.settled()
     stored = await hub.runtime.store.message_by_external_id("api", "shop", external_id)
     assert stored is not None
     return stored.conversation_id
@@ -140,6 +142,7 @@ async def test_greeting_goes_once_on_a_contacts_first_message_through_the_outbou
     assert "Cửa hàng ABC" in str(callback_peer.deliveries[0].body)
     # A resolved conversation and a new one later: the contact is greeted only once.
     await hub.runtime.inbox.resolve(conversation_id)
+    await hub.runtime.care.settled()
     clock.advance(timedelta(days=10))
     again = await customer_writes(hub, "m3")
     assert again != conversation_id
@@ -177,6 +180,7 @@ async def test_survey_after_resolve_and_a_score_reply_is_recorded_without_reopen
     conversation_id = await customer_writes(hub, "m1")
     clock.advance(timedelta(minutes=30))
     await hub.runtime.inbox.resolve(conversation_id)
+    await hub.runtime.care.settled()
     [_, survey] = await care_sent(hub, conversation_id)
     assert "từ 1 (không hài lòng) đến 5" in survey.text
     assert "/care/survey/" in survey.text
@@ -190,7 +194,9 @@ async def test_survey_after_resolve_and_a_score_reply_is_recorded_without_reopen
     await customer_writes(hub, "m3", "Cho mình hỏi thêm")
     clock.advance(timedelta(hours=1))
     await hub.runtime.inbox.resolve(conversation_id)
+    await hub.runtime.care.settled()
     await hub.runtime.inbox.resolve(conversation_id)
+    await hub.runtime.care.settled()
     assert len(await care_sent(hub, conversation_id)) == 3
 
 
@@ -211,6 +217,7 @@ async def test_survey_link_records_the_score_without_login_and_refuses_forgeries
     hub, clock = care_hub
     conversation_id = await customer_writes(hub, "m1")
     await hub.runtime.inbox.resolve(conversation_id)
+    await hub.runtime.care.settled()
     [_, survey] = await care_sent(hub, conversation_id)
     path = "/care/survey/" + survey.text.split("/care/survey/")[1].split()[0]
     page = await hub.client.get(path)
@@ -238,6 +245,7 @@ async def test_a_survey_decided_at_night_waits_for_the_contacts_daytime(
     conversation_id = await customer_writes(hub, "m1")
     clock.set(saigon(5, 23))
     await hub.runtime.inbox.resolve(conversation_id)
+    await hub.runtime.care.settled()
     care = hub.runtime.care_messages
     assert len(await care_sent(hub, conversation_id)) == 1  # the greeting only
     clock.set(saigon(6, 7, 59))
@@ -299,12 +307,15 @@ async def test_follow_up_goes_n_days_after_the_tag_unless_the_contact_writes_fir
             "POST", f"/api/v1/contacts/{quiet_contact}/tags", token, json={"tag": "purchased"}
         )
         assert tagged.status == 200 and (await tagged.json())["tags"] == ["purchased"]
+        await hub.runtime.care.settled()
     empty = await hub.api("POST", f"/api/v1/contacts/{quiet_contact}/tags", token, json={"tag": ""})
     assert empty.status == 422
     unknown = await hub.api("POST", "/api/v1/contacts/nobody/tags", token, json={"tag": "x"})
     assert unknown.status == 404
     await inbox.tag_contact((await inbox.conversation(chatty)).contact_id, "purchased")
+    await hub.runtime.care.settled()
     await inbox.tag_contact((await inbox.conversation(chatty)).contact_id, "other")
+    await hub.runtime.care.settled()
     clock.advance(timedelta(days=1))
     await customer_writes(hub, "m3", "Hàng tốt lắm", sender_id="chatty")
     care = hub.runtime.care_messages
@@ -398,6 +409,7 @@ async def test_rule_actions_label_prioritise_assign_and_post_a_signed_webhook(
         await customer_writes(hub, "m2", "Mai mình ghé")  # not a vip: no snooze
         assert (await hub.runtime.inbox.conversation(conversation_id)).status == "open"
         await hub.runtime.inbox.tag_contact(conversation.contact_id, "vip")
+        await hub.runtime.care.settled()
         await customer_writes(hub, "m3", "Mai mình ghé")
         snoozed = await hub.runtime.inbox.conversation(conversation_id)
         assert snoozed.status == "snoozed"
@@ -533,3 +545,18 @@ async def test_no_care_reply_to_a_message_a_machine_sent(
         Situation("message.created", clock.now(), contact, conversation, person)
     )
     assert len(await care_sent(hub, conversation_id)) == 2  # and the away reply to them
+
+
+async def test_the_customers_message_is_announced_before_the_greeting_it_causes(
+    care_hub: tuple[Hub, FrozenClock],
+) -> None:
+    """Agents' browsers (cluster subscribers) get the timeline in order."""
+    hub, _ = care_hub
+    seen: list[str] = []
+
+    async def record(event: Event) -> None:
+        seen.append(event.data["message"]["direction"])
+
+    hub.runtime.bus.subscribe("message.created", record, scope="cluster")
+    await customer_writes(hub, "m1")
+    assert seen == ["inbound", "outbound"]
