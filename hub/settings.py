@@ -44,6 +44,9 @@ class ServerSettings(_Section):
     )
     max_body_bytes: int = Field(1_048_576, ge=1024)
     shutdown_grace_seconds: float = Field(10.0, ge=0)
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        "auto", description="auto: uvloop where installed, else asyncio's own loop"
+    )
 
 
 class StoreSettings(_Section):
