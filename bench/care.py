@@ -53,6 +53,9 @@ class NoQueue:
     async def enqueue_delivery(self, message_id: str) -> bool:
         return True
 
+    async def enqueue_wake(self, conversation_id: str, until: datetime) -> bool:
+        return True
+
     async def enqueue_care_webhook(self, rule: str, index: int, body: str, delivery: str) -> bool:
         return True
 

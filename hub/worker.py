@@ -25,7 +25,8 @@ from arq.worker import Worker, func
 from hub.care.webhooks import Retry as WebhookRetry
 from hub.care.webhooks import webhook_secret
 from hub.delivery import RetryLater
-from hub.jobs import CARE_WEBHOOK, DELIVER
+from hub.inbox.model import from_ms
+from hub.jobs import CARE_WEBHOOK, DELIVER, WAKE
 
 if TYPE_CHECKING:
     from hub.app import Runtime
@@ -77,9 +78,15 @@ async def care_birthdays(ctx: dict[str, Any]) -> int:
     return int(await runtime.care.run_birthdays(runtime.settings.care.daytime))
 
 
+async def wake_snoozed(ctx: dict[str, Any], conversation_id: str, until_ms: int) -> bool:
+    runtime = ctx["runtime"]
+    return bool(await runtime.inbox.wake(conversation_id, from_ms(until_ms)))
+
+
 def functions(job_timeout: float) -> list[Any]:
     return [
         func(deliver, name=DELIVER, max_tries=ARQ_MAX_TRIES, keep_result=0, timeout=job_timeout),
+        func(wake_snoozed, name=WAKE, max_tries=5, keep_result=0, timeout=job_timeout),
         func(
             care_webhook,
             name=CARE_WEBHOOK,

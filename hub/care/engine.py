@@ -47,11 +47,14 @@ log = logging.getLogger(__name__)
 SURVEY_KEY = IDEMPOTENCY_PREFIX + "survey:"
 
 
-class WebhookQueue(Protocol):
+class CareJobs(Protocol):
     async def enqueue_care_webhook(
         self, rule: str, index: int, body: str, delivery_id: str
     ) -> bool:
         """Queue a signed POST of `body` for the rule's webhook action; one job per id."""
+
+    async def enqueue_wake(self, conversation_id: str, until: datetime) -> bool:
+        """Wake a snoozed conversation at `until`."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,7 @@ class CareEngine:
         hours: BusinessHours,
         survey: SurveyLinks,
         public_url: str,
-        webhooks: WebhookQueue,
+        webhooks: CareJobs,
         default_language: str,
         birthday_hour: int,
         survey_lifetime: timedelta,
@@ -317,19 +320,24 @@ class CareEngine:
         # (Already so in the snapshot just read: nothing to do, no write.)
         elif isinstance(action, AddLabel):
             if action.label not in conversation.labels:
-                await self.inbox.organise(conversation.id, add_labels=[action.label])
+                labels = [*conversation.labels, action.label]
+                await self.inbox.update_details(conversation.id, labels=labels)
         elif isinstance(action, SetPriority):
             if action.priority != conversation.priority:
-                await self.inbox.organise(conversation.id, priority=action.priority)
+                await self.inbox.update_details(conversation.id, priority=action.priority)
         elif isinstance(action, Snooze):
-            until = self.clock.now() + timedelta(hours=action.hours)
-            await self.inbox.organise(conversation.id, snooze_until=until)
+            if conversation.status != "resolved":
+                until = self.clock.now() + timedelta(hours=action.hours)
+                # As the API does: the wake-up first, so a snooze never lasts forever.
+                await self.webhooks.enqueue_wake(conversation.id, until)
+                await self.inbox.snooze(conversation.id, until)
 
     async def _assign(self, action: Assign, conversation: Conversation) -> None:
         # The router's seam goes here once it lands: "route within this team" /
         # "give to this agent if they can take it". Until then, the inbox directly.
         if action.team is not None:
-            await self.inbox.organise(conversation.id, team_id=action.team)
+            if action.team != conversation.team_id:
+                await self.inbox.update_details(conversation.id, team_id=action.team)
             return
         assert action.agent is not None
         agent = await self.store.agent_by_email(action.agent)

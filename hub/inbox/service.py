@@ -50,7 +50,6 @@ from hub.inbox.model import (
     DeliveryStatus,
     Identity,
     Message,
-    Priority,
     Sender,
 )
 from hub.inbox.store import ConversationFilter, Store
@@ -123,11 +122,15 @@ class InboxService:
         """
         if inbound.call is not None:
             return await self._ingest_call(inbound)
-        existing = await self.store.message_by_external_id(
-            inbound.channel, inbound.account_id, inbound.external_id
-        )
-        if existing is not None:
-            return await self._duplicate(existing)
+        if not self.store.supports_transactions:
+            # Without all-or-nothing transactions a repeat must be caught before
+            # anything is written. With them, the unique index catches it inside
+            # `_store_new`, which then writes nothing: one read fewer per message.
+            existing = await self.store.message_by_external_id(
+                inbound.channel, inbound.account_id, inbound.external_id
+            )
+            if existing is not None:
+                return await self._duplicate(existing)
         outcome, _ = await self._store_new(inbound)
         return outcome
 
@@ -663,8 +666,17 @@ class InboxService:
                 return message.created_at
         return None
 
-    async def add_note(self, conversation_id: str, author: Agent, text: str) -> Message:
-        """A private note: stored in the timeline, never sent to the customer."""
+    async def add_note(
+        self,
+        conversation_id: str,
+        author: Agent,
+        text: str,
+        *,
+        mentions: Sequence[str] = (),
+    ) -> Message:
+        """A private note: stored in the timeline, never sent to the customer.
+        `mentions` (agent ids) travel in `meta.mentions`, so the workspace can
+        notify the agents named."""
         if not text.strip():
             raise InvalidRequest("a note needs text")
         conversation = await self.conversation(conversation_id)
@@ -676,6 +688,7 @@ class InboxService:
             direction="note",
             sender=_sender(author),
             text=text,
+            meta={"mentions": list(dict.fromkeys(mentions))} if mentions else {},
             created_at=now,
             updated_at=now,
         )
@@ -764,42 +777,70 @@ class InboxService:
         )
         return reopened
 
-    async def organise(
-        self,
-        conversation_id: str,
-        *,
-        team_id: str | None = None,
-        add_labels: Sequence[str] = (),
-        priority: Priority | None = None,
-        snooze_until: datetime | None = None,
-    ) -> Conversation:
-        """Move the conversation to a team, label it, set its priority or snooze it
-        (what automation rules do), in one compare-and-set; `conversation.updated`
-        tells everyone. Changes nothing (and publishes nothing) if all is as asked."""
-        for _ in range(5):
-            conversation = await self.conversation(conversation_id)
-            changes: dict[str, Any] = {}
-            if team_id is not None and team_id != conversation.team_id:
-                changes["team_id"] = team_id
-            labels = list(dict.fromkeys([*conversation.labels, *add_labels]))
-            if labels != conversation.labels:
-                changes["labels"] = labels
-            if priority is not None and priority != conversation.priority:
-                changes["priority"] = priority
-            if snooze_until is not None and conversation.status != "resolved":
-                changes.update(status="snoozed", snoozed_until=snooze_until)
-            if not changes:
-                return conversation
-            changes["updated_at"] = self.clock.now()
-            if await self.store.update_conversation(
-                conversation.id,
-                expect={"status": conversation.status, "labels": conversation.labels},
-                **changes,
-            ):
-                updated = conversation.model_copy(update=changes)
-                await self._announce(conversation_event("updated", updated))
-                return updated
-        raise Conflict(f"conversation {conversation_id} kept changing; not updated")
+    async def update_details(self, conversation_id: str, **changes: Any) -> Conversation:
+        """Change how the conversation is filed — `labels`, `priority`, `team_id` —
+        and tell everyone (`conversation.updated`, with the fields that changed)."""
+        allowed = {"labels", "priority", "team_id"}
+        if not changes or set(changes) - allowed:
+            raise ValueError(f"update_details changes only {sorted(allowed)}")
+        conversation = await self.conversation(conversation_id)
+        changes = {k: v for k, v in changes.items() if getattr(conversation, k) != v}
+        if not changes:
+            return conversation
+        now = self.clock.now()
+        await self.store.update_conversation(conversation.id, updated_at=now, **changes)
+        updated = conversation.model_copy(update={**changes, "updated_at": now})
+        extra: dict[str, Any] = {"changed": sorted(changes)}
+        if "team_id" in changes:
+            extra["previous_team_id"] = conversation.team_id
+        await self._announce(conversation_event("updated", updated, **extra))
+        return updated
+
+    async def snooze(self, conversation_id: str, until: datetime) -> Conversation:
+        """Put the conversation aside until `until` (status `snoozed`)."""
+        now = self.clock.now()
+        if until <= now:
+            raise InvalidRequest("snooze until a time in the future")
+        conversation = await self.conversation(conversation_id)
+        if conversation.status == "resolved":
+            raise Conflict("a resolved conversation cannot be snoozed; reopen it first")
+        if not await self.store.update_conversation(
+            conversation.id,
+            expect={"status": conversation.status},
+            status="snoozed",
+            snoozed_until=until,
+            updated_at=now,
+        ):
+            raise Conflict("the conversation changed meanwhile; reload and try again")
+        snoozed = conversation.model_copy(
+            update={"status": "snoozed", "snoozed_until": until, "updated_at": now}
+        )
+        await self._announce(conversation_event("snoozed", snoozed))
+        return snoozed
+
+    async def wake(self, conversation_id: str, until: datetime) -> bool:
+        """The snooze that ends at `until` is over: the conversation is open again
+        (`conversation.reopened`). False, changing nothing, if it was snoozed
+        anew, reopened or resolved meanwhile. Safe to run twice."""
+        conversation = await self.store.get_conversation(conversation_id)
+        if conversation is None or conversation.status != "snoozed":
+            return False
+        now = self.clock.now()
+        if not await self.store.update_conversation(
+            conversation.id,
+            expect={"status": "snoozed", "snoozed_until": until},
+            status="open",
+            snoozed_until=None,
+            updated_at=now,
+        ):
+            return False
+        woken = conversation.model_copy(
+            update={"status": "open", "snoozed_until": None, "updated_at": now}
+        )
+        await self._announce(
+            conversation_event("reopened", woken, previous_status="snoozed", woke=True)
+        )
+        return True
 
     async def record_satisfaction(self, conversation_id: str, score: int, how: str) -> bool:
         """The customer's answer (1-5) to the satisfaction survey; the latest answer
