@@ -23,6 +23,7 @@ from hub.inbox.model import to_ms
 log = logging.getLogger(__name__)
 
 DELIVER = "deliver"
+CARE_WEBHOOK = "care_webhook"
 WAKE = "wake_snoozed"
 
 
@@ -103,6 +104,24 @@ class JobQueue:
                 extra={"event": "delivery.enqueue_failed", "message_id": message_id},
             )
             raise QueueUnavailable(f"cannot enqueue delivery: {exc}") from exc
+        return job is not None
+
+    async def enqueue_care_webhook(
+        self, rule: str, index: int, body: str, delivery_id: str
+    ) -> bool:
+        """Queue a care rule's webhook POST; False when a job for that delivery exists."""
+        try:
+            job = await self.redis.enqueue_job(
+                CARE_WEBHOOK,
+                rule,
+                index,
+                body,
+                delivery_id,
+                _job_id=f"{CARE_WEBHOOK}:{delivery_id}",
+                _queue_name=self.queue_name,
+            )
+        except (RedisError, OSError) as exc:
+            raise QueueUnavailable(f"cannot enqueue the care webhook: {exc}") from exc
         return job is not None
 
     async def enqueue_wake(self, conversation_id: str, until: datetime) -> bool:
