@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +135,9 @@ class JobQueue:
                 until_ms,
                 _job_id=f"{WAKE}:{conversation_id}:{until_ms}",
                 _queue_name=self.queue_name,
-                _defer_until=until,
+                # A moment already past (an injected clock, a late call) runs at
+                # once: arq would set a negative expiry on it and Redis refuse.
+                _defer_until=max(until, datetime.now(UTC)),
             )
         except (RedisError, OSError) as exc:
             raise QueueUnavailable(f"cannot schedule the wake-up: {exc}") from exc
