@@ -21,6 +21,10 @@ from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
 from hub import __version__
+from hub.campaigns.reports import CampaignReports
+from hub.campaigns.runtime import build_campaigns
+from hub.campaigns.service import CampaignService
+from hub.campaigns.store import CampaignStore
 from hub.channels.base import Channel, ChannelContext
 from hub.channels.registry import channel_class
 from hub.clock import Clock, SystemClock
@@ -41,6 +45,7 @@ from hub.routing.calls import CallTargets
 from hub.routing.round_robin import RoundRobinRouter
 from hub.settings import HubSettings
 from hub.web import api, calls, media
+from hub.web import campaigns as web_campaigns
 from hub.web.auth import token_middleware
 from hub.web.errors import error_middleware
 from hub.web.realtime import AgentStream
@@ -68,6 +73,7 @@ class Runtime:
     sweeper: Sweeper
     attachments: AttachmentStore
     smtp_listener: SmtpListener | None = None  # the inbound SMTP server, when enabled
+    campaigns: CampaignService | None = None  # bulk campaigns (SQLite store for now)
 
     async def ingest(self, inbound: InboundMessage) -> IngestOutcome:
         outcome = await self.inbox.ingest(inbound)
@@ -165,6 +171,7 @@ async def open_runtime(
                 settings.data_dir / "attachments", max_bytes=settings.attachments.max_bytes
             ),
         )
+        campaign_store = await build_campaign_store(store)
         context = ChannelContext(
             ingest=runtime.ingest,
             http=http,
@@ -175,7 +182,7 @@ async def open_runtime(
             receipts=inbox,
             state=store,
             locks=RedisLocks(redis, settings.redis.prefix),
-            reports=inbox,
+            reports=CampaignReports(inbox, campaign_store),
             agents=CallTargets(store),
             bus=bus,
             redis=redis,
@@ -189,6 +196,8 @@ async def open_runtime(
             channel = channel_class(account.channel)(account, context)
             channels[account.id] = channel
             stack.push_async_callback(channel.close)
+        if campaign_store is not None:
+            runtime.campaigns = build_campaigns(runtime, campaign_store)
         for channel in channels.values():
             for other in channel.references():
                 if other not in channels:
@@ -197,6 +206,19 @@ async def open_runtime(
                         " which is not configured"
                     )
         yield runtime
+
+
+async def build_campaign_store(store: Store) -> CampaignStore | None:
+    """Campaign storage beside the inbox store; None where it is not built yet."""
+    from hub.inbox.sqlite import SqliteStore
+
+    if not isinstance(store, SqliteStore):
+        return None
+    from hub.campaigns.sqlite import SqliteCampaignStore
+
+    campaigns = SqliteCampaignStore(store)
+    await campaigns.open()
+    return campaigns
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -365,6 +387,9 @@ async def create_app(
     app[media.ATTACHMENT_STORE] = runtime.attachments
     app.router.add_routes(media.routes)
     app.router.add_routes(calls.routes)
+    if runtime.campaigns is not None:
+        app[web_campaigns.CAMPAIGNS] = runtime.campaigns
+    app.router.add_routes(web_campaigns.routes)
 
     async def close_sockets(_: web.Application) -> None:
         # Long-lived sockets would hold the shutdown for its whole grace period.

@@ -22,6 +22,7 @@ from hub.errors import QueueUnavailable
 log = logging.getLogger(__name__)
 
 DELIVER = "deliver"
+CAMPAIGN_SEND = "campaign_send"
 
 
 @dataclass
@@ -101,6 +102,20 @@ class JobQueue:
                 extra={"event": "delivery.enqueue_failed", "message_id": message_id},
             )
             raise QueueUnavailable(f"cannot enqueue delivery: {exc}") from exc
+        return job is not None
+
+    async def enqueue_campaign(self, campaign_id: str, *, turn: str) -> bool:
+        """A turn of sending for a campaign. Several may be queued; the campaign's
+        lock lets one run and the others return at once (`Dispatcher.run`)."""
+        try:
+            job = await self.redis.enqueue_job(
+                CAMPAIGN_SEND,
+                campaign_id,
+                _job_id=f"{CAMPAIGN_SEND}:{campaign_id}:{turn}",
+                _queue_name=self.queue_name,
+            )
+        except (RedisError, OSError) as exc:
+            raise QueueUnavailable(f"cannot enqueue campaign: {exc}") from exc
         return job is not None
 
     async def depth(self) -> int:

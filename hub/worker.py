@@ -22,7 +22,8 @@ from arq import Retry
 from arq.worker import Worker, func
 
 from hub.delivery import RetryLater
-from hub.jobs import DELIVER
+from hub.inbox.model import new_id
+from hub.jobs import CAMPAIGN_SEND, DELIVER
 
 if TYPE_CHECKING:
     from hub.app import Runtime
@@ -42,9 +43,29 @@ async def deliver(ctx: dict[str, Any], message_id: str) -> str:
     return str(result.outcome)
 
 
+async def campaign_send(ctx: dict[str, Any], campaign_id: str) -> str:
+    """One turn of sending a campaign; queues the next turn while work remains."""
+    runtime = ctx["runtime"]
+    turn = await runtime.campaigns.dispatcher.run(campaign_id)
+    if turn == "more":
+        await runtime.jobs.enqueue_campaign(campaign_id, turn=new_id())
+    return str(turn)
+
+
+# A campaign turn sends for at most this long before handing over to the next.
+CAMPAIGN_TURN_TIMEOUT = 120
+
+
 def functions(job_timeout: float) -> list[Any]:
     return [
-        func(deliver, name=DELIVER, max_tries=ARQ_MAX_TRIES, keep_result=0, timeout=job_timeout)
+        func(deliver, name=DELIVER, max_tries=ARQ_MAX_TRIES, keep_result=0, timeout=job_timeout),
+        func(
+            campaign_send,
+            name=CAMPAIGN_SEND,
+            max_tries=ARQ_MAX_TRIES,
+            keep_result=0,
+            timeout=CAMPAIGN_TURN_TIMEOUT,
+        ),
     ]
 
 
@@ -80,12 +101,28 @@ class WorkerService:
         )
         self._main: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._pump: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         # Anything queued before a restart goes out now, not after the grace period.
         await self.runtime.sweeper.sweep(grace=timedelta(0))
         self._main = asyncio.create_task(self.worker.main(), name="arq-worker")
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="sweeper")
+        if self.runtime.campaigns is not None:
+            self._pump = asyncio.create_task(self._pump_forever(), name="campaign-pump")
+
+    async def _pump_forever(self) -> None:
+        """Launch scheduled campaigns whose time has come, and give every running
+        campaign that no worker holds a turn (after a crash, after quiet hours)."""
+        campaigns = self.runtime.campaigns
+        assert campaigns is not None
+        interval = self.runtime.settings.campaigns.pump_interval_seconds
+        while True:
+            try:
+                await campaigns.pump()
+            except Exception:
+                log.exception("campaign pump failed; trying again later", extra={"event": "pump"})
+            await asyncio.sleep(interval)
 
     async def _sweep_forever(self) -> None:
         interval = self.runtime.settings.delivery.sweep_interval_seconds
@@ -104,7 +141,7 @@ class WorkerService:
         """
         grace = self.runtime.settings.server.shutdown_grace_seconds
         self.worker.allow_pick_jobs = False
-        for task in (self._sweeper, self._main):
+        for task in (self._pump, self._sweeper, self._main):
             await _cancelled(task)
         running = [t for t in self.worker.tasks.values() if not t.done()]
         if running:

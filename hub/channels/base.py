@@ -60,6 +60,11 @@ class OutboundMessage(BaseModel):
         " person: channels mark it so the other side never answers it automatically",
     )
     created_at: datetime
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="extra headers for channels that have them (a campaign e-mail's"
+        " List-Unsubscribe); others ignore them",
+    )
 
 
 class Receipt(BaseModel):

@@ -296,6 +296,7 @@ class EmailChannel(Channel):
             date=message.created_at,
             automated=message.automated,
             files=files,
+            headers=message.headers,
         )
         if self.dkim is not None:
             try:

@@ -1,0 +1,185 @@
+"""Campaigns end to end in one process: the API, the worker's turns, the local
+Twilio and SMTP peers. Time is injected (a frozen clock); nothing sleeps to wait
+for time to pass."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from datetime import timedelta
+from typing import Any
+
+from tests.campaigns.conftest import CampaignHub, contact
+from tests.conftest import eventually
+from tests.peers.smtp_server import SmtpPeer
+from tests.peers.twilio import TwilioPeer
+
+
+async def create(app: CampaignHub, **fields: Any) -> dict[str, Any]:
+    status, audience = await app.api(
+        "POST", "/api/v1/audiences", json={"name": "VIP", "filter": {"tags_any": ["vip"]}}
+    )
+    assert status == 201, audience
+    body = {"name": "Tết sale", "audience_id": audience["id"], **fields}
+    status, campaign = await app.api("POST", "/api/v1/campaigns", json=body)
+    assert status == 201, campaign
+    return dict(campaign)
+
+
+async def finished(app: CampaignHub, campaign_id: str, *, sent: int) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+
+    async def done() -> bool:
+        nonlocal result
+        _, result = await app.api("GET", f"/api/v1/campaigns/{campaign_id}")
+        progress = result["progress"]
+        return bool(progress["sent"] == sent and progress["sending"] == 0)
+
+    await eventually(done, timeout=15)
+    return result
+
+
+async def test_sms_campaign_sends_once_each_skips_opted_out_and_holds_quiet_hours(
+    campaign_hub: Any, twilio_peer: TwilioPeer
+) -> None:
+    app: CampaignHub = await campaign_hub()
+    people = [
+        contact("Nguyễn Văn Bình", phone="+84901000001"),
+        contact("Trần Thị Hoa", phone="+84901000002"),
+        contact("Lê Văn Cường", phone="+84901000003", opted_out="sms"),
+        contact("John Smith", phone="+12125550100", timezone="America/New_York"),
+        contact("Mail Only", email="only@example.com"),
+        contact("Not VIP", phone="+84901000009", tags=("other",)),
+    ]
+    for person in people:
+        await app.store.add_contact(person)
+    status, counted = await app.api(
+        "POST", "/api/v1/audiences/count", json={"filter": {"tags_any": ["vip"]}, "channel": "sms"}
+    )
+    assert (status, counted) == (200, {"count": 4})
+    campaign = await create(
+        app, channel="sms", account_id="hotline", text="Chào {{ contact.given_name }}, giảm 20%!"
+    )
+    status, preview = await app.api(
+        "POST", f"/api/v1/campaigns/{campaign['id']}/preview", json={"contact_id": people[0].id}
+    )
+    assert status == 200 and preview["text"].startswith("Chào Bình, giảm 20%!")
+    status, launched = await app.api("POST", f"/api/v1/campaigns/{campaign['id']}/launch")
+    assert status == 200 and launched["recipient_count"] == 4, launched
+
+    result = await finished(app, campaign["id"], sent=2)
+    progress = result["progress"]
+    assert progress["opted_out"] == 1 and progress["waiting"] == 1 and progress["pending"] == 1
+    assert result["status"] == "running"  # New York's recipient waits for 07:00 there
+    bodies = {m.get("To"): m.get("Body") for m in twilio_peer.sent}
+    assert sorted(bodies) == ["+84901000001", "+84901000002"]
+    assert bodies["+84901000002"] == "Chào Hoa, giảm 20%!\nTu choi QC: soan TC gui 8xxx"
+
+    app.clock.advance(timedelta(hours=8))  # 07:00 in New York
+    result = await finished(app, campaign["id"], sent=3)
+    await eventually(lambda: _status(app, campaign["id"], "completed"))
+    assert len(twilio_peer.sent) == 3 and twilio_peer.sent[-1].get("To") == "+12125550100"
+    status, page = await app.api(
+        "GET", f"/api/v1/campaigns/{campaign['id']}/recipients?status=skipped"
+    )
+    assert [r["reason"] for r in page["items"]] == ["opted_out"]
+
+
+async def _status(app: CampaignHub, campaign_id: str, wanted: str) -> bool:
+    _, campaign = await app.api("GET", f"/api/v1/campaigns/{campaign_id}")
+    return bool(campaign["status"] == wanted)
+
+
+async def test_email_campaign_carries_one_click_unsubscribe_that_works(
+    campaign_hub: Any, smtp_peer: SmtpPeer
+) -> None:
+    app: CampaignHub = await campaign_hub()
+    binh = contact("Nguyễn Văn Bình", email="binh@example.com")
+    await app.store.add_contact(binh)
+    campaign = await create(
+        app,
+        channel="email",
+        account_id="news",
+        subject="Ưu đãi cho {{ contact.given_name }}",
+        text="Xin chào {{ contact.name }}!",
+    )
+    await app.api("POST", f"/api/v1/campaigns/{campaign['id']}/launch")
+    await finished(app, campaign["id"], sent=1)
+    [received] = smtp_peer.received
+    mail = email.message_from_bytes(received.data, policy=email.policy.default)
+    assert mail["Subject"] == "Ưu đãi cho Bình" and received.rcpt_tos == ["binh@example.com"]
+    assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    link = mail["List-Unsubscribe"].strip("<>")
+    path = link.split("/unsubscribe/", 1)[1]
+
+    # A mail scanner's GET changes nothing; the one-click POST unsubscribes.
+    response = await app.hub.client.get(f"/unsubscribe/{path}")
+    assert response.status == 200
+    assert "email" not in (await app.store.get_contact(binh.id)).consent  # type: ignore[union-attr]
+    response = await app.hub.client.post(
+        f"/unsubscribe/{path}", data={"List-Unsubscribe": "One-Click"}
+    )
+    assert response.status == 200
+    stored = await app.store.get_contact(binh.id)
+    assert stored is not None and stored.consent["email"].status == "opted_out"
+    response = await app.hub.client.post(f"/unsubscribe/{path[:-2]}xx")
+    assert response.status == 404
+
+    second = await create(app, channel="email", account_id="news", text="Lần nữa")
+    await app.api("POST", f"/api/v1/campaigns/{second['id']}/launch")
+    await eventually(lambda: _status(app, second["id"], "completed"))
+    _, result = await app.api("GET", f"/api/v1/campaigns/{second['id']}")
+    assert result["progress"]["opted_out"] == 1 and len(smtp_peer.received) == 1
+
+
+async def test_daily_cap_skips_the_message_over_it_in_the_recipients_day(
+    campaign_hub: Any, twilio_peer: TwilioPeer
+) -> None:
+    app: CampaignHub = await campaign_hub(defaults={"daily_cap": 1, "rate_per_second": 0})
+    await app.store.add_contact(contact("Bình", phone="+84901000001"))
+    first = await create(app, channel="sms", account_id="hotline", text="Một")
+    await app.api("POST", f"/api/v1/campaigns/{first['id']}/launch")
+    await eventually(lambda: _status(app, first["id"], "completed"))
+    second = await create(app, channel="sms", account_id="hotline", text="Hai")
+    await app.api("POST", f"/api/v1/campaigns/{second['id']}/launch")
+    await eventually(lambda: _status(app, second["id"], "completed"))
+    _, result = await app.api("GET", f"/api/v1/campaigns/{second['id']}")
+    assert result["progress"]["frequency_capped"] == 1
+    # (these defaults set no opt-out text: none is appended)
+    assert [m.get("Body") for m in twilio_peer.sent] == ["Một"]
+
+
+async def test_campaign_api_refuses_bad_input_and_wrong_roles(campaign_hub: Any) -> None:
+    app: CampaignHub = await campaign_hub()
+    status, body = await app.api("GET", "/api/v1/campaigns", token=app.agent)
+    assert status == 403 and "marketer" in body["error"]["message"]
+    _, audience = await app.api("POST", "/api/v1/audiences", json={"name": "All"})
+    base = {"name": "x", "audience_id": audience["id"], "text": "Hi"}
+    for fields, problem in [
+        ({"channel": "sms", "account_id": "news"}, "email account"),
+        ({"channel": "sms", "account_id": "nope"}, "no account"),
+        ({"channel": "sms", "account_id": "hotline", "text": "{{ contact.nam }"}, "text"),
+        ({"channel": "sms", "account_id": "hotline", "text": "{{ secret }}"}, "unknown variable"),
+        ({"channel": "fax", "account_id": "hotline"}, "channel"),
+    ]:
+        status, body = await app.api("POST", "/api/v1/campaigns", json={**base, **fields})
+        assert status == 422 and problem in body["error"]["message"], (fields, body)
+    status, body = await app.api(
+        "POST", "/api/v1/audiences", json={"name": "x", "filter": {"attributes": {"a'b": 1}}}
+    )
+    assert status == 422 and "attribute" in body["error"]["message"]
+    _, campaign = await app.api(
+        "POST", "/api/v1/campaigns", json={**base, "channel": "sms", "account_id": "hotline"}
+    )
+    status, body = await app.api("POST", f"/api/v1/campaigns/{campaign['id']}/pause")
+    assert status == 409 and "draft" in body["error"]["message"]
+    status, body = await app.api(
+        "POST", f"/api/v1/campaigns/{campaign['id']}/schedule", json={"at": "2026-03-10T09:00:00"}
+    )
+    assert status == 422 and "time zone" in body["error"]["message"]
+    status, _ = await app.api("POST", f"/api/v1/campaigns/{campaign['id']}/cancel")
+    assert status == 200
+    status, body = await app.api("POST", f"/api/v1/campaigns/{campaign['id']}/launch")
+    assert status == 409
+    status, body = await app.api("GET", "/api/v1/campaigns/nope")
+    assert status == 404
