@@ -48,6 +48,14 @@ THROTTLE_CODES = frozenset({"20429", "429", "421"})
 FAR_FUTURE = timedelta(days=3650)
 
 
+class Hold:
+    """A campaign lock this turn holds, and whether it has been lost."""
+
+    def __init__(self, lock: Lock) -> None:
+        self.lock = lock
+        self.lost = False
+
+
 def is_throttle(exc: ProviderRejected) -> bool:
     """A provider saying "too many requests" (Twilio 20429 / HTTP 429, SMTP 421)."""
     return exc.provider_code in THROTTLE_CODES or "(HTTP 429)" in exc.reason
@@ -97,15 +105,38 @@ class Dispatcher:
         )
         if not await lock.acquire():
             return "busy"
+        hold = Hold(lock)
+        keeper = asyncio.create_task(self._keep(hold), name=f"campaign-lock-{campaign_id}")
         try:
-            return await self._turn(campaign_id, lock, max_seconds)
+            return await self._turn(campaign_id, hold, max_seconds)
         finally:
+            keeper.cancel()
+            try:
+                await keeper
+            except asyncio.CancelledError:
+                pass
             try:
                 await lock.release()
             except (LockError, RedisError, OSError):
                 pass  # expired: it freed itself
 
-    async def _turn(self, campaign_id: str, lock: Lock, max_seconds: float) -> Turn:
+    async def _keep(self, hold: Hold) -> None:
+        """Renew the campaign's lock while this turn runs; if it cannot be renewed
+        (Redis lost it, or this process stalled past its TTL and another worker
+        took over), the turn stops at its next step."""
+        while True:
+            await asyncio.sleep(self.options.lock_seconds / 4)
+            try:
+                await hold.lock.reacquire()
+            except (LockError, RedisError, OSError):
+                hold.lost = True
+                log.warning(
+                    "campaign lock lost; this turn stops",
+                    extra={"event": "campaign.lock_lost", "lock": hold.lock.name},
+                )
+                return
+
+    async def _turn(self, campaign_id: str, hold: Hold, max_seconds: float) -> Turn:
         campaign = await self.store.get_campaign(campaign_id)
         if campaign is None or campaign.status != "running":
             return "idle"
@@ -117,11 +148,10 @@ class Dispatcher:
             )
             return "idle"
         messages = self.messages(campaign)
-        await self._recover(campaign, channel, messages, lock)
+        await self._recover(campaign, channel, messages, hold)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max_seconds
-        while loop.time() < deadline:
-            await lock.reacquire()
+        while loop.time() < deadline and not hold.lost:
             current = await self.store.get_campaign(campaign_id)
             if current is None or current.status != "running":
                 return "idle" if current is None else _stopped(current.status)
@@ -130,7 +160,7 @@ class Dispatcher:
             )
             if not due:
                 return await self._settle(campaign)
-            await self._batch(campaign, channel, messages, due, lock)
+            await self._batch(campaign, channel, messages, due, hold)
         return "more"
 
     async def _settle(self, campaign: Campaign) -> Turn:
@@ -162,7 +192,7 @@ class Dispatcher:
         channel: Channel,
         messages: CampaignMessages,
         due: list[Recipient],
-        lock: Lock,
+        hold: Hold,
     ) -> None:
         now = self.clock.now()
         rules = self.options.rules_for(campaign.account_id)
@@ -205,12 +235,11 @@ class Dispatcher:
         sendable = [(r, c) for (r, c, _), ok in zip(ready, allowed, strict=True) if ok]
         rate = rules.rate_per_second or 0
         position = 0
-        while position < len(sendable):
+        while position < len(sendable) and not hold.lost:
             want = min(self.options.concurrency, len(sendable) - position)
             grant = await self.limiter.acquire(campaign.account_id, rate, want)
             if grant.count == 0:
                 await asyncio.sleep(min(grant.wait_seconds, 1.0))
-                await lock.reacquire()
                 continue
             chunk = sendable[position : position + grant.count]
             position += grant.count
@@ -256,7 +285,11 @@ class Dispatcher:
             )
             return
         try:
-            receipt = await channel.send(outbound)
+
+            async def handing_over(external_id: str) -> None:
+                await self.store.hand_over(campaign.id, recipient.contact_id, external_id)
+
+            receipt = await channel.send_with_handover(outbound, handing_over)
         except ProviderRejected as exc:
             if is_throttle(exc):
                 factor = await self.limiter.slow_down(campaign.account_id)
@@ -296,7 +329,7 @@ class Dispatcher:
             await self.store.finish(campaign.id, recipient.contact_id, "failed", now, reason=reason)
 
     async def _recover(
-        self, campaign: Campaign, channel: Channel, messages: CampaignMessages, lock: Lock
+        self, campaign: Campaign, channel: Channel, messages: CampaignMessages, hold: Hold
     ) -> None:
         """Settle rows a dead worker left in `sending` (this worker holds the
         campaign's lock, so no live worker is sending them)."""
@@ -304,9 +337,8 @@ class Dispatcher:
             stuck = await self.store.stuck_sending(
                 campaign.id, self.clock.now() + FAR_FUTURE, self.options.batch_size
             )
-            if not stuck:
+            if not stuck or hold.lost:
                 return
-            await lock.reacquire()
             contacts = await self.store.contacts([r.contact_id for r in stuck])
             for recipient in stuck:
                 await self._recover_one(campaign, channel, messages, recipient, contacts)

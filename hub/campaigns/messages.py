@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Literal
 
 from hub.campaigns.model import CONSENT_KEY, Campaign, Recipient
 from hub.campaigns.unsubscribe import UnsubscribeLinks
@@ -18,10 +18,6 @@ from hub.inbox.model import Contact
 
 # What a campaign's template may use besides contact, company and now.
 CAMPAIGN_VARIABLES = frozenset({"campaign", "unsubscribe_url"})
-
-
-class _Finder(Protocol):
-    async def find_sent(self, to: str, text: str, since: datetime) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -110,12 +106,22 @@ class CampaignMessages:
 async def check_sent(channel: Channel, recipient: Recipient, message: OutboundMessage) -> Checked:
     """Ask the provider whether a send a dead worker began went out.
 
-    Twilio keeps every message and lists them by recipient: a match is recorded
-    as sent, no match means the request never reached Twilio, so it is sent now.
-    SMTP has no such question (the server's answer to DATA is all there is): the
-    outcome is unknown, and the message is sent again with the same Message-ID
-    and bytes, which receiving systems treat as the same message.
+    E-mail (SMTP cannot be asked afterwards) is sent in two steps: the row gets
+    the Message-ID just before the final "." that makes the server take the
+    message (`Channel.send_with_handover`). A row with it went out; a row without
+    it never completed DATA, and the server dropped the transaction with the
+    connection, so it is sent again without a duplicate.
+
+    Twilio has no such last step, but keeps every message and lists them by
+    recipient: a match is recorded as sent; no match means the request never
+    reached Twilio, so it is sent now.
+
+    A channel with neither answers `unknown`: sent again with the same bytes.
     """
+    if recipient.external_id:
+        return Checked("sent", recipient.external_id)
+    if channel.hands_over:
+        return Checked("not_sent")
     finder = getattr(channel, "find_sent", None)
     if finder is None:
         return Checked("unknown")

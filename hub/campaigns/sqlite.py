@@ -281,13 +281,16 @@ class SqliteCampaignStore(CampaignStore):
     ) -> bool:
         sent_at = to_ms(now) if status == "sent" else None
         changed = await self.db._write(
+            # A send tried again starts without the id of a handover that failed.
             "UPDATE campaign_recipients SET status = ?, reason = ?, not_before = ?,"
-            " external_id = COALESCE(?, external_id), sent_at = COALESCE(?, sent_at),"
+            " external_id = CASE WHEN ? = 'pending' THEN NULL"
+            " ELSE COALESCE(?, external_id) END, sent_at = COALESCE(?, sent_at),"
             " updated_at = ? WHERE campaign_id = ? AND contact_id = ? AND status = 'sending'",
             (
                 status,
                 reason,
                 to_ms(not_before) if not_before else None,
+                status,
                 external_id,
                 sent_at,
                 to_ms(now),
@@ -296,6 +299,13 @@ class SqliteCampaignStore(CampaignStore):
             ),
         )
         return changed == 1
+
+    async def hand_over(self, campaign_id: str, contact_id: str, external_id: str) -> None:
+        await self.db._write(
+            "UPDATE campaign_recipients SET external_id = ?"
+            " WHERE campaign_id = ? AND contact_id = ? AND status = 'sending'",
+            (external_id, campaign_id, contact_id),
+        )
 
     async def hold(
         self, campaign_id: str, contact_ids: Sequence[str], not_before: datetime, now: datetime

@@ -108,6 +108,11 @@ class CampaignStore(ABC):
         not to have happened). False if the row was not sending."""
 
     @abstractmethod
+    async def hand_over(self, campaign_id: str, contact_id: str, external_id: str) -> None:
+        """Record, on a `sending` row, the provider's id of a send whose last step
+        is under way (see `Channel.send_with_handover`)."""
+
+    @abstractmethod
     async def hold(
         self, campaign_id: str, contact_ids: Sequence[str], not_before: datetime, now: datetime
     ) -> None:
