@@ -142,6 +142,13 @@ class CampaignSettings(_Section):
     default_timezone: str = Field(
         "Asia/Ho_Chi_Minh", description="for quiet hours and caps of contacts without a timezone"
     )
+    rate_window_seconds: float = Field(
+        1.2,
+        ge=1.0,
+        le=2.0,
+        description="the rate limiter counts sends in a window this long: the margin by which"
+        " requests may arrive closer together than they left and still hold the rate",
+    )
     company_name: str = Field("", description="`{{ company.name }}` in campaign templates")
     defaults: CampaignRules = CampaignRules(
         rate_per_second=10, send_from="07:00", send_until="22:00", daily_cap=1, sms_opt_out_text=""

@@ -81,7 +81,9 @@ class Dispatcher:
         self.templates = templates
         self.links = links
         self.prefix = settings.redis.prefix
-        self.limiter = RateLimiter(redis, self.prefix)
+        self.limiter = RateLimiter(
+            redis, self.prefix, window_seconds=settings.campaigns.rate_window_seconds
+        )
         self.caps = DailyCaps(redis, self.prefix)
 
     def lock_name(self, campaign_id: str) -> str:

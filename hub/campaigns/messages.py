@@ -70,7 +70,9 @@ class CampaignMessages:
             "unsubscribe_url": self.unsubscribe_url(contact.id),
         }
         rendered = self.text.render(context)
-        subject = self.subject.render(context).text or rendered.subject
+        subject = rendered.subject
+        if self.campaign.subject:
+            subject = self.subject.render(context).text or subject
         text = rendered.text
         if self.campaign.channel == "sms" and self.opt_out_text:
             text = f"{text}\n{self.opt_out_text}"

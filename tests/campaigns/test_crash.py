@@ -33,7 +33,7 @@ from tests.peers.twilio import ACCOUNT_SID, AUTH_TOKEN, LINE, TwilioPeer
 
 pytestmark = pytest.mark.slow
 
-RATE = 200
+RATE = 150
 PER_CHANNEL = 5_000
 NEW_YORK = 100  # per channel: their window is closed, they wait
 OPTED_OUT = 50  # per channel
