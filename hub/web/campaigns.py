@@ -7,6 +7,8 @@ Only admins and marketers may use the campaign API (`require_role`).
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import datetime
 from html import escape
 from typing import Any
@@ -14,6 +16,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub.campaigns.importer import ContactImporter
 from hub.campaigns.model import AudienceFilter, CampaignChannel
 from hub.campaigns.service import CampaignService
 from hub.errors import Forbidden, InvalidRequest, NotFound, StoreUnavailable
@@ -115,6 +118,52 @@ async def get_audience(request: web.Request) -> web.Response:
         channel: await campaigns.count(audience.filter, channel) for channel in ("sms", "email")
     }
     return web.json_response({**audience.model_dump(mode="json"), "counts": counts})
+
+
+@routes.post("/api/v1/contacts/import")
+async def import_contacts(request: web.Request) -> web.Response:
+    """A CSV file as the body (UTF-8, header row first). Query: `map=Column=field`
+    (repeatable), `tag=...` (repeatable), `region=VN`, `delimiter=,`. Answers the
+    report: created, merged, and every rejected row with its line and reason."""
+    campaigns = service(request)
+    mapping: dict[str, str] = {}
+    for item in request.query.getall("map", []):
+        column, sep, target = item.partition("=")
+        if not sep or not column:
+            raise InvalidRequest(f"map: {item!r} is not Column=field")
+        mapping[column] = target.strip()
+    delimiter = request.query.get("delimiter", ",")
+    if len(delimiter) != 1:
+        raise InvalidRequest("delimiter: one character")
+    raw = await request.read()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"the body is not UTF-8 text (byte {exc.start})") from exc
+    importer = ContactImporter(
+        campaigns.inbox_store,
+        campaigns.clock.now,
+        default_region=request.query.get("region") or campaigns.default_region,
+    )
+    try:
+        report = await importer.import_csv(
+            io.StringIO(text, newline=""),
+            mapping=mapping,
+            extra_tags=request.query.getall("tag", []),
+            delimiter=delimiter,
+        )
+    except csv.Error as exc:
+        raise InvalidRequest(f"the body is not CSV this hub can read: {exc}") from exc
+    return web.json_response(
+        {
+            "rows": report.rows,
+            "created": report.created,
+            "merged": report.merged,
+            "rejected": [
+                {"line": r.line, "reason": r.reason, "row": r.row} for r in report.rejected
+            ],
+        }
+    )
 
 
 @routes.get("/api/v1/campaigns")

@@ -183,3 +183,33 @@ async def test_campaign_api_refuses_bad_input_and_wrong_roles(campaign_hub: Any)
     assert status == 409
     status, body = await app.api("GET", "/api/v1/campaigns/nope")
     assert status == 404
+
+
+async def test_contacts_import_through_the_api_reports_each_rejected_row(
+    campaign_hub: Any,
+) -> None:
+    app: CampaignHub = await campaign_hub()
+    body = "name,phone,email\nBình,0901 234 567,\nNobody,,\nHoa,,hoa@example.com\n"
+    status, report = await app.api(
+        "POST", "/api/v1/contacts/import?tag=spring", data=body.encode(),
+        headers={"Content-Type": "text/csv"},
+    )  # fmt: skip
+    assert status == 200, report
+    assert (report["created"], report["merged"]) == (2, 0)
+    assert report["rejected"] == [
+        {"line": 3, "reason": "no phone and no e-mail", "row": {"name": "Nobody", "phone": "",
+                                                               "email": ""}}
+    ]  # fmt: skip
+    status, counted = await app.api(
+        "POST", "/api/v1/audiences/count", json={"filter": {"tags_all": ["spring"]},
+                                                 "channel": "email"},
+    )  # fmt: skip
+    assert counted == {"count": 1}
+    status, body = await app.api(
+        "POST", "/api/v1/contacts/import", data=b"\xff\xfe", headers={"Content-Type": "text/csv"}
+    )
+    assert status == 422 and "UTF-8" in body["error"]["message"]
+    status, body = await app.api(
+        "POST", "/api/v1/contacts/import", data=b"name,city\nA,B\n", token=app.agent
+    )
+    assert status == 403
