@@ -209,14 +209,21 @@ async def open_runtime(
 
 
 async def build_campaign_store(store: Store) -> CampaignStore | None:
-    """Campaign storage beside the inbox store; None where it is not built yet."""
+    """Campaign storage beside the inbox store, on the same database."""
     from hub.inbox.sqlite import SqliteStore
 
-    if not isinstance(store, SqliteStore):
-        return None
-    from hub.campaigns.sqlite import SqliteCampaignStore
+    campaigns: CampaignStore
+    if isinstance(store, SqliteStore):
+        from hub.campaigns.sqlite import SqliteCampaignStore
 
-    campaigns = SqliteCampaignStore(store)
+        campaigns = SqliteCampaignStore(store)
+    else:
+        from hub.campaigns.mongo import MongoCampaignStore
+        from hub.inbox.mongo import MongoStore
+
+        if not isinstance(store, MongoStore):
+            return None
+        campaigns = MongoCampaignStore(store)
     await campaigns.open()
     return campaigns
 
