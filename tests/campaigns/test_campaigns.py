@@ -9,7 +9,9 @@ import email.policy
 from datetime import timedelta
 from typing import Any
 
+from hub.inbox.store import ConversationFilter
 from tests.campaigns.conftest import CampaignHub, contact
+from tests.channels.twilio_hub import text_in
 from tests.conftest import eventually
 from tests.peers.smtp_server import SmtpPeer
 from tests.peers.twilio import TwilioPeer
@@ -213,3 +215,128 @@ async def test_contacts_import_through_the_api_reports_each_rejected_row(
         "POST", "/api/v1/contacts/import", data=b"name,city\nA,B\n", token=app.agent
     )
     assert status == 403
+
+
+async def test_sends_a_dead_worker_began_are_settled_without_doubles(
+    campaign_hub: Any, twilio_peer: TwilioPeer, smtp_peer: SmtpPeer
+) -> None:
+    """Rows left `sending` by a crash: Twilio is asked (a message it has is not
+    sent again), e-mail is decided by the handover mark (marked: it went)."""
+    app: CampaignHub = await campaign_hub()
+    runtime = app.hub.runtime
+    campaigns = runtime.campaigns
+    assert campaigns is not None
+    people = [
+        contact(f"K{n}", phone=f"+8490100000{n}", email=f"k{n}@example.com") for n in range(4)
+    ]
+    for person in people:
+        await app.store.add_contact(person)
+    sms = await create(app, channel="sms", account_id="hotline", text="Chào {{ contact.name }}")
+    mail = await create(app, channel="email", account_id="news", text="Chào {{ contact.name }}")
+    store = campaigns.store
+    ids = sorted(p.id for p in people)
+    for campaign_id in (sms["id"], mail["id"]):
+        # What a worker killed mid-batch leaves behind: running, rows claimed.
+        campaign = await campaigns.campaign(campaign_id)
+        audience = await campaigns.audience(campaign.audience_id)
+        await store.snapshot(campaign, audience.filter, app.clock.now())
+        await store.update_campaign(campaign_id, launched_at=app.clock.now())
+        assert await store.claim(campaign_id, ids, app.clock.now()) == ids
+    by_id = {p.id: p for p in people}
+    # Twilio already has the first two; the SMTP server took the first one.
+    sms_campaign = await campaigns.campaign(sms["id"])
+    messages = campaigns.dispatcher.messages(sms_campaign)
+    for contact_id in ids[:2]:
+        recipient = await store.get_recipient(sms["id"], contact_id)
+        assert recipient is not None
+        outbound = messages.outbound(recipient, by_id[contact_id], sms_campaign.launched_at)
+        await runtime.channels["hotline"].send(outbound)
+    mail_campaign = await campaigns.campaign(mail["id"])
+    recipient = await store.get_recipient(mail["id"], ids[0])
+    assert recipient is not None
+    outbound = campaigns.dispatcher.messages(mail_campaign).outbound(
+        recipient, by_id[ids[0]], mail_campaign.launched_at
+    )
+    receipt = await runtime.channels["news"].send(outbound)
+    await store.hand_over(mail["id"], ids[0], receipt.external_id or "")
+    for campaign_id in (sms["id"], mail["id"]):
+        await store.update_campaign(campaign_id, status="running")
+        await campaigns.kick(campaign_id)
+    for campaign_id in (sms["id"], mail["id"]):
+        await eventually(lambda campaign_id=campaign_id: _status(app, campaign_id, "completed"))
+    assert sorted(m.get("To") for m in twilio_peer.sent) == sorted(
+        by_id[i].identities[0].address for i in ids
+    )
+    assert sorted(r.rcpt_tos[0] for r in smtp_peer.received) == sorted(
+        by_id[i].identities[1].address for i in ids
+    )
+
+
+async def test_pause_resume_cancel_and_a_provider_429_slows_the_account(
+    campaign_hub: Any, twilio_peer: TwilioPeer
+) -> None:
+    app: CampaignHub = await campaign_hub(
+        defaults={"rate_per_second": 20, "daily_cap": 0}, concurrency=2
+    )
+    for n in range(40):
+        await app.store.add_contact(contact(f"K{n}", phone=f"+849020000{n:02d}"))
+    twilio_peer.answers = [429]
+    campaign = await create(app, channel="sms", account_id="hotline", text="Hi")
+    await app.api("POST", f"/api/v1/campaigns/{campaign['id']}/launch")
+
+    async def some_sent() -> bool:
+        return len(twilio_peer.sent) >= 5
+
+    await eventually(some_sent)
+    status, paused = await app.api("POST", f"/api/v1/campaigns/{campaign['id']}/pause")
+    assert status == 200 and paused["status"] == "paused"
+    await eventually(lambda: _sending_done(app, campaign["id"]))
+    sent_when_paused = len(twilio_peer.sent)
+    runtime = app.hub.runtime
+    slow = await runtime.redis.get(f"{runtime.settings.redis.prefix}:campaign-rate:hotline:slow")
+    assert slow is not None and float(slow) == 0.5  # the 429 halved the rate
+    status, resumed = await app.api("POST", f"/api/v1/campaigns/{campaign['id']}/resume")
+    assert status == 200 and resumed["status"] == "running"
+
+    async def more_sent() -> bool:
+        return len(twilio_peer.sent) >= sent_when_paused + 3
+
+    await eventually(more_sent)
+    status, cancelled = await app.api("POST", f"/api/v1/campaigns/{campaign['id']}/cancel")
+    assert status == 200 and cancelled["status"] == "cancelled"
+    await eventually(lambda: _sending_done(app, campaign["id"]))
+    _, result = await app.api("GET", f"/api/v1/campaigns/{campaign['id']}")
+    progress = result["progress"]
+    assert progress["sent"] == len(twilio_peer.sent) < 40
+    assert progress["skipped_other"] == 40 - progress["sent"] and progress["pending"] == 0
+    assert len({m.get("To") for m in twilio_peer.sent}) == len(twilio_peer.sent)
+
+
+async def _sending_done(app: CampaignHub, campaign_id: str) -> bool:
+    _, result = await app.api("GET", f"/api/v1/campaigns/{campaign_id}")
+    return bool(result["progress"]["sending"] == 0)
+
+
+async def test_a_scheduled_campaign_starts_when_its_time_comes_and_replies_land_in_the_inbox(
+    campaign_hub: Any, twilio_peer: TwilioPeer
+) -> None:
+    app: CampaignHub = await campaign_hub()
+    binh = contact("Bình", phone="+84901000001")
+    await app.store.add_contact(binh)
+    campaign = await create(app, channel="sms", account_id="hotline", text="Sale!")
+    at = (app.clock.now() + timedelta(hours=1)).isoformat()
+    status, scheduled = await app.api(
+        "POST", f"/api/v1/campaigns/{campaign['id']}/schedule", json={"at": at}
+    )
+    assert status == 200 and scheduled["status"] == "scheduled"
+    app.clock.advance(timedelta(hours=1))
+    await eventually(lambda: _status(app, campaign["id"], "completed"))
+    assert [m.get("To") for m in twilio_peer.sent] == ["+84901000001"]
+    # The customer answers the promotion: a normal conversation in the inbox.
+    status, _ = await text_in(twilio_peer, "Còn hàng không?", sid="SM" + "1" * 32,
+                              sender="+84901000001")  # fmt: skip
+    assert status == 200
+    page = await app.store.list_conversations(ConversationFilter(contact_id=binh.id), limit=5)
+    [conversation] = page.items
+    [message] = await app.store.list_messages(conversation.id)
+    assert message.text == "Còn hàng không?" and message.direction == "inbound"
