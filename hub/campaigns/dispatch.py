@@ -36,7 +36,8 @@ from hub.campaigns.unsubscribe import UnsubscribeLinks
 from hub.care.templates import TemplateError, Templates
 from hub.channels.base import Channel
 from hub.clock import Clock
-from hub.errors import ProviderRejected
+from hub.errors import ProviderRejected, QueueUnavailable
+from hub.events import Event, EventBus
 from hub.inbox.model import Contact
 from hub.settings import HubSettings
 
@@ -71,7 +72,10 @@ class Dispatcher:
         redis: Redis,
         templates: Templates,
         links: UnsubscribeLinks,
+        bus: EventBus | None = None,
     ) -> None:
+        self.bus = bus
+        self._announced: dict[str, float] = {}  # campaign id -> when progress was last sent
         self.store = store
         self.channels = channels
         self.clock = clock
@@ -163,7 +167,29 @@ class Dispatcher:
             if not due:
                 return await self._settle(campaign)
             await self._batch(campaign, channel, messages, due, hold)
+            await self.announce(campaign.id)
         return "more"
+
+    async def announce(self, campaign_id: str, *, force: bool = False) -> None:
+        """Publish `campaign.progress` (the figures) on the event bus, at most
+        once a second per campaign: what a live page shows without polling."""
+        if self.bus is None:
+            return
+        now = asyncio.get_running_loop().time()
+        if not force and now - self._announced.get(campaign_id, 0.0) < 1.0:
+            return
+        self._announced[campaign_id] = now
+        progress = await self.store.progress(campaign_id, self.clock.now())
+        campaign = await self.store.get_campaign(campaign_id)
+        data = {
+            "campaign_id": campaign_id,
+            "status": campaign.status if campaign else None,
+            **progress.model_dump(),
+        }
+        try:
+            await self.bus.publish(Event("campaign.progress", data))
+        except QueueUnavailable:
+            pass  # the figures are in the store; the next announcement catches up
 
     async def _settle(self, campaign: Campaign) -> Turn:
         """Nothing is due now: the campaign is complete, or waits for windows."""
@@ -178,6 +204,7 @@ class Dispatcher:
             finished_at=now,
             updated_at=now,
         ):
+            await self.announce(campaign.id, force=True)
             log.info(
                 "campaign completed",
                 extra={

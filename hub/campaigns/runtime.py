@@ -31,6 +31,7 @@ def build_campaigns(runtime: Runtime, store: CampaignStore) -> CampaignService:
         runtime.redis,
         Templates(settings.templates.default_language),
         links,
+        runtime.bus,
     )
 
     async def enqueue(campaign_id: str) -> None:

@@ -236,6 +236,7 @@ class CampaignService:
 
     async def pause(self, campaign_id: str) -> Campaign:
         await self._move(campaign_id, ("running",), "paused")
+        await self.dispatcher.announce(campaign_id, force=True)
         return await self.campaign(campaign_id)
 
     async def resume(self, campaign_id: str) -> Campaign:
@@ -251,6 +252,7 @@ class CampaignService:
             finished_at=self.clock.now(),
         )
         await self.store.skip_all_pending(campaign_id, "cancelled", self.clock.now())
+        await self.dispatcher.announce(campaign_id, force=True)
         return await self.campaign(campaign_id)
 
     async def unsubscribe(self, token: str, *, how: str) -> bool:

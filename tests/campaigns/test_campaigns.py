@@ -9,6 +9,7 @@ import email.policy
 from datetime import timedelta
 from typing import Any
 
+from hub.events import Event
 from hub.inbox.store import ConversationFilter
 from tests.campaigns.conftest import CampaignHub, contact
 from tests.channels.twilio_hub import text_in
@@ -87,6 +88,10 @@ async def test_sms_campaign_sends_once_each_skips_opted_out_and_holds_quiet_hour
     assert [r["reason"] for r in page["items"]] == ["opted_out"]
 
 
+async def _announced(announced: list[dict[str, Any]], status: str) -> bool:
+    return bool(announced) and announced[-1]["status"] == status
+
+
 async def _status(app: CampaignHub, campaign_id: str, wanted: str) -> bool:
     _, campaign = await app.api("GET", f"/api/v1/campaigns/{campaign_id}")
     return bool(campaign["status"] == wanted)
@@ -96,6 +101,12 @@ async def test_email_campaign_carries_one_click_unsubscribe_that_works(
     campaign_hub: Any, smtp_peer: SmtpPeer
 ) -> None:
     app: CampaignHub = await campaign_hub()
+    announced: list[dict[str, Any]] = []
+
+    async def listen(event: Event) -> None:
+        announced.append(event.data)
+
+    app.hub.runtime.bus.subscribe("campaign.progress", listen)
     binh = contact("Nguyễn Văn Bình", email="binh@example.com")
     await app.store.add_contact(binh)
     campaign = await create(
@@ -107,6 +118,8 @@ async def test_email_campaign_carries_one_click_unsubscribe_that_works(
     )
     await app.api("POST", f"/api/v1/campaigns/{campaign['id']}/launch")
     await finished(app, campaign["id"], sent=1)
+    await eventually(lambda: _announced(announced, "completed"))
+    assert announced[-1]["sent"] == 1 and announced[-1]["campaign_id"] == campaign["id"]
     [received] = smtp_peer.received
     mail = email.message_from_bytes(received.data, policy=email.policy.default)
     assert mail["Subject"] == "Ưu đãi cho Bình" and received.rcpt_tos == ["binh@example.com"]
