@@ -342,9 +342,24 @@ async def test_a_scheduled_campaign_starts_when_its_time_comes_and_replies_land_
         "POST", f"/api/v1/campaigns/{campaign['id']}/schedule", json={"at": at}
     )
     assert status == 200 and scheduled["status"] == "scheduled"
+    # A test send to the marketer's own phone: not a recipient, not counted.
+    status, tested = await app.api(
+        "POST", f"/api/v1/campaigns/{campaign['id']}/test", json={"to": "0909 999 999"}
+    )
+    assert status == 202 and tested["to"] == "0909 999 999"
+    [test] = twilio_peer.sent
+    assert test.get("To") == "+84909999999" and (test.get("Body") or "").startswith("Sale!")
+    twilio_peer.sent.clear()
     app.clock.advance(timedelta(hours=1))
     await eventually(lambda: _status(app, campaign["id"], "completed"))
     assert [m.get("To") for m in twilio_peer.sent] == ["+84901000001"]
+    # Twilio reports the delivery to the status callback the send named.
+    status, _ = await twilio_peer.status_callback(twilio_peer.sent[0], "delivered")
+    assert status == 204
+    status, recipient = await app.api(
+        "GET", f"/api/v1/campaigns/{campaign['id']}/recipients/{binh.id}"
+    )
+    assert recipient["status"] == "delivered" and recipient["external_id"].startswith("SM")
     # The customer answers the promotion: a normal conversation in the inbox.
     status, _ = await text_in(twilio_peer, "Còn hàng không?", sid="SM" + "1" * 32,
                               sender="+84901000001")  # fmt: skip
