@@ -334,15 +334,20 @@ class MongoStore(Store):
         document = await self._find_one(CONTACTS, {"_id": contact_id})
         return None if document is None else _record(Contact, document)
 
+    @staticmethod
+    def _owning_query(identities: Sequence[Identity]) -> dict[str, Any]:
+        return {
+            "$or": [
+                {**HAS_IDENTITIES, "identities": {"$elemMatch": i.model_dump()}}
+                for i in set(identities)
+            ]
+        }
+
     async def contacts_by_identity(self, identities: Sequence[Identity]) -> dict[Identity, str]:
         if not identities:
             return {}
         wanted = set(identities)
-        query = {
-            "$or": [
-                {**HAS_IDENTITIES, "identities": {"$elemMatch": i.model_dump()}} for i in wanted
-            ]
-        }
+        query = self._owning_query(identities)
         found: dict[Identity, str] = {}
         for document in await self._find(CONTACTS, query, projection={"identities": 1}):
             for entry in document["identities"]:
@@ -350,6 +355,12 @@ class MongoStore(Store):
                 if identity in wanted:
                     found[identity] = document["_id"]
         return found
+
+    async def contacts_owning(self, identities: Sequence[Identity]) -> list[Contact]:
+        if not identities:
+            return []
+        documents = await self._find(CONTACTS, self._owning_query(identities))
+        return [_record(Contact, document) for document in documents]
 
     async def link_identity(self, contact_id: str, identity: Identity) -> None:
         entry = identity.model_dump()

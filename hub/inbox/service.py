@@ -403,7 +403,8 @@ class InboxService:
         people is an agent's decision, not a guess.
         """
         identities = inbound.sender.identities
-        known = await self.store.contacts_by_identity(identities)
+        owners = await self.store.contacts_owning(identities)
+        known = {i: c.id for c in owners for i in c.identities}
         owner_id = next((known[i] for i in identities if i in known), None)
         if owner_id is None:
             now = self.clock.now()
@@ -415,6 +416,8 @@ class InboxService:
             )
             await self.store.add_contact(contact)
             return contact, True
+        owner = next(c for c in owners if c.id == owner_id)
+        linked = False
         for identity in identities:
             if identity in known:
                 if known[identity] != owner_id:
@@ -425,11 +428,14 @@ class InboxService:
                 continue
             try:
                 await self.store.link_identity(owner_id, identity)
+                linked = True
             except IdentityTaken:
                 continue
-        owner = await self.store.get_contact(owner_id)
-        if owner is None:  # the identity row exists, so the contact does
-            raise NotFound(f"contact {owner_id} vanished")
+        if linked:
+            fresh = await self.store.get_contact(owner_id)
+            if fresh is None:  # the identity row exists, so the contact does
+                raise NotFound(f"contact {owner_id} vanished")
+            owner = fresh
         return owner, False
 
     async def _thread(

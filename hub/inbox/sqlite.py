@@ -290,15 +290,16 @@ CONTACTS = _Table(
     },
 )
 # A contact and its identities (in the order they were linked) in one statement.
-CONTACT_WITH_IDENTITIES = """
+CONTACTS_WITH_IDENTITIES = """
     SELECT contacts.*, (
         SELECT json_group_array(json_array(channel, address)) FROM (
             SELECT channel, address FROM identities
             WHERE contact_id = contacts.id ORDER BY position
         )
     ) AS identities
-    FROM contacts WHERE id = ?
+    FROM contacts
 """
+CONTACT_WITH_IDENTITIES = CONTACTS_WITH_IDENTITIES + " WHERE id = ?"
 
 CONVERSATIONS = _Table(
     "conversations",
@@ -403,6 +404,11 @@ class SqliteStore(Store):
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         db.execute("PRAGMA foreign_keys=ON")
+        # Savepoints (every unit of a group commit is one) keep the pages they
+        # change in a sub-journal: in memory, not a temp file created and
+        # unlinked per transaction (measured: 5 syscalls and ~5 page writes saved
+        # per ingested message).
+        db.execute("PRAGMA temp_store=MEMORY")
         return db
 
     async def _migrate(self) -> None:
@@ -672,6 +678,18 @@ class SqliteStore(Store):
             f"SELECT channel, address, contact_id FROM identities WHERE {clause}", params
         )
         return {Identity(channel=r["channel"], address=r["address"]): r["contact_id"] for r in rows}
+
+    async def contacts_owning(self, identities: Sequence[Identity]) -> list[Contact]:
+        if not identities:
+            return []
+        clause = " OR ".join("(channel = ? AND address = ?)" for _ in identities)
+        params = [part for i in identities for part in (i.channel, i.address)]
+        rows = await self._fetch_all(
+            f"{CONTACTS_WITH_IDENTITIES} WHERE id IN"
+            f" (SELECT contact_id FROM identities WHERE {clause})",
+            params,
+        )
+        return [CONTACTS.decode(row) for row in rows]
 
     async def link_identity(self, contact_id: str, identity: Identity) -> None:
         async with self.transaction():

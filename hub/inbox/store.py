@@ -120,6 +120,13 @@ class Store(ABC):
     async def contacts_by_identity(self, identities: Sequence[Identity]) -> dict[Identity, str]:
         """Which of these identities are known, and to which contact id."""
 
+    async def contacts_owning(self, identities: Sequence[Identity]) -> list[Contact]:
+        """The whole contacts that own any of these identities (one read where the
+        backend can; the ingest path resolves its sender with it)."""
+        owners = dict.fromkeys((await self.contacts_by_identity(identities)).values())
+        contacts = [await self.get_contact(contact_id) for contact_id in owners]
+        return [c for c in contacts if c is not None]
+
     @abstractmethod
     async def link_identity(self, contact_id: str, identity: Identity) -> None:
         """Give the contact one more identity. Raises IdentityTaken if another contact

@@ -233,6 +233,17 @@ async def test_add_contact_with_taken_identity_raises_and_writes_nothing(
     assert found == {identity("phone", "+84901234567"): owner.id}
 
 
+async def test_contacts_owning_returns_whole_contacts_once_each(store: Store) -> None:
+    phone, email = identity("phone", "+84901234567"), identity("email", "mai@example.com")
+    mai = await saved_contact(store, phone, email, name="Mai", tags=["vip"])
+    other = await saved_contact(store, identity("telegram", "42"), name="Other")
+    await saved_contact(store, identity("phone", "+84900000000"), name="Not asked")
+    found = await store.contacts_owning([email, phone, identity("telegram", "42")])
+    assert sorted(found, key=lambda c: c.name) == [mai, other]
+    assert await store.contacts_owning([identity("phone", "+84911111111")]) == []
+    assert await store.contacts_owning([]) == []
+
+
 async def test_add_contact_listing_an_identity_twice_raises_and_writes_nothing(
     store: Store,
 ) -> None:
