@@ -27,7 +27,13 @@ from hub.campaigns.model import (
 )
 from hub.campaigns.store import CampaignStore
 from hub.inbox.model import Contact, from_ms, to_ms
-from hub.inbox.sqlite import CONTACT_WITH_IDENTITIES, CONTACTS, SqliteStore, _Table
+from hub.inbox.sqlite import (
+    CONTACT_WITH_IDENTITIES,
+    CONTACTS,
+    CONTACTS_WITH_IDENTITIES,
+    SqliteStore,
+    _Table,
+)
 from hub.inbox.store import Expectation, Page
 
 PART = "campaigns"
@@ -413,6 +419,7 @@ class SqliteCampaignStore(CampaignStore):
         if not contact_ids:
             return {}
         marks = ", ".join("?" for _ in contact_ids)
-        sql = CONTACT_WITH_IDENTITIES.replace("WHERE id = ?", f"WHERE id IN ({marks})")
-        rows = await self.db._fetch_all(sql, list(contact_ids))
+        rows = await self.db._fetch_all(
+            f"{CONTACTS_WITH_IDENTITIES} WHERE id IN ({marks})", list(contact_ids)
+        )
         return {row["id"]: CONTACTS.decode(row) for row in rows}
