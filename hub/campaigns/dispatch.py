@@ -192,9 +192,11 @@ class Dispatcher:
             pass  # the figures are in the store; the next announcement catches up
 
     async def _settle(self, campaign: Campaign) -> Turn:
-        """Nothing is due now: the campaign is complete, or waits for windows."""
-        progress = await self.store.progress(campaign.id, self.clock.now())
-        if progress.pending or progress.sending:
+        """Nothing is due now: the campaign is complete, or waits for windows.
+        (Two indexed look-ups, not a count: a waiting campaign is asked often.)"""
+        if await self.store.next_waiting(campaign.id) is not None:
+            return "waiting"
+        if await self.store.stuck_sending(campaign.id, self.clock.now() + FAR_FUTURE, 1):
             return "waiting"
         now = self.clock.now()
         if await self.store.update_campaign(
@@ -207,11 +209,7 @@ class Dispatcher:
             await self.announce(campaign.id, force=True)
             log.info(
                 "campaign completed",
-                extra={
-                    "event": "campaign.completed",
-                    "campaign_id": campaign.id,
-                    **progress.model_dump(),
-                },
+                extra={"event": "campaign.completed", "campaign_id": campaign.id},
             )
         return "completed"
 

@@ -195,7 +195,7 @@ async def test_ten_thousand_recipients_survive_two_kills_exactly_once(
                 async def reached(after: int = after) -> bool:
                     return total() >= after
 
-                await eventually(reached, timeout=40)
+                await eventually(reached, timeout=60)
                 worker.kill()
                 await asyncio.sleep(0.3)
                 worker.start()
@@ -207,7 +207,7 @@ async def test_ten_thousand_recipients_survive_two_kills_exactly_once(
                         return False
                 return True
 
-            await eventually(settled, timeout=90, interval=0.5)
+            await eventually(settled, timeout=150, interval=0.5)
             sms_progress = await campaigns.progress(sms)
             mail_progress = await campaigns.progress(mail)
     finally:
