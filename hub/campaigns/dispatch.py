@@ -359,16 +359,23 @@ class Dispatcher:
         self, campaign: Campaign, channel: Channel, messages: CampaignMessages, hold: Hold
     ) -> None:
         """Settle rows a dead worker left in `sending` (this worker holds the
-        campaign's lock, so no live worker is sending them)."""
-        while True:
-            stuck = await self.store.stuck_sending(
-                campaign.id, self.clock.now() + FAR_FUTURE, self.options.batch_size
-            )
-            if not stuck or hold.lost:
+        campaign's lock, so no live worker is sending them). A row whose provider
+        cannot be asked now stays `sending` for the next turn."""
+        unsettled: set[str] = set()
+        while not hold.lost:
+            stuck = [
+                r
+                for r in await self.store.stuck_sending(
+                    campaign.id, self.clock.now() + FAR_FUTURE, self.options.batch_size
+                )
+                if r.contact_id not in unsettled
+            ]
+            if not stuck:
                 return
             contacts = await self.store.contacts([r.contact_id for r in stuck])
             for recipient in stuck:
-                await self._recover_one(campaign, channel, messages, recipient, contacts)
+                if not await self._recover_one(campaign, channel, messages, recipient, contacts):
+                    unsettled.add(recipient.contact_id)
 
     async def _recover_one(
         self,
@@ -377,15 +384,22 @@ class Dispatcher:
         messages: CampaignMessages,
         recipient: Recipient,
         contacts: dict[str, Contact],
-    ) -> None:
+    ) -> bool:
+        """Settle one interrupted send; False if it must wait for a later turn."""
         now = self.clock.now()
         contact = contacts.get(recipient.contact_id)
         if contact is None:
             await self.store.finish(
                 campaign.id, recipient.contact_id, "failed", now, reason="contact deleted"
             )
-            return
-        outbound = messages.outbound(recipient, contact, campaign.launched_at or now)
+            return True
+        try:
+            outbound = messages.outbound(recipient, contact, campaign.launched_at or now)
+        except TemplateError as exc:
+            await self.store.finish(
+                campaign.id, recipient.contact_id, "failed", now, reason=str(exc)
+            )
+            return True
         try:
             checked = await check_sent(channel, recipient, outbound)
         except ProviderRejected as exc:
@@ -398,7 +412,7 @@ class Dispatcher:
                     "reason": exc.reason,
                 },
             )
-            return  # still `sending`: the next turn asks again
+            return False  # still `sending`: the next turn asks again
         log.info(
             "interrupted send settled",
             extra={
@@ -423,6 +437,7 @@ class Dispatcher:
                 recipient.model_copy(update={"attempts": recipient.attempts - 1}),
                 contact,
             )
+        return True
 
 
 def _stopped(status: str) -> Turn:

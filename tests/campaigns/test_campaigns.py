@@ -272,6 +272,7 @@ async def test_sends_a_dead_worker_began_are_settled_without_doubles(
     )
     receipt = await runtime.channels["news"].send(outbound)
     await store.hand_over(mail["id"], ids[0], receipt.external_id or "")
+    twilio_peer.list_answers = [503, 503]  # Twilio cannot be asked at first: rows wait
     for campaign_id in (sms["id"], mail["id"]):
         await store.update_campaign(campaign_id, status="running")
         await campaigns.kick(campaign_id)
@@ -283,6 +284,7 @@ async def test_sends_a_dead_worker_began_are_settled_without_doubles(
     assert sorted(r.rcpt_tos[0] for r in smtp_peer.received) == sorted(
         by_id[i].identities[1].address for i in ids
     )
+    assert twilio_peer.list_answers == []
 
 
 async def test_pause_resume_cancel_and_a_provider_429_slows_the_account(

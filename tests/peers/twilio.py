@@ -73,6 +73,7 @@ class TwilioPeer:
     sent: list[SentMessage] = field(default_factory=list)
     resources: list[dict[str, Any]] = field(default_factory=list)  # as the API lists them
     answers: list[int] = field(default_factory=list)  # scripted errors, then 201
+    list_answers: list[int] = field(default_factory=list)  # the same, for listing messages
     unsubscribed: set[str] = field(default_factory=set)
     invalid: set[str] = field(default_factory=set)
     _runner: web.AppRunner | None = None
@@ -141,6 +142,10 @@ class TwilioPeer:
         under test may run on an injected clock.)"""
         if request.match_info["sid"] != self.account_sid or not self._authorised(request):
             return web.json_response(recorded("error_20003"), status=401)
+        if self.list_answers:
+            body = recorded("error_500")
+            body["status"] = self.list_answers.pop(0)
+            return web.json_response(body, status=body["status"])
         found = [
             m
             for m in reversed(self.resources)
