@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 
 from hub.errors import IdentityTaken, InvalidRequest
-from hub.inbox.addresses import normalise_email
+from hub.inbox.addresses import normalise_email, normalise_phone
 from hub.inbox.model import Contact, Identity
 from hub.inbox.store import Store
 
@@ -160,16 +160,15 @@ def read_row(row: Mapping[str, str], columns: Mapping[str, str], region: str) ->
 
 
 def _phone(raw: str, region: str) -> str:
-    text = raw.strip()
-    if text.isdigit() and len(text) > 10 and not text.startswith("0"):
-        text = "+" + text  # "84901234567", as spreadsheets keep numbers
+    """E.164, and a number that exists (a campaign list wants real numbers, not
+    merely possible ones)."""
     try:
-        number = phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException as exc:
-        raise InvalidRequest(f"phone: {raw!r} is not a phone number") from exc
-    if not phonenumbers.is_valid_number(number):
+        e164 = normalise_phone(raw, region)
+    except InvalidRequest as exc:
+        raise InvalidRequest(f"phone: {exc.message}") from exc
+    if not phonenumbers.is_valid_number(phonenumbers.parse(e164)):
         raise InvalidRequest(f"phone: {raw!r} is not a valid number (region {region})")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return e164
 
 
 def _date(text: str) -> date:
