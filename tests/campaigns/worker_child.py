@@ -9,7 +9,9 @@ same runtime and worker `hub worker` runs; only the clock is the test's."""
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
+import signal
 import sys
 import time
 from datetime import datetime, timedelta
@@ -30,12 +32,24 @@ class RunningClock:
         return utc_ms(self.start + timedelta(seconds=time.monotonic() - self.origin))
 
 
+def dump_tasks() -> None:
+    """SIGUSR1: every task's stack to stderr (what a stuck worker is waiting on)."""
+    for task in asyncio.all_tasks():
+        print(f"--- {task.get_name()}", file=sys.stderr)
+        task.print_stack(file=sys.stderr)
+    sys.stderr.flush()
+
+
 async def main(config: Path, start: datetime) -> None:
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks)
+    faulthandler.register(signal.SIGUSR2, all_threads=True)
     settings = load_settings(config)
     async with open_runtime(settings, clock=RunningClock(start)) as runtime:
         await WorkerService(runtime).run_until_cancelled()
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
+    )
     asyncio.run(main(Path(sys.argv[1]), datetime.fromisoformat(sys.argv[2])))
