@@ -28,7 +28,6 @@ from hub.inbox.model import Contact
 from hub.settings import load_settings
 from tests.campaigns.conftest import START, contact
 from tests.channels.twilio_hub import TOKEN_ENV
-from tests.conftest import eventually
 from tests.hub_process import clean_env
 from tests.peers.smtp_server import SmtpPeer
 from tests.peers.twilio import ACCOUNT_SID, AUTH_TOKEN, LINE, TwilioPeer
@@ -145,6 +144,20 @@ class Worker:
         self.process.wait(10)
 
 
+async def progressing(done: Any, count: Any, *, stall: float = 30.0) -> None:
+    """Wait until `done()`, failing only if `count()` stops moving for `stall`
+    seconds: on a busy machine the work is slower, not stuck."""
+    loop = asyncio.get_running_loop()
+    last, since = count(), loop.time()
+    while not await done():
+        await asyncio.sleep(0.1)
+        now, seen = loop.time(), count()
+        if seen != last:
+            last, since = seen, now
+        elif now - since > stall:
+            raise AssertionError(f"no progress for {stall:.0f} s (at {seen})")
+
+
 def busiest_second(times: list[float]) -> int:
     """The most arrivals in any one-second window."""
     times = sorted(times)
@@ -187,18 +200,18 @@ async def test_ten_thousand_recipients_survive_two_kills_exactly_once(
                 await campaigns.launch(created.id)
                 return created.id
 
+            def total() -> int:
+                return len(twilio.sent) + len(smtp.received)
+
             worker.start()
             early = await campaign("early", "sms", "hotline", "Chào {{ contact.name }}")
 
             async def early_done() -> bool:
                 return (await campaigns.campaign(early)).status == "completed"
 
-            await eventually(early_done, timeout=30)
+            await progressing(early_done, total, stall=60)  # includes the worker's start
             sms = await campaign("sms", "sms", "hotline", "Giảm giá cho {{ contact.name }}")
             mail = await campaign("mail", "email", "news", "Xin chào {{ contact.name }}")
-
-            def total() -> int:
-                return len(twilio.sent) + len(smtp.received)
 
             for after in (2_500, 6_000):
 
@@ -206,7 +219,7 @@ async def test_ten_thousand_recipients_survive_two_kills_exactly_once(
                     return total() >= after
 
                 try:
-                    await eventually(reached, timeout=60)
+                    await progressing(reached, total)
                 except AssertionError:
                     worker.dump()
                     raise
@@ -225,7 +238,11 @@ async def test_ten_thousand_recipients_survive_two_kills_exactly_once(
                         return False
                 return True
 
-            await eventually(settled, timeout=150, interval=0.5)
+            try:
+                await progressing(settled, total)
+            except AssertionError:
+                worker.dump()
+                raise
             sms_progress = await campaigns.progress(sms)
             mail_progress = await campaigns.progress(mail)
     finally:
