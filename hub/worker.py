@@ -43,17 +43,23 @@ async def deliver(ctx: dict[str, Any], message_id: str) -> str:
     return str(result.outcome)
 
 
+def job_timeout(settings: Any) -> float:
+    """Every job's timeout. One for all: arq keeps a job "in progress" after its
+    worker died for the longest timeout of any function, so a long one would
+    hold up the re-delivery of messages a killed worker was sending."""
+    return float(settings.delivery.timeout_seconds * 2 + 5)
+
+
 async def campaign_send(ctx: dict[str, Any], campaign_id: str) -> str:
-    """One turn of sending a campaign; queues the next turn while work remains."""
+    """One turn of sending a campaign; queues the next turn while work remains.
+    A turn stays well inside the job timeout (a send may take a timeout itself)."""
     runtime = ctx["runtime"]
-    turn = await runtime.campaigns.dispatcher.run(campaign_id)
+    turn = await runtime.campaigns.dispatcher.run(
+        campaign_id, max_seconds=job_timeout(runtime.settings) / 3
+    )
     if turn == "more":
         await runtime.jobs.enqueue_campaign(campaign_id, turn=new_id())
     return str(turn)
-
-
-# A campaign turn sends for at most this long before handing over to the next.
-CAMPAIGN_TURN_TIMEOUT = 120
 
 
 def functions(job_timeout: float) -> list[Any]:
@@ -64,7 +70,7 @@ def functions(job_timeout: float) -> list[Any]:
             name=CAMPAIGN_SEND,
             max_tries=ARQ_MAX_TRIES,
             keep_result=0,
-            timeout=CAMPAIGN_TURN_TIMEOUT,
+            timeout=job_timeout,
         ),
     ]
 
@@ -90,7 +96,7 @@ class WorkerService:
         self.runtime = runtime
         settings = runtime.settings
         self.worker = Worker(
-            functions(job_timeout=settings.delivery.timeout_seconds * 2 + 5),
+            functions(job_timeout=job_timeout(settings)),
             queue_name=queue_name(settings),
             redis_pool=runtime.redis,
             handle_signals=False,
