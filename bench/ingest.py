@@ -70,7 +70,8 @@ TEXTS = [
 # -- the bare endpoint ---------------------------------------------------------
 def run_bare_server(port: int) -> None:
     """The floor: an aiohttp server that reads the body and answers 200, set up
-    like `hub serve` (one process, default event loop, no access log)."""
+    like `hub serve` (one process, the same event loop, no access log)."""
+    from hub.process import new_event_loop
 
     async def accept(request: web.Request) -> web.Response:
         await request.read()
@@ -82,7 +83,14 @@ def run_bare_server(port: int) -> None:
     app = web.Application(client_max_size=1_048_576)
     app.router.add_post(WEBHOOK_PATH, accept)
     app.router.add_get("/healthz", healthz)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=port,
+        print=None,
+        access_log=None,
+        loop=new_event_loop(os.environ.get("HUB_SERVER__EVENT_LOOP", "auto")),  # type: ignore[arg-type]
+    )
 
 
 # -- the servers under test ----------------------------------------------------

@@ -44,9 +44,10 @@ from hub.metrics import Metrics
 from hub.routing.calls import CallTargets
 from hub.routing.round_robin import RoundRobinRouter
 from hub.settings import HubSettings
-from hub.web import api, calls, media
+from hub.web import agents, api, calls, canned, contacts, media, openapi, sessions, workspace
 from hub.web import campaigns as web_campaigns
-from hub.web.auth import token_middleware
+from hub.web.audit import AUDIT_CLOCK
+from hub.web.auth import LoginGuard, Sessions, auth_middleware
 from hub.web.errors import error_middleware
 from hub.web.realtime import AgentStream
 
@@ -229,6 +230,7 @@ async def build_campaign_store(store: Store) -> CampaignStore | None:
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
+STREAM = web.AppKey("agent_stream", AgentStream)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -289,7 +291,9 @@ code{{background:#f3f3f3;padding:0 .25rem}}</style></head><body>
 <h1>hub {__version__} is running</h1>
 <p>Channel accounts:</p><ul>{accounts}</ul>
 <p><a href="/healthz">/healthz</a> · <a href="/metrics">/metrics</a> ·
-REST API under <code>/api/v1</code> (create a token with <code>hub token create</code>).</p>
+<a href="/app">the workspace</a> ·
+REST API under <code>/api/v1</code> (<a href="/api/docs">documented</a>; create a token
+with <code>hub token create</code>).</p>
 </body></html>""",
     )
 
@@ -352,15 +356,33 @@ async def create_app(
     except BaseException:
         await stack.aclose()
         raise
+    session_store = Sessions(
+        runtime.redis,
+        settings.redis.prefix,
+        timedelta(hours=settings.workspace.session_hours),
+    )
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
-        middlewares=[error_middleware, token_middleware(runtime.store)],
+        middlewares=[error_middleware, auth_middleware(runtime.store, session_store)],
     )
     app[RUNTIME] = runtime
     app[api.INBOX] = runtime.inbox
     app[api.STORE] = runtime.store
     app[api.BUS] = runtime.bus
+    app[api.TEAMS] = list(settings.teams)
+    app[api.JOBS] = runtime.jobs
+    app[AUDIT_CLOCK] = runtime.clock
+    app[sessions.SESSIONS] = session_store
+    app[sessions.LOGIN_GUARD] = LoginGuard(
+        runtime.redis,
+        settings.redis.prefix,
+        settings.workspace.login_attempts,
+        timedelta(seconds=settings.workspace.login_window_seconds),
+    )
+    app[sessions.WORKSPACE] = settings.workspace
+    app[sessions.PUBLIC_URL] = settings.server.public_url or ""
     stream = AgentStream(runtime.bus, runtime.inbox)
+    app[STREAM] = stream
     dialers: dict[str, calls.Dialer] = {
         account_id: channel
         for account_id, channel in runtime.channels.items()
@@ -384,6 +406,8 @@ async def create_app(
     app.router.add_post("/webhooks/{channel}/{account}/{rest:.*}", unknown_webhook)
     app.router.add_routes(stream.routes())
     app.router.add_routes(api.routes)
+    for module in (sessions, agents, contacts, canned, workspace, openapi):
+        app.router.add_routes(module.routes)
     sources: dict[str, media.MediaSource] = {
         account_id: channel
         for account_id, channel in runtime.channels.items()

@@ -15,6 +15,7 @@ from aiohttp import web
 from hub import __version__
 from hub.errors import HubError
 from hub.logs import configure_logging
+from hub.process import EventLoopChoice, new_event_loop
 from hub.settings import HubSettings, load_settings
 
 T = TypeVar("T")
@@ -42,9 +43,10 @@ def settings_from(config: Path | None, **overrides: Any) -> HubSettings:
     return settings
 
 
-def run(coroutine: Callable[[], Awaitable[T]]) -> T:
+def run(coroutine: Callable[[], Awaitable[T]], loop: EventLoopChoice = "asyncio") -> T:
     try:
-        return asyncio.run(coroutine())  # type: ignore[arg-type]
+        with asyncio.Runner(loop_factory=lambda: new_event_loop(loop)) as runner:
+            return runner.run(coroutine())  # type: ignore[arg-type]
     except HubError as exc:
         raise click.ClickException(exc.message) from exc
 
@@ -98,6 +100,8 @@ def serve(
         },
     )
     tune_for_server()
+    loop = new_event_loop(settings.server.event_loop)
+    log.info("event loop", extra={"event": "hub.loop", "loop": type(loop).__module__})
     try:
         web.run_app(
             create_app(settings, with_worker=with_worker),
@@ -106,6 +110,7 @@ def serve(
             print=None,
             access_log=None,
             shutdown_timeout=settings.server.shutdown_grace_seconds,
+            loop=loop,
         )
     except HubError as exc:
         raise click.ClickException(exc.message) from exc
@@ -130,7 +135,7 @@ def worker(config: Path | None, data_dir: Path | None) -> None:
             await WorkerService(runtime).run_until_cancelled()
 
     try:
-        run(work)
+        run(work, settings.server.event_loop)
     except KeyboardInterrupt:
         pass
     log.info("worker stopped", extra={"event": "worker.stop"})

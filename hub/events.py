@@ -89,23 +89,25 @@ class EventBus:
         if self.redis is None or not stamped:
             return
         sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        # On the wire: "<origin>\n<json>", so a process drops its own echo unparsed.
-        self._outbox.append(([f"{self.origin}\n{e.to_json()}" for e in stamped], sent))
+        self._outbox.append(([e.to_json() for e in stamped], sent))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="event-bus-flush")
         await sent
 
     async def _flush(self) -> None:
-        """Send everything in the outbox in one pipeline, until it stays empty."""
+        """Send everything in the outbox as one Redis message, until it stays empty.
+
+        On the wire: "<origin>\n<json>\n<json>...": one PUBLISH (and one message
+        for every subscriber to parse) per batch rather than per event, and a
+        process drops its own echo by its first line, unparsed. Events are
+        compact JSON, which has no raw newline.
+        """
         assert self.redis is not None
         while self._outbox:
             batch, self._outbox = self._outbox, []
+            payload = "\n".join([self.origin, *(event for events, _ in batch for event in events)])
             try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for payloads, _ in batch:
-                        for payload in payloads:
-                            pipe.publish(self.channel, payload)
-                    await pipe.execute()
+                await self.redis.publish(self.channel, payload)
             except (RedisError, OSError) as exc:
                 error = QueueUnavailable(f"cannot publish events to Redis: {exc}")
                 for _, sent in batch:
@@ -145,8 +147,15 @@ class EventBus:
                         data = data.encode()
                     if data.startswith(self._echo):
                         continue  # our own event: local handlers had it already
-                    _, _, body = data.partition(b"\n")
-                    await self._dispatch(Event.from_json(body), self._cluster)
+                    for line in data.split(b"\n")[1:]:
+                        try:
+                            event = Event.from_json(line)
+                        except (ValueError, KeyError):
+                            log.warning(
+                                "ignoring malformed event from Redis", extra={"event": "bus.bad"}
+                            )
+                            continue
+                        await self._dispatch(event, self._cluster)
             except asyncio.CancelledError:
                 await pubsub.aclose()
                 raise

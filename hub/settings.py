@@ -43,6 +43,9 @@ class ServerSettings(_Section):
     )
     max_body_bytes: int = Field(1_048_576, ge=1024)
     shutdown_grace_seconds: float = Field(10.0, ge=0)
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        "auto", description="auto: uvloop where installed, else asyncio's own loop"
+    )
 
 
 class StoreSettings(_Section):
@@ -166,6 +169,24 @@ class CampaignSettings(_Section):
         return CampaignRules(**values)
 
 
+class WorkspaceSettings(_Section):
+    """The agents' workspace: sign-in sessions and the guard on password guessing."""
+
+    session_hours: float = Field(
+        12.0, gt=0, description="a sign-in lasts this long without being used"
+    )
+    secure_cookies: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="auto: Secure when the request came over TLS or public_url is https",
+    )
+    login_attempts: int = Field(
+        5, ge=1, description="failed sign-ins allowed per e-mail and per address"
+    )
+    login_window_seconds: float = Field(
+        900.0, gt=0, description="the period those failed sign-ins are counted over"
+    )
+
+
 class AccountSettings(BaseModel):
     """One channel account (an "inbox"): a mailbox, a number, a bot, an API source.
 
@@ -258,6 +279,7 @@ class HubSettings(BaseSettings):
     smtp_listener: SmtpListenerSettings = SmtpListenerSettings()
     templates: TemplateSettings = TemplateSettings()
     campaigns: CampaignSettings = CampaignSettings()
+    workspace: WorkspaceSettings = WorkspaceSettings()
     accounts: list[AccountSettings] = Field(default_factory=list)
     teams: list[TeamSettings] = Field(default_factory=list)
 

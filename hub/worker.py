@@ -22,8 +22,8 @@ from arq import Retry
 from arq.worker import Worker, func
 
 from hub.delivery import RetryLater
-from hub.inbox.model import new_id
-from hub.jobs import CAMPAIGN_SEND, DELIVER
+from hub.inbox.model import from_ms, new_id
+from hub.jobs import CAMPAIGN_SEND, DELIVER, WAKE
 
 if TYPE_CHECKING:
     from hub.app import Runtime
@@ -62,6 +62,11 @@ async def campaign_send(ctx: dict[str, Any], campaign_id: str) -> str:
     return str(turn)
 
 
+async def wake_snoozed(ctx: dict[str, Any], conversation_id: str, until_ms: int) -> bool:
+    runtime = ctx["runtime"]
+    return bool(await runtime.inbox.wake(conversation_id, from_ms(until_ms)))
+
+
 def functions(job_timeout: float) -> list[Any]:
     return [
         func(deliver, name=DELIVER, max_tries=ARQ_MAX_TRIES, keep_result=0, timeout=job_timeout),
@@ -72,6 +77,7 @@ def functions(job_timeout: float) -> list[Any]:
             keep_result=0,
             timeout=job_timeout,
         ),
+        func(wake_snoozed, name=WAKE, max_tries=5, keep_result=0, timeout=job_timeout),
     ]
 
 

@@ -90,3 +90,46 @@ async def test_publish_without_redis_raises_queue_unavailable(tmp_path):
         raise AssertionError("publish should fail without Redis")
     assert local == ["x"]  # this process stayed consistent
     await pool.aclose()
+
+
+async def test_concurrent_publishes_share_one_redis_message_and_arrive_in_order(redis_url):
+    """Events published together go out as one Redis message (one PUBLISH, one
+    message for each process to read); the receiver gets each, in order, and a
+    malformed line costs only itself."""
+    channel = f"test-{new_id()}:events"
+    redis_a = await create_pool(RedisSettings.from_dsn(redis_url))
+    redis_b = await create_pool(RedisSettings.from_dsn(redis_url))
+    watcher = await create_pool(RedisSettings.from_dsn(redis_url))
+    a, b = EventBus(redis_a, channel), EventBus(redis_b, channel)
+    got: list[int] = []
+
+    async def record(event: Event) -> None:
+        got.append(event.data["n"])
+
+    b.subscribe("n", record, scope="cluster")
+    raw = watcher.pubsub()
+    await raw.subscribe(channel)
+    await b.start()
+    try:
+        await asyncio.gather(*(a.publish(Event("n", {"n": n, "text": "a\nb"})) for n in range(20)))
+        await eventually(lambda: _true_if(len(got) == 20))
+        assert got == list(range(20))
+        wire = []
+        for _ in range(40):  # whatever reached the raw subscriber, in 2 s at most
+            message = await raw.get_message(ignore_subscribe_messages=True, timeout=0.05)
+            if message is not None:
+                wire.append(message["data"])
+        assert 1 <= len(wire) < 20  # batched, not one message per event
+        valid = Event("n", {"n": 99}, origin="x").to_json()
+        await watcher.publish(channel, 'other\n{"broken"\n' + valid)
+        await eventually(lambda: _true_if(got[-1:] == [99]))
+    finally:
+        await raw.aclose()
+        await a.stop()
+        await b.stop()
+        for pool in (redis_a, redis_b, watcher):
+            await pool.aclose()
+
+
+async def _true_if(value: bool) -> bool:
+    return value

@@ -2,7 +2,7 @@
 progress, recipients) and the public unsubscribe page that campaign e-mails
 link to (`/unsubscribe/<signed token>`, RFC 8058 one-click by POST).
 
-Only admins and marketers may use the campaign API (`require_role`).
+Only admins and marketers may use the campaign API (`permissions.require`).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub.campaigns.importer import ContactImporter
 from hub.campaigns.model import AudienceFilter, CampaignChannel
 from hub.campaigns.service import CampaignService
-from hub.errors import Forbidden, InvalidRequest, NotFound, StoreUnavailable
-from hub.inbox.model import Role
+from hub.errors import InvalidRequest, NotFound, StoreUnavailable
 from hub.web.api import me, page_limit, read_body
+from hub.web.permissions import require
 
 CAMPAIGNS = web.AppKey("campaigns", CampaignService)  # absent where campaigns are not built
 RECIPIENT_STATUSES = ("pending", "sending", "sent", "delivered", "failed", "skipped")
@@ -29,16 +29,9 @@ RECIPIENT_STATUSES = ("pending", "sending", "sent", "delivered", "failed", "skip
 routes = web.RouteTableDef()
 
 
-def require_role(request: web.Request, *roles: Role) -> None:
-    """Refuse callers whose role is not one of `roles`. (Kept small on purpose:
-    the workspace's session auth will call the same check.)"""
-    if me(request).role not in roles:
-        raise Forbidden(f"this needs the {' or '.join(roles)} role")
-
-
 def service(request: web.Request, *, public: bool = False) -> CampaignService:
     if not public:
-        require_role(request, "admin", "marketer")
+        require(me(request), "admin", "marketer")
     campaigns = request.app.get(CAMPAIGNS)
     if campaigns is None:
         raise StoreUnavailable("campaigns are not available on this store yet (SQLite only)")

@@ -82,9 +82,6 @@ class AsyncCollection:
     ) -> Any:
         return self._collection.insert_many(documents, ordered=ordered, session=session)
 
-    async def update_many(self, query: Document, update: Document, *, session: None = None) -> Any:
-        return self._collection.update_many(query, update, session=session)
-
     async def count_documents(self, query: Document, *, session: None = None) -> int:
         return int(self._collection.count_documents(query, session=session))
 
@@ -100,6 +97,12 @@ class AsyncCollection:
         self, query: Document, update: Document, *, upsert: bool = False, session: None = None
     ) -> Any:
         return self._collection.update_one(query, update, upsert=upsert, session=session)
+
+    async def update_many(self, query: Document, update: Document, *, session: None = None) -> Any:
+        return self._collection.update_many(query, update, session=session)
+
+    async def delete_one(self, query: Document, *, session: None = None) -> Any:
+        return self._collection.delete_one(query, session=session)
 
     async def aggregate(self, pipeline: list[Document], *, session: None = None) -> AsyncCursor:
         return AsyncCursor(self._collection.aggregate(pipeline, session=session))
