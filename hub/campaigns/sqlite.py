@@ -307,7 +307,9 @@ class SqliteCampaignStore(CampaignStore):
         return changed == 1
 
     async def hand_over(self, campaign_id: str, contact_id: str, external_id: str) -> None:
-        await self.db._write(
+        # Committed with no loop turn before the caller sends the final ".": a
+        # crash between the record and the send would lose the message.
+        await self.db.write_committed(
             "UPDATE campaign_recipients SET external_id = ?"
             " WHERE campaign_id = ? AND contact_id = ? AND status = 'sending'",
             (external_id, campaign_id, contact_id),

@@ -570,7 +570,7 @@ class SqliteStore(Store):
             yield
 
     @asynccontextmanager
-    async def _outer_transaction(self) -> AsyncIterator[None]:
+    async def _outer_transaction(self, *, commit_now: bool = False) -> AsyncIterator[None]:
         """One unit of work, committed together with the other units that run in
         the same turn of the event loop (group commit).
 
@@ -615,6 +615,8 @@ class SqliteStore(Store):
                 self._group_units += 1
             finally:
                 self._in_transaction.reset(token)
+        if commit_now:
+            self._commit_group()  # resolves `group`: the await below does not suspend
         await asyncio.shield(group)
 
     def _commit_group(self) -> None:
@@ -660,6 +662,17 @@ class SqliteStore(Store):
             self._writer.execute("ROLLBACK")
 
     # -- statement helpers -----------------------------------------------
+    async def write_committed(self, sql: str, params: Sequence[Any]) -> int:
+        """Run one write statement and commit it (with the rest of the open group)
+        before returning, with no turn of the event loop between the commit and
+        the caller's next step: for a fact that must be on disk right before an
+        irreversible act (SMTP's final "."), so that a crash between the two is
+        all but impossible rather than as likely as a loop turn is long."""
+        if self._in_transaction.get():
+            raise RuntimeError("write_committed cannot run inside a transaction")
+        async with self._outer_transaction(commit_now=True):
+            return await self._write(sql, params)
+
     async def _write(self, sql: str, params: Sequence[Any]) -> int:
         """Run one write statement (inside the current transaction, or its own)."""
         if not self._in_transaction.get():

@@ -81,3 +81,21 @@ async def test_a_failed_commit_fails_every_unit_of_the_group_and_writes_nothing(
     # The store goes on working afterwards.
     await store.add_agent(agent(3))
     assert [a.email for a in await store.list_agents()] == ["a3@shop.vn"]
+
+
+async def test_write_committed_returns_without_a_loop_turn_after_its_commit(store, tmp_path):
+    """For a record that must be on disk right before an irreversible act: the
+    commit happens inside the call, and the caller resumes in the same step (no
+    other task runs in between, so no other work can delay the act)."""
+    ran_between: list[str] = []
+
+    async def other_task() -> None:
+        ran_between.append("other")
+
+    await store.add_agent(agent(0))
+    task = asyncio.create_task(other_task())  # ready to run at the next loop turn
+    await store.write_committed("UPDATE agents SET name = ? WHERE email = ?", ("B", "a0@shop.vn"))
+    assert ran_between == []  # no loop turn happened after the commit
+    with sqlite3.connect(tmp_path / "hub.db") as other:
+        assert other.execute("SELECT name FROM agents").fetchone() == ("B",)
+    await task
