@@ -90,6 +90,14 @@ class AsyncCollection:
     ) -> Any:
         return self._collection.update_one(query, update, upsert=upsert, session=session)
 
+    async def find_one_and_update(
+        self, query: Document, update: Document, *, session: None = None, **options: Any
+    ) -> Document | None:
+        return self._collection.find_one_and_update(query, update, session=session, **options)
+
+    async def count_documents(self, query: Document, *, session: None = None) -> int:
+        return int(self._collection.count_documents(query, session=session))
+
     async def aggregate(self, pipeline: list[Document], *, session: None = None) -> AsyncCursor:
         return AsyncCursor(self._collection.aggregate(pipeline, session=session))
 
