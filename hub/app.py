@@ -38,7 +38,7 @@ from hub.keys import hub_secret_key
 from hub.locks import RedisLocks
 from hub.metrics import Metrics
 from hub.routing.calls import CallTargets
-from hub.routing.round_robin import RoundRobinRouter
+from hub.routing.router import Router
 from hub.settings import HubSettings
 from hub.web import api, calls, media
 from hub.web.auth import token_middleware
@@ -61,7 +61,7 @@ class Runtime:
     bus: EventBus
     jobs: JobQueue
     inbox: InboxService
-    router: RoundRobinRouter
+    router: Router
     http: aiohttp.ClientSession
     channels: dict[str, Channel]
     deliverer: Deliverer
@@ -139,7 +139,7 @@ async def open_runtime(
             ),
             reply_windows=ChannelReplyWindows(channels),
         )
-        router = RoundRobinRouter(store, inbox, clock)
+        router = Router(store, inbox, clock, settings.routing)
         router.attach(bus)
         http = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=settings.delivery.timeout_seconds),
