@@ -120,8 +120,9 @@ class Policy:
                 available = speakers
         ranked = order(available, rule.strategy)
         if rule.sticky_days and request.preferred:
-            first = [a for p in request.preferred for a in ranked if a.id == p]
-            ranked = list(dict.fromkeys([*first, *ranked]))
+            by_id = {a.id: a for a in ranked}
+            first = list(dict.fromkeys(p for p in request.preferred if p in by_id))
+            ranked = [by_id[p] for p in first] + [a for a in ranked if a.id not in first]
         return ranked
 
 
