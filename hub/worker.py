@@ -95,6 +95,12 @@ class WorkerService:
                 await self.runtime.sweeper.sweep()
             except Exception:
                 log.exception("sweep failed; trying again later", extra={"event": "sweeper"})
+            try:
+                # The waiting queue, for what no event announces: a team's
+                # business hours opening, an agent added by another process.
+                await self.runtime.router.drain()
+            except Exception:
+                log.exception("routing the queue failed", extra={"event": "routing.drain"})
 
     async def stop(self) -> None:
         """Stop taking jobs, give running ones the grace period, cancel the rest.
