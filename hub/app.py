@@ -38,6 +38,7 @@ from hub.keys import hub_secret_key
 from hub.locks import RedisLocks
 from hub.metrics import Metrics
 from hub.routing.calls import CallTargets
+from hub.routing.presence import PresenceTracker
 from hub.routing.router import Router
 from hub.settings import HubSettings
 from hub.web import api, calls, media
@@ -68,6 +69,7 @@ class Runtime:
     sweeper: Sweeper
     attachments: AttachmentStore
     smtp_listener: SmtpListener | None = None  # the inbound SMTP server, when enabled
+    presence: PresenceTracker | None = None  # agents' presence from their sockets
 
     async def ingest(self, inbound: InboundMessage) -> IngestOutcome:
         outcome = await self.inbox.ingest(inbound)
@@ -141,6 +143,15 @@ async def open_runtime(
         )
         router = Router(store, inbox, clock, settings.routing)
         router.attach(bus)
+        presence = PresenceTracker(
+            redis,
+            settings.redis.prefix,
+            queue_name(settings),
+            store,
+            bus,
+            timedelta(seconds=settings.routing.away_grace_seconds),
+        )
+        stack.push_async_callback(presence.close)
         http = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=settings.delivery.timeout_seconds),
             headers={"User-Agent": f"hub/{__version__}"},
@@ -157,6 +168,7 @@ async def open_runtime(
             jobs=jobs,
             inbox=inbox,
             router=router,
+            presence=presence,
             http=http,
             channels=channels,
             deliverer=Deliverer(store, inbox, channels, clock, settings.delivery, metrics),
@@ -331,7 +343,7 @@ async def create_app(
     app[api.INBOX] = runtime.inbox
     app[api.STORE] = runtime.store
     app[api.BUS] = runtime.bus
-    stream = AgentStream(runtime.bus, runtime.inbox)
+    stream = AgentStream(runtime.bus, runtime.inbox, runtime.presence)
     dialers: dict[str, calls.Dialer] = {
         account_id: channel
         for account_id, channel in runtime.channels.items()

@@ -23,6 +23,7 @@ from arq.worker import Worker, func
 
 from hub.delivery import RetryLater
 from hub.jobs import DELIVER
+from hub.routing.presence import SETTLE
 
 if TYPE_CHECKING:
     from hub.app import Runtime
@@ -42,9 +43,16 @@ async def deliver(ctx: dict[str, Any], message_id: str) -> str:
     return str(result.outcome)
 
 
+async def settle_presence(ctx: dict[str, Any], agent_id: str) -> str:
+    """An agent's last socket closed a grace period ago: away, unless one is back."""
+    presence = ctx["runtime"].presence
+    return str(await presence.settle(agent_id)) if presence is not None else "None"
+
+
 def functions(job_timeout: float) -> list[Any]:
     return [
-        func(deliver, name=DELIVER, max_tries=ARQ_MAX_TRIES, keep_result=0, timeout=job_timeout)
+        func(deliver, name=DELIVER, max_tries=ARQ_MAX_TRIES, keep_result=0, timeout=job_timeout),
+        func(settle_presence, name=SETTLE, max_tries=5, keep_result=0, timeout=30),
     ]
 
 
