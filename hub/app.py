@@ -40,6 +40,7 @@ from hub.metrics import Metrics
 from hub.routing.calls import CallTargets
 from hub.routing.presence import PresenceTracker
 from hub.routing.router import Router
+from hub.routing.sla import SlaTimers
 from hub.settings import HubSettings
 from hub.web import api, calls, media
 from hub.web.auth import token_middleware
@@ -70,6 +71,7 @@ class Runtime:
     attachments: AttachmentStore
     smtp_listener: SmtpListener | None = None  # the inbound SMTP server, when enabled
     presence: PresenceTracker | None = None  # agents' presence from their sockets
+    sla: SlaTimers | None = None  # first-response deadlines and their escalation
 
     async def ingest(self, inbound: InboundMessage) -> IngestOutcome:
         outcome = await self.inbox.ingest(inbound)
@@ -152,6 +154,8 @@ async def open_runtime(
             timedelta(seconds=settings.routing.away_grace_seconds),
         )
         stack.push_async_callback(presence.close)
+        sla = SlaTimers(store, router, bus, clock, settings.routing, redis, queue_name(settings))
+        sla.attach(bus)
         http = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=settings.delivery.timeout_seconds),
             headers={"User-Agent": f"hub/{__version__}"},
@@ -169,6 +173,7 @@ async def open_runtime(
             inbox=inbox,
             router=router,
             presence=presence,
+            sla=sla,
             http=http,
             channels=channels,
             deliverer=Deliverer(store, inbox, channels, clock, settings.delivery, metrics),

@@ -24,6 +24,7 @@ from arq.worker import Worker, func
 from hub.delivery import RetryLater
 from hub.jobs import DELIVER
 from hub.routing.presence import SETTLE
+from hub.routing.sla import CHECK_SLA
 
 if TYPE_CHECKING:
     from hub.app import Runtime
@@ -49,10 +50,17 @@ async def settle_presence(ctx: dict[str, Any], agent_id: str) -> str:
     return str(await presence.settle(agent_id)) if presence is not None else "None"
 
 
+async def check_sla(ctx: dict[str, Any], conversation_id: str) -> str:
+    """A first-response deadline came: escalate if no agent has answered."""
+    sla = ctx["runtime"].sla
+    return await sla.check(conversation_id) if sla is not None else "off"
+
+
 def functions(job_timeout: float) -> list[Any]:
     return [
         func(deliver, name=DELIVER, max_tries=ARQ_MAX_TRIES, keep_result=0, timeout=job_timeout),
         func(settle_presence, name=SETTLE, max_tries=5, keep_result=0, timeout=30),
+        func(check_sla, name=CHECK_SLA, max_tries=5, keep_result=0, timeout=60),
     ]
 
 
