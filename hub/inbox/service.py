@@ -122,11 +122,15 @@ class InboxService:
         """
         if inbound.call is not None:
             return await self._ingest_call(inbound)
-        existing = await self.store.message_by_external_id(
-            inbound.channel, inbound.account_id, inbound.external_id
-        )
-        if existing is not None:
-            return await self._duplicate(existing)
+        if not self.store.supports_transactions:
+            # Without all-or-nothing transactions a repeat must be caught before
+            # anything is written. With them, the unique index catches it inside
+            # `_store_new`, which then writes nothing: one read fewer per message.
+            existing = await self.store.message_by_external_id(
+                inbound.channel, inbound.account_id, inbound.external_id
+            )
+            if existing is not None:
+                return await self._duplicate(existing)
         outcome, _ = await self._store_new(inbound)
         return outcome
 

@@ -543,27 +543,35 @@ class SqliteStore(Store):
         async with self._write_lock:
             token = self._in_transaction.set(True)
             try:
-                if self._group is None:
+                first = self._group is None
+                if first:
                     await self._begin()
                     self._group = asyncio.get_running_loop().create_future()
                     asyncio.get_running_loop().call_soon(self._commit_group)
                 group = self._group
-                self._savepoints += 1
-                name = f"unit{self._savepoints}"
-                self._w.execute(f"SAVEPOINT {name}")
-                try:
-                    yield
-                except BaseException:
-                    self._w.execute(f"ROLLBACK TO {name}")
-                    self._w.execute(f"RELEASE {name}")
-                    if not self._group_units:
-                        # Alone in its group: end it now rather than hold the
-                        # database's write lock until the next turn of the loop.
+                assert group is not None
+                if first:
+                    # The group's first unit needs no savepoint: if it fails, the
+                    # whole transaction (it alone) is rolled back at once rather
+                    # than holding the write lock until the next turn of the loop.
+                    try:
+                        yield
+                    except BaseException:
                         self._rollback()
                         self._group = None
                         group.set_result(None)
-                    raise
-                self._w.execute(f"RELEASE {name}")
+                        raise
+                else:
+                    self._savepoints += 1
+                    name = f"unit{self._savepoints}"
+                    self._w.execute(f"SAVEPOINT {name}")
+                    try:
+                        yield
+                    except BaseException:
+                        self._w.execute(f"ROLLBACK TO {name}")
+                        self._w.execute(f"RELEASE {name}")
+                        raise
+                    self._w.execute(f"RELEASE {name}")
                 self._group_units += 1
             finally:
                 self._in_transaction.reset(token)

@@ -102,6 +102,11 @@ class Store(ABC):
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers."""
 
+    @property
+    def supports_transactions(self) -> bool:
+        """Whether `transaction()` is all-or-nothing on this backend."""
+        return True
+
     @abstractmethod
     def transaction(self) -> AbstractAsyncContextManager[None]:
         """Group writes: all commit or none do. A nested transaction that raises

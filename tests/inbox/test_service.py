@@ -64,6 +64,20 @@ async def test_first_message_creates_contact_conversation_and_events(hub):
     ]
 
 
+async def test_a_repeat_writes_nothing_even_from_a_sender_never_seen(hub):
+    """The unique index catches the repeat after the contact and conversation of a
+    new sender were written in the same transaction: they are undone with it."""
+    first = await hub.inbox.ingest(inbound("m1", ("api:shop", "u1")))
+    before = await hub.store.counts()
+    hub.events_.clear()
+    again = await hub.inbox.ingest(inbound("m1", ("api:shop", "someone-new"), PHONE))
+    assert again.duplicate
+    assert again.message_id == first.message_id
+    assert await hub.store.counts() == before
+    assert await hub.store.contacts_by_identity([Identity(channel="phone", address=PHONE[1])]) == {}
+    assert hub.events_ == []
+
+
 async def test_next_message_threads_into_the_open_conversation(hub):
     first = await hub.inbox.ingest(inbound("m1", ("api:shop", "u1")))
     hub.clock_.advance(timedelta(minutes=5))
