@@ -59,8 +59,10 @@ async def check_sla(ctx: dict[str, Any], conversation_id: str) -> str:
 def functions(job_timeout: float) -> list[Any]:
     return [
         func(deliver, name=DELIVER, max_tries=ARQ_MAX_TRIES, keep_result=0, timeout=job_timeout),
-        func(settle_presence, name=SETTLE, max_tries=5, keep_result=0, timeout=30),
-        func(check_sla, name=CHECK_SLA, max_tries=5, keep_result=0, timeout=60),
+        # No longer than a delivery's timeout: arq holds a job killed mid-run
+        # for the longest timeout of all before running it again.
+        func(settle_presence, name=SETTLE, max_tries=5, keep_result=0, timeout=job_timeout),
+        func(check_sla, name=CHECK_SLA, max_tries=5, keep_result=0, timeout=job_timeout),
     ]
 
 
