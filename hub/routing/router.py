@@ -21,10 +21,10 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from hub.clock import Clock
-from hub.errors import InvalidRequest, NotFound
+from hub.errors import InvalidRequest, NotFound, QueueUnavailable
 from hub.events import Event, EventBus
 from hub.inbox.model import OPEN_STATUSES, Agent, Conversation
-from hub.inbox.service import InboxService
+from hub.inbox.service import InboxService, conversation_event
 from hub.inbox.store import ConversationFilter, Store
 from hub.routing.language import detect_language
 from hub.routing.policy import Policy, Request
@@ -222,6 +222,7 @@ class Router:
             raise NotFound(f"agent {agent_id} does not exist")
         await self.store.update_agent(agent_id, active=False, presence="offline")
         handed_back: list[str] = []
+        events: list[Event] = [Event("agent.deactivated", {"agent_id": agent_id})]
         cursor = None
         while True:
             page = await self.store.list_conversations(
@@ -230,13 +231,20 @@ class Router:
                 cursor=cursor,
             )
             for conversation in page.items:
+                now = self.clock.now()
                 if await self.store.update_conversation(
                     conversation.id,
                     expect={"assignee_id": agent_id},
                     assignee_id=None,
-                    updated_at=self.clock.now(),
+                    updated_at=now,
                 ):
                     handed_back.append(conversation.id)
+                    unassigned = conversation.model_copy(
+                        update={"assignee_id": None, "updated_at": now}
+                    )
+                    events.append(
+                        conversation_event("assigned", unassigned, previous_assignee_id=agent_id)
+                    )
             if page.next_cursor is None:
                 break
             cursor = page.next_cursor
@@ -249,6 +257,12 @@ class Router:
                 "conversations": len(handed_back),
             },
         )
+        try:
+            # Workspaces see each conversation leave the agent (and the router,
+            # listening, routes the queue).
+            await self.inbox.bus.publish(*events)
+        except QueueUnavailable:
+            pass  # stored; the workers' queue pass routes them
         await self.drain()
         return handed_back
 

@@ -192,7 +192,21 @@ async def test_deactivating_an_agent_hands_their_conversations_to_others(routed)
         leaving = await add_agent(runtime, "leaving@x.vn")
         conversations = [await new_conversation(runtime, n) for n in range(3)]
         stays = await add_agent(runtime, "stays@x.vn")
+        seen: list[Event] = []
+
+        async def record(event: Event) -> None:
+            seen.append(event)
+
+        runtime.bus.subscribe("conversation.assigned", record)
+        runtime.bus.subscribe("agent.deactivated", record)
         handed = await runtime.router.deactivate_agent(leaving.id)
+        assert seen[0].type == "agent.deactivated"
+        taken_away = [
+            e.data["conversation"]["id"]
+            for e in seen
+            if e.data.get("previous_assignee_id") == leaving.id
+        ]
+        assert sorted(taken_away) == sorted(conversations)
         assert sorted(handed) == sorted(conversations)
         assert [await assignee(runtime, c) for c in conversations] == [stays.id] * 3
         gone = await runtime.store.get_agent(leaving.id)
