@@ -42,8 +42,9 @@ from hub.routing.presence import PresenceTracker
 from hub.routing.router import Router
 from hub.routing.sla import SlaTimers
 from hub.settings import HubSettings
-from hub.web import api, calls, media
-from hub.web.auth import token_middleware
+from hub.web import agents, api, calls, canned, contacts, media, openapi, sessions, workspace
+from hub.web.audit import AUDIT_CLOCK
+from hub.web.auth import LoginGuard, Sessions, auth_middleware
 from hub.web.errors import error_middleware
 from hub.web.realtime import AgentStream
 
@@ -217,6 +218,7 @@ async def open_runtime(
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
+STREAM = web.AppKey("agent_stream", AgentStream)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -277,7 +279,9 @@ code{{background:#f3f3f3;padding:0 .25rem}}</style></head><body>
 <h1>hub {__version__} is running</h1>
 <p>Channel accounts:</p><ul>{accounts}</ul>
 <p><a href="/healthz">/healthz</a> · <a href="/metrics">/metrics</a> ·
-REST API under <code>/api/v1</code> (create a token with <code>hub token create</code>).</p>
+<a href="/app">the workspace</a> ·
+REST API under <code>/api/v1</code> (<a href="/api/docs">documented</a>; create a token
+with <code>hub token create</code>).</p>
 </body></html>""",
     )
 
@@ -340,15 +344,33 @@ async def create_app(
     except BaseException:
         await stack.aclose()
         raise
+    session_store = Sessions(
+        runtime.redis,
+        settings.redis.prefix,
+        timedelta(hours=settings.workspace.session_hours),
+    )
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
-        middlewares=[error_middleware, token_middleware(runtime.store)],
+        middlewares=[error_middleware, auth_middleware(runtime.store, session_store)],
     )
     app[RUNTIME] = runtime
     app[api.INBOX] = runtime.inbox
     app[api.STORE] = runtime.store
     app[api.BUS] = runtime.bus
+    app[api.TEAMS] = list(settings.teams)
+    app[api.JOBS] = runtime.jobs
+    app[AUDIT_CLOCK] = runtime.clock
+    app[sessions.SESSIONS] = session_store
+    app[sessions.LOGIN_GUARD] = LoginGuard(
+        runtime.redis,
+        settings.redis.prefix,
+        settings.workspace.login_attempts,
+        timedelta(seconds=settings.workspace.login_window_seconds),
+    )
+    app[sessions.WORKSPACE] = settings.workspace
+    app[sessions.PUBLIC_URL] = settings.server.public_url or ""
     stream = AgentStream(runtime.bus, runtime.inbox, runtime.presence)
+    app[STREAM] = stream
     dialers: dict[str, calls.Dialer] = {
         account_id: channel
         for account_id, channel in runtime.channels.items()
@@ -372,6 +394,8 @@ async def create_app(
     app.router.add_post("/webhooks/{channel}/{account}/{rest:.*}", unknown_webhook)
     app.router.add_routes(stream.routes())
     app.router.add_routes(api.routes)
+    for module in (sessions, agents, contacts, canned, workspace, openapi):
+        app.router.add_routes(module.routes)
     sources: dict[str, media.MediaSource] = {
         account_id: channel
         for account_id, channel in runtime.channels.items()

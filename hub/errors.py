@@ -34,6 +34,16 @@ class Forbidden(HubError):
     code = "forbidden"
 
 
+class RateLimited(HubError):
+    """Too many attempts (sign-ins): try again after `retry_after` seconds."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class UnknownAccount(HubError):
     code = "unknown_account"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +18,12 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from redis.exceptions import RedisError
 
 from hub.errors import QueueUnavailable
+from hub.inbox.model import to_ms
 
 log = logging.getLogger(__name__)
 
 DELIVER = "deliver"
+WAKE = "wake_snoozed"
 
 
 @dataclass
@@ -101,6 +103,23 @@ class JobQueue:
                 extra={"event": "delivery.enqueue_failed", "message_id": message_id},
             )
             raise QueueUnavailable(f"cannot enqueue delivery: {exc}") from exc
+        return job is not None
+
+    async def enqueue_wake(self, conversation_id: str, until: datetime) -> bool:
+        """Wake a snoozed conversation at `until` (a no-op then if it was snoozed
+        again, reopened or resolved meanwhile: the job checks `snoozed_until`)."""
+        until_ms = to_ms(until)
+        try:
+            job = await self.redis.enqueue_job(
+                WAKE,
+                conversation_id,
+                until_ms,
+                _job_id=f"{WAKE}:{conversation_id}:{until_ms}",
+                _queue_name=self.queue_name,
+                _defer_until=until,
+            )
+        except (RedisError, OSError) as exc:
+            raise QueueUnavailable(f"cannot schedule the wake-up: {exc}") from exc
         return job is not None
 
     async def depth(self) -> int:

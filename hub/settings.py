@@ -108,6 +108,24 @@ class TemplateSettings(_Section):
     )
 
 
+class WorkspaceSettings(_Section):
+    """The agents' workspace: sign-in sessions and the guard on password guessing."""
+
+    session_hours: float = Field(
+        12.0, gt=0, description="a sign-in lasts this long without being used"
+    )
+    secure_cookies: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="auto: Secure when the request came over TLS or public_url is https",
+    )
+    login_attempts: int = Field(
+        5, ge=1, description="failed sign-ins allowed per e-mail and per address"
+    )
+    login_window_seconds: float = Field(
+        900.0, gt=0, description="the period those failed sign-ins are counted over"
+    )
+
+
 class AccountSettings(BaseModel):
     """One channel account (an "inbox"): a mailbox, a number, a bot, an API source.
 
@@ -232,6 +250,7 @@ class HubSettings(BaseSettings):
     attachments: AttachmentSettings = AttachmentSettings()
     smtp_listener: SmtpListenerSettings = SmtpListenerSettings()
     templates: TemplateSettings = TemplateSettings()
+    workspace: WorkspaceSettings = WorkspaceSettings()
     accounts: list[AccountSettings] = Field(default_factory=list)
     teams: list[TeamSettings] = Field(default_factory=list)
     routing: RoutingSettings = RoutingSettings()

@@ -22,7 +22,8 @@ from arq import Retry
 from arq.worker import Worker, func
 
 from hub.delivery import RetryLater
-from hub.jobs import DELIVER
+from hub.inbox.model import from_ms
+from hub.jobs import DELIVER, WAKE
 from hub.routing.presence import SETTLE
 from hub.routing.sla import CHECK_SLA
 
@@ -56,9 +57,15 @@ async def check_sla(ctx: dict[str, Any], conversation_id: str) -> str:
     return await sla.check(conversation_id) if sla is not None else "off"
 
 
+async def wake_snoozed(ctx: dict[str, Any], conversation_id: str, until_ms: int) -> bool:
+    runtime = ctx["runtime"]
+    return bool(await runtime.inbox.wake(conversation_id, from_ms(until_ms)))
+
+
 def functions(job_timeout: float) -> list[Any]:
     return [
         func(deliver, name=DELIVER, max_tries=ARQ_MAX_TRIES, keep_result=0, timeout=job_timeout),
+        func(wake_snoozed, name=WAKE, max_tries=5, keep_result=0, timeout=job_timeout),
         # No longer than a delivery's timeout: arq holds a job killed mid-run
         # for the longest timeout of all before running it again.
         func(settle_presence, name=SETTLE, max_tries=5, keep_result=0, timeout=job_timeout),

@@ -197,3 +197,25 @@ class ApiToken(Record):
     token_hash: str
     created_at: Moment
     last_used_at: Moment | None = None
+
+
+class AuditEntry(Record):
+    """Something an administrator may later need to account for: a sign-in, a role
+    change, an export, a merge, a deletion. Written once, never changed."""
+
+    id: str = Field(default_factory=new_id)
+    at: Moment
+    actor_id: str | None = Field(None, description="the agent who did it (None: the system)")
+    action: str = Field(description="what happened, dotted: auth.sign_in, agent.role_changed")
+    target: str | None = Field(None, description="the id of what it happened to")
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class CannedResponse(Record):
+    """A saved reply an agent inserts by typing `/shortcut` in the reply box."""
+
+    id: str = Field(default_factory=new_id)
+    shortcut: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")
+    text: str = Field(min_length=1, max_length=10_000)
+    created_by: str | None = None
+    created_at: Moment

@@ -27,10 +27,19 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
-from hub.errors import Conflict, DuplicateMessage, IdentityTaken, NotFound, StoreUnavailable
+from hub.errors import (
+    Conflict,
+    DuplicateMessage,
+    IdentityTaken,
+    InvalidRequest,
+    NotFound,
+    StoreUnavailable,
+)
 from hub.inbox.model import (
     Agent,
     ApiToken,
+    AuditEntry,
+    CannedResponse,
     Contact,
     Conversation,
     ConversationStatus,
@@ -40,6 +49,7 @@ from hub.inbox.model import (
     from_ms,
     to_ms,
 )
+from hub.inbox.search import pattern as text_pattern
 from hub.inbox.store import (
     ConversationCursor,
     ConversationFilter,
@@ -48,6 +58,7 @@ from hub.inbox.store import (
     Store,
     StoreCounts,
     check_fields,
+    merged_fields,
 )
 
 Document = dict[str, Any]
@@ -58,6 +69,8 @@ CONVERSATIONS = "conversations"
 MESSAGES = "messages"
 AGENTS = "agents"
 TOKENS = "api_tokens"
+AUDIT = "audit_log"
+CANNED = "canned_responses"
 CHANNEL_STATE = "channel_state"
 
 # A query uses a partial index only if it implies the index's filter, so the
@@ -128,7 +141,11 @@ INDEXES: dict[str, list[IndexModel]] = {
             partialFilterExpression={"extension": {"$type": "string"}},
         ),
     ],
-    TOKENS: [IndexModel([("token_hash", ASCENDING)], name="token_hash", unique=True)],
+    TOKENS: [
+        IndexModel([("token_hash", ASCENDING)], name="token_hash", unique=True),
+        IndexModel([("agent_id", ASCENDING), ("created_at", ASCENDING)], name="by_agent"),
+    ],
+    CANNED: [IndexModel([("shortcut", ASCENDING)], name="shortcut", unique=True)],
 }
 
 
@@ -430,13 +447,50 @@ class MongoStore(Store):
             value = getattr(view, name)
             if value is not None:
                 query[name] = value
+        conditions: list[Document] = []
+        if view.team_ids is not None:
+            conditions.append({"team_id": {"$in": list(view.team_ids)}})
+        if view.visible_to is not None:
+            conditions.append(
+                {
+                    "$or": [
+                        {"assignee_id": view.visible_to.agent_id},
+                        {"team_id": None},
+                        {"team_id": {"$in": list(view.visible_to.team_ids)}},
+                    ]
+                }
+            )
+        if view.label is not None:
+            query["labels"] = view.label
+        if view.updated_since is not None:
+            query["updated_at"] = {"$gte": view.updated_since}
+        if view.text:
+            pattern = {"$regex": text_pattern(view.text), "$options": "i"}
+            found = await self._find(
+                MESSAGES, {"text": pattern}, projection={"conversation_id": 1}, limit=1000
+            )
+            conditions.append(
+                {
+                    "$or": [
+                        {"subject": pattern},
+                        {"contact_address": pattern},
+                        {"_id": {"$in": list({d["conversation_id"] for d in found})}},
+                    ]
+                }
+            )
         if cursor:
             after = ConversationCursor.decode(cursor)
             at = from_ms(after.last_activity_ms)
-            query["$or"] = [
-                {"last_activity_at": {"$lt": at}},
-                {"last_activity_at": at, "_id": {"$lt": after.id}},
-            ]
+            conditions.append(
+                {
+                    "$or": [
+                        {"last_activity_at": {"$lt": at}},
+                        {"last_activity_at": at, "_id": {"$lt": after.id}},
+                    ]
+                }
+            )
+        if conditions:
+            query["$and"] = conditions
         documents = await self._find(CONVERSATIONS, query, sort=NEWEST_FIRST, limit=limit + 1)
         items = [_record(Conversation, d) for d in documents[:limit]]
         next_cursor = None
@@ -686,3 +740,92 @@ class MongoStore(Store):
     async def token_by_hash(self, token_hash: str) -> ApiToken | None:
         document = await self._find_one(TOKENS, {"token_hash": token_hash})
         return None if document is None else _record(ApiToken, document)
+
+    async def list_tokens(self, agent_id: str) -> list[ApiToken]:
+        documents = await self._find(
+            TOKENS, {"agent_id": agent_id}, sort=[("created_at", ASCENDING), ("_id", ASCENDING)]
+        )
+        return [_record(ApiToken, d) for d in documents]
+
+    async def delete_token(self, token_id: str) -> bool:
+        return await self._delete(TOKENS, token_id)
+
+    async def _delete(self, collection: str, record_id: str) -> bool:
+        with _reachable():
+            result = await self._db[collection].delete_one(
+                {"_id": record_id}, session=self._session.get()
+            )
+        return result.deleted_count == 1
+
+    # -- workspace -------------------------------------------------------
+    async def add_audit(self, entry: AuditEntry) -> None:
+        await self._insert(AUDIT, entry)
+
+    async def list_audit(self, *, limit: int, before: str | None = None) -> list[AuditEntry]:
+        query: Document = {} if before is None else {"_id": {"$lt": before}}
+        documents = await self._find(AUDIT, query, sort=[("_id", DESCENDING)], limit=limit)
+        return [_record(AuditEntry, d) for d in documents]
+
+    async def add_canned(self, canned: CannedResponse) -> None:
+        try:
+            await self._insert(CANNED, canned)
+        except DuplicateKeyError as exc:
+            raise Conflict(f"the shortcut /{canned.shortcut} is taken") from exc
+
+    async def list_canned(self) -> list[CannedResponse]:
+        documents = await self._find(CANNED, {}, sort=[("shortcut", ASCENDING)])
+        return [_record(CannedResponse, d) for d in documents]
+
+    async def delete_canned(self, canned_id: str) -> bool:
+        return await self._delete(CANNED, canned_id)
+
+    async def label_counts(self) -> dict[str, int]:
+        pipeline: list[Document] = [
+            {"$match": {"labels.0": {"$exists": True}}},
+            {"$unwind": "$labels"},
+            {
+                "$group": {
+                    "_id": "$labels",
+                    "open": {"$sum": {"$cond": [{"$eq": ["$status", "resolved"]}, 0, 1]}},
+                }
+            },
+        ]
+        with _reachable():
+            cursor = await self._db[CONVERSATIONS].aggregate(pipeline, session=self._session.get())
+            groups = await cursor.to_list()
+        return {g["_id"]: g["open"] for g in sorted(groups, key=lambda g: g["_id"])}
+
+    async def search_contacts(self, text: str, *, limit: int) -> list[Contact]:
+        pattern = {"$regex": text_pattern(text), "$options": "i"}
+        documents = await self._find(
+            CONTACTS,
+            {"$or": [{"name": pattern}, {"identities.address": pattern}]},
+            sort=[("_id", ASCENDING)],
+            limit=limit,
+        )
+        return [_record(Contact, d) for d in documents]
+
+    async def merge_contacts(self, keep_id: str, merged_id: str) -> None:
+        # All or nothing on a replica set (transaction); on a standalone server
+        # the steps are ordered so that a crash between them loses nothing: the
+        # conversations move first, then the identities, then the contact goes.
+        if keep_id == merged_id:
+            raise InvalidRequest("a contact cannot be merged into itself")
+        async with self.transaction():
+            keep = await self.get_contact(keep_id)
+            merged = await self.get_contact(merged_id)
+            if keep is None or merged is None:
+                raise NotFound(f"contact {keep_id if keep is None else merged_id} does not exist")
+            with _reachable():
+                await self._db[CONVERSATIONS].update_many(
+                    {"contact_id": merged_id},
+                    {"$set": {"contact_id": keep_id}},
+                    session=self._session.get(),
+                )
+            await self._update_one(CONTACTS, {"_id": merged_id}, {"$set": {"identities": []}})
+            fields = merged_fields(keep, merged)
+            fields["identities"] = [*keep.identities, *merged.identities]
+            await self._update_one(
+                CONTACTS, {"_id": keep_id}, {"$set": {k: _to_bson(v) for k, v in fields.items()}}
+            )
+            await self._delete(CONTACTS, merged_id)

@@ -658,8 +658,17 @@ class InboxService:
                 return message.created_at
         return None
 
-    async def add_note(self, conversation_id: str, author: Agent, text: str) -> Message:
-        """A private note: stored in the timeline, never sent to the customer."""
+    async def add_note(
+        self,
+        conversation_id: str,
+        author: Agent,
+        text: str,
+        *,
+        mentions: Sequence[str] = (),
+    ) -> Message:
+        """A private note: stored in the timeline, never sent to the customer.
+        `mentions` (agent ids) travel in `meta.mentions`, so the workspace can
+        notify the agents named."""
         if not text.strip():
             raise InvalidRequest("a note needs text")
         conversation = await self.conversation(conversation_id)
@@ -671,6 +680,7 @@ class InboxService:
             direction="note",
             sender=_sender(author),
             text=text,
+            meta={"mentions": list(dict.fromkeys(mentions))} if mentions else {},
             created_at=now,
             updated_at=now,
         )
@@ -773,6 +783,71 @@ class InboxService:
             conversation_event("reopened", reopened, previous_status=conversation.status)
         )
         return reopened
+
+    async def update_details(self, conversation_id: str, **changes: Any) -> Conversation:
+        """Change how the conversation is filed — `labels`, `priority`, `team_id` —
+        and tell everyone (`conversation.updated`, with the fields that changed)."""
+        allowed = {"labels", "priority", "team_id"}
+        if not changes or set(changes) - allowed:
+            raise ValueError(f"update_details changes only {sorted(allowed)}")
+        conversation = await self.conversation(conversation_id)
+        changes = {k: v for k, v in changes.items() if getattr(conversation, k) != v}
+        if not changes:
+            return conversation
+        now = self.clock.now()
+        await self.store.update_conversation(conversation.id, updated_at=now, **changes)
+        updated = conversation.model_copy(update={**changes, "updated_at": now})
+        extra: dict[str, Any] = {"changed": sorted(changes)}
+        if "team_id" in changes:
+            extra["previous_team_id"] = conversation.team_id
+        await self._announce(conversation_event("updated", updated, **extra))
+        return updated
+
+    async def snooze(self, conversation_id: str, until: datetime) -> Conversation:
+        """Put the conversation aside until `until` (status `snoozed`)."""
+        now = self.clock.now()
+        if until <= now:
+            raise InvalidRequest("snooze until a time in the future")
+        conversation = await self.conversation(conversation_id)
+        if conversation.status == "resolved":
+            raise Conflict("a resolved conversation cannot be snoozed; reopen it first")
+        if not await self.store.update_conversation(
+            conversation.id,
+            expect={"status": conversation.status},
+            status="snoozed",
+            snoozed_until=until,
+            updated_at=now,
+        ):
+            raise Conflict("the conversation changed meanwhile; reload and try again")
+        snoozed = conversation.model_copy(
+            update={"status": "snoozed", "snoozed_until": until, "updated_at": now}
+        )
+        await self._announce(conversation_event("snoozed", snoozed))
+        return snoozed
+
+    async def wake(self, conversation_id: str, until: datetime) -> bool:
+        """The snooze that ends at `until` is over: the conversation is open again
+        (`conversation.reopened`). False, changing nothing, if it was snoozed
+        anew, reopened or resolved meanwhile. Safe to run twice."""
+        conversation = await self.store.get_conversation(conversation_id)
+        if conversation is None or conversation.status != "snoozed":
+            return False
+        now = self.clock.now()
+        if not await self.store.update_conversation(
+            conversation.id,
+            expect={"status": "snoozed", "snoozed_until": until},
+            status="open",
+            snoozed_until=None,
+            updated_at=now,
+        ):
+            return False
+        woken = conversation.model_copy(
+            update={"status": "open", "snoozed_until": None, "updated_at": now}
+        )
+        await self._announce(
+            conversation_event("reopened", woken, previous_status="snoozed", woke=True)
+        )
+        return True
 
     async def mark_read(
         self, conversation_id: str, reader: Agent | None = None, *, up_to: str | None = None

@@ -33,12 +33,15 @@ from hub.errors import (
     Conflict,
     DuplicateMessage,
     IdentityTaken,
+    InvalidRequest,
     NotFound,
     StoreUnavailable,
 )
 from hub.inbox.model import (
     Agent,
     ApiToken,
+    AuditEntry,
+    CannedResponse,
     Consent,
     Contact,
     Conversation,
@@ -49,6 +52,7 @@ from hub.inbox.model import (
     from_ms,
     to_ms,
 )
+from hub.inbox.search import fold
 from hub.inbox.store import (
     ConversationCursor,
     ConversationFilter,
@@ -57,6 +61,7 @@ from hub.inbox.store import (
     Store,
     StoreCounts,
     check_fields,
+    merged_fields,
 )
 
 SCHEMA_VERSION = 1
@@ -199,6 +204,25 @@ MIGRATIONS: list[str | list[str]] = [
     DROP INDEX conversations_by_activity;
     DROP INDEX conversations_by_channel;
     DROP INDEX conversations_by_account;
+    """,
+    # The agent workspace: its audit trail and canned responses.
+    """
+    CREATE TABLE audit_log (
+        id TEXT PRIMARY KEY,
+        at INTEGER NOT NULL,
+        actor_id TEXT,
+        action TEXT NOT NULL,
+        target TEXT,
+        detail TEXT NOT NULL
+    );
+    CREATE TABLE canned_responses (
+        id TEXT PRIMARY KEY,
+        shortcut TEXT NOT NULL UNIQUE,
+        text TEXT NOT NULL,
+        created_by TEXT,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX api_tokens_by_agent ON api_tokens (agent_id, created_at);
     """,
     # An agent's load (conversations assigned and not resolved) as a column, so
     # the router's capacity check and its compare-and-set are one statement.
@@ -359,9 +383,16 @@ AGENTS = _Table(
     flat=True,
 )
 TOKENS = _Table("api_tokens", ApiToken, times=("created_at", "last_used_at"), flat=True)
+AUDIT = _Table("audit_log", AuditEntry, json=("detail",), times=("at",), flat=True)
+CANNED = _Table("canned_responses", CannedResponse, times=("created_at",), flat=True)
 
 
 CHECKPOINT_EVERY_SECONDS = 5.0
+
+
+def _like_escape(text: str) -> str:
+    """`text` matched literally by LIKE ... ESCAPE '\\' (LIKE is case-insensitive for ASCII)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _begin_waiting(writer: sqlite3.Connection, busy_timeout_ms: int) -> None:
@@ -426,6 +457,7 @@ class SqliteStore(Store):
     def _connect(self, *, busy_timeout_ms: int) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.row_factory = sqlite3.Row
+        db.create_function("hub_fold", 1, fold, deterministic=True)  # searches (hub.inbox.search)
         # NORMAL in WAL mode survives a crash of the process (not of the machine)
         # without an fsync per commit, which is what keeps ingest fast.
         db.execute("PRAGMA synchronous=NORMAL")
@@ -786,6 +818,31 @@ class SqliteStore(Store):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
+        if view.team_ids is not None:
+            where.append(f"team_id IN ({', '.join('?' for _ in view.team_ids)})")
+            params.extend(view.team_ids)
+        if view.visible_to is not None:
+            teams = view.visible_to.team_ids
+            where.append(
+                "(assignee_id = ? OR team_id IS NULL"
+                + (f" OR team_id IN ({', '.join('?' for _ in teams)}))" if teams else ")")
+            )
+            params.extend([view.visible_to.agent_id, *teams])
+        if view.label is not None:
+            where.append("EXISTS (SELECT 1 FROM json_each(conversations.labels) WHERE value = ?)")
+            params.append(view.label)
+        if view.updated_since is not None:
+            where.append("updated_at >= ?")
+            params.append(to_ms(view.updated_since))
+        if view.text:
+            pattern = "%" + _like_escape(fold(view.text)) + "%"
+            where.append(
+                "(hub_fold(subject) LIKE ? ESCAPE '\\'"
+                " OR hub_fold(contact_address) LIKE ? ESCAPE '\\'"
+                " OR id IN (SELECT conversation_id FROM messages"
+                " WHERE hub_fold(text) LIKE ? ESCAPE '\\'))"
+            )
+            params.extend([pattern] * 3)
         if cursor:
             after = ConversationCursor.decode(cursor)
             where.append("(last_activity_at < ? OR (last_activity_at = ? AND id < ?))")
@@ -997,3 +1054,90 @@ class SqliteStore(Store):
     async def token_by_hash(self, token_hash: str) -> ApiToken | None:
         row = await self._fetch_one("SELECT * FROM api_tokens WHERE token_hash = ?", (token_hash,))
         return None if row is None else TOKENS.decode(row)
+
+    async def list_tokens(self, agent_id: str) -> list[ApiToken]:
+        rows = await self._fetch_all(
+            "SELECT * FROM api_tokens WHERE agent_id = ? ORDER BY created_at, id", (agent_id,)
+        )
+        return [TOKENS.decode(r) for r in rows]
+
+    async def delete_token(self, token_id: str) -> bool:
+        return await self._write("DELETE FROM api_tokens WHERE id = ?", (token_id,)) == 1
+
+    # -- workspace -------------------------------------------------------
+    async def add_audit(self, entry: AuditEntry) -> None:
+        await self._write(AUDIT.insert_sql, AUDIT.row_values(entry))
+
+    async def list_audit(self, *, limit: int, before: str | None = None) -> list[AuditEntry]:
+        sql, params = "SELECT * FROM audit_log", []
+        if before is not None:
+            sql += " WHERE id < ?"
+            params.append(before)
+        rows = await self._fetch_all(sql + " ORDER BY id DESC LIMIT ?", [*params, limit])
+        return [AUDIT.decode(r) for r in rows]
+
+    async def add_canned(self, canned: CannedResponse) -> None:
+        try:
+            await self._write(CANNED.insert_sql, CANNED.row_values(canned))
+        except Conflict as exc:
+            raise Conflict(f"the shortcut /{canned.shortcut} is taken") from exc
+
+    async def list_canned(self) -> list[CannedResponse]:
+        rows = await self._fetch_all("SELECT * FROM canned_responses ORDER BY shortcut", ())
+        return [CANNED.decode(r) for r in rows]
+
+    async def delete_canned(self, canned_id: str) -> bool:
+        return await self._write("DELETE FROM canned_responses WHERE id = ?", (canned_id,)) == 1
+
+    async def label_counts(self) -> dict[str, int]:
+        rows = await self._fetch_all(
+            "SELECT label.value AS label, COUNT(*) AS n"
+            " FROM conversations, json_each(conversations.labels) AS label"
+            " WHERE status != 'resolved' GROUP BY label.value ORDER BY label.value",
+            (),
+        )
+        counts = {r["label"]: r["n"] for r in rows}
+        for r in await self._fetch_all(
+            "SELECT DISTINCT label.value AS label"
+            " FROM conversations, json_each(conversations.labels) AS label",
+            (),
+        ):
+            counts.setdefault(r["label"], 0)
+        return dict(sorted(counts.items()))
+
+    async def search_contacts(self, text: str, *, limit: int) -> list[Contact]:
+        pattern = "%" + _like_escape(fold(text)) + "%"
+        rows = await self._fetch_all(
+            "SELECT id FROM contacts WHERE hub_fold(name) LIKE ? ESCAPE '\\'"
+            " UNION SELECT contact_id FROM identities WHERE hub_fold(address) LIKE ? ESCAPE '\\'"
+            " ORDER BY 1 LIMIT ?",
+            (pattern, pattern, limit),
+        )
+        found = [await self.get_contact(r[0]) for r in rows]
+        return [c for c in found if c is not None]
+
+    async def merge_contacts(self, keep_id: str, merged_id: str) -> None:
+        if keep_id == merged_id:
+            raise InvalidRequest("a contact cannot be merged into itself")
+        async with self.transaction():
+            keep = await self.get_contact(keep_id)
+            merged = await self.get_contact(merged_id)
+            if keep is None or merged is None:
+                raise NotFound(f"contact {keep_id if keep is None else merged_id} does not exist")
+            offset = len(keep.identities)
+            await self._write(
+                "UPDATE identities SET contact_id = ?, position = position + ?"
+                " WHERE contact_id = ?",
+                (keep_id, offset, merged_id),
+            )
+            await self._write(
+                "UPDATE conversations SET contact_id = ? WHERE contact_id = ?",
+                (keep_id, merged_id),
+            )
+            await self._update(
+                CONTACTS,
+                keep_id,
+                None,
+                merged_fields(keep, merged),
+            )
+            await self._write("DELETE FROM contacts WHERE id = ?", (merged_id,))

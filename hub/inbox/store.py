@@ -22,6 +22,8 @@ from hub.errors import InvalidRequest
 from hub.inbox.model import (
     Agent,
     ApiToken,
+    AuditEntry,
+    CannedResponse,
     Contact,
     Conversation,
     ConversationStatus,
@@ -38,6 +40,15 @@ Expectation = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
+class Visibility:
+    """What an agent may see: conversations assigned to them, those of their
+    teams, and those that belong to no team (a hub without teams is one team)."""
+
+    agent_id: str
+    team_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ConversationFilter:
     """Which conversations a list view shows. `None` means "any"."""
 
@@ -47,6 +58,11 @@ class ConversationFilter:
     channel: str | None = None
     account_id: str | None = None
     contact_id: str | None = None
+    team_ids: Sequence[str] | None = None  # in any of these teams
+    label: str | None = None
+    text: str | None = None  # in the subject, the address or any message's text
+    updated_since: datetime | None = None
+    visible_to: Visibility | None = None
 
 
 @dataclass
@@ -284,6 +300,47 @@ class Store(ABC):
     @abstractmethod
     async def token_by_hash(self, token_hash: str) -> ApiToken | None: ...
 
+    @abstractmethod
+    async def list_tokens(self, agent_id: str) -> list[ApiToken]:
+        """The agent's tokens (hashes only: a token is shown once), oldest first."""
+
+    @abstractmethod
+    async def delete_token(self, token_id: str) -> bool:
+        """Revoke a token; False if there was none with that id."""
+
+    # -- workspace -------------------------------------------------------
+    @abstractmethod
+    async def add_audit(self, entry: AuditEntry) -> None: ...
+
+    @abstractmethod
+    async def list_audit(self, *, limit: int, before: str | None = None) -> list[AuditEntry]:
+        """Newest first; `before` an entry id to page back from."""
+
+    @abstractmethod
+    async def add_canned(self, canned: CannedResponse) -> None:
+        """Raises Conflict if that shortcut is taken."""
+
+    @abstractmethod
+    async def list_canned(self) -> list[CannedResponse]:
+        """By shortcut."""
+
+    @abstractmethod
+    async def delete_canned(self, canned_id: str) -> bool: ...
+
+    @abstractmethod
+    async def label_counts(self) -> dict[str, int]:
+        """Every label in use, with how many unresolved conversations carry it."""
+
+    @abstractmethod
+    async def search_contacts(self, text: str, *, limit: int) -> list[Contact]:
+        """Contacts whose name or one of whose addresses contains `text` (case and
+        diacritics ignored, see hub.inbox.search), by id, at most `limit`."""
+
+    @abstractmethod
+    async def merge_contacts(self, keep_id: str, merged_id: str) -> None:
+        """Move the merged contact's identities and conversations to `keep_id` and
+        delete it, all or nothing. Raises NotFound if either is missing."""
+
 
 # Fields that say what a record is; changing them would make it another record.
 FIXED_FIELDS: dict[type[Any], tuple[str, ...]] = {
@@ -306,3 +363,23 @@ def check_fields(
     for name in changes:
         if name in fixed:
             raise ValueError(f"cannot update {model.__name__}.{name}")
+
+
+def merged_fields(keep: Contact, merged: Contact) -> dict[str, Any]:
+    """The kept contact's own fields after a merge: what it knows wins, what only
+    the merged contact knew is added, and consent keeps the newer decision."""
+    consent = dict(merged.consent)
+    for channel, decision in keep.consent.items():
+        if channel not in consent or consent[channel].at <= decision.at:
+            consent[channel] = decision
+    return {
+        "name": keep.name or merged.name,
+        "language": keep.language or merged.language,
+        "timezone": keep.timezone or merged.timezone,
+        "birthday": keep.birthday or merged.birthday,
+        "owner_id": keep.owner_id or merged.owner_id,
+        "tags": [*keep.tags, *(t for t in merged.tags if t not in keep.tags)],
+        "attributes": {**merged.attributes, **keep.attributes},
+        "consent": consent,
+        "updated_at": max(keep.updated_at, merged.updated_at),
+    }

@@ -58,6 +58,8 @@ class Router:
         bus.subscribe("conversation.resolved", self._on_room)
         bus.subscribe("agent.presence", self._on_presence)
         bus.subscribe("agent.added", self._on_room)
+        # The workspace's admin API (`PATCH /api/v1/agents/{id}`).
+        bus.subscribe("agent.updated", self._on_agent_updated)
 
     async def _on_new(self, event: Event) -> None:
         if event.data["conversation"].get("assignee_id") is None:
@@ -72,6 +74,13 @@ class Router:
 
     async def _on_room(self, event: Event) -> None:
         await self.drain()
+
+    async def _on_agent_updated(self, event: Event) -> None:
+        agent = event.data.get("agent") or {}
+        if "active" in event.data.get("changed", ()) and agent.get("active") is False:
+            await self.deactivate_agent(agent["id"])  # their conversations go to others
+        else:
+            await self.drain()  # more capacity, another team, back from deactivation...
 
     async def _on_presence(self, event: Event) -> None:
         if event.data.get("presence") == "online":

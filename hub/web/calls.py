@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub.errors import InvalidRequest, NotFound
 from hub.inbox.model import Agent
 from hub.web.api import INBOX, STORE, me, read_body
+from hub.web.permissions import visible_conversation
 
 
 @runtime_checkable
@@ -68,7 +69,9 @@ routes = web.RouteTableDef()
 @routes.post("/api/v1/conversations/{id}/call")
 async def call_contact(request: web.Request) -> web.Response:
     body = await read_body(request, CallBody)
-    conversation = await request.app[INBOX].conversation(request.match_info["id"])
+    conversation = await visible_conversation(
+        request.app[INBOX], me(request), request.match_info["id"]
+    )
     contact = await request.app[STORE].get_contact(conversation.contact_id)
     if contact is None:
         raise NotFound(f"contact {conversation.contact_id} does not exist")

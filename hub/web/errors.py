@@ -24,6 +24,7 @@ STATUS: dict[type[errors.HubError], int] = {
     errors.SignatureInvalid: 403,
     errors.Unauthenticated: 401,
     errors.Forbidden: 403,
+    errors.RateLimited: 429,
     errors.UnknownAccount: 404,
     errors.NotFound: 404,
     errors.Conflict: 409,
@@ -71,7 +72,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                 "reason": exc.message,
             },
         )
-        return error_response(status, exc.code, exc.message)
+        response = error_response(status, exc.code, exc.message)
+        if isinstance(exc, errors.RateLimited):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     except ValidationError as exc:
         return error_response(422, "invalid_request", errors.describe_validation(exc))
     except web.HTTPRequestEntityTooLarge as exc:

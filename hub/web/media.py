@@ -29,6 +29,8 @@ from hub.errors import InvalidRequest, NotFound, PayloadTooLarge
 from hub.inbox.attachments import AttachmentStore
 from hub.inbox.model import Attachment, Message
 from hub.inbox.store import Store
+from hub.web.auth import AGENT
+from hub.web.permissions import may_see
 
 
 @runtime_checkable
@@ -103,8 +105,13 @@ def download(body: bytes, name: str, content_type: str) -> web.Response:
 
 
 async def message_for(request: web.Request) -> Message:
-    message = await request.app[MEDIA_STORE].get_message(request.match_info["id"])
-    if message is None:
+    """The message, if the caller may see its conversation (hub.web.permissions)."""
+    store = request.app[MEDIA_STORE]
+    message = await store.get_message(request.match_info["id"])
+    conversation = (
+        None if message is None else await store.get_conversation(message.conversation_id)
+    )
+    if message is None or conversation is None or not may_see(request[AGENT], conversation):
         raise NotFound(f"message {request.match_info['id']} does not exist")
     return message
 

@@ -20,9 +20,16 @@ Agent → hub:
 - `{"type": "ping"}`.
 
 Customer text arrives as the `text` of messages, never as markup to render.
-What an agent is shown is decided in one place, `AgentStream.visible` — where
-views and permissions (issue 7) plug in — and the frames an agent can send in
-one table, `AgentStream.handlers`.
+What an agent is shown is decided in one place, `AgentStream.visible`, with the
+same rule as the REST API (`hub.web.permissions`): an agent sees events of the
+conversations they may see, a marketer none; and the frames an agent can send
+in one table, `AgentStream.handlers`. An admin's change to an agent
+(`agent.updated`) applies to their open streams at once; deactivation closes them.
+
+Resuming: the stream does not replay. After a reconnect the page asks
+`GET /api/v1/conversations?updated_since=<the last change it saw, minus a
+margin>` and reloads the open conversation's timeline, which covers whatever
+happened while it was away (every change moves `updated_at`).
 """
 
 from __future__ import annotations
@@ -37,14 +44,21 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hub.errors import HubError, InvalidRequest, QueueUnavailable, describe_validation
+from hub.errors import (
+    HubError,
+    InvalidRequest,
+    NotFound,
+    QueueUnavailable,
+    describe_validation,
+)
 from hub.events import ANY, Event, EventBus
-from hub.inbox.model import Agent, new_id
+from hub.inbox.model import Agent, Conversation, new_id
 from hub.inbox.service import InboxService
 from hub.live_socket import LiveSocket
 from hub.routing.presence import PresenceTracker
 from hub.web.api import agent_json
 from hub.web.auth import AGENT
+from hub.web.permissions import may_see
 
 log = logging.getLogger(__name__)
 
@@ -104,13 +118,39 @@ class AgentStream:
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/api/v1/stream", self.handle)]
 
-    def visible(self, agent: Agent, event: Event) -> bool:
-        """Whether `agent` is shown `event`. Everyone sees everything for now,
-        except their own typing coming back to them."""
+    def visible(self, agent: Agent, event: Event, conversation: Conversation | None) -> bool:
+        """Whether `agent` is shown `event` about `conversation` (None: the event is
+        not about one, or it no longer exists). Never their own typing back."""
         if event.type == "conversation.typing":
             by = event.data.get("by") or {}
-            return not (by.get("kind") == "agent" and by.get("id") == agent.id)
-        return True
+            if by.get("kind") == "agent" and by.get("id") == agent.id:
+                return False
+        if not event.type.startswith(("conversation.", "message.")):
+            return True
+        if agent.role == "marketer" or conversation is None:
+            return agent.role == "admin"
+        if event.data.get("previous_assignee_id") == agent.id:
+            return True  # it left their list: they must hear so
+        if event.data.get("previous_team_id") in agent.team_ids:
+            return True  # moved out of their team: likewise
+        return may_see(agent, conversation)
+
+    async def _conversation_of(self, event: Event) -> Conversation | None:
+        data = event.data
+        if isinstance(data.get("conversation"), dict):
+            try:
+                return Conversation.model_validate(data["conversation"])
+            except ValidationError:
+                return None
+        conversation_id = data.get("conversation_id")
+        if conversation_id is None and isinstance(data.get("message"), dict):
+            conversation_id = data["message"].get("conversation_id")
+        if not isinstance(conversation_id, str):
+            return None
+        try:
+            return await self.inbox.store.get_conversation(conversation_id)
+        except HubError:
+            return None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         agent = request[AGENT]  # the token middleware authenticated the upgrade request
@@ -152,13 +192,35 @@ class AgentStream:
     async def _on_event(self, event: Event) -> None:
         if not self.connections or not event.type.startswith(STREAMED):
             return
+        if event.type == "agent.updated":
+            await self._agent_updated(event)
+        conversation = None
+        if event.type.startswith(("conversation.", "message.")) and any(
+            c.agent.role == "agent" for c in self.connections
+        ):
+            conversation = await self._conversation_of(event)  # admins need not know
         frame: str | None = None
         for connection in list(self.connections):
-            if self.visible(connection.agent, event):
+            if self.visible(connection.agent, event, conversation):
                 frame = frame or encode(
                     {"type": "event", "event": event.type, "id": event.id, "data": event.data}
                 )
                 connection.push(frame)
+
+    async def _agent_updated(self, event: Event) -> None:
+        try:
+            agent = Agent.model_validate(event.data.get("agent"))
+        except ValidationError:
+            return
+        for connection in list(self.connections):
+            if connection.agent.id != agent.id:
+                continue
+            if not agent.active:
+                await connection.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"deactivated")
+            else:
+                connection.agent = agent.model_copy(
+                    update={"password_hash": connection.agent.password_hash}
+                )
 
     async def _on_frame(self, connection: AgentConnection, raw: str) -> None:
         try:
@@ -189,8 +251,10 @@ class AgentStream:
         if frame.typing and now - last < TYPING_INTERVAL_SECONDS:
             return  # the customer already sees "typing"
         connection.last_typing[frame.conversation_id] = now if frame.typing else 0.0
-        conversation = await self.inbox.conversation(frame.conversation_id)
         agent = connection.agent
+        conversation = await self.inbox.conversation(frame.conversation_id)
+        if not may_see(agent, conversation):
+            raise NotFound(f"conversation {frame.conversation_id} does not exist")
         try:
             await self.bus.publish(
                 Event(
@@ -208,4 +272,6 @@ class AgentStream:
 
     async def _on_read(self, connection: AgentConnection, body: dict[str, Any]) -> None:
         frame = ReadFrame.model_validate(body)
+        if not may_see(connection.agent, await self.inbox.conversation(frame.conversation_id)):
+            raise NotFound(f"conversation {frame.conversation_id} does not exist")
         await self.inbox.mark_read(frame.conversation_id, connection.agent, up_to=frame.up_to)

@@ -98,6 +98,12 @@ class AsyncCollection:
     async def count_documents(self, query: Document, *, session: None = None) -> int:
         return int(self._collection.count_documents(query, session=session))
 
+    async def update_many(self, query: Document, update: Document, *, session: None = None) -> Any:
+        return self._collection.update_many(query, update, session=session)
+
+    async def delete_one(self, query: Document, *, session: None = None) -> Any:
+        return self._collection.delete_one(query, session=session)
+
     async def aggregate(self, pipeline: list[Document], *, session: None = None) -> AsyncCursor:
         return AsyncCursor(self._collection.aggregate(pipeline, session=session))
 

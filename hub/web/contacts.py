@@ -1,0 +1,134 @@
+"""Contacts in the API: the person, their identities and attributes, the whole
+cross-channel timeline, and merging two records of one person."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.errors import InvalidRequest, NotFound
+from hub.inbox.model import Contact
+from hub.inbox.store import ConversationFilter
+from hub.web.api import INBOX, STORE, me, read_body
+from hub.web.audit import record
+from hub.web.permissions import conversation_scope, require
+
+routes = web.RouteTableDef()
+TIMELINE_CONVERSATIONS = 50
+SEARCH_LIMIT = 20
+
+
+class ContactPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, max_length=200)
+    language: str | None = Field(None, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+    tags: list[str] | None = Field(None, max_length=50)
+    attributes: dict[str, str | int | float | bool | None] | None = Field(None, max_length=100)
+
+
+class MergeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    contact_id: str = Field(min_length=1, max_length=64, description="merged into this one")
+
+
+async def contact_or_404(request: web.Request, contact_id: str) -> Contact:
+    contact = await request.app[STORE].get_contact(contact_id)
+    if contact is None:
+        raise NotFound(f"contact {contact_id} does not exist")
+    return contact
+
+
+def phone_fragment(text: str) -> str:
+    """A phone number as people type it ("090 111-1111", "+84 90...") as the part
+    of a stored E.164 number it must contain; other text as it is."""
+    digits = re.sub(r"[\s.()-]", "", text)
+    if not re.fullmatch(r"\+?\d{3,}", digits):
+        return text
+    return digits[1:] if digits.startswith("0") else digits.lstrip("+")
+
+
+@routes.get("/api/v1/contacts")
+async def search(request: web.Request) -> web.Response:
+    """Contacts whose name or an address contains `q` (case and diacritics
+    ignored), at most 20."""
+    text = request.query.get("q", "").strip()
+    if not 2 <= len(text) <= 200:
+        raise InvalidRequest("q must be 2 to 200 characters")
+    found = await request.app[STORE].search_contacts(phone_fragment(text), limit=SEARCH_LIMIT)
+    return web.json_response({"items": [c.model_dump(mode="json") for c in found]})
+
+
+@routes.get("/api/v1/contacts/{id}")
+async def get_contact(request: web.Request) -> web.Response:
+    contact = await contact_or_404(request, request.match_info["id"])
+    return web.json_response(contact.model_dump(mode="json"))
+
+
+@routes.patch("/api/v1/contacts/{id}")
+async def update_contact(request: web.Request) -> web.Response:
+    """Name, language, tags and attributes (attributes are merged key by key; a
+    null value removes the key)."""
+    contact = await contact_or_404(request, request.match_info["id"])
+    body = await read_body(request, ContactPatch)
+    changes: dict[str, Any] = body.model_dump(exclude_unset=True, exclude={"attributes"})
+    if body.attributes is not None:
+        attributes = {**contact.attributes, **body.attributes}
+        changes["attributes"] = {k: v for k, v in attributes.items() if v is not None}
+    changes = {k: v for k, v in changes.items() if v is not None or k == "language"}
+    if changes:
+        changes["updated_at"] = request.app[INBOX].clock.now()
+        await request.app[STORE].update_contact(contact.id, **changes)
+    return web.json_response((await contact_or_404(request, contact.id)).model_dump(mode="json"))
+
+
+@routes.get("/api/v1/contacts/{id}/timeline")
+async def timeline(request: web.Request) -> web.Response:
+    """Everything the contact ever wrote or was sent, on every channel, oldest
+    first, with the conversations (newest first) it belongs to — those the
+    caller may see."""
+    contact = await contact_or_404(request, request.match_info["id"])
+    store = request.app[STORE]
+    page = await store.list_conversations(
+        ConversationFilter(contact_id=contact.id, visible_to=conversation_scope(me(request))),
+        limit=TIMELINE_CONVERSATIONS,
+    )
+    messages = []
+    for conversation in page.items:
+        messages.extend(await store.list_messages(conversation.id))
+    messages.sort(key=lambda m: (m.created_at, m.id))
+    return web.json_response(
+        {
+            "contact": contact.model_dump(mode="json"),
+            "conversations": [c.model_dump(mode="json") for c in page.items],
+            "messages": [m.model_dump(mode="json") for m in messages],
+            "more_conversations": page.next_cursor is not None,
+        }
+    )
+
+
+@routes.post("/api/v1/contacts/{id}/merge")
+async def merge(request: web.Request) -> web.Response:
+    """Merge the contact named in the body into this one: its identities and
+    conversations move here and it is deleted. Admins and agents; audited."""
+    agent = me(request)
+    require(agent, "admin", "agent")
+    body = await read_body(request, MergeBody)
+    keep_id = request.match_info["id"]
+    store = request.app[STORE]
+    merged = await contact_or_404(request, body.contact_id)
+    await store.merge_contacts(keep_id, body.contact_id)
+    await record(
+        request,
+        store,
+        "contact.merged",
+        actor_id=agent.id,
+        target=keep_id,
+        merged_contact_id=merged.id,
+        merged_identities=[f"{i.channel}:{i.address}" for i in merged.identities],
+    )
+    return web.json_response((await contact_or_404(request, keep_id)).model_dump(mode="json"))

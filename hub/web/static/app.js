@@ -1,0 +1,655 @@
+// The agents' workspace. Plain ES modules, no build step. Everything a customer
+// wrote reaches the DOM through textContent; e-mail HTML (sanitised by the hub
+// at ingest) only inside an iframe with an empty sandbox, under the page's CSP.
+import { api, ApiError, setCsrf } from './api.js';
+import { lang, setLang, t, translate } from './i18n.js';
+
+const $ = (selector) => document.querySelector(selector);
+const OPEN = 'open,pending,snoozed';
+
+const state = {
+  me: null,
+  agents: [],
+  teams: [],
+  canned: [],
+  view: 'mine',
+  query: '',
+  conversations: [],
+  cursor: null,
+  openId: null,
+  conversation: null,
+  contact: null,
+  messages: [],
+  history: null,
+  wholeHistory: false,
+  attachments: [],
+  socket: null,
+  reconnects: 0,
+  typingTimer: null,
+  collisionTimer: null,
+  refreshTimer: 0,
+};
+
+function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (name === 'class') node.className = value;
+    else if (name === 'text') node.textContent = value;
+    else if (name.startsWith('on')) node.addEventListener(name.slice(2), value);
+    else if (value !== undefined && value !== null && value !== false) node.setAttribute(name, value);
+  }
+  for (const child of children) if (child) node.append(child);
+  return node;
+}
+
+function when(iso) {
+  return new Date(iso).toLocaleString(lang() === 'vi' ? 'vi-VN' : 'en-GB', {
+    dateStyle: 'short', timeStyle: 'short',
+  });
+}
+
+function agentName(id) {
+  const agent = state.agents.find((a) => a.id === id);
+  return agent ? agent.name : '';
+}
+
+// -- signing in ------------------------------------------------------------
+async function boot() {
+  translate(document);
+  for (const select of document.querySelectorAll('select.lang')) {
+    select.addEventListener('change', () => { setLang(select.value); rerender(); });
+  }
+  $('#signin-form').addEventListener('submit', signIn);
+  try {
+    start(await api('GET', '/api/v1/auth/session'));
+  } catch {
+    $('#signin').hidden = false;
+    $('#signin-email').focus();
+  }
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  $('#signin-error').textContent = '';
+  try {
+    const session = await api('POST', '/api/v1/auth/login', {
+      email: $('#signin-email').value, password: $('#signin-password').value,
+    });
+    $('#signin-password').value = '';
+    start(session);
+  } catch (error) {
+    $('#signin-error').textContent = error.code === 'rate_limited' ? t('too_many')
+      : error.code === 'unauthenticated' ? t('wrong_password') : error.message;
+  }
+}
+
+async function start(session) {
+  setCsrf(session.csrf_token);
+  state.me = session.agent;
+  $('#signin').hidden = true;
+  $('#workspace').hidden = false;
+  $('#me').textContent = state.me.name;
+  $('#presence').value = state.me.presence;
+  state.view = state.me.role === 'admin' ? 'all' : 'mine';
+  wire();
+  const [agents, teams, canned] = await Promise.all([
+    api('GET', '/api/v1/agents'), api('GET', '/api/v1/teams'), api('GET', '/api/v1/canned-responses'),
+  ]);
+  state.agents = agents.items;
+  state.teams = teams.items;
+  state.canned = canned.items;
+  if (state.me.role === 'marketer') {
+    // Conversations are private to support; marketers work on contacts and campaigns.
+    $('#empty').textContent = t('marketer_note');
+    return;
+  }
+  await Promise.all([loadViews(), loadList()]);
+  connect();
+}
+
+// -- views and the list ----------------------------------------------------
+async function loadViews() {
+  const views = await api('GET', '/api/v1/views');
+  const nav = $('#views');
+  nav.replaceChildren();
+  for (const view of views.items) {
+    const label = view.view.startsWith('label:') ? `# ${view.view.slice(6)}` : t(`view_${view.view}`);
+    const count = view.unread ? `${view.unread}${view.more ? '+' : ''}` : '';
+    nav.append(el('button', {
+      type: 'button',
+      class: `view${view.view === state.view ? ' current' : ''}`,
+      'data-view': view.view,
+      onclick: () => { state.view = view.view; loadViews(); loadList(); },
+    }, el('span', { text: label }), count ? el('span', { class: 'count', text: count }) : null));
+  }
+}
+
+function viewQuery() {
+  const query = new URLSearchParams();
+  const view = state.view;
+  if (view === 'mine') query.set('assignee', 'me');
+  if (view === 'unassigned') query.set('assignee', 'none');
+  if (view === 'teams') query.set('team', 'mine');
+  if (view.startsWith('label:')) query.set('label', view.slice(6));
+  else query.set('status', OPEN);
+  if (state.query) query.set('q', state.query);
+  query.set('limit', '50');
+  return query;
+}
+
+let listRequests = 0;
+async function loadList(more = false) {
+  const query = viewQuery();
+  if (more && state.cursor) query.set('cursor', state.cursor);
+  const request = ++listRequests;
+  const page = await api('GET', `/api/v1/conversations?${query}`);
+  if (request !== listRequests) return; // a newer answer is on its way
+  state.conversations = more ? [...state.conversations, ...page.items] : page.items;
+  state.cursor = page.next_cursor;
+  renderList();
+}
+
+function renderList() {
+  const list = $('#conversations');
+  list.replaceChildren();
+  if (!state.conversations.length) list.append(el('li', { class: 'none', text: t('no_conversations') }));
+  for (const c of state.conversations) {
+    list.append(el('li', {
+      class: `item${c.id === state.openId ? ' current' : ''}${c.unread_count ? ' unread' : ''}`,
+      'data-id': c.id,
+      tabindex: '0',
+      onclick: () => openConversation(c.id),
+    },
+    el('span', { class: 'who', text: [c.contact_name, c.subject].filter(Boolean).join(' · ') || c.contact_address }),
+    el('span', { class: 'meta', text: `${c.channel} · ${t(`status_${c.status}`)}${c.assignee_id ? ` · ${agentName(c.assignee_id)}` : ''}` }),
+    c.unread_count ? el('span', { class: 'count', text: String(c.unread_count) }) : null,
+    c.priority === 'urgent' || c.priority === 'high' ? el('span', { class: `priority ${c.priority}`, text: t(c.priority) }) : null));
+  }
+  $('#more').hidden = !state.cursor;
+}
+
+// Events reload the list at most once a second (a throttle, not a debounce: a
+// busy inbox must still see its list move).
+function scheduleRefresh() {
+  if (state.refreshTimer) return;
+  state.refreshTimer = setTimeout(() => { state.refreshTimer = null; loadList(); loadViews(); }, 1000);
+}
+
+// -- one conversation ------------------------------------------------------
+async function openConversation(id) {
+  state.openId = id;
+  state.attachments = [];
+  $('#attached').textContent = '';
+  const [conversation, messages] = await Promise.all([
+    api('GET', `/api/v1/conversations/${id}`),
+    api('GET', `/api/v1/conversations/${id}/messages`),
+  ]);
+  if (state.openId !== id) return;
+  state.conversation = conversation;
+  state.contact = conversation.contact;
+  state.messages = messages.items;
+  $('#empty').hidden = true;
+  $('#open').hidden = false;
+  renderHead();
+  renderTimeline();
+  renderList();
+  loadContact();
+  if (conversation.unread_count) api('POST', `/api/v1/conversations/${id}/read`).catch(() => {});
+}
+
+function renderHead() {
+  const c = state.conversation;
+  $('#subject').textContent = c.subject || (state.contact && state.contact.name) || c.contact_address;
+  $('#status').textContent = t(`status_${c.status}`);
+  $('#status').className = `badge status-${c.status}`;
+  $('#channel').textContent = `${c.channel} · ${c.account_id}`;
+  $('#take').hidden = Boolean(c.assignee_id);
+  $('#resolve').hidden = c.status === 'resolved';
+  $('#reopen').hidden = c.status !== 'resolved';
+  $('#priority').value = c.priority;
+  if (document.activeElement !== $('#labels')) $('#labels').value = c.labels.join(', ');
+  const assignee = $('#assignee');
+  assignee.replaceChildren(el('option', { value: '', text: t('unassigned') }));
+  for (const agent of state.agents.filter((a) => a.role !== 'marketer')) {
+    assignee.append(el('option', { value: agent.id, text: `${agent.name} (${t(agent.presence)})` }));
+  }
+  assignee.value = c.assignee_id || '';
+  const team = $('#team');
+  team.replaceChildren(el('option', { value: '', text: t('no_team'), disabled: true }));
+  for (const item of state.teams) team.append(el('option', { value: item.id, text: item.name || item.id }));
+  team.value = c.team_id || '';
+}
+
+function messageNode(m) {
+  const from = m.sender.kind === 'agent' ? agentName(m.sender.id) || m.sender.name : m.sender.name;
+  const head = el('div', { class: 'head' },
+    el('span', { class: 'from', text: m.direction === 'note' ? `${t('note')} · ${from}` : from || m.sender.kind }),
+    el('span', { class: 'channel', text: m.channel }),
+    el('time', { datetime: m.created_at, text: when(m.created_at) }),
+    m.status ? el('span', { class: `delivery ${m.status}`, text: t(m.status), title: m.error || '' }) : null);
+  const body = el('div', { class: 'body' });
+  if (m.html && m.direction === 'inbound') {
+    // Sanitised at ingest, and still never trusted: no scripts, no forms, no
+    // same-origin access, remote content blocked by the inherited CSP.
+    const frame = el('iframe', { class: 'email', sandbox: '', referrerpolicy: 'no-referrer', title: 'e-mail' });
+    frame.srcdoc = m.html;
+    body.append(frame);
+  } else {
+    body.append(el('p', { class: 'text', text: m.text }));
+  }
+  m.attachments.forEach((a, index) => {
+    body.append(el('a', {
+      class: 'attachment', href: `/api/v1/messages/${encodeURIComponent(m.id)}/attachments/${index}`,
+      rel: 'noopener', target: '_blank', text: `📎 ${a.name || 'file'}`,
+    }));
+  });
+  return el('li', { class: `msg ${m.direction}`, 'data-id': m.id }, head, body);
+}
+
+function renderTimeline() {
+  const list = $('#timeline');
+  const messages = state.wholeHistory && state.history ? state.history : state.messages;
+  list.replaceChildren(...messages.map(messageNode));
+  list.scrollTop = list.scrollHeight;
+}
+
+function addMessage(m) {
+  const index = state.messages.findIndex((x) => x.id === m.id);
+  if (index >= 0) state.messages[index] = m; else state.messages.push(m);
+  state.messages.sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : 0));
+  renderTimeline();
+}
+
+async function loadContact() {
+  const contact = state.contact;
+  if (!contact) return;
+  $('#contact-name').textContent = contact.name || contact.id;
+  $('#identities').replaceChildren(...contact.identities.map(
+    (i) => el('li', { text: `${i.channel}: ${i.address}` })));
+  renderAttributes();
+  const history = await api('GET', `/api/v1/contacts/${contact.id}/timeline`);
+  state.history = history.messages;
+  const earlier = history.conversations.filter((c) => c.id !== state.openId);
+  $('#earlier').replaceChildren(...(earlier.length ? earlier.map((c) => el('li', {},
+    el('a', {
+      href: '#', text: `${c.channel} · ${c.subject || c.contact_address} · ${t(`status_${c.status}`)}`,
+      onclick: (event) => { event.preventDefault(); openConversation(c.id); },
+    }))) : [el('li', { text: t('none') })]));
+  if (state.wholeHistory) renderTimeline();
+}
+
+function renderAttributes() {
+  const attributes = Object.entries(state.contact.attributes || {});
+  $('#attributes').replaceChildren(...(attributes.length ? attributes.flatMap(([key, value]) => [
+    el('dt', { text: key }),
+    el('dd', {}, el('span', { text: String(value) }), el('button', {
+      type: 'button', class: 'remove', title: t('remove'), 'aria-label': `${t('remove')} ${key}`, text: '×',
+      onclick: () => saveAttributes({ [key]: null }),
+    }))]) : [el('dd', { text: t('none') })]));
+}
+
+async function saveAttributes(attributes) {
+  try {
+    state.contact = await api('PATCH', `/api/v1/contacts/${state.contact.id}`, { attributes });
+    renderAttributes();
+  } catch (error) {
+    $('#composer-error').textContent = error.message;
+  }
+}
+
+async function findToMerge() {
+  const text = $('#merge-search').value.trim();
+  if (text.length < 2 || !state.contact) { $('#merge-results').replaceChildren(); return; }
+  const found = await api('GET', `/api/v1/contacts?q=${encodeURIComponent(text)}`);
+  $('#merge-results').replaceChildren(...found.items.filter((c) => c.id !== state.contact.id).map((c) => {
+    const label = `${c.name || c.id} · ${c.identities.map((i) => i.address).join(', ')}`;
+    return el('li', {}, el('span', { text: label }), el('button', {
+      type: 'button', text: t('merge'),
+      onclick: async () => {
+        if (!confirm(t('merge_confirm', { name: c.name || c.id }))) return;
+        state.contact = await api('POST', `/api/v1/contacts/${state.contact.id}/merge`, { contact_id: c.id });
+        $('#merge-search').value = '';
+        $('#merge-results').replaceChildren();
+        loadContact();
+        loadList();
+      },
+    }));
+  }));
+}
+
+// -- acting on it ----------------------------------------------------------
+async function act(method, suffix, body) {
+  try {
+    state.conversation = await api(method, `/api/v1/conversations/${state.openId}${suffix}`, body);
+    if (!state.conversation.contact) state.conversation.contact = state.contact;
+    renderHead();
+    loadList();
+    loadViews();
+  } catch (error) {
+    $('#composer-error').textContent = error.code === 'conflict' ? t('taken_by_other') : error.message;
+  }
+}
+
+function mode() { return document.querySelector('input[name="mode"]:checked').value; }
+
+function setMode(value) {
+  document.querySelector(`input[name="mode"][value="${value}"]`).checked = true;
+  $('#composer').classList.toggle('noting', value === 'note');
+  $('#reply-text').placeholder = t(value === 'note' ? 'note_placeholder' : 'reply_placeholder');
+  $('#reply-text').focus();
+}
+
+async function send(event) {
+  event.preventDefault();
+  const text = $('#reply-text').value;
+  if (!text.trim() && !state.attachments.length) return;
+  $('#composer-error').textContent = '';
+  $('#send').disabled = true;
+  try {
+    const id = state.openId;
+    const message = mode() === 'note'
+      ? await api('POST', `/api/v1/conversations/${id}/notes`, { text })
+      : await api('POST', `/api/v1/conversations/${id}/messages`, { text, attachments: state.attachments },
+        { headers: { 'Idempotency-Key': idempotencyKey() } });
+    $('#reply-text').value = '';
+    state.attachments = [];
+    $('#files').value = '';
+    $('#attached').textContent = '';
+    typing(false);
+    if (state.openId === id) addMessage(message);
+  } catch (error) {
+    $('#composer-error').textContent = error.message;
+  } finally {
+    $('#send').disabled = false;
+  }
+}
+
+function idempotencyKey() {
+  // randomUUID exists only in secure contexts; a hub on a LAN may be plain http.
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+async function upload() {
+  for (const file of $('#files').files) {
+    try {
+      const attachment = await api('POST', `/api/v1/attachments?name=${encodeURIComponent(file.name)}`, file,
+        { raw: true, headers: { 'Content-Type': file.type || 'application/octet-stream' } });
+      state.attachments.push(attachment);
+    } catch (error) {
+      $('#composer-error').textContent = error.message;
+    }
+  }
+  $('#attached').textContent = state.attachments.map((a) => a.name).join(', ');
+}
+
+// `/shortcut` in a reply inserts a canned response; `@name` in a note mentions.
+function suggest() {
+  const box = $('#suggestions');
+  const text = $('#reply-text').value;
+  const replying = mode() === 'reply';
+  const match = replying ? text.match(/(?:^|\s)\/([a-z0-9_-]*)$/) : text.match(/(?:^|\s)@([\w.+-]*)$/);
+  if (!match) { box.hidden = true; return; }
+  const prefix = match[1].toLowerCase();
+  const options = replying
+    ? state.canned.filter((c) => c.shortcut.startsWith(prefix)).map((c) => ({ key: `/${c.shortcut}`, hint: c.text, insert: c.text }))
+    : state.agents.filter((a) => a.email.toLowerCase().startsWith(prefix) || a.name.toLowerCase().startsWith(prefix))
+      .map((a) => ({ key: `@${a.email.split('@')[0]}`, hint: a.name, insert: `@${a.email.split('@')[0]} ` }));
+  box.replaceChildren(...options.slice(0, 8).map((option) => el('li', {
+    class: 'suggestion', tabindex: '0',
+    onmousedown: (event) => { event.preventDefault(); choose(option.insert, match[0].trimStart().length); },
+  }, el('strong', { text: option.key }), el('span', { text: ` ${option.hint}` }))));
+  box.hidden = options.length === 0;
+  box.dataset.first = options.length ? options[0].insert : '';
+  box.dataset.cut = String(match[0].trimStart().length);
+}
+
+function choose(insert, cut) {
+  const area = $('#reply-text');
+  area.value = area.value.slice(0, area.value.length - cut) + insert;
+  $('#suggestions').hidden = true;
+  area.focus();
+}
+
+function typing(on) {
+  const socket = state.socket;
+  if (!socket || socket.readyState !== WebSocket.OPEN || !state.openId) return;
+  if (mode() !== 'reply' && on) return; // a note is private: the customer sees no "typing"
+  socket.send(JSON.stringify({ type: 'typing', conversation_id: state.openId, typing: on }));
+  clearTimeout(state.typingTimer);
+  if (on) state.typingTimer = setTimeout(() => typing(false), 4000);
+}
+
+// -- live --------------------------------------------------------------------
+function connect() {
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  const socket = new WebSocket(`${scheme}://${location.host}/api/v1/stream`);
+  state.socket = socket;
+  socket.addEventListener('open', () => {
+    $('#connection').textContent = t('connected');
+    $('#connection').className = 'connection up';
+    if (state.reconnects > 0) resync();
+    state.reconnects = 0;
+  });
+  socket.addEventListener('message', (event) => {
+    let frame;
+    try { frame = JSON.parse(event.data); } catch { return; }
+    if (frame.type === 'event') onEvent(frame.event, frame.data);
+  });
+  socket.addEventListener('close', () => {
+    $('#connection').textContent = t('reconnecting');
+    $('#connection').className = 'connection down';
+    state.reconnects += 1;
+    setTimeout(connect, Math.min(30000, 500 * 2 ** Math.min(state.reconnects, 6)));
+  });
+}
+
+// After a reconnect nothing is replayed: the list and the open timeline are
+// read again, which covers whatever happened while the socket was down.
+async function resync() {
+  await Promise.all([loadList(), loadViews()]);
+  if (state.openId) {
+    const messages = await api('GET', `/api/v1/conversations/${state.openId}/messages`);
+    state.messages = messages.items;
+    renderTimeline();
+  }
+}
+
+function onEvent(type, data) {
+  if (type === 'message.created') {
+    const m = data.message;
+    if (m.conversation_id === state.openId) {
+      addMessage(m);
+      if (m.direction === 'inbound' && !document.hidden) {
+        api('POST', `/api/v1/conversations/${m.conversation_id}/read`).catch(() => {});
+      }
+    }
+    if (m.direction === 'inbound' && (document.hidden || m.conversation_id !== state.openId)) {
+      notify(t('new_message', { name: m.sender.name || '' }), m.text);
+    }
+    if (m.direction === 'note' && (m.meta.mentions || []).includes(state.me.id) && m.sender.id !== state.me.id) {
+      notify(t('mentioned', { name: m.sender.name }), m.text);
+    }
+    scheduleRefresh();
+  } else if (type === 'message.updated' || type.startsWith('message.')) {
+    if (data.message && data.message.conversation_id === state.openId) addMessage(data.message);
+  } else if (type === 'conversation.typing') {
+    if (data.conversation_id !== state.openId) return;
+    const by = data.by || {};
+    $('#collision').textContent = !data.typing ? ''
+      : by.kind === 'agent' ? t('is_replying', { name: by.name }) : t('customer_typing');
+    clearTimeout(state.collisionTimer);
+    state.collisionTimer = setTimeout(() => { $('#collision').textContent = ''; }, 6000);
+  } else if (type.startsWith('conversation.')) {
+    const c = data.conversation;
+    if (c && c.id === state.openId && type !== 'conversation.read') {
+      state.conversation = { ...c, contact: state.contact };
+      renderHead();
+    }
+    scheduleRefresh();
+  } else if (type === 'agent.presence') {
+    const agent = state.agents.find((a) => a.id === data.agent_id);
+    if (agent) agent.presence = data.presence;
+    if (state.conversation) renderHead();
+  }
+}
+
+function notify(title, body) {
+  if (!('Notification' in window) || Notification.permission !== 'granted') return;
+  const note = new Notification(title, { body: (body || '').slice(0, 140), tag: 'hub' });
+  note.onclick = () => window.focus();
+}
+
+// -- admin -------------------------------------------------------------------
+async function openAdmin() {
+  const [agents, audit] = await Promise.all([api('GET', '/api/v1/agents'), api('GET', '/api/v1/audit')]);
+  state.agents = agents.items;
+  $('#admin-agents').replaceChildren(...agents.items.map((agent) => {
+    const role = el('select', {
+      'aria-label': t('role'),
+      onchange: () => api('PATCH', `/api/v1/agents/${agent.id}`, { role: role.value })
+        .then(openAdmin, (error) => alert(error.message)),
+    }, ...['admin', 'agent', 'marketer'].map((r) => el('option', { value: r, text: t(`role_${r}`) })));
+    role.value = agent.role;
+    role.disabled = agent.id === state.me.id;
+    return el('tr', { 'data-id': agent.id },
+      el('td', { text: agent.name }), el('td', { text: agent.email }), el('td', {}, role),
+      el('td', { text: agent.team_ids.join(', ') }),
+      el('td', {}, agent.id === state.me.id ? null : el('button', {
+        type: 'button', text: t('deactivate'),
+        onclick: () => api('PATCH', `/api/v1/agents/${agent.id}`, { active: false }).then(openAdmin),
+      })));
+  }));
+  $('#admin-audit').replaceChildren(...audit.items.map((entry) => el('tr', {},
+    el('td', { text: when(entry.at) }),
+    el('td', { text: agentName(entry.actor_id) || entry.actor_id || '' }),
+    el('td', { text: entry.action }),
+    el('td', { text: agentName(entry.target) || entry.target || '' }),
+    el('td', { text: JSON.stringify(entry.detail) }))));
+  if (!$('#admin').open) $('#admin').showModal();
+}
+
+// -- the caller's API tokens -------------------------------------------------
+async function openTokens() {
+  const tokens = await api('GET', '/api/v1/tokens');
+  $('#token-list').replaceChildren(...tokens.items.map((token) => el('tr', { 'data-id': token.id },
+    el('td', { text: token.name || '—' }), el('td', { text: when(token.created_at) }),
+    el('td', {}, el('button', {
+      type: 'button', text: t('revoke'),
+      onclick: () => api('DELETE', `/api/v1/tokens/${token.id}`).then(openTokens),
+    })))));
+  if (!$('#tokens').open) { $('#token-new').hidden = true; $('#tokens').showModal(); }
+}
+
+// -- wiring ------------------------------------------------------------------
+function rerender() {
+  translate(document);
+  if (!state.me) return;
+  const up = $('#connection').classList.contains('up');
+  $('#connection').textContent = $('#connection').className.includes('connection ') ? t(up ? 'connected' : 'reconnecting') : '';
+  $('#reply-text').placeholder = t(mode() === 'note' ? 'note_placeholder' : 'reply_placeholder');
+  if (state.me.role === 'marketer') { $('#empty').textContent = t('marketer_note'); return; }
+  loadViews();
+  renderList();
+  if (state.conversation) { renderHead(); renderTimeline(); loadContact(); }
+}
+
+function typingInField(target) {
+  return ['INPUT', 'TEXTAREA', 'SELECT'].includes(target.tagName) || target.isContentEditable;
+}
+
+function move(step) {
+  const ids = state.conversations.map((c) => c.id);
+  const next = ids[Math.max(0, Math.min(ids.length - 1, ids.indexOf(state.openId) + step))];
+  if (next) openConversation(next);
+}
+
+function onKey(event) {
+  if (event.key === 'Enter' && (event.ctrlKey || event.metaKey) && event.target.id === 'reply-text') {
+    $('#composer').requestSubmit();
+    return;
+  }
+  if (event.target.id === 'reply-text' && (event.key === 'Tab' || event.key === 'Enter') && !$('#suggestions').hidden) {
+    event.preventDefault();
+    choose($('#suggestions').dataset.first, Number($('#suggestions').dataset.cut));
+    return;
+  }
+  if (event.key === 'Escape') { event.target.blur(); $('#suggestions').hidden = true; return; }
+  if (typingInField(event.target) || event.ctrlKey || event.metaKey || event.altKey) return;
+  const keys = {
+    j: () => move(1),
+    k: () => move(-1),
+    r: () => setMode('reply'),
+    n: () => setMode('note'),
+    t: () => state.openId && $('#take').click(),
+    e: () => state.openId && act('POST', '/resolve'),
+    '/': () => $('#search').focus(),
+    '?': () => $('#help').showModal(),
+  };
+  if (keys[event.key]) { event.preventDefault(); keys[event.key](); }
+}
+
+let wired = false;
+function wire() {
+  if (wired) return;
+  wired = true;
+  document.addEventListener('keydown', onKey);
+  $('#composer').addEventListener('submit', send);
+  $('#reply-text').addEventListener('input', () => { suggest(); typing(true); });
+  for (const radio of document.querySelectorAll('input[name="mode"]')) {
+    radio.addEventListener('change', () => setMode(radio.value));
+  }
+  $('#files').addEventListener('change', upload);
+  $('#take').addEventListener('click', () => act('POST', '/assign', { agent_id: state.me.id, only_if_unassigned: true }));
+  $('#assignee').addEventListener('change', () => act('POST', '/assign', { agent_id: $('#assignee').value || null }));
+  $('#team').addEventListener('change', () => act('POST', '/assign', { team_id: $('#team').value }));
+  $('#priority').addEventListener('change', () => act('PATCH', '', { priority: $('#priority').value }));
+  $('#labels').addEventListener('change', () => act('PATCH', '', {
+    labels: $('#labels').value.split(',').map((l) => l.trim()).filter(Boolean),
+  }));
+  $('#snooze').addEventListener('click', () => {
+    const value = $('#snooze-until').value;
+    if (value) act('POST', '/snooze', { until: new Date(value).toISOString() });
+  });
+  $('#attribute-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    if (!state.contact) return;
+    await saveAttributes({ [$('#attribute-key').value.trim()]: $('#attribute-value').value });
+    $('#attribute-key').value = '';
+    $('#attribute-value').value = '';
+  });
+  let mergeTimer = null;
+  $('#merge-search').addEventListener('input', () => {
+    clearTimeout(mergeTimer);
+    mergeTimer = setTimeout(() => findToMerge().catch(() => {}), 250);
+  });
+  $('#resolve').addEventListener('click', () => act('POST', '/resolve'));
+  $('#reopen').addEventListener('click', () => act('POST', '/reopen'));
+  $('#more').addEventListener('click', () => loadList(true));
+  let searchTimer = null;
+  $('#search').addEventListener('input', () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => { state.query = $('#search').value.trim(); loadList(); }, 250);
+  });
+  $('#presence').addEventListener('change', () => api('PUT', '/api/v1/agents/me/presence', { presence: $('#presence').value }));
+  $('#signout').addEventListener('click', async () => {
+    await api('POST', '/api/v1/auth/logout').catch(() => {});
+    location.reload();
+  });
+  $('#tokens-open').addEventListener('click', () => openTokens().catch((error) => alert(error.message)));
+  $('#token-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const made = await api('POST', '/api/v1/tokens', { name: $('#token-name').value.trim() });
+    $('#token-name').value = '';
+    $('#token-value').textContent = made.token;
+    $('#token-new').hidden = false;
+    openTokens();
+  });
+  $('#admin-open').hidden = state.me.role !== 'admin';
+  $('#admin-open').addEventListener('click', () => openAdmin().catch((error) => alert(error.message)));
+  $('#notify').addEventListener('click', () => { if ('Notification' in window) Notification.requestPermission(); });
+  $('#whole-history').addEventListener('change', () => { state.wholeHistory = $('#whole-history').checked; renderTimeline(); });
+}
+
+boot().catch((error) => {
+  document.body.append(el('p', { class: 'error', text: error instanceof ApiError ? error.message : String(error) }));
+});

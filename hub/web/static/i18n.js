@@ -1,0 +1,93 @@
+// The workspace's words in Vietnamese (first) and English. Static elements name
+// their key in data-i18n / data-i18n-placeholder; code calls t(key, values).
+const WORDS = {
+  vi: {
+    email: 'E-mail', password: 'Mật khẩu', sign_in: 'Đăng nhập', sign_out: 'Đăng xuất',
+    wrong_password: 'E-mail hoặc mật khẩu không đúng', too_many: 'Sai quá nhiều lần; hãy thử lại sau',
+    enable_notifications: 'Bật thông báo', online: 'Trực tuyến', away: 'Vắng mặt', offline: 'Ngoại tuyến',
+    search: 'Tìm kiếm', more: 'Xem thêm', pick_conversation: 'Chọn một cuộc hội thoại',
+    take: 'Nhận xử lý', low: 'Thấp', normal: 'Bình thường', high: 'Cao', urgent: 'Khẩn cấp',
+    labels: 'Nhãn (cách nhau bởi dấu phẩy)', snooze: 'Tạm hoãn', resolve: 'Hoàn tất', reopen: 'Mở lại',
+    reply: 'Trả lời', private_note: 'Ghi chú nội bộ', reply_placeholder: 'Nhập trả lời — gõ / để chọn mẫu',
+    note_placeholder: 'Ghi chú nội bộ — gõ @ để nhắc đồng nghiệp', send: 'Gửi',
+    identities: 'Định danh', attributes: 'Thuộc tính', earlier_conversations: 'Hội thoại trước',
+    shortcuts: 'Phím tắt', key_next_prev: 'Hội thoại kế / trước', key_reply: 'Trả lời',
+    key_note: 'Ghi chú nội bộ', key_take: 'Nhận xử lý', key_resolve: 'Hoàn tất', key_search: 'Tìm kiếm',
+    key_send: 'Gửi', key_help: 'Trợ giúp này', close: 'Đóng',
+    view_mine: 'Của tôi', view_unassigned: 'Chưa phân công', view_teams: 'Nhóm của tôi', view_all: 'Tất cả',
+    status_open: 'Đang mở', status_pending: 'Chờ', status_snoozed: 'Tạm hoãn', status_resolved: 'Đã xong',
+    unassigned: '— Chưa phân công —', no_team: '— Không nhóm —', connected: 'Đã kết nối',
+    reconnecting: 'Đang kết nối lại…', is_replying: '{name} đang trả lời…', customer_typing: 'Khách đang gõ…',
+    note: 'Ghi chú', new_message: 'Tin nhắn mới từ {name}', mentioned: '{name} nhắc đến bạn',
+    taken_by_other: 'Người khác đã nhận cuộc hội thoại này', failed: 'Gửi lỗi', queued: 'Đang gửi',
+    sent: 'Đã gửi', delivered: 'Đã nhận', read: 'Đã xem', none: '(trống)', no_conversations: 'Không có hội thoại',
+    whole_history: 'Mọi kênh của khách',
+    attribute_key: 'Thuộc tính', attribute_value: 'Giá trị', add: 'Thêm', remove: 'Xoá',
+    api_tokens: 'Mã API', token_name: 'Dùng cho việc gì', create: 'Tạo', revoke: 'Thu hồi',
+    token_once: 'Hãy sao chép ngay: mã chỉ hiện một lần.',
+    merge_with: 'Cùng một người với…', merge_search: 'Tên, số điện thoại hoặc e-mail', merge: 'Gộp',
+    merge_confirm: 'Gộp {name} vào khách này? Định danh và hội thoại của họ sẽ chuyển sang đây.',
+    admin: 'Quản trị', agents: 'Nhân viên', name: 'Tên', role: 'Vai trò', teams: 'Nhóm',
+    audit_log: 'Nhật ký kiểm toán', time: 'Thời điểm', who: 'Ai', action: 'Hành động', target: 'Đối tượng',
+    detail: 'Chi tiết', deactivate: 'Ngừng kích hoạt', role_admin: 'Quản trị', role_agent: 'Nhân viên CSKH',
+    role_marketer: 'Tiếp thị',
+    marketer_note: 'Hội thoại chỉ dành cho bộ phận CSKH; tài khoản tiếp thị làm việc với khách hàng và chiến dịch.',
+  },
+  en: {
+    email: 'E-mail', password: 'Password', sign_in: 'Sign in', sign_out: 'Sign out',
+    wrong_password: 'The e-mail or password is wrong', too_many: 'Too many failed sign-ins; try again later',
+    enable_notifications: 'Notifications', online: 'Online', away: 'Away', offline: 'Offline',
+    search: 'Search', more: 'More', pick_conversation: 'Pick a conversation',
+    take: 'Take', low: 'Low', normal: 'Normal', high: 'High', urgent: 'Urgent',
+    labels: 'Labels (comma-separated)', snooze: 'Snooze', resolve: 'Resolve', reopen: 'Reopen',
+    reply: 'Reply', private_note: 'Private note', reply_placeholder: 'Write a reply — type / for a canned response',
+    note_placeholder: 'Private note — type @ to mention a colleague', send: 'Send',
+    identities: 'Identities', attributes: 'Attributes', earlier_conversations: 'Earlier conversations',
+    shortcuts: 'Keyboard shortcuts', key_next_prev: 'Next / previous conversation', key_reply: 'Reply',
+    key_note: 'Private note', key_take: 'Take the conversation', key_resolve: 'Resolve', key_search: 'Search',
+    key_send: 'Send', key_help: 'This help', close: 'Close',
+    view_mine: 'Mine', view_unassigned: 'Unassigned', view_teams: 'My teams', view_all: 'All',
+    status_open: 'Open', status_pending: 'Pending', status_snoozed: 'Snoozed', status_resolved: 'Resolved',
+    unassigned: '— Unassigned —', no_team: '— No team —', connected: 'Connected',
+    reconnecting: 'Reconnecting…', is_replying: '{name} is replying…', customer_typing: 'The customer is typing…',
+    note: 'Note', new_message: 'New message from {name}', mentioned: '{name} mentioned you',
+    taken_by_other: 'Someone else has taken this conversation', failed: 'Failed', queued: 'Sending',
+    sent: 'Sent', delivered: 'Delivered', read: 'Read', none: '(none)', no_conversations: 'No conversations',
+    whole_history: 'All of the customer\'s channels',
+    attribute_key: 'Attribute', attribute_value: 'Value', add: 'Add', remove: 'Remove',
+    api_tokens: 'API tokens', token_name: 'What it is for', create: 'Create', revoke: 'Revoke',
+    token_once: 'Copy it now: it is shown only once.',
+    merge_with: 'Same person as…', merge_search: 'Name, phone or e-mail', merge: 'Merge',
+    merge_confirm: 'Merge {name} into this contact? Their identities and conversations move here.',
+    admin: 'Admin', agents: 'Agents', name: 'Name', role: 'Role', teams: 'Teams',
+    audit_log: 'Audit log', time: 'Time', who: 'Who', action: 'Action', target: 'Target',
+    detail: 'Detail', deactivate: 'Deactivate', role_admin: 'Admin', role_agent: 'Agent',
+    role_marketer: 'Marketer',
+    marketer_note: 'Conversations are for support; marketers work with contacts and campaigns.',
+  },
+};
+
+let language = localStorage.getItem('hub.lang')
+  || ((navigator.language || 'vi').toLowerCase().startsWith('en') ? 'en' : 'vi');
+
+export function lang() { return language; }
+
+export function setLang(value) {
+  language = WORDS[value] ? value : 'vi';
+  localStorage.setItem('hub.lang', language);
+  translate(document);
+}
+
+export function t(key, values = {}) {
+  const text = WORDS[language][key] ?? WORDS.en[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ''));
+}
+
+export function translate(root) {
+  document.documentElement.lang = language;
+  for (const el of root.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
+  for (const el of root.querySelectorAll('[data-i18n-placeholder]')) {
+    el.placeholder = t(el.dataset.i18nPlaceholder);
+  }
+  for (const select of root.querySelectorAll('select.lang')) select.value = language;
+}

@@ -1,0 +1,23 @@
+"""Search matching: the SQLite way (fold both sides) and the MongoDB way (a
+pattern of letter variants) agree, whatever the case and diacritics."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hub.inbox.search import fold, pattern
+
+VIETNAMESE = "aàáảãạăằắẳẵặâầấẩẫậeèéẻẽẹêềếểễệiìíỉĩịoòóỏõọôồốổỗộơờớởỡợuùúủũụưừứửữựyỳýỷỹỵdđbcghk %._"
+WORDS = st.text(alphabet=VIETNAMESE + VIETNAMESE.upper(), max_size=12)
+
+
+def test_fold_drops_case_and_marks():
+    assert fold("Hoàn TIỀN đơn Đà Nẵng") == "hoan tien don da nang"
+
+
+@given(text=WORDS, query=WORDS.filter(bool))
+def test_the_mongo_pattern_matches_exactly_where_folded_text_contains_the_query(text, query):
+    assert bool(re.search(pattern(query), text, re.IGNORECASE)) == (fold(query) in fold(text))
