@@ -9,9 +9,11 @@ stop counting within one lease instead of keeping the agent "online" forever.
 When an agent's last socket closes, an arq deferred job (`settle`) runs after
 the grace period: if no socket came back meanwhile and the agent is still
 online, they turn away. Reloading a page (close, then open within the grace
-period) changes nothing. Opening a socket brings an agent who was offline, or
-turned away by this grace, back online; an agent who chose "away" themselves
-(`PUT /api/v1/agents/me/presence`, the manual switch) stays away.
+period) changes nothing. Opening a socket brings an agent turned away by this
+grace back online. Only that automatic change is undone automatically: the
+manual switch (`PUT /api/v1/agents/me/presence`) decides the rest, so signing
+in to the workspace does not by itself start routing conversations to someone
+who is offline, and an agent who chose "away" stays away.
 
 Every change is published as `agent.presence`, which the router listens to
 (someone came online: drain the waiting queue).
@@ -84,7 +86,7 @@ class PresenceTracker:
         agent = await self.store.get_agent(agent_id)
         if agent is None or not agent.active:
             return None
-        if agent.presence == "offline" or (agent.presence == "away" and auto_away):
+        if agent.presence == "away" and auto_away:
             await self._set(agent_id, "online")
             return "online"
         return agent.presence

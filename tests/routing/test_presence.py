@@ -24,7 +24,7 @@ async def test_an_agent_is_online_while_a_tab_is_open_and_away_after_the_grace(
     make_settings, start_hub
 ):
     hub = await start_hub(make_settings(routing={"away_grace_seconds": 0.3}))
-    agent, token = await add_agent(hub, "lan@shop.vn")
+    agent, token = await add_agent(hub, "lan@shop.vn", presence="online")
     first, second = stream(hub, token), stream(hub, token)
     await first.connect()
     assert await presence_of(hub, agent.id) == "online"
@@ -54,7 +54,7 @@ async def test_an_agent_is_online_while_a_tab_is_open_and_away_after_the_grace(
 
 async def test_a_page_reload_within_the_grace_keeps_the_agent_online(make_settings, start_hub):
     hub = await start_hub(make_settings(routing={"away_grace_seconds": 60}), with_worker=False)
-    agent, token = await add_agent(hub, "lan@shop.vn")
+    agent, token = await add_agent(hub, "lan@shop.vn", presence="online")
     tab = stream(hub, token)
     await tab.connect()
     await tab.close()
@@ -83,10 +83,23 @@ async def test_an_agent_who_chose_away_stays_away_when_a_tab_opens(make_settings
     await tab.close()
 
 
-async def test_opening_the_workspace_routes_the_waiting_queue_to_the_agent(
+async def test_signing_in_does_not_make_an_offline_agent_available(make_settings, start_hub):
+    hub = await start_hub(make_settings(), with_worker=False)
+    agent, token = await add_agent(hub, "lan@shop.vn")
+    tab = stream(hub, token)
+    await tab.connect()
+    assert await presence_of(hub, agent.id) == "offline"  # the manual switch decides
+    await tab.close()
+
+
+async def test_coming_back_from_an_automatic_away_routes_the_waiting_queue(
     make_settings, start_hub
 ):
     hub = await start_hub(make_settings(), with_worker=False)
+    agent, token = await add_agent(hub, "lan@shop.vn", presence="online")
+    tracker = hub.runtime.presence
+    assert tracker is not None
+    assert await tracker.settle(agent.id) == "away"  # no tab open: the grace job
     outcome = await hub.runtime.inbox.ingest(
         InboundMessage(
             account_id="shop",
@@ -96,9 +109,11 @@ async def test_opening_the_workspace_routes_the_waiting_queue_to_the_agent(
             text="hello",
         )
     )
-    agent, token = await add_agent(hub, "lan@shop.vn")
+    waiting = await hub.runtime.store.get_conversation(outcome.conversation_id)
+    assert waiting is not None and waiting.assignee_id is None
     tab = stream(hub, token)
     await tab.connect()
+    assert await presence_of(hub, agent.id) == "online"
     conversation = await hub.runtime.store.get_conversation(outcome.conversation_id)
     assert conversation is not None and conversation.assignee_id == agent.id
     await tab.close()
