@@ -21,6 +21,13 @@ from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
 from hub import __version__
+from hub.care import survey
+from hub.care.engine import CareEngine
+from hub.care.hours import BusinessHours
+from hub.care.messages import CareMessages, CarePolicy
+from hub.care.rules import parse_rules
+from hub.care.templates import TemplateError, Templates
+from hub.care.webhooks import WebhookSender, webhook_secret
 from hub.channels.base import Channel, ChannelContext
 from hub.channels.registry import channel_class
 from hub.clock import Clock, SystemClock
@@ -70,6 +77,9 @@ class Runtime:
     deliverer: Deliverer
     sweeper: Sweeper
     attachments: AttachmentStore
+    care: CareEngine
+    care_messages: CareMessages
+    care_webhooks: WebhookSender
     smtp_listener: SmtpListener | None = None  # the inbound SMTP server, when enabled
     presence: PresenceTracker | None = None  # agents' presence from their sockets
     sla: SlaTimers | None = None  # first-response deadlines and their escalation
@@ -163,6 +173,15 @@ async def open_runtime(
         )
         stack.push_async_callback(http.close)
         metrics = Metrics()
+        public_url = (
+            settings.server.public_url or f"http://{settings.server.host}:{settings.server.port}"
+        )
+        secret_key = hub_secret_key(settings)
+        care, care_messages = build_care(
+            settings, store, inbox, clock, channels, jobs, public_url, secret_key
+        )
+        care.attach(bus)
+        stack.push_async_callback(care.settled)  # before the store closes
         runtime = Runtime(
             settings=settings,
             clock=clock,
@@ -182,14 +201,21 @@ async def open_runtime(
             attachments=AttachmentStore(
                 settings.data_dir / "attachments", max_bytes=settings.attachments.max_bytes
             ),
+            care=care,
+            care_messages=care_messages,
+            care_webhooks=WebhookSender(
+                http,
+                timeout_seconds=settings.care.webhook_timeout_seconds,
+                max_attempts=settings.care.webhook_max_attempts,
+                backoff_seconds=settings.care.webhook_backoff_seconds,
+            ),
         )
         context = ChannelContext(
             ingest=runtime.ingest,
             http=http,
             clock=clock,
             default_region=settings.inbox.default_region,
-            public_url=settings.server.public_url
-            or f"http://{settings.server.host}:{settings.server.port}",
+            public_url=public_url,
             receipts=inbox,
             state=store,
             locks=RedisLocks(redis, settings.redis.prefix),
@@ -198,7 +224,7 @@ async def open_runtime(
             bus=bus,
             redis=redis,
             key_prefix=settings.redis.prefix,
-            secret_key=hub_secret_key(settings),
+            secret_key=secret_key,
             customers=CustomerView(store, inbox),
             attachments=runtime.attachments,
             report_failure=runtime.report_failure,
@@ -215,6 +241,76 @@ async def open_runtime(
                         " which is not configured"
                     )
         yield runtime
+
+
+def build_care(
+    settings: HubSettings,
+    store: Store,
+    inbox: InboxService,
+    clock: Clock,
+    channels: dict[str, Channel],
+    jobs: JobQueue,
+    public_url: str,
+    secret_key: bytes,
+) -> tuple[CareEngine, CareMessages]:
+    """Automation rules and care messages, checked now: a rule or template that
+    cannot work stops the start-up with an error naming it."""
+    care = settings.care
+    try:
+        templates = Templates.load(
+            settings.templates.folder, default_language=settings.templates.default_language
+        )
+    except TemplateError as exc:
+        raise ConfigError(str(exc)) from exc
+    rules = parse_rules(
+        care.rules,
+        templates=templates,
+        teams={team.id for team in settings.teams},
+        accounts={account.id for account in settings.accounts},
+    )
+    for rule in rules:
+        for action in rule.actions:
+            if action.type == "webhook":
+                webhook_secret(action.secret_env)
+    for account_id in care.account_hours:
+        if settings.account(account_id) is None:
+            raise ConfigError(
+                f"care.account_hours names account {account_id!r}, which is not defined"
+            )
+
+    def consent_key(account_id: str) -> str | None:
+        channel = channels.get(account_id)
+        return channel.consent_key if channel is not None else None
+
+    messages = CareMessages(
+        store,
+        inbox,
+        clock,
+        templates,
+        CarePolicy(
+            default_language=settings.templates.default_language,
+            default_timezone=care.default_timezone,
+            daytime=care.daytime,
+            company_name=care.company_name,
+        ),
+        consent_key,
+    )
+    lifetime = timedelta(days=care.survey_link_days)
+    engine = CareEngine(
+        rules,
+        store=store,
+        inbox=inbox,
+        clock=clock,
+        messages=messages,
+        hours=BusinessHours(care.hours, care.account_hours),
+        survey=survey.SurveyLinks(secret_key, clock, lifetime),
+        public_url=public_url,
+        webhooks=jobs,
+        default_language=settings.templates.default_language,
+        birthday_hour=care.birthday_hour,
+        survey_lifetime=lifetime,
+    )
+    return engine, messages
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -405,6 +501,9 @@ async def create_app(
     app[media.MEDIA_STORE] = runtime.store
     app[media.ATTACHMENT_STORE] = runtime.attachments
     app.router.add_routes(media.routes)
+    app[survey.SURVEY] = runtime.care.survey
+    app[survey.SURVEY_INBOX] = runtime.inbox
+    app.router.add_routes(survey.routes)
     app.router.add_routes(calls.routes)
 
     async def close_sockets(_: web.Application) -> None:

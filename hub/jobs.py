@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from hub.inbox.model import to_ms
 log = logging.getLogger(__name__)
 
 DELIVER = "deliver"
+CARE_WEBHOOK = "care_webhook"
 WAKE = "wake_snoozed"
 
 
@@ -105,6 +106,24 @@ class JobQueue:
             raise QueueUnavailable(f"cannot enqueue delivery: {exc}") from exc
         return job is not None
 
+    async def enqueue_care_webhook(
+        self, rule: str, index: int, body: str, delivery_id: str
+    ) -> bool:
+        """Queue a care rule's webhook POST; False when a job for that delivery exists."""
+        try:
+            job = await self.redis.enqueue_job(
+                CARE_WEBHOOK,
+                rule,
+                index,
+                body,
+                delivery_id,
+                _job_id=f"{CARE_WEBHOOK}:{delivery_id}",
+                _queue_name=self.queue_name,
+            )
+        except (RedisError, OSError) as exc:
+            raise QueueUnavailable(f"cannot enqueue the care webhook: {exc}") from exc
+        return job is not None
+
     async def enqueue_wake(self, conversation_id: str, until: datetime) -> bool:
         """Wake a snoozed conversation at `until` (a no-op then if it was snoozed
         again, reopened or resolved meanwhile: the job checks `snoozed_until`)."""
@@ -116,7 +135,9 @@ class JobQueue:
                 until_ms,
                 _job_id=f"{WAKE}:{conversation_id}:{until_ms}",
                 _queue_name=self.queue_name,
-                _defer_until=until,
+                # A moment already past (an injected clock, a late call) runs at
+                # once: arq would set a negative expiry on it and Redis refuse.
+                _defer_until=max(until, datetime.now(UTC)),
             )
         except (RedisError, OSError) as exc:
             raise QueueUnavailable(f"cannot schedule the wake-up: {exc}") from exc

@@ -26,7 +26,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from hub.errors import ConfigError
-from hub.routing.hours import Schedule
+from hub.routing.hours import Schedule, parse_range
 
 ACCOUNT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
@@ -106,6 +106,55 @@ class TemplateSettings(_Section):
     default_language: str = Field(
         "vi", pattern=r"^[a-z]{2,3}$", description="used when a contact's language has no template"
     )
+
+
+def _office_hours() -> Schedule:
+    weekday = ["08:00-12:00", "13:30-17:30"]
+    return Schedule(mon=weekday, tue=weekday, wed=weekday, thu=weekday, fri=weekday)
+
+
+class CareSettings(_Section):
+    """Automation rules and care messages (see `hub.care`). The rules themselves
+    are checked by `hub.care.rules.parse_rules` at start-up, naming rule and key."""
+
+    hours: Schedule = Field(
+        default_factory=_office_hours,
+        description="business hours for rules and away replies (all accounts)",
+    )
+    account_hours: dict[str, Schedule] = Field(
+        default_factory=dict, description="account id -> its own business hours"
+    )
+    daytime: str = Field(
+        "08:00-21:00",
+        description="care messages that do not answer the customer wait for this window,"
+        " in the contact's timezone",
+    )
+    default_timezone: str = Field(
+        "Asia/Ho_Chi_Minh", description="the timezone of contacts who have none"
+    )
+    company_name: str = Field("", description="`company.name` in care templates")
+    birthday_hour: int = Field(9, ge=0, le=23, description="birthday wishes go at this hour")
+    survey_link_days: float = Field(
+        30.0, gt=0, description="how long a satisfaction-survey link keeps working"
+    )
+    webhook_timeout_seconds: float = Field(10.0, gt=0)
+    webhook_max_attempts: int = Field(6, ge=1)
+    webhook_backoff_seconds: float = Field(
+        5.0, gt=0, description="first retry delay of a webhook; doubles each time, up to 15 min"
+    )
+    rules: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("daytime")
+    @classmethod
+    def _daytime(cls, value: str) -> str:
+        parse_range(value)
+        return value
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        Schedule(timezone=value)
+        return value
 
 
 class WorkspaceSettings(_Section):
@@ -250,6 +299,7 @@ class HubSettings(BaseSettings):
     attachments: AttachmentSettings = AttachmentSettings()
     smtp_listener: SmtpListenerSettings = SmtpListenerSettings()
     templates: TemplateSettings = TemplateSettings()
+    care: CareSettings = CareSettings()
     workspace: WorkspaceSettings = WorkspaceSettings()
     accounts: list[AccountSettings] = Field(default_factory=list)
     teams: list[TeamSettings] = Field(default_factory=list)

@@ -19,11 +19,14 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from arq import Retry
+from arq.cron import cron
 from arq.worker import Worker, func
 
+from hub.care.webhooks import Retry as WebhookRetry
+from hub.care.webhooks import webhook_secret
 from hub.delivery import RetryLater
 from hub.inbox.model import from_ms
-from hub.jobs import DELIVER, WAKE
+from hub.jobs import CARE_WEBHOOK, DELIVER, WAKE
 from hub.routing.presence import SETTLE
 from hub.routing.sla import CHECK_SLA
 
@@ -57,6 +60,38 @@ async def check_sla(ctx: dict[str, Any], conversation_id: str) -> str:
     return await sla.check(conversation_id) if sla is not None else "off"
 
 
+async def care_webhook(
+    ctx: dict[str, Any], rule_name: str, index: int, body: str, delivery_id: str
+) -> str:
+    """POST a care rule's webhook; retried with backoff by raising arq's Retry."""
+    runtime = ctx["runtime"]
+    rule = runtime.care.rule(rule_name)
+    if rule is None or index >= len(rule.actions) or rule.actions[index].type != "webhook":
+        log.warning(
+            "care webhook for a rule that is no longer configured; dropped",
+            extra={"event": "care.webhook_dropped", "rule": rule_name},
+        )
+        return "dropped"
+    action = rule.actions[index]
+    result = await runtime.care_webhooks.post(
+        action.url, webhook_secret(action.secret_env), body, delivery_id, ctx["job_try"]
+    )
+    if isinstance(result, WebhookRetry):
+        raise Retry(defer=result.delay)
+    return str(result)
+
+
+async def care_due(ctx: dict[str, Any]) -> int:
+    """Send care messages that are due (follow-ups, ones that waited for daytime)."""
+    return int(await ctx["runtime"].care_messages.run_due())
+
+
+async def care_birthdays(ctx: dict[str, Any]) -> int:
+    """Birthday wishes for contacts whose local time is past the birthday hour."""
+    runtime = ctx["runtime"]
+    return int(await runtime.care.run_birthdays(runtime.settings.care.daytime))
+
+
 async def wake_snoozed(ctx: dict[str, Any], conversation_id: str, until_ms: int) -> bool:
     runtime = ctx["runtime"]
     return bool(await runtime.inbox.wake(conversation_id, from_ms(until_ms)))
@@ -70,6 +105,31 @@ def functions(job_timeout: float) -> list[Any]:
         # for the longest timeout of all before running it again.
         func(settle_presence, name=SETTLE, max_tries=5, keep_result=0, timeout=job_timeout),
         func(check_sla, name=CHECK_SLA, max_tries=5, keep_result=0, timeout=job_timeout),
+        func(
+            care_webhook,
+            name=CARE_WEBHOOK,
+            max_tries=ARQ_MAX_TRIES,  # the sender counts attempts and gives up itself
+            keep_result=0,
+            timeout=job_timeout,
+        ),
+    ]
+
+
+def cron_jobs(job_timeout: float) -> list[Any]:
+    # unique (arq's default for cron): one run per tick across all workers.
+    # An explicit timeout: arq keeps a job "in progress" for the longest timeout
+    # of any function, and a cron job without one (300 s) would make a killed
+    # worker's deliveries wait that long before they are run again.
+    return [
+        cron(care_due, name="care_due", second=0, run_at_startup=True, timeout=job_timeout),
+        # Every quarter hour: contacts live in timezones offset by 15-minute steps.
+        cron(
+            care_birthdays,
+            name="care_birthdays",
+            minute={0, 15, 30, 45},
+            second=5,
+            timeout=job_timeout,
+        ),
     ]
 
 
@@ -95,6 +155,7 @@ class WorkerService:
         settings = runtime.settings
         self.worker = Worker(
             functions(job_timeout=settings.delivery.timeout_seconds * 2 + 5),
+            cron_jobs=cron_jobs(job_timeout=settings.delivery.timeout_seconds * 2 + 5),
             queue_name=queue_name(settings),
             redis_pool=runtime.redis,
             handle_signals=False,

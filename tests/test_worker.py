@@ -122,3 +122,25 @@ callback_url = "{callback_peer.url}"
         worker.send_signal(subprocess.signal.SIGINT)
         assert worker.wait(20) == 0
         assert await asyncio.to_thread(web.interrupt) == 0, web.log()
+
+
+async def test_a_wake_up_for_a_moment_already_past_is_queued_to_run_at_once(redis_url):
+    """An injected clock or a late call can ask for a moment days ago: the job is
+    queued for now (arq would otherwise give it a negative expiry, refused by Redis)."""
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    from arq.connections import RedisSettings, create_pool
+
+    from hub.inbox.model import new_id
+    from hub.jobs import JobQueue
+
+    redis = await create_pool(RedisSettings.from_dsn(redis_url))
+    queue = JobQueue(redis, f"test-{new_id()}:queue")
+    try:
+        assert await queue.enqueue_wake("c1", datetime.now(UTC) - timedelta(days=3))
+        [(_, score)] = await redis.zrange(queue.queue_name, 0, -1, withscores=True)
+        assert score <= time.time() * 1000 + 1000
+    finally:
+        await redis.delete(queue.queue_name)
+        await redis.aclose()

@@ -21,6 +21,7 @@ Priority = Literal["low", "normal", "high", "urgent"]
 Role = Literal["admin", "agent", "marketer"]
 Presence = Literal["online", "away", "offline"]
 ConsentStatus = Literal["opted_in", "opted_out"]
+CareState = Literal["pending", "done", "cancelled"]
 
 OPEN_STATUSES: tuple[ConversationStatus, ...] = ("open", "pending", "snoozed")
 
@@ -140,6 +141,8 @@ class Conversation(Record):
     first_response_at: Moment | None = None
     resolved_at: Moment | None = None
     snoozed_until: Moment | None = None
+    satisfaction: int | None = Field(None, ge=1, le=5, description="the survey answer, 1-5")
+    satisfaction_at: Moment | None = None
     last_activity_at: Moment
     unread_count: int = 0
     created_at: Moment
@@ -197,6 +200,27 @@ class ApiToken(Record):
     token_hash: str
     created_at: Moment
     last_used_at: Moment | None = None
+
+
+class CareTask(Record):
+    """One care message the hub has decided to send: the durable "exactly once".
+
+    `key` is unique and names the message and its period ("greeting:<contact>",
+    "birthday:<contact>:2026", "away:<conversation>:<next opening>"): whoever
+    adds it first sends it; everyone else finds it there. A task with `due_at`
+    waits for that moment (a follow-up N days after a tag); `pending` tasks are
+    sent by the care runner, `cancelled` ones never are.
+    """
+
+    key: str
+    kind: str
+    contact_id: str
+    conversation_id: str | None = None
+    due_at: Moment | None = None
+    state: CareState = "pending"
+    payload: dict[str, Any] = Field(default_factory=dict)
+    created_at: Moment
+    updated_at: Moment
 
 
 class AuditEntry(Record):

@@ -40,6 +40,7 @@ from hub.inbox.model import (
     ApiToken,
     AuditEntry,
     CannedResponse,
+    CareTask,
     Contact,
     Conversation,
     ConversationStatus,
@@ -72,6 +73,7 @@ TOKENS = "api_tokens"
 AUDIT = "audit_log"
 CANNED = "canned_responses"
 CHANNEL_STATE = "channel_state"
+CARE_TASKS = "care_tasks"
 
 # A query uses a partial index only if it implies the index's filter, so the
 # lookups below repeat these filters word for word.
@@ -146,6 +148,19 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("agent_id", ASCENDING), ("created_at", ASCENDING)], name="by_agent"),
     ],
     CANNED: [IndexModel([("shortcut", ASCENDING)], name="shortcut", unique=True)],
+    # Care tasks are keyed by `_id` (their unique key).
+    CARE_TASKS: [
+        IndexModel(
+            [("due_at", ASCENDING), ("_id", ASCENDING)],
+            name="due",
+            partialFilterExpression={"state": "pending"},
+        ),
+        IndexModel(
+            [("contact_id", ASCENDING), ("kind", ASCENDING)],
+            name="by_contact",
+            partialFilterExpression={"state": "pending"},
+        ),
+    ],
 }
 
 
@@ -180,6 +195,11 @@ def _document(record: BaseModel) -> Document:
 def _record(model: type[R], document: Mapping[str, Any]) -> R:
     fields = {("id" if key == "_id" else key): _from_bson(v) for key, v in document.items()}
     return model.model_validate(fields)
+
+
+def _care_task(document: Mapping[str, Any]) -> CareTask:
+    fields = {("key" if k == "_id" else k): _from_bson(v) for k, v in document.items()}
+    return CareTask.model_validate(fields)
 
 
 def _state_id(account_id: str, key: str) -> str:
@@ -643,6 +663,54 @@ class MongoStore(Store):
             {"$set": {"account_id": account_id, "key": key, "value": _to_bson(value)}},
             upsert=True,
         )
+
+    # -- care tasks ------------------------------------------------------
+    async def add_care_task(self, task: CareTask) -> bool:
+        fields = _to_bson(task.model_dump())
+        document = {"_id": fields.pop("key"), **fields}
+        try:
+            with _reachable():
+                await self._db[CARE_TASKS].insert_one(document, session=self._session.get())
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def get_care_task(self, key: str) -> CareTask | None:
+        document = await self._find_one(CARE_TASKS, {"_id": key})
+        return None if document is None else _care_task(document)
+
+    async def update_care_task(
+        self, key: str, *, expect: Expectation | None = None, **changes: Any
+    ) -> bool:
+        return await self._update(CARE_TASKS, CareTask, key, expect, changes)
+
+    async def due_care_tasks(self, before: datetime, limit: int) -> list[CareTask]:
+        documents = await self._find(
+            CARE_TASKS,
+            {"state": "pending", "due_at": {"$lte": before}},
+            sort=[("due_at", ASCENDING), ("_id", ASCENDING)],
+            limit=limit,
+        )
+        return [_care_task(d) for d in documents]
+
+    async def cancel_care_tasks(self, contact_id: str, kind: str, at: datetime) -> int:
+        with _reachable():
+            result = await self._db[CARE_TASKS].update_many(
+                {"contact_id": contact_id, "kind": kind, "state": "pending"},
+                {"$set": {"state": "cancelled", "updated_at": at}},
+                session=self._session.get(),
+            )
+        return int(result.modified_count)
+
+    async def contacts_born_on(
+        self, month: int, day: int, *, limit: int, after_id: str | None = None
+    ) -> list[Contact]:
+        # Birthdays are stored as ISO dates ("1990-03-01"); a scan, once an hour.
+        query: Document = {"birthday": {"$regex": f"^[0-9]{{4}}-{month:02d}-{day:02d}$"}}
+        if after_id:
+            query["_id"] = {"$gt": after_id}
+        documents = await self._find(CONTACTS, query, sort=[("_id", ASCENDING)], limit=limit)
+        return [_record(Contact, d) for d in documents]
 
     # -- agents and tokens -----------------------------------------------
     async def add_agent(self, agent: Agent) -> None:

@@ -158,7 +158,10 @@ class InboxService:
             return await self._duplicate(stored), await self.conversation(stored.conversation_id)
         if contact_created:
             events.insert(0, Event("contact.created", {"contact": contact.model_dump(mode="json")}))
-        events.append(message_event("created", message))
+        created = message_event("created", message)
+        # Care rules greet a contact's very first message: say so, as only here is it known.
+        created.data["first_from_contact"] = contact_created
+        events.append(created)
         log.info(
             "message ingested",
             extra={
@@ -612,7 +615,12 @@ class InboxService:
         except DuplicateMessage:
             if idempotency_key is None:
                 raise
-            earlier = await self.store.message_by_idempotency_key(conversation.id, idempotency_key)
+            # Read as `ingest` does: inside a transaction, which sees the other
+            # writer's message even before its (group) commit lands.
+            async with self.store.transaction():
+                earlier = await self.store.message_by_idempotency_key(
+                    conversation.id, idempotency_key
+                )
             if earlier is None:
                 raise
             return earlier, False
@@ -848,6 +856,44 @@ class InboxService:
             conversation_event("reopened", woken, previous_status="snoozed", woke=True)
         )
         return True
+
+    async def record_satisfaction(self, conversation_id: str, score: int, how: str) -> bool:
+        """The customer's answer (1-5) to the satisfaction survey; the latest answer
+        counts. Returns False for a score outside 1-5 (nothing written)."""
+        if not 1 <= score <= 5:
+            return False
+        conversation = await self.conversation(conversation_id)
+        now = self.clock.now()
+        await self.store.update_conversation(
+            conversation.id, satisfaction=score, satisfaction_at=now, updated_at=now
+        )
+        rated = conversation.model_copy(update={"satisfaction": score, "satisfaction_at": now})
+        await self._announce(conversation_event("rated", rated, how=how))
+        return True
+
+    async def tag_contact(self, contact_id: str, tag: str) -> Contact:
+        """Give the contact a tag (compare-and-set on its tags); `contact.tagged`
+        fires only when the tag is new, so follow-ups start once per tagging."""
+        tag = tag.strip()
+        if not tag:
+            raise InvalidRequest("a tag needs text")
+        for _ in range(5):
+            contact = await self.store.get_contact(contact_id)
+            if contact is None:
+                raise NotFound(f"contact {contact_id} does not exist")
+            if tag in contact.tags:
+                return contact
+            tags = [*contact.tags, tag]
+            now = self.clock.now()
+            if await self.store.update_contact(
+                contact.id, expect={"tags": contact.tags}, tags=tags, updated_at=now
+            ):
+                tagged = contact.model_copy(update={"tags": tags, "updated_at": now})
+                await self._announce(
+                    Event("contact.tagged", {"contact": tagged.model_dump(mode="json"), "tag": tag})
+                )
+                return tagged
+        raise Conflict(f"contact {contact_id} kept changing; tag not added")
 
     async def mark_read(
         self, conversation_id: str, reader: Agent | None = None, *, up_to: str | None = None

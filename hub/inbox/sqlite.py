@@ -42,6 +42,7 @@ from hub.inbox.model import (
     ApiToken,
     AuditEntry,
     CannedResponse,
+    CareTask,
     Consent,
     Contact,
     Conversation,
@@ -224,6 +225,26 @@ MIGRATIONS: list[str | list[str]] = [
     );
     CREATE INDEX api_tokens_by_agent ON api_tokens (agent_id, created_at);
     """,
+    # Care: a survey answer on the conversation, and the care messages decided
+    # on (unique key = sent once), with what waits for a later moment.
+    """
+    ALTER TABLE conversations ADD COLUMN satisfaction INTEGER;
+    ALTER TABLE conversations ADD COLUMN satisfaction_at INTEGER;
+    CREATE TABLE care_tasks (
+        key TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        contact_id TEXT NOT NULL,
+        conversation_id TEXT,
+        due_at INTEGER,
+        state TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX care_tasks_due ON care_tasks (due_at) WHERE state = 'pending';
+    CREATE INDEX care_tasks_by_contact ON care_tasks (contact_id, kind) WHERE state = 'pending';
+    CREATE INDEX contacts_by_birthday ON contacts (substr(birthday, 6)) WHERE birthday IS NOT NULL;
+    """,
     # An agent's load (conversations assigned and not resolved) as a column, so
     # the router's capacity check and its compare-and-set are one statement.
     # Triggers keep it right on every write, whoever makes it.
@@ -267,8 +288,10 @@ class _Table:
         skip: Sequence[str] = (),
         flat: bool = False,
         convert: Mapping[str, Callable[[Any], Any]] | None = None,
+        key: str = "id",
     ) -> None:
         self.name = name
+        self.key = key
         self.model = model
         self.json = frozenset(json)
         self.times = frozenset(times)
@@ -362,6 +385,7 @@ CONVERSATIONS = _Table(
         "first_response_at",
         "resolved_at",
         "snoozed_until",
+        "satisfaction_at",
         "last_activity_at",
         "created_at",
         "updated_at",
@@ -381,6 +405,18 @@ AGENTS = _Table(
     times=("last_assigned_at", "created_at"),
     flags=("active",),
     flat=True,
+)
+CARE_TASKS = _Table(
+    "care_tasks",
+    CareTask,
+    json=("payload",),
+    times=("due_at", "created_at", "updated_at"),
+    key="key",
+)
+# Contacts with their identities, by birthday (any year), in id order.
+CONTACTS_BORN_ON = (
+    CONTACTS_WITH_IDENTITIES
+    + " WHERE birthday IS NOT NULL AND substr(birthday, 6) = ? AND id > ? ORDER BY id LIMIT ?"
 )
 TOKENS = _Table("api_tokens", ApiToken, times=("created_at", "last_used_at"), flat=True)
 AUDIT = _Table("audit_log", AuditEntry, json=("detail",), times=("at",), flat=True)
@@ -699,7 +735,7 @@ class SqliteStore(Store):
             return False
         sets = ", ".join(f"{column} = ?" for column in changes)
         params: list[Any] = [table.encode(c, v) for c, v in changes.items()]
-        where = ["id = ?"]
+        where = [f"{table.key} = ?"]
         params.append(record_id)
         for column, wanted in (expect or {}).items():
             if isinstance(wanted, tuple):
@@ -972,6 +1008,51 @@ class SqliteStore(Store):
             " ON CONFLICT (account_id, key) DO UPDATE SET value = excluded.value",
             (account_id, key, to_json(value).decode()),
         )
+
+    # -- care tasks ------------------------------------------------------
+    async def add_care_task(self, task: CareTask) -> bool:
+        values = CARE_TASKS.row_values(task)
+        sql = CARE_TASKS.insert_sql.replace("INSERT INTO", "INSERT OR IGNORE INTO", 1)
+        return await self._write(sql, values) == 1
+
+    async def get_care_task(self, key: str) -> CareTask | None:
+        row = await self._fetch_one("SELECT * FROM care_tasks WHERE key = ?", (key,))
+        return None if row is None else CARE_TASKS.decode(row)
+
+    async def update_care_task(
+        self, key: str, *, expect: Expectation | None = None, **changes: Any
+    ) -> bool:
+        return await self._update(CARE_TASKS, key, expect, changes)
+
+    async def due_care_tasks(self, before: datetime, limit: int) -> list[CareTask]:
+        rows = await self._fetch_all(
+            "SELECT * FROM care_tasks WHERE state = 'pending' AND due_at <= ?"
+            " ORDER BY due_at, key LIMIT ?",
+            (to_ms(before), limit),
+        )
+        return [CARE_TASKS.decode(r) for r in rows]
+
+    async def cancel_care_tasks(self, contact_id: str, kind: str, at: datetime) -> int:
+        # Asked on every inbound message, and almost always there is nothing to
+        # cancel: a read on the reader connection spares the write lock.
+        if not self._in_transaction.get() and not await self._fetch_one(
+            "SELECT 1 FROM care_tasks WHERE contact_id = ? AND kind = ? AND state = 'pending'",
+            (contact_id, kind),
+        ):
+            return 0
+        return await self._write(
+            "UPDATE care_tasks SET state = 'cancelled', updated_at = ?"
+            " WHERE contact_id = ? AND kind = ? AND state = 'pending'",
+            (to_ms(at), contact_id, kind),
+        )
+
+    async def contacts_born_on(
+        self, month: int, day: int, *, limit: int, after_id: str | None = None
+    ) -> list[Contact]:
+        rows = await self._fetch_all(
+            CONTACTS_BORN_ON, (f"{month:02d}-{day:02d}", after_id or "", limit)
+        )
+        return [CONTACTS.decode(r) for r in rows]
 
     # -- agents and tokens -----------------------------------------------
     async def add_agent(self, agent: Agent) -> None:

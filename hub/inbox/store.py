@@ -24,6 +24,7 @@ from hub.inbox.model import (
     ApiToken,
     AuditEntry,
     CannedResponse,
+    CareTask,
     Contact,
     Conversation,
     ConversationStatus,
@@ -246,6 +247,36 @@ class Store(ABC):
     async def save_channel_state(self, account_id: str, key: str, value: dict[str, Any]) -> None:
         """Remember `value` under `key`, replacing what was there (JSON-able values)."""
 
+    # -- care tasks ------------------------------------------------------
+    @abstractmethod
+    async def add_care_task(self, task: CareTask) -> bool:
+        """Insert the task unless one with its key exists. Returns whether it was
+        inserted: True for exactly one of any number of concurrent callers."""
+
+    @abstractmethod
+    async def get_care_task(self, key: str) -> CareTask | None: ...
+
+    @abstractmethod
+    async def update_care_task(
+        self, key: str, *, expect: Expectation | None = None, **changes: Any
+    ) -> bool:
+        """Compare-and-set on a care task, as `update_conversation`."""
+
+    @abstractmethod
+    async def due_care_tasks(self, before: datetime, limit: int) -> list[CareTask]:
+        """Pending tasks due at or before `before`, soonest first."""
+
+    @abstractmethod
+    async def cancel_care_tasks(self, contact_id: str, kind: str, at: datetime) -> int:
+        """Cancel the contact's pending tasks of that kind; returns how many."""
+
+    @abstractmethod
+    async def contacts_born_on(
+        self, month: int, day: int, *, limit: int, after_id: str | None = None
+    ) -> list[Contact]:
+        """Contacts whose birthday falls on that month and day (any year), by id,
+        `limit` at a time after `after_id`."""
+
     # -- agents and tokens -----------------------------------------------
     @abstractmethod
     async def add_agent(self, agent: Agent) -> None:
@@ -348,6 +379,7 @@ FIXED_FIELDS: dict[type[Any], tuple[str, ...]] = {
     Conversation: ("id", "contact_id", "account_id", "channel", "created_at"),
     Message: ("id", "conversation_id", "account_id", "channel", "direction", "created_at"),
     Agent: ("id", "created_at", "open_count"),
+    CareTask: ("key", "kind", "contact_id", "created_at"),
 }
 
 

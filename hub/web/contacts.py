@@ -30,6 +30,12 @@ class ContactPatch(BaseModel):
     attributes: dict[str, str | int | float | bool | None] | None = Field(None, max_length=100)
 
 
+class TagBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tag: str = Field(min_length=1, max_length=100)
+
+
 class MergeBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -80,10 +86,27 @@ async def update_contact(request: web.Request) -> web.Response:
         attributes = {**contact.attributes, **body.attributes}
         changes["attributes"] = {k: v for k, v in attributes.items() if v is not None}
     changes = {k: v for k, v in changes.items() if v is not None or k == "language"}
+    added: list[str] = []
+    if body.tags is not None:
+        # Removals are written here; additions go through the inbox one by one,
+        # so `contact.tagged` starts what they start (care follow-ups).
+        added = [t for t in dict.fromkeys(body.tags) if t not in contact.tags]
+        changes["tags"] = [t for t in contact.tags if t in body.tags]
     if changes:
         changes["updated_at"] = request.app[INBOX].clock.now()
         await request.app[STORE].update_contact(contact.id, **changes)
+    for tag in added:
+        await request.app[INBOX].tag_contact(contact.id, tag)
     return web.json_response((await contact_or_404(request, contact.id)).model_dump(mode="json"))
+
+
+@routes.post("/api/v1/contacts/{id}/tags")
+async def tag_contact(request: web.Request) -> web.Response:
+    """Add one tag ("purchased" from the shop's system starts the follow-ups of
+    care rules on contact.tagged). Adding a tag the contact has is a no-op."""
+    body = await read_body(request, TagBody)
+    contact = await request.app[INBOX].tag_contact(request.match_info["id"], body.tag)
+    return web.json_response(contact.model_dump(mode="json"))
 
 
 @routes.get("/api/v1/contacts/{id}/timeline")

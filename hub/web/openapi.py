@@ -63,6 +63,7 @@ OPERATIONS: dict[tuple[str, str], tuple[Body, str]] = {
     ("GET", "/api/v1/contacts"): (None, "[Contact]"),
     ("GET", "/api/v1/contacts/{id}"): (None, "Contact"),
     ("PATCH", "/api/v1/contacts/{id}"): (contacts.ContactPatch, "Contact"),
+    ("POST", "/api/v1/contacts/{id}/tags"): (contacts.TagBody, "Contact"),
     ("GET", "/api/v1/contacts/{id}/timeline"): (None, "Timeline"),
     ("POST", "/api/v1/contacts/{id}/merge"): (contacts.MergeBody, "Contact"),
     ("GET", "/api/v1/canned-responses"): (None, "[CannedResponse]"),

@@ -24,6 +24,7 @@ from hub.inbox.model import (
     Agent,
     ApiToken,
     Attachment,
+    CareTask,
     Consent,
     Contact,
     Conversation,
@@ -392,6 +393,8 @@ async def test_conversation_round_trips_with_every_field(store: Store) -> None:
         first_response_at=at(5),
         resolved_at=None,
         snoozed_until=at(120),
+        satisfaction=4,
+        satisfaction_at=at(130),
         last_activity_at=at(3),
         unread_count=2,
         updated_at=at(4),
@@ -1151,6 +1154,7 @@ async def test_datetimes_come_back_as_the_same_utc_instants(store: Store) -> Non
         first_response_at=saigon(4),
         resolved_at=saigon(5),
         snoozed_until=saigon(6),
+        satisfaction_at=saigon(6.5),
         last_activity_at=saigon(7),
         created_at=saigon(8),
         updated_at=saigon(9),
@@ -1326,3 +1330,75 @@ async def test_concurrent_assignments_never_pass_capacity_nor_assign_twice(
     for agent in agents:
         assert await load(store, agent.id) == 3
         assert await store.recount_open_conversations(agent.id) == 3
+
+
+# -- care tasks ------------------------------------------------------------
+
+
+def care_task(key: str, contact_id: str = "c1", **fields: Any) -> CareTask:
+    fields = {"kind": key.split(":")[0], "created_at": T0, "updated_at": T0, **fields}
+    return CareTask(key=key, contact_id=contact_id, **fields)
+
+
+async def test_a_care_task_key_is_added_once(store: Store) -> None:
+    task = care_task(
+        "greeting:c1", conversation_id="v1", due_at=at(5), payload={"template": "greeting"}
+    )
+    assert await store.add_care_task(task) is True
+    assert await store.add_care_task(care_task("greeting:c1", conversation_id="v2")) is False
+    assert await store.get_care_task("greeting:c1") == task
+    assert await store.get_care_task("greeting:c2") is None
+
+
+async def test_update_care_task_is_compare_and_set_on_its_state(store: Store) -> None:
+    await store.add_care_task(care_task("follow_up:c1:1", due_at=at(10)))
+    assert await store.update_care_task(
+        "follow_up:c1:1", expect={"state": "pending"}, state="done", updated_at=at(11)
+    )
+    assert not await store.update_care_task(
+        "follow_up:c1:1", expect={"state": "pending"}, state="done"
+    )
+    stored = await store.get_care_task("follow_up:c1:1")
+    assert stored is not None and stored.state == "done" and stored.updated_at == at(11)
+
+
+async def test_due_care_tasks_are_pending_ones_due_by_then_soonest_first(store: Store) -> None:
+    await store.add_care_task(care_task("follow_up:late", due_at=at(30)))
+    await store.add_care_task(care_task("follow_up:soon", due_at=at(10)))
+    await store.add_care_task(care_task("follow_up:now", due_at=at(20)))
+    await store.add_care_task(care_task("follow_up:done", due_at=at(5), state="done"))
+    await store.add_care_task(care_task("greeting:undated"))
+    due = await store.due_care_tasks(at(20), limit=10)
+    assert [t.key for t in due] == ["follow_up:soon", "follow_up:now"]
+    assert [t.key for t in await store.due_care_tasks(at(20), limit=1)] == ["follow_up:soon"]
+
+
+async def test_cancel_care_tasks_cancels_the_contacts_pending_ones_of_that_kind(
+    store: Store,
+) -> None:
+    await store.add_care_task(care_task("follow_up:a", "c1", due_at=at(10)))
+    await store.add_care_task(care_task("follow_up:b", "c1", due_at=at(10), state="done"))
+    await store.add_care_task(care_task("follow_up:c", "c2", due_at=at(10)))
+    await store.add_care_task(care_task("birthday:d", "c1", due_at=at(10)))
+    assert await store.cancel_care_tasks("c1", "follow_up", at(1)) == 1
+    states = {t: (await store.get_care_task(t)) for t in ("follow_up:a", "follow_up:b")}
+    assert [s.state for s in states.values() if s] == ["cancelled", "done"]
+    assert [t.key for t in await store.due_care_tasks(at(10), limit=10)] == [
+        "birthday:d",
+        "follow_up:c",
+    ]
+
+
+async def test_contacts_born_on_finds_any_year_by_id_in_pages(store: Store) -> None:
+    born = [
+        await saved_contact(store, identity("phone", f"+8490000000{n}"), birthday=day)
+        for n, day in enumerate([date(1990, 3, 1), date(2001, 3, 1), date(1990, 3, 2)])
+    ]
+    await saved_contact(store)  # no birthday
+    wanted = sorted([born[0].id, born[1].id])
+    found = await store.contacts_born_on(3, 1, limit=10)
+    assert [c.id for c in found] == wanted
+    assert found[0].identities  # whole contacts, identities included
+    first = await store.contacts_born_on(3, 1, limit=1)
+    rest = await store.contacts_born_on(3, 1, limit=10, after_id=first[0].id)
+    assert [c.id for c in first + rest] == wanted

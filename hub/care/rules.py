@@ -1,0 +1,220 @@
+"""Automation rules, as configured in `[[care.rules]]`: an event, conditions on
+it, and actions.
+
+    [[care.rules]]
+    name = "away"
+    event = "message.created"
+    when = { business_hours = "closed" }
+    actions = [{ type = "reply", template = "away", once = "closed_period" }]
+
+Rules are parsed and checked when the hub starts (`parse_rules`): an unknown
+event, key, action or template stops the start-up with an error naming the
+rule and the key, never a rule that silently does nothing at 2 a.m.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hub.errors import ConfigError
+from hub.inbox.model import Priority
+
+EventName = Literal[
+    "conversation.created",
+    "message.created",
+    "conversation.resolved",
+    "contact.created",
+    "contact.tagged",
+    "schedule.birthday",
+]
+# Which events carry a conversation (and its messages): the others are about a
+# contact only, so conditions and actions on a conversation make no sense there.
+CONVERSATION_EVENTS = frozenset(
+    {"conversation.created", "message.created", "conversation.resolved"}
+)
+
+# What each care message may use in its template, beside contact/company/now.
+TEMPLATE_VARIABLES: dict[str, tuple[str, ...]] = {
+    "reply": ("conversation",),
+    "survey": ("conversation", "survey_url"),
+    "follow_up": (),
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Conditions(_Strict):
+    """All given conditions must hold (lists: any of the values)."""
+
+    channel: list[str] | None = None
+    account: list[str] | None = None
+    text_contains: list[str] | None = Field(
+        None, description="case-insensitive; any of them in the message text"
+    )
+    text_regex: str | None = None
+    contact_tags: list[str] | None = Field(None, description="the contact has any of these")
+    contact_attributes: dict[str, str | int | float | bool] | None = None
+    business_hours: Literal["open", "closed"] | None = None
+    language: list[str] | None = None
+    first_message: bool | None = Field(None, description="the contact's very first message")
+    tag: list[str] | None = Field(None, description="contact.tagged: the tag just added")
+    inbound: bool | None = Field(
+        None, description="message.created: the customer wrote it (default for replies)"
+    )
+
+    @field_validator("text_regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+
+class Assign(_Strict):
+    type: Literal["assign"]
+    team: str | None = None
+    agent: str | None = Field(None, description="the agent's e-mail")
+
+
+class AddLabel(_Strict):
+    type: Literal["label"]
+    label: str = Field(min_length=1)
+
+
+class SetPriority(_Strict):
+    type: Literal["priority"]
+    priority: Priority
+
+
+class Reply(_Strict):
+    """Send a template. `once` makes it a care message sent at most once per
+    contact, conversation, closed period (away replies) or year (birthdays)."""
+
+    type: Literal["reply"]
+    template: str
+    once: Literal["contact", "conversation", "closed_period", "year", "never"] = "conversation"
+
+
+class Survey(_Strict):
+    type: Literal["survey"]
+    template: str = "survey"
+
+
+class Snooze(_Strict):
+    type: Literal["snooze"]
+    hours: float = Field(gt=0)
+
+
+class Webhook(_Strict):
+    type: Literal["webhook"]
+    url: str = Field(pattern=r"^https?://")
+    secret_env: str = Field(description="environment variable holding the HMAC secret")
+
+
+class FollowUp(_Strict):
+    type: Literal["follow_up"]
+    template: str
+    after_days: float = Field(gt=0)
+    step: str = Field("1", description="names this message of the sequence")
+
+
+Action = Annotated[
+    Assign | AddLabel | SetPriority | Reply | Survey | Snooze | Webhook | FollowUp,
+    Field(discriminator="type"),
+]
+CONVERSATION_ACTIONS = (Assign, AddLabel, SetPriority, Reply, Survey, Snooze)
+
+
+class Rule(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9_-]+$")
+    event: EventName
+    when: Conditions = Conditions()
+    actions: list[Action] = Field(min_length=1)
+    enabled: bool = True
+
+
+def _location(error: Any) -> str:
+    return ".".join(str(part) for part in error["loc"]) or "(rule)"
+
+
+def parse_rules(
+    raw: list[dict[str, Any]],
+    *,
+    templates: Any = None,
+    teams: set[str] | None = None,
+    accounts: set[str] | None = None,
+) -> list[Rule]:
+    """The configured rules, checked: raises ConfigError naming the rule (by name,
+    else position) and the key. With `templates` (a `Templates`), every template
+    a rule sends must exist and use only what its action offers."""
+    rules: list[Rule] = []
+    names: set[str] = set()
+    for position, entry in enumerate(raw, start=1):
+        label = (
+            f"care rule {entry.get('name')!r}" if entry.get("name") else f"care rule #{position}"
+        )
+        try:
+            rule = Rule.model_validate(entry)
+        except ValidationError as exc:
+            problems = "; ".join(f"{_location(e)}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(f"{label}: {problems}") from exc
+        if rule.name in names:
+            raise ConfigError(f"{label}: name: another rule has this name")
+        names.add(rule.name)
+        _check(rule, label, templates=templates, teams=teams, accounts=accounts)
+        rules.append(rule)
+    return rules
+
+
+def _check(
+    rule: Rule,
+    label: str,
+    *,
+    templates: Any,
+    teams: set[str] | None,
+    accounts: set[str] | None,
+) -> None:
+    on_conversation = rule.event in CONVERSATION_EVENTS
+    for index, action in enumerate(rule.actions):
+        where = f"{label}: actions.{index}"
+        if isinstance(action, CONVERSATION_ACTIONS) and not on_conversation:
+            if not (isinstance(action, Reply) and rule.event == "schedule.birthday"):
+                raise ConfigError(
+                    f"{where}.type: {action.type!r} needs a conversation, and {rule.event} has none"
+                )
+        if isinstance(action, FollowUp) and rule.event != "contact.tagged":
+            raise ConfigError(f"{where}.type: follow_up starts from event contact.tagged")
+        if isinstance(action, Assign):
+            if (action.team is None) == (action.agent is None):
+                raise ConfigError(f"{where}: give exactly one of team or agent")
+            if action.team is not None and teams is not None and action.team not in teams:
+                raise ConfigError(f"{where}.team: no team {action.team!r} is configured")
+        if isinstance(action, Reply) and action.once == "closed_period":
+            if rule.when.business_hours != "closed":
+                raise ConfigError(
+                    f'{where}.once: closed_period needs when.business_hours = "closed"'
+                )
+        if templates is not None and isinstance(action, Reply | Survey | FollowUp):
+            offered = TEMPLATE_VARIABLES[action.type]
+            if rule.event == "schedule.birthday" or rule.event == "contact.tagged":
+                offered = ()
+            try:
+                templates.require(action.template, offered=offered)
+            except ValueError as exc:
+                raise ConfigError(f"{where}.template: {exc}") from exc
+    if accounts is not None:
+        for account in rule.when.account or ():
+            if account not in accounts:
+                raise ConfigError(f"{label}: when.account: no account {account!r} is configured")
+    if rule.when.tag is not None and rule.event != "contact.tagged":
+        raise ConfigError(f"{label}: when.tag: only event contact.tagged has a tag")
+    if rule.when.first_message is not None and rule.event != "message.created":
+        raise ConfigError(f"{label}: when.first_message: only for event message.created")
