@@ -142,6 +142,7 @@ async def open_runtime(
         stack.push_async_callback(bus.stop)
         jobs = JobQueue(redis, queue_name(settings))
         channels: dict[str, Channel] = {}  # filled below, once `runtime.ingest` exists
+        routed_through: dict[str, list[str]] = {}  # filled below from the channels
         inbox = InboxService(
             store,
             bus,
@@ -151,6 +152,7 @@ async def open_runtime(
                 reopen_window=timedelta(hours=settings.inbox.reopen_window_hours),
                 subject_window=timedelta(hours=settings.inbox.subject_window_hours),
                 account_teams=settings.account_teams(),
+                routed_through=routed_through,
             ),
             reply_windows=ChannelReplyWindows(channels),
         )
@@ -240,6 +242,8 @@ async def open_runtime(
                         f"account {channel.account.id!r} refers to account {other!r},"
                         " which is not configured"
                     )
+            for other in channel.routes_through():
+                routed_through.setdefault(other, []).append(channel.account.id)
         yield runtime
 
 

@@ -127,7 +127,11 @@ class Deliverer:
                     return await self._fail(message.id, message.channel, refusal, attempt)
                 channel = target
                 outbound = outbound.model_copy(
-                    update={"account_id": route.account_id, "to": route.to}
+                    update={
+                        "account_id": route.account_id,
+                        "to": route.to,
+                        "subject": outbound.subject or route.subject,
+                    }
                 )
             receipt = await channel.send(outbound)
         except ProviderRejected as exc:

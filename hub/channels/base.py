@@ -86,6 +86,11 @@ class Route(BaseModel):
     account_id: str
     to: str
     reason: str
+    subject: str = Field(
+        "",
+        description="the subject to send under when the conversation has none (a chat"
+        " continued by e-mail): the same for every message, so mail clients thread them",
+    )
 
 
 class ProviderReceipts(Protocol):
@@ -249,6 +254,11 @@ class Channel(ABC):
     def references(self) -> Sequence[str]:
         """Ids of other accounts this one's options name; the hub refuses to start
         if one is not configured."""
+        return ()
+
+    def routes_through(self) -> Sequence[str]:
+        """Ids of the accounts `reroute` may send this account's messages through,
+        so that answers and bounces reaching those accounts find them."""
         return ()
 
     async def reroute(

@@ -45,7 +45,7 @@ async def record_failure(inbox: InboxService, failure: DeliveryFailure) -> Messa
     store = inbox.store
     message = None
     for key in failure.message_keys:
-        message = await store.message_by_thread_key(failure.account_id, [key])
+        message = await inbox.message_by_thread_key(failure.account_id, [key])
         if message is not None and message.direction == "outbound":
             break
         message = None
@@ -86,7 +86,11 @@ async def _flag_contact(inbox: InboxService, message: Message, failure: Delivery
     conversation = await inbox.store.get_conversation(message.conversation_id)
     if conversation is None:
         return
-    address = (failure.address or conversation.contact_address).strip().lower()
+    # A report naming no recipient is about where the message went: its route's
+    # address when it went another way (a web chat continued by e-mail).
+    route = message.meta.get("route")
+    routed_to = route.get("to") if isinstance(route, dict) else None
+    address = (failure.address or routed_to or conversation.contact_address).strip().lower()
     for _ in range(5):  # compare-and-set: an agent may edit attributes meanwhile
         contact = await inbox.store.get_contact(conversation.contact_id)
         if contact is None:

@@ -76,6 +76,10 @@ class InboxPolicy:
     subject_window: timedelta = timedelta(days=14)
     # Account id → team id: a new conversation starts in its account's team.
     account_teams: Mapping[str, str] = field(default_factory=dict)
+    # Account id → the accounts whose messages may go out through it (a web chat
+    # continued by e-mail): answers and bounces reaching it look for the message
+    # they name among those accounts' messages too.
+    routed_through: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
 def conversation_event(kind: str, conversation: Conversation, **extra: Any) -> Event:
@@ -503,6 +507,20 @@ class InboxService:
             return last
         return None
 
+    async def message_by_thread_key(self, account_id: str, keys: Sequence[str]) -> Message | None:
+        """The newest message that reached or left through `account_id` with one of
+        the thread `keys`: its own messages, and those of accounts that routed a
+        message through it (kept with the route in `meta["route"]`)."""
+        found = await self.store.message_by_thread_key(account_id, keys)
+        if found is not None:
+            return found
+        for other in self.policy.routed_through.get(account_id, ()):
+            found = await self.store.message_by_thread_key(other, keys)
+            route = found.meta.get("route") if found is not None else None
+            if isinstance(route, dict) and route.get("account_id") == account_id:
+                return found
+        return None
+
     async def _by_reply_keys(
         self, inbound: InboundMessage, contact: Contact
     ) -> Conversation | None:
@@ -511,7 +529,7 @@ class InboxService:
         conversation with the same subject active within the subject window."""
         keys = reply_lookup_keys(inbound.thread)
         if keys:
-            earlier = await self.store.message_by_thread_key(inbound.account_id, keys)
+            earlier = await self.message_by_thread_key(inbound.account_id, keys)
             if earlier is not None:
                 conversation = await self.store.get_conversation(earlier.conversation_id)
                 if conversation is not None:

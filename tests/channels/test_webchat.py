@@ -535,8 +535,9 @@ async def test_typing_and_seen_flow_between_visitor_and_agent(hub):
 
 @pytest.fixture
 async def mail_fallback(settings_with, start_hub, callback_peer):
-    """A web chat whose offline visitors are answered through another account. The
-    e-mail channel is not on this branch yet: an API-channel account stands in."""
+    """A web chat whose offline visitors are answered through another account; an
+    API-channel account stands in, to see exactly what is sent. With a real e-mail
+    account: tests/channels/email/test_webchat_fallback.py."""
     fallback = api_account(callback_peer.url, account_id="mail")
     settings = settings_with(
         webchat_account(offline_email_account="mail", offline_email_after_seconds=0.5),

@@ -421,3 +421,23 @@ async def test_vietnamese_strings_and_a_mobile_screen(browser, hub, site):
     await widget.part("list").get_by_text("Xin chào! Shop giúp gì được ạ?").wait_for()
     box = await widget.part("panel").bounding_box()
     assert box is not None and box["width"] == 390  # full screen on a phone
+
+
+BACKGROUND_JS = """selector => getComputedStyle(
+  document.querySelector('#hub-chat').shadowRoot.querySelector(selector)
+).backgroundColor"""
+
+
+async def test_the_configured_colour_paints_the_widget(browser, widget_settings, start_hub, site):
+    hub = await start_hub(widget_settings(color="#C0392B"))
+    await add_agent(hub, "lan@shop.vn", presence="online")
+    site.hub_url = str(hub.client.make_url("")).rstrip("/")
+    widget = await new_widget(browser)
+    await widget.load(site.url())
+    red = "rgb(192, 57, 43)"
+    assert await widget.page.evaluate(BACKGROUND_JS, "[data-part=bubble]") == red
+    await widget.open()
+    await widget.say("What colour is this?")
+    await widget.shows("What colour is this?", sender="visitor")
+    for part in (".head", "[data-part=message][data-from=visitor] .b", "[data-part=send]"):
+        assert await widget.page.evaluate(BACKGROUND_JS, part) == red, part

@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,6 +18,7 @@ from hub.channels.zalo.events import SIGNATURE_HEADER, ZaloEvent, normalise, sig
 from hub.channels.zalo.tokens import STATE_KEY
 from hub.clock import FrozenClock
 from hub.inbox.model import Attachment, Identity
+from hub.inbox.store import ConversationFilter
 from tests.channels.messaging import (
     add_agent,
     only_conversation,
@@ -26,7 +28,9 @@ from tests.channels.messaging import (
     wait_status,
     with_ids,
 )
+from tests.channels.twilio_hub import start_twilio_hub, text_in
 from tests.peers.server import FileServer
+from tests.peers.twilio import TwilioPeer
 from tests.peers.zalo import ZaloPeer, signed_event
 
 APP_ID = "3608465248940903967"
@@ -65,10 +69,15 @@ def clock():
 
 @pytest.fixture
 def zalo_settings(make_settings, zalo, monkeypatch):
+    return make_settings(accounts=[zalo_account(zalo, monkeypatch)])
+
+
+def zalo_account(zalo: ZaloPeer, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The `[[accounts]]` entry of the OA, its secrets in the environment."""
     monkeypatch.setenv("HUB_TEST_ZALO_SECRET", APP_SECRET)
     monkeypatch.setenv("HUB_TEST_ZALO_ACCESS", SEED_ACCESS)
     monkeypatch.setenv("HUB_TEST_ZALO_REFRESH", SEED_REFRESH)
-    account = {
+    return {
         "id": "zalo-oa",
         "channel": "zalo",
         "app_id": APP_ID,
@@ -79,7 +88,6 @@ def zalo_settings(make_settings, zalo, monkeypatch):
         "api_url": zalo.url,
         "oauth_url": zalo.url,
     }
-    return make_settings(accounts=[account])
 
 
 @pytest.fixture
@@ -403,3 +411,42 @@ def test_signed_event_helper_matches_the_header_name():
     assert (
         headers[SIGNATURE_HEADER].startswith("mac=") and json.loads(raw)["event_name"] == "follow"
     )
+
+
+# -- one customer on two channels --------------------------------------------------
+
+
+async def test_a_follower_who_shares_their_phone_is_the_contact_who_texts_from_it(
+    make_settings, start_hub, zalo, clock, monkeypatch
+):
+    twilio = TwilioPeer()
+    await twilio.start()
+    try:
+        hub = await start_twilio_hub(
+            make_settings,
+            start_hub,
+            twilio,
+            monkeypatch,
+            extra_accounts=[zalo_account(zalo, monkeypatch)],
+            clock=clock,
+        )
+        assert (await deliver(hub, recorded("zalo", "user_send_text.json"))).status == 200
+        # The follower shares their phone ("84901234567") with the OA...
+        assert (await deliver(hub, recorded("zalo", "user_submit_info.json"))).status == 200
+        # ...and later texts the hotline from it.
+        status, _ = await text_in(twilio, "Mình là Bình, hỏi đơn hàng", sid="SM" + "7" * 32)
+        assert status == 200
+    finally:
+        await twilio.stop()
+
+    store = hub.runtime.store
+    page = await store.list_conversations(ConversationFilter(), limit=10)
+    assert sorted(c.account_id for c in page.items) == ["hotline", "zalo-oa"]
+    [contact_id] = {c.contact_id for c in page.items}
+    contact = await store.get_contact(contact_id)
+    assert contact.identities == [FOLLOWER, Identity(channel="phone", address="+84901234567")]
+    by_account = {c.account_id: c for c in page.items}
+    assert by_account["hotline"].contact_address == "+84901234567"
+    assert by_account["zalo-oa"].contact_address == USER
+    [sms] = await store.list_messages(by_account["hotline"].id)
+    assert sms.text == "Mình là Bình, hỏi đơn hàng" and sms.sender.id == contact_id

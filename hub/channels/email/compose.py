@@ -41,13 +41,29 @@ def message_id_for(hub_message_id: str, domain: str) -> str:
     return f"<{hub_message_id}.hub@{domain}>"
 
 
-def reply_subject(subject: str, replying: bool) -> str:
+SUBJECT_WORDS_CHARS = 60
+
+
+def reply_subject(subject: str, replying: bool, text: str = "") -> str:
+    """The Subject line: "Re: " before the thread's subject when answering; when
+    the conversation has none (it began where there are no subjects), the first
+    words of the message, so the mail is not "(no subject)" in the inbox."""
     subject = " ".join(subject.split())
-    if not replying:
-        return subject or "(no subject)"
-    if subject.lower().startswith(("re:", "re :")):
+    if not subject:
+        return first_words(text) or "(no subject)"
+    if not replying or subject.lower().startswith(("re:", "re :")):
         return subject
-    return f"Re: {subject}" if subject else "Re:"
+    return f"Re: {subject}"
+
+
+def first_words(text: str, limit: int = SUBJECT_WORDS_CHARS) -> str:
+    """The start of `text`'s first non-blank line, cut at a word and marked "…"
+    when longer than `limit` characters."""
+    line = next((" ".join(line.split()) for line in text.splitlines() if line.strip()), "")
+    if len(line) <= limit:
+        return line
+    cut = line[: limit + 1].rsplit(" ", 1)[0] if " " in line[:limit] else line[:limit]
+    return cut.rstrip(" ,.;:-") + "…"
 
 
 def text_to_html(text: str) -> str:
@@ -76,7 +92,7 @@ def compose(
     message["Date"] = format_datetime(date)
     message["From"] = sender
     message["To"] = to
-    message["Subject"] = reply_subject(subject, replying=thread.in_reply_to is not None)
+    message["Subject"] = reply_subject(subject, thread.in_reply_to is not None, text)
     if thread.in_reply_to:
         message["In-Reply-To"] = thread.in_reply_to
     if thread.references:

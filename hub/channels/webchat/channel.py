@@ -24,7 +24,9 @@ it when they come back (the widget resumes from the last message it has).
 `delivered` follows when a widget reports it on screen, `read` when the
 visitor saw it with the chat open. With `offline_email_account` set, a reply
 to a visitor who has left and gave an e-mail address goes through that
-account instead (`reroute`), and stays in the transcript too.
+account instead (`reroute`, under the chat's title as subject), and stays in
+the transcript too; the customer's e-mailed answer finds the chat by its
+Message-ID (`routes_through`) and shows in the widget.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from pydantic import ValidationError
 
 from hub.channels.base import Channel, ChannelContext, OutboundMessage, Receipt, Route
 from hub.channels.webchat.limits import RateLimiter
-from hub.channels.webchat.options import LANGUAGES, WebChatOptions
+from hub.channels.webchat.options import LANGUAGES, Language, WebChatOptions
 from hub.channels.webchat.presence import VisitorPresence
 from hub.channels.webchat.protocol import (
     CHANNEL,
@@ -213,6 +215,9 @@ class WebChatChannel(Channel):
     def references(self) -> Sequence[str]:
         return [self.options.offline_email_account] if self.options.offline_email_account else []
 
+    def routes_through(self) -> Sequence[str]:
+        return self.references()
+
     async def run(self) -> None:
         """Keep this process's sockets marked present, and widgets told whether
         anyone is there to answer (presence changes made outside the API, such
@@ -356,12 +361,14 @@ class WebChatChannel(Channel):
                 ], True
         return timeline[-TRANSCRIPT_LIMIT:], False
 
+    def _title(self, language: Language) -> str:
+        """The chat's title: the widget's header, and the subject of the e-mail
+        that continues a chat."""
+        return self.options.text_for(self.options.title, language) or self.account.name or "Chat"
+
     def _config(self) -> dict[str, Any]:
         options = self.options
-        title = {
-            lang: options.text_for(options.title, lang) or self.account.name or "Chat"
-            for lang in LANGUAGES
-        }
+        title = {lang: self._title(lang) for lang in LANGUAGES}
         return {
             "color": options.color,
             "title": title,
@@ -567,6 +574,10 @@ class WebChatChannel(Channel):
         conversation yet (opened before the first message) join it."""
         data = event.data["message"]
         if data.get("account_id") != self.account.id or data.get("channel") != CHANNEL:
+            # The customer writing to this chat another way (answering the e-mail
+            # that continued it): widgets open on the conversation show it.
+            if data.get("direction") == "inbound":
+                self._show_inbound(data)
             return
         conversation_id = data["conversation_id"]
         # Our external ids are "<visitor id>:<client id>" (protocol.external_id).
@@ -574,9 +585,13 @@ class WebChatChannel(Channel):
         for socket in self.sockets.of_visitor(visitor_id):
             if socket.conversation_id != conversation_id:
                 await self._attach(socket, conversation_id)
-        if data.get("direction") != "inbound":
-            return
-        sockets = self.sockets.of_conversation(conversation_id)
+        if data.get("direction") == "inbound":
+            self._show_inbound(data)
+
+    def _show_inbound(self, data: dict[str, Any]) -> None:
+        """Push the customer's message to the widgets open on its conversation
+        (a tab that is sending it gets it with its ack instead)."""
+        sockets = self.sockets.of_conversation(data["conversation_id"])
         if not sockets:
             return
         view = event_view(data)
@@ -699,4 +714,5 @@ class WebChatChannel(Channel):
             account_id=target,
             to=email,
             reason="the visitor left the website; the conversation continues by e-mail",
+            subject=self._title(self.options.language if self.options.language != "auto" else "en"),
         )

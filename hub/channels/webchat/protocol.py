@@ -128,6 +128,16 @@ def _attachments(attachments: list[Attachment]) -> list[dict[str, str]]:
     ]
 
 
+def _without_quote(text: str, meta: dict[str, Any]) -> str:
+    """What the customer wrote, without the mail they answered quoted below it
+    (an e-mailed answer to a chat continued by e-mail; `quoted_at` is where the
+    e-mail channel found the quote)."""
+    quoted_at = meta.get("quoted_at")
+    if isinstance(quoted_at, int) and 0 < quoted_at < len(text):
+        return text[:quoted_at].rstrip()
+    return text
+
+
 def message_view(message: Message) -> dict[str, Any]:
     """A stored message as the visitor's widget shows it."""
     visitor = message.direction == "inbound"
@@ -135,7 +145,7 @@ def message_view(message: Message) -> dict[str, Any]:
         "id": message.id,
         "from": "visitor" if visitor else "agent",
         "author": "" if visitor else message.sender.name,
-        "text": message.text,
+        "text": _without_quote(message.text, message.meta),
         "at": to_ms(message.created_at),
         "client_id": message.meta.get("client_id"),
         "attachments": _attachments(message.attachments),
@@ -151,7 +161,7 @@ def event_view(message: dict[str, Any]) -> dict[str, Any]:
         "id": message["id"],
         "from": "visitor" if visitor else "agent",
         "author": "" if visitor else (message.get("sender") or {}).get("name", ""),
-        "text": message.get("text", ""),
+        "text": _without_quote(message.get("text", ""), message.get("meta") or {}),
         "at": to_ms(datetime.fromisoformat(message["created_at"])),
         "client_id": (message.get("meta") or {}).get("client_id"),
         "attachments": _attachments(attachments),
