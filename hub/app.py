@@ -21,6 +21,10 @@ from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
 from hub import __version__
+from hub.campaigns.reports import CampaignReports
+from hub.campaigns.runtime import build_campaigns
+from hub.campaigns.service import CampaignService
+from hub.campaigns.store import CampaignStore
 from hub.care import survey
 from hub.care.engine import CareEngine
 from hub.care.hours import BusinessHours
@@ -50,6 +54,7 @@ from hub.routing.router import Router
 from hub.routing.sla import SlaTimers
 from hub.settings import HubSettings
 from hub.web import agents, api, calls, canned, contacts, media, openapi, sessions, workspace
+from hub.web import campaigns as web_campaigns
 from hub.web.audit import AUDIT_CLOCK
 from hub.web.auth import LoginGuard, Sessions, auth_middleware
 from hub.web.errors import error_middleware
@@ -83,6 +88,7 @@ class Runtime:
     smtp_listener: SmtpListener | None = None  # the inbound SMTP server, when enabled
     presence: PresenceTracker | None = None  # agents' presence from their sockets
     sla: SlaTimers | None = None  # first-response deadlines and their escalation
+    campaigns: CampaignService | None = None  # bulk campaigns (SQLite store for now)
 
     async def ingest(self, inbound: InboundMessage) -> IngestOutcome:
         outcome = await self.inbox.ingest(inbound)
@@ -212,6 +218,7 @@ async def open_runtime(
                 backoff_seconds=settings.care.webhook_backoff_seconds,
             ),
         )
+        campaign_store = await build_campaign_store(store)
         context = ChannelContext(
             ingest=runtime.ingest,
             http=http,
@@ -221,7 +228,7 @@ async def open_runtime(
             receipts=inbox,
             state=store,
             locks=RedisLocks(redis, settings.redis.prefix),
-            reports=inbox,
+            reports=CampaignReports(inbox, campaign_store),
             agents=CallTargets(store),
             bus=bus,
             redis=redis,
@@ -235,6 +242,8 @@ async def open_runtime(
             channel = channel_class(account.channel)(account, context)
             channels[account.id] = channel
             stack.push_async_callback(channel.close)
+        if campaign_store is not None:
+            runtime.campaigns = build_campaigns(runtime, campaign_store)
         for channel in channels.values():
             for other in channel.references():
                 if other not in channels:
@@ -315,6 +324,26 @@ def build_care(
         survey_lifetime=lifetime,
     )
     return engine, messages
+
+
+async def build_campaign_store(store: Store) -> CampaignStore | None:
+    """Campaign storage beside the inbox store, on the same database."""
+    from hub.inbox.sqlite import SqliteStore
+
+    campaigns: CampaignStore
+    if isinstance(store, SqliteStore):
+        from hub.campaigns.sqlite import SqliteCampaignStore
+
+        campaigns = SqliteCampaignStore(store)
+    else:
+        from hub.campaigns.mongo import MongoCampaignStore
+        from hub.inbox.mongo import MongoStore
+
+        if not isinstance(store, MongoStore):
+            return None
+        campaigns = MongoCampaignStore(store)
+    await campaigns.open()
+    return campaigns
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -509,6 +538,9 @@ async def create_app(
     app[survey.SURVEY_INBOX] = runtime.inbox
     app.router.add_routes(survey.routes)
     app.router.add_routes(calls.routes)
+    if runtime.campaigns is not None:
+        app[web_campaigns.CAMPAIGNS] = runtime.campaigns
+    app.router.add_routes(web_campaigns.routes)
 
     async def close_sockets(_: web.Application) -> None:
         # Long-lived sockets would hold the shutdown for its whole grace period.

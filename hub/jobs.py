@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 DELIVER = "deliver"
 CARE_WEBHOOK = "care_webhook"
+CAMPAIGN_SEND = "campaign_send"
 WAKE = "wake_snoozed"
 
 
@@ -122,6 +123,20 @@ class JobQueue:
             )
         except (RedisError, OSError) as exc:
             raise QueueUnavailable(f"cannot enqueue the care webhook: {exc}") from exc
+        return job is not None
+
+    async def enqueue_campaign(self, campaign_id: str, *, turn: str) -> bool:
+        """A turn of sending for a campaign. Several may be queued; the campaign's
+        lock lets one run and the others return at once (`Dispatcher.run`)."""
+        try:
+            job = await self.redis.enqueue_job(
+                CAMPAIGN_SEND,
+                campaign_id,
+                _job_id=f"{CAMPAIGN_SEND}:{campaign_id}:{turn}",
+                _queue_name=self.queue_name,
+            )
+        except (RedisError, OSError) as exc:
+            raise QueueUnavailable(f"cannot enqueue campaign: {exc}") from exc
         return job is not None
 
     async def enqueue_wake(self, conversation_id: str, until: datetime) -> bool:

@@ -157,6 +157,68 @@ class CareSettings(_Section):
         return value
 
 
+TIME_OF_DAY = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
+class CampaignRules(_Section):
+    """How campaigns may use one account: every key optional, unset keys come from
+    `[campaigns.defaults]` (see `CampaignSettings.rules_for`)."""
+
+    rate_per_second: float | None = Field(
+        None, ge=0, description="messages per second through this account; 0: no limit"
+    )
+    send_from: str | None = Field(
+        None, pattern=TIME_OF_DAY, description="earliest local time of the recipient"
+    )
+    send_until: str | None = Field(
+        None, pattern=TIME_OF_DAY, description="local time of the recipient the window ends at"
+    )
+    daily_cap: int | None = Field(
+        None, ge=0, description="advertising messages per recipient per local day; 0: no cap"
+    )
+    sms_opt_out_text: str | None = Field(
+        None, max_length=160, description="appended to every SMS of a campaign ('' for none)"
+    )
+
+
+class CampaignSettings(_Section):
+    """Bulk campaigns: how the worker sends them, and the rules for each account."""
+
+    batch_size: int = Field(500, ge=1, le=10_000, description="recipients read per batch")
+    concurrency: int = Field(20, ge=1, le=500, description="sends in flight per campaign")
+    pump_interval_seconds: float = Field(
+        1.0, gt=0, description="how often a worker looks for campaigns with work due"
+    )
+    lock_seconds: float = Field(
+        5.0, gt=0, description="a worker that dies frees its campaigns after this long"
+    )
+    default_timezone: str = Field(
+        "Asia/Ho_Chi_Minh", description="for quiet hours and caps of contacts without a timezone"
+    )
+    rate_window_seconds: float = Field(
+        1.2,
+        ge=1.0,
+        le=2.0,
+        description="the rate limiter counts sends in a window this long: the margin by which"
+        " requests may arrive closer together than they left and still hold the rate",
+    )
+    company_name: str = Field("", description="`{{ company.name }}` in campaign templates")
+    defaults: CampaignRules = CampaignRules(
+        rate_per_second=10, send_from="07:00", send_until="22:00", daily_cap=1, sms_opt_out_text=""
+    )
+    accounts: dict[str, CampaignRules] = Field(
+        default_factory=dict, description="per-account overrides of `defaults`"
+    )
+
+    def rules_for(self, account_id: str) -> CampaignRules:
+        """The account's rules, with every key filled in from the defaults."""
+        override = self.accounts.get(account_id)
+        values = self.defaults.model_dump()
+        if override is not None:
+            values.update(override.model_dump(exclude_none=True))
+        return CampaignRules(**values)
+
+
 class WorkspaceSettings(_Section):
     """The agents' workspace: sign-in sessions and the guard on password guessing."""
 
@@ -300,6 +362,8 @@ class HubSettings(BaseSettings):
     smtp_listener: SmtpListenerSettings = SmtpListenerSettings()
     templates: TemplateSettings = TemplateSettings()
     care: CareSettings = CareSettings()
+
+    campaigns: CampaignSettings = CampaignSettings()
     workspace: WorkspaceSettings = WorkspaceSettings()
     accounts: list[AccountSettings] = Field(default_factory=list)
     teams: list[TeamSettings] = Field(default_factory=list)

@@ -25,8 +25,8 @@ from arq.worker import Worker, func
 from hub.care.webhooks import Retry as WebhookRetry
 from hub.care.webhooks import webhook_secret
 from hub.delivery import RetryLater
-from hub.inbox.model import from_ms
-from hub.jobs import CARE_WEBHOOK, DELIVER, WAKE
+from hub.inbox.model import from_ms, new_id
+from hub.jobs import CAMPAIGN_SEND, CARE_WEBHOOK, DELIVER, WAKE
 from hub.routing.presence import SETTLE
 from hub.routing.sla import CHECK_SLA
 
@@ -92,6 +92,25 @@ async def care_birthdays(ctx: dict[str, Any]) -> int:
     return int(await runtime.care.run_birthdays(runtime.settings.care.daytime))
 
 
+def job_timeout(settings: Any) -> float:
+    """Every job's timeout. One for all: arq keeps a job "in progress" after its
+    worker died for the longest timeout of any function, so a long one would
+    hold up the re-delivery of messages a killed worker was sending."""
+    return float(settings.delivery.timeout_seconds * 2 + 5)
+
+
+async def campaign_send(ctx: dict[str, Any], campaign_id: str) -> str:
+    """One turn of sending a campaign; queues the next turn while work remains.
+    A turn stays well inside the job timeout (a send may take a timeout itself)."""
+    runtime = ctx["runtime"]
+    turn = await runtime.campaigns.dispatcher.run(
+        campaign_id, max_seconds=job_timeout(runtime.settings) / 3
+    )
+    if turn == "more":
+        await runtime.jobs.enqueue_campaign(campaign_id, turn=new_id())
+    return str(turn)
+
+
 async def wake_snoozed(ctx: dict[str, Any], conversation_id: str, until_ms: int) -> bool:
     runtime = ctx["runtime"]
     return bool(await runtime.inbox.wake(conversation_id, from_ms(until_ms)))
@@ -100,6 +119,13 @@ async def wake_snoozed(ctx: dict[str, Any], conversation_id: str, until_ms: int)
 def functions(job_timeout: float) -> list[Any]:
     return [
         func(deliver, name=DELIVER, max_tries=ARQ_MAX_TRIES, keep_result=0, timeout=job_timeout),
+        func(
+            campaign_send,
+            name=CAMPAIGN_SEND,
+            max_tries=ARQ_MAX_TRIES,
+            keep_result=0,
+            timeout=job_timeout,
+        ),
         func(wake_snoozed, name=WAKE, max_tries=5, keep_result=0, timeout=job_timeout),
         # No longer than a delivery's timeout: arq holds a job killed mid-run
         # for the longest timeout of all before running it again.
@@ -154,8 +180,8 @@ class WorkerService:
         self.runtime = runtime
         settings = runtime.settings
         self.worker = Worker(
-            functions(job_timeout=settings.delivery.timeout_seconds * 2 + 5),
-            cron_jobs=cron_jobs(job_timeout=settings.delivery.timeout_seconds * 2 + 5),
+            functions(job_timeout=job_timeout(settings)),
+            cron_jobs=cron_jobs(job_timeout=job_timeout(settings)),
             queue_name=queue_name(settings),
             redis_pool=runtime.redis,
             handle_signals=False,
@@ -166,12 +192,28 @@ class WorkerService:
         )
         self._main: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._pump: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         # Anything queued before a restart goes out now, not after the grace period.
         await self.runtime.sweeper.sweep(grace=timedelta(0))
         self._main = asyncio.create_task(self.worker.main(), name="arq-worker")
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="sweeper")
+        if self.runtime.campaigns is not None:
+            self._pump = asyncio.create_task(self._pump_forever(), name="campaign-pump")
+
+    async def _pump_forever(self) -> None:
+        """Launch scheduled campaigns whose time has come, and give every running
+        campaign that no worker holds a turn (after a crash, after quiet hours)."""
+        campaigns = self.runtime.campaigns
+        assert campaigns is not None
+        interval = self.runtime.settings.campaigns.pump_interval_seconds
+        while True:
+            try:
+                await campaigns.pump()
+            except Exception:
+                log.exception("campaign pump failed; trying again later", extra={"event": "pump"})
+            await asyncio.sleep(interval)
 
     async def _sweep_forever(self) -> None:
         interval = self.runtime.settings.delivery.sweep_interval_seconds
@@ -196,7 +238,7 @@ class WorkerService:
         """
         grace = self.runtime.settings.server.shutdown_grace_seconds
         self.worker.allow_pick_jobs = False
-        for task in (self._sweeper, self._main):
+        for task in (self._pump, self._sweeper, self._main):
             await _cancelled(task)
         running = [t for t in self.worker.tasks.values() if not t.done()]
         if running:

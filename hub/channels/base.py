@@ -60,6 +60,11 @@ class OutboundMessage(BaseModel):
         " person: channels mark it so the other side never answers it automatically",
     )
     created_at: datetime
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="extra headers for channels that have them (a campaign e-mail's"
+        " List-Unsubscribe); others ignore them",
+    )
 
 
 class Receipt(BaseModel):
@@ -213,6 +218,9 @@ class Channel(ABC):
     # The contact consent that sends on this channel need ("sms"): a contact who
     # opted out of it gets nothing more through it. None: no consent checked.
     consent_key: ClassVar[str | None] = None
+    # True when `send_with_handover` marks the last step of a send: a message
+    # whose handover was never recorded never reached the provider.
+    hands_over: ClassVar[bool] = False
 
     def __init__(self, account: AccountSettings, context: ChannelContext) -> None:
         self.account = account
@@ -273,6 +281,15 @@ class Channel(ABC):
         ProviderRejected(retryable=True) to decide later.
         """
         return None
+
+    async def send_with_handover(
+        self, message: OutboundMessage, handing_over: Callable[[str], Awaitable[None]]
+    ) -> Receipt:
+        """`send`, for callers that must know after a crash whether the message
+        went: a channel whose protocol has a last step that makes the provider
+        take the message (SMTP's final ".") awaits `handing_over(external_id)`
+        just before that step. The default has no such step and just sends."""
+        return await self.send(message)
 
     @abstractmethod
     async def send(self, message: OutboundMessage) -> Receipt:

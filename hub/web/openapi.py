@@ -17,6 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from hub import __version__
+from hub.campaigns.model import Audience, Campaign, Recipient
 from hub.inbox.model import (
     Agent,
     ApiToken,
@@ -27,7 +28,7 @@ from hub.inbox.model import (
     Conversation,
     Message,
 )
-from hub.web import agents, api, calls, canned, contacts, sessions
+from hub.web import agents, api, calls, campaigns, canned, contacts, sessions
 from hub.web.workspace import HEADERS
 
 Body = type[BaseModel] | None
@@ -77,6 +78,24 @@ OPERATIONS: dict[tuple[str, str], tuple[Body, str]] = {
     ("GET", "/api/v1/teams"): (None, "[Team]"),
     ("GET", "/api/v1/audit"): (None, "[AuditEntry]"),
     ("GET", "/api/v1/stream"): (None, "a WebSocket: see hub/web/realtime.py"),
+    # Campaigns (hub/web/campaigns.py): admins and marketers.
+    ("POST", "/api/v1/contacts/import"): (None, "ImportReport (CSV body, text/csv)"),
+    ("GET", "/api/v1/audiences"): (None, "[Audience]"),
+    ("POST", "/api/v1/audiences"): (campaigns.AudienceBody, "Audience"),
+    ("POST", "/api/v1/audiences/count"): (campaigns.CountBody, "Count"),
+    ("GET", "/api/v1/audiences/{id}"): (None, "Audience"),
+    ("GET", "/api/v1/campaigns"): (None, "[Campaign]"),
+    ("POST", "/api/v1/campaigns"): (campaigns.CampaignBody, "Campaign"),
+    ("GET", "/api/v1/campaigns/{id}"): (None, "Campaign"),
+    ("POST", "/api/v1/campaigns/{id}/preview"): (campaigns.PreviewBody, "Preview"),
+    ("POST", "/api/v1/campaigns/{id}/test"): (campaigns.TestBody, "TestSend"),
+    ("POST", "/api/v1/campaigns/{id}/schedule"): (campaigns.ScheduleBody, "Campaign"),
+    ("POST", "/api/v1/campaigns/{id}/launch"): (None, "Campaign"),
+    ("POST", "/api/v1/campaigns/{id}/pause"): (None, "Campaign"),
+    ("POST", "/api/v1/campaigns/{id}/resume"): (None, "Campaign"),
+    ("POST", "/api/v1/campaigns/{id}/cancel"): (None, "Campaign"),
+    ("GET", "/api/v1/campaigns/{id}/recipients"): (None, "[Recipient]"),
+    ("GET", "/api/v1/campaigns/{id}/recipients/{contact_id}"): (None, "Recipient"),
 }
 QUERY = {
     "/api/v1/conversations": {
@@ -94,6 +113,18 @@ QUERY = {
     },
     "/api/v1/audit": {"before": "next_cursor of the previous page"},
     "/api/v1/contacts": {"q": "2 to 200 characters of a name, phone or address"},
+    "/api/v1/contacts/import": {
+        "map": "Column=field (repeatable): name, phone, email, language, timezone, birthday,"
+        " tags or attributes.<key>",
+        "tag": "a tag for every imported contact (repeatable)",
+        "region": "country of phone numbers without +code (default: the inbox's)",
+        "delimiter": "the cell separator (default ,)",
+    },
+    "/api/v1/campaigns/{id}/recipients": {
+        "status": "pending, sending, sent, delivered, failed or skipped",
+        "limit": "1 to 100 (default 25)",
+        "cursor": "next_cursor of the previous page",
+    },
 }
 MODELS: dict[str, type[BaseModel]] = {
     "Conversation": Conversation,
@@ -104,6 +135,9 @@ MODELS: dict[str, type[BaseModel]] = {
     "Attachment": Attachment,
     "AuditEntry": AuditEntry,
     "CannedResponse": CannedResponse,
+    "Audience": Audience,
+    "Campaign": Campaign,
+    "Recipient": Recipient,
 }
 HIDDEN_FIELDS = {"Agent": {"password_hash"}, "ApiToken": {"token_hash"}}
 ERROR = {

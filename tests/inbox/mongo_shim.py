@@ -77,6 +77,14 @@ class AsyncCollection:
     async def insert_one(self, document: Document, *, session: None = None) -> Any:
         return self._collection.insert_one(document, session=session)
 
+    async def insert_many(
+        self, documents: list[Document], *, ordered: bool = True, session: None = None
+    ) -> Any:
+        return self._collection.insert_many(documents, ordered=ordered, session=session)
+
+    async def count_documents(self, query: Document, *, session: None = None) -> int:
+        return int(self._collection.count_documents(query, session=session))
+
     async def find_one(self, query: Document, *, session: None = None) -> Document | None:
         return self._collection.find_one(query, session=session)
 
@@ -94,9 +102,6 @@ class AsyncCollection:
         self, query: Document, update: Document, *, session: None = None, **options: Any
     ) -> Document | None:
         return self._collection.find_one_and_update(query, update, session=session, **options)
-
-    async def count_documents(self, query: Document, *, session: None = None) -> int:
-        return int(self._collection.count_documents(query, session=session))
 
     async def update_many(self, query: Document, update: Document, *, session: None = None) -> Any:
         return self._collection.update_many(query, update, session=session)

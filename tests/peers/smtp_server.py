@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ class Received:
     data: bytes
     login: str | None
     tls: bool
+    at: float = 0.0  # when DATA was accepted (time.time())
 
 
 class _PeerSMTP(SMTP):
@@ -124,6 +126,7 @@ class SmtpPeer:
                 login=session.auth_data if session.authenticated else None,
                 tls=server.transport is not None
                 and server.transport.get_extra_info("ssl_object") is not None,
+                at=time.time(),
             )
         )
         self.arrived.set()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ class SentMessage:
     sid: str
     form: dict[str, list[str]]
     auth: str | None
+    at: float = 0.0  # when it arrived (time.time())
 
     def get(self, name: str) -> str | None:
         values = self.form.get(name)
@@ -69,7 +71,9 @@ class TwilioPeer:
     host: str = "127.0.0.1"
     port: int = 0
     sent: list[SentMessage] = field(default_factory=list)
+    resources: list[dict[str, Any]] = field(default_factory=list)  # as the API lists them
     answers: list[int] = field(default_factory=list)  # scripted errors, then 201
+    list_answers: list[int] = field(default_factory=list)  # the same, for listing messages
     unsubscribed: set[str] = field(default_factory=set)
     invalid: set[str] = field(default_factory=set)
     _runner: web.AppRunner | None = None
@@ -81,6 +85,7 @@ class TwilioPeer:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", self._create_message)
+        app.router.add_get("/2010-04-01/Accounts/{sid}/Messages.json", self._list_messages)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -118,7 +123,7 @@ class TwilioPeer:
         if to in self.unsubscribed:
             return web.json_response(recorded("error_21610"), status=400)
         sid = "SM" + secrets.token_hex(16)
-        self.sent.append(SentMessage(sid, form, request.headers.get("Authorization")))
+        self.sent.append(SentMessage(sid, form, request.headers.get("Authorization"), time.time()))
         body = recorded(
             "message_created",
             sid=sid,
@@ -128,7 +133,40 @@ class TwilioPeer:
             **{"from": form.get("From", [""])[0]},
         )
         body["messaging_service_sid"] = form.get("MessagingServiceSid", [None])[0]
+        self.resources.append(body)
         return web.json_response(body, status=201)
+
+    async def _list_messages(self, request: web.Request) -> web.Response:
+        """Messages list, filtered by `To` and `From` as Twilio does. (Date filters
+        are accepted and not applied: every test's peer starts empty, and the hub
+        under test may run on an injected clock.)"""
+        if request.match_info["sid"] != self.account_sid or not self._authorised(request):
+            return web.json_response(recorded("error_20003"), status=401)
+        if self.list_answers:
+            body = recorded("error_500")
+            body["status"] = self.list_answers.pop(0)
+            return web.json_response(body, status=body["status"])
+        found = [
+            m
+            for m in reversed(self.resources)
+            if m["to"] == request.query.get("To", m["to"])
+            and m["from"] == request.query.get("From", m["from"])
+        ]
+        size = int(request.query.get("PageSize", "50"))
+        uri = f"/2010-04-01/Accounts/{self.account_sid}/Messages.json"
+        return web.json_response(
+            {
+                "messages": found[:size],
+                "end": min(size, len(found)) - 1,
+                "first_page_uri": f"{uri}?PageSize={size}&Page=0",
+                "next_page_uri": None,
+                "page": 0,
+                "page_size": size,
+                "previous_page_uri": None,
+                "start": 0,
+                "uri": f"{uri}?PageSize={size}&Page=0",
+            }
+        )
 
     # -- webhooks ------------------------------------------------------------
     def signature(self, public_url: str, params: dict[str, str]) -> str:

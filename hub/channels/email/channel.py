@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Awaitable, Callable
 from email.headerregistry import Address
 from typing import Any
 
@@ -47,6 +48,7 @@ class EmailChannel(Channel):
     name = "email"
     Options = EmailOptions
     options: EmailOptions
+    hands_over = True
 
     def __init__(self, account: AccountSettings, context: ChannelContext) -> None:
         super().__init__(account, context)
@@ -254,6 +256,18 @@ class EmailChannel(Channel):
 
     # -- output ----------------------------------------------------------
     async def send(self, message: OutboundMessage) -> Receipt:
+        return await self._send(message, None)
+
+    async def send_with_handover(
+        self, message: OutboundMessage, handing_over: Callable[[str], Awaitable[None]]
+    ) -> Receipt:
+        """Send, awaiting `handing_over(Message-ID)` before the final "." of DATA:
+        after a crash, a message without that record never reached the server."""
+        return await self._send(message, handing_over)
+
+    async def _send(
+        self, message: OutboundMessage, handing_over: Callable[[str], Awaitable[None]] | None
+    ) -> Receipt:
         if self.smtp is None:
             raise ProviderRejected(
                 f"account {self.account.id!r} has no smtp_host to send replies through",
@@ -296,13 +310,22 @@ class EmailChannel(Channel):
             date=message.created_at,
             automated=message.automated,
             files=files,
+            headers=message.headers,
         )
         if self.dkim is not None:
             try:
                 data = self.dkim.sign(data)
             except ConfigError as exc:
                 raise ProviderRejected(exc.message, retryable=False) from exc
-        answer = await self.smtp.send(self.options.address, [message.to], data)
+        before_final_dot = None
+        if handing_over is not None:
+
+            async def before_final_dot() -> None:
+                await handing_over(message_id)
+
+        answer = await self.smtp.send(
+            self.options.address, [message.to], data, before_final_dot=before_final_dot
+        )
         return Receipt(
             external_id=message_id,
             message_key=message_id,

@@ -15,7 +15,7 @@ byte-for-byte the same message.
 from __future__ import annotations
 
 import email.policy
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
@@ -85,6 +85,7 @@ def compose(
     date: datetime,
     automated: bool,
     files: Sequence[OutgoingFile] = (),
+    headers: Mapping[str, str] | None = None,
 ) -> bytes:
     """The complete message, CRLF line ends, ready for SMTP DATA."""
     message = EmailMessage(policy=POLICY)
@@ -101,6 +102,8 @@ def compose(
         message["Auto-Submitted"] = "auto-replied" if thread.in_reply_to else "auto-generated"
         # Asks Exchange/Outlook not to send out-of-office answers to it.
         message["X-Auto-Response-Suppress"] = "All"
+    for name, value in (headers or {}).items():
+        message[name] = value
     message.set_content(text, cte=_transfer_encoding(text))
     html = html if html is not None else text_to_html(text)
     message.add_alternative(html, subtype="html", cte=_transfer_encoding(html))

@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import aiosmtplib
+from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 
 from hub.errors import ProviderRejected
 
@@ -53,13 +54,28 @@ class SmtpPool:
         self._idle: list[aiosmtplib.SMTP] = []
         self.connections_opened = 0
 
-    async def send(self, sender: str, recipients: Sequence[str], data: bytes) -> str:
+    async def send(
+        self,
+        sender: str,
+        recipients: Sequence[str],
+        data: bytes,
+        *,
+        before_final_dot: Callable[[], Awaitable[None]] | None = None,
+    ) -> str:
         """Send one message; returns the server's answer to DATA. Raises
-        ProviderRejected (retryable for 4xx and network errors)."""
+        ProviderRejected (retryable for 4xx and network errors).
+
+        `before_final_dot` runs once the whole message is with the server except
+        the final "." that makes the server take it (see `sendmail_in_two_steps`)."""
         async with self._slots:
             connection = await self._take()
             try:
-                errors, answer = await connection.sendmail(sender, list(recipients), data)
+                if before_final_dot is None:
+                    errors, answer = await connection.sendmail(sender, list(recipients), data)
+                else:
+                    errors, answer = await sendmail_in_two_steps(
+                        connection, sender, recipients, data, before_final_dot
+                    )
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 self._idle.append(connection)  # the server answered: still usable
                 raise _refused(exc.recipients) from exc
@@ -145,6 +161,79 @@ class SmtpPool:
                 await asyncio.wait_for(connection.quit(), timeout=2)
             except (aiosmtplib.SMTPException, OSError, TimeoutError):
                 _close(connection)
+
+
+async def sendmail_in_two_steps(
+    connection: aiosmtplib.SMTP,
+    sender: str,
+    recipients: Sequence[str],
+    data: bytes,
+    before_final_dot: Callable[[], Awaitable[None]],
+) -> tuple[dict[str, aiosmtplib.SMTPResponse], str]:
+    """MAIL, RCPT, DATA and the message, then `before_final_dot()`, then the
+    final "." (RFC 1047's way to shrink the window of duplicates).
+
+    An SMTP server takes a message only at the final "."; a connection that
+    drops before it aborts the transaction. So a sender that records "about to
+    finish" in `before_final_dot` and then dies knows: with the record, the
+    message went (the "." was being written); without it, it did not, and can be
+    sent again without a duplicate. Uses aiosmtplib's protocol for the split DATA
+    (its `data()` writes message and "." in one go).
+    """
+    try:
+        return await _two_steps(connection, sender, recipients, data, before_final_dot)
+    except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
+        try:  # as `sendmail` does: a refused transaction leaves a usable connection
+            await connection.rset()
+        except (ConnectionError, aiosmtplib.SMTPException):
+            pass
+        raise
+
+
+async def _two_steps(
+    connection: aiosmtplib.SMTP,
+    sender: str,
+    recipients: Sequence[str],
+    data: bytes,
+    before_final_dot: Callable[[], Awaitable[None]],
+) -> tuple[dict[str, aiosmtplib.SMTPResponse], str]:
+    await connection.mail(sender)
+    refused: dict[str, aiosmtplib.SMTPResponse] = {}
+    accepted = 0
+    for recipient in recipients:
+        try:
+            await connection.rcpt(recipient)
+            accepted += 1
+        except aiosmtplib.SMTPRecipientRefused as exc:
+            refused[recipient] = aiosmtplib.SMTPResponse(exc.code, exc.message)
+            if not accepted and len(refused) == len(recipients):
+                raise aiosmtplib.SMTPRecipientsRefused(
+                    [
+                        aiosmtplib.SMTPRecipientRefused(r.code, r.message, address)
+                        for address, r in refused.items()
+                    ]
+                ) from exc
+    protocol = connection.protocol
+    if protocol is None or protocol._command_lock is None:
+        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+    body = PERIOD_REGEX.sub(b"..", normalize_message_line_endings(data))
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    timeout = connection.timeout
+    async with protocol._command_lock:
+        protocol._response_pending = True
+        protocol.write(b"DATA\r\n")
+        start = await protocol.read_response(timeout=timeout)
+        if start.code != 354:
+            raise aiosmtplib.SMTPDataError(start.code, start.message)
+        protocol.write(body)
+        await before_final_dot()
+        protocol._response_pending = True
+        protocol.write(b".\r\n")
+        response = await protocol.read_response(timeout=timeout)
+    if response.code != 250:
+        raise aiosmtplib.SMTPDataError(response.code, response.message)
+    return refused, response.message
 
 
 def _close(connection: aiosmtplib.SMTP) -> None:

@@ -19,6 +19,7 @@ aiohttp session, with a status callback URL naming hub's message id.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -222,6 +223,27 @@ class TwilioChannel(Channel):
             status="sent",
             meta={"twilio_status": created.status, "twilio_segments": created.num_segments},
         )
+
+    async def find_sent(self, to: str, text: str, since: datetime) -> str | None:
+        """The sid of a message this account sent to `to` with exactly this text
+        (as `send` prepares it) since `since`, or None: how a send cut off by a
+        crash is checked before it is tried again. Twilio's Messages API keeps
+        every message, and its list filters by recipient, sender and date.
+        Raises ProviderRejected(retryable=True) when Twilio cannot be asked."""
+        body = messaging.prepare_text(text, strip=self.options.strip_diacritics).body
+        params: dict[str, Any] = {"to": to, "date_sent_after": since, "limit": 50}
+        if self.options.from_number:
+            params["from_"] = self.options.from_number
+        try:
+            found = await self.client().messages.list_async(**params)
+        except (TwilioException, TimeoutError, aiohttp.ClientError) as exc:
+            raise ProviderRejected(
+                f"cannot list Twilio messages: {type(exc).__name__}: {exc}", retryable=True
+            ) from exc
+        for message in found:
+            if message.body == body and message.direction != "inbound":
+                return str(message.sid)
+        return None
 
     # -- voice -------------------------------------------------------------
     def urls(self) -> voice.VoiceUrls:

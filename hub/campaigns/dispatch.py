@@ -1,0 +1,450 @@
+"""Sending a running campaign: one worker at a time per campaign (a Redis lock
+that frees itself if the worker dies), batches of due recipients, each send
+written before (`sending`) and after (`sent`/`failed`) it happens.
+
+For each batch: consent is read fresh (an opted-out contact is skipped and
+counted), recipients outside their local sending window are held until it
+opens, the daily cap is reserved atomically in Redis (over it: skipped and
+counted), and what remains goes out as fast as the account's shared rate
+limiter allows, `concurrency` sends at a time.
+
+A worker that starts on a campaign first settles the rows a dead worker left
+in `sending` (see `messages.check_sent`), so every recipient is sent exactly
+once where the provider lets us check, and at most resent with identical
+bytes where it does not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Literal
+
+from redis.asyncio import Redis
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockError, RedisError
+
+from hub.campaigns.limits import DailyCaps, RateLimiter
+from hub.campaigns.messages import CampaignMessages, check_sent
+from hub.campaigns.model import CONSENT_KEY, Campaign, Recipient
+from hub.campaigns.rules import local_day, parse_time, window_opens, zone_of
+from hub.campaigns.store import CampaignStore
+from hub.campaigns.unsubscribe import UnsubscribeLinks
+from hub.care.templates import TemplateError, Templates
+from hub.channels.base import Channel
+from hub.clock import Clock
+from hub.errors import ProviderRejected, QueueUnavailable
+from hub.events import Event, EventBus
+from hub.inbox.model import Contact
+from hub.settings import HubSettings
+
+log = logging.getLogger(__name__)
+
+Turn = Literal["busy", "idle", "more", "waiting", "completed", "paused", "cancelled"]
+
+THROTTLE_CODES = frozenset({"20429", "429", "421"})
+FAR_FUTURE = timedelta(days=3650)
+
+
+class Hold:
+    """A campaign lock this turn holds, and whether it has been lost."""
+
+    def __init__(self, lock: Lock) -> None:
+        self.lock = lock
+        self.lost = False
+
+
+def is_throttle(exc: ProviderRejected) -> bool:
+    """A provider saying "too many requests" (Twilio 20429 / HTTP 429, SMTP 421)."""
+    return exc.provider_code in THROTTLE_CODES or "(HTTP 429)" in exc.reason
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: CampaignStore,
+        channels: Mapping[str, Channel],
+        clock: Clock,
+        settings: HubSettings,
+        redis: Redis,
+        templates: Templates,
+        links: UnsubscribeLinks,
+        bus: EventBus | None = None,
+    ) -> None:
+        self.bus = bus
+        self._announced: dict[str, float] = {}  # campaign id -> when progress was last sent
+        self.store = store
+        self.channels = channels
+        self.clock = clock
+        self.settings = settings
+        self.options = settings.campaigns
+        self.redis = redis
+        self.templates = templates
+        self.links = links
+        self.prefix = settings.redis.prefix
+        self.limiter = RateLimiter(
+            redis, self.prefix, window_seconds=settings.campaigns.rate_window_seconds
+        )
+        self.caps = DailyCaps(redis, self.prefix)
+
+    def lock_name(self, campaign_id: str) -> str:
+        return f"{self.prefix}:lock:campaign:{campaign_id}"
+
+    def messages(self, campaign: Campaign) -> CampaignMessages:
+        rules = self.options.rules_for(campaign.account_id)
+        return CampaignMessages(
+            campaign,
+            self.templates,
+            self.links,
+            opt_out_text=rules.sms_opt_out_text or "",
+            company=self.settings.campaigns.company_name,
+        )
+
+    async def run(self, campaign_id: str, *, max_seconds: float = 20.0) -> Turn:
+        """One turn on a campaign: returns "busy" at once if another worker has it,
+        else sends until nothing is due or `max_seconds` have passed ("more")."""
+        lock = self.redis.lock(
+            self.lock_name(campaign_id), timeout=self.options.lock_seconds, blocking=False
+        )
+        if not await lock.acquire():
+            return "busy"
+        hold = Hold(lock)
+        keeper = asyncio.create_task(self._keep(hold), name=f"campaign-lock-{campaign_id}")
+        try:
+            return await self._turn(campaign_id, hold, max_seconds)
+        finally:
+            keeper.cancel()
+            try:
+                await keeper
+            except asyncio.CancelledError:
+                pass
+            try:
+                await lock.release()
+            except (LockError, RedisError, OSError):
+                pass  # expired: it freed itself
+
+    async def _keep(self, hold: Hold) -> None:
+        """Renew the campaign's lock while this turn runs; if it cannot be renewed
+        (Redis lost it, or this process stalled past its TTL and another worker
+        took over), the turn stops at its next step."""
+        while True:
+            await asyncio.sleep(self.options.lock_seconds / 4)
+            try:
+                await hold.lock.reacquire()
+            except (LockError, RedisError, OSError):
+                hold.lost = True
+                log.warning(
+                    "campaign lock lost; this turn stops",
+                    extra={"event": "campaign.lock_lost", "lock": hold.lock.name},
+                )
+                return
+
+    async def _turn(self, campaign_id: str, hold: Hold, max_seconds: float) -> Turn:
+        campaign = await self.store.get_campaign(campaign_id)
+        if campaign is None or campaign.status != "running":
+            return "idle"
+        channel = self.channels.get(campaign.account_id)
+        if channel is None:
+            log.error(
+                "campaign account is not configured; campaign waits",
+                extra={"event": "campaign.no_account", "campaign_id": campaign_id},
+            )
+            return "idle"
+        messages = self.messages(campaign)
+        await self._recover(campaign, channel, messages, hold)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_seconds
+        while loop.time() < deadline and not hold.lost:
+            current = await self.store.get_campaign(campaign_id)
+            if current is None or current.status != "running":
+                return "idle" if current is None else _stopped(current.status)
+            due = await self.store.due_recipients(
+                campaign_id, self.clock.now(), self.options.batch_size
+            )
+            if not due:
+                return await self._settle(campaign)
+            await self._batch(campaign, channel, messages, due, hold)
+            await self.announce(campaign.id)
+        return "more"
+
+    async def announce(self, campaign_id: str, *, force: bool = False) -> None:
+        """Publish `campaign.progress` (the figures) on the event bus, at most
+        once a second per campaign: what a live page shows without polling."""
+        if self.bus is None:
+            return
+        now = asyncio.get_running_loop().time()
+        if not force and now - self._announced.get(campaign_id, 0.0) < 1.0:
+            return
+        self._announced[campaign_id] = now
+        progress = await self.store.progress(campaign_id, self.clock.now())
+        campaign = await self.store.get_campaign(campaign_id)
+        data = {
+            "campaign_id": campaign_id,
+            "status": campaign.status if campaign else None,
+            **progress.model_dump(),
+        }
+        try:
+            await self.bus.publish(Event("campaign.progress", data))
+        except QueueUnavailable:
+            pass  # the figures are in the store; the next announcement catches up
+
+    async def _settle(self, campaign: Campaign) -> Turn:
+        """Nothing is due now: the campaign is complete, or waits for windows.
+        (Two indexed look-ups, not a count: a waiting campaign is asked often.)"""
+        if await self.store.next_waiting(campaign.id) is not None:
+            return "waiting"
+        if await self.store.stuck_sending(campaign.id, self.clock.now() + FAR_FUTURE, 1):
+            return "waiting"
+        now = self.clock.now()
+        if await self.store.update_campaign(
+            campaign.id,
+            expect={"status": "running"},
+            status="completed",
+            finished_at=now,
+            updated_at=now,
+        ):
+            await self.announce(campaign.id, force=True)
+            log.info(
+                "campaign completed",
+                extra={"event": "campaign.completed", "campaign_id": campaign.id},
+            )
+        return "completed"
+
+    async def _batch(
+        self,
+        campaign: Campaign,
+        channel: Channel,
+        messages: CampaignMessages,
+        due: list[Recipient],
+        hold: Hold,
+    ) -> None:
+        now = self.clock.now()
+        rules = self.options.rules_for(campaign.account_id)
+        contacts = await self.store.contacts([r.contact_id for r in due])
+        consent_key = CONSENT_KEY[campaign.channel]
+        send_from, send_until = (
+            parse_time(rules.send_from or "00:00"),
+            parse_time(rules.send_until or "00:00"),
+        )
+        opted_out: list[str] = []
+        gone: list[str] = []
+        holds: dict[datetime, list[str]] = {}
+        ready: list[tuple[Recipient, Contact, str]] = []
+        for recipient in due:
+            contact = contacts.get(recipient.contact_id)
+            if contact is None:
+                gone.append(recipient.contact_id)
+                continue
+            consent = contact.consent.get(consent_key)
+            if consent is not None and consent.status == "opted_out":
+                opted_out.append(recipient.contact_id)
+                continue
+            zone = zone_of(contact.timezone, self.options.default_timezone)
+            opens = window_opens(now, zone, send_from, send_until)
+            if opens is not None:
+                holds.setdefault(opens, []).append(recipient.contact_id)
+                continue
+            ready.append((recipient, contact, local_day(now, zone)))
+        await self.store.skip(campaign.id, opted_out, "opted_out", now)
+        await self.store.skip(campaign.id, gone, "no_address", now)
+        for opens, ids in holds.items():
+            await self.store.hold(campaign.id, ids, opens, now)
+        allowed = await self.caps.reserve(
+            campaign.account_id,
+            rules.daily_cap or 0,
+            [(c.id, day, r.key) for r, c, day in ready],
+        )
+        capped = [r.contact_id for (r, _, _), ok in zip(ready, allowed, strict=True) if not ok]
+        await self.store.skip(campaign.id, capped, "frequency_cap", now)
+        sendable = [(r, c) for (r, c, _), ok in zip(ready, allowed, strict=True) if ok]
+        rate = rules.rate_per_second or 0
+        position = 0
+        while position < len(sendable) and not hold.lost:
+            want = min(self.options.concurrency, len(sendable) - position)
+            grant = await self.limiter.acquire(campaign.account_id, rate, want)
+            if grant.count == 0:
+                await asyncio.sleep(min(grant.wait_seconds, 1.0))
+                continue
+            chunk = sendable[position : position + grant.count]
+            position += grant.count
+            claimed = set(
+                await self.store.claim(
+                    campaign.id, [r.contact_id for r, _ in chunk], self.clock.now()
+                )
+            )
+            await asyncio.gather(
+                *(
+                    self._send(campaign, channel, messages, r, c)
+                    for r, c in chunk
+                    if r.contact_id in claimed
+                )
+            )
+            current = await self.store.get_campaign(campaign.id)
+            if current is None or current.status != "running":
+                return  # paused or cancelled: stop between chunks
+
+    async def _send(
+        self,
+        campaign: Campaign,
+        channel: Channel,
+        messages: CampaignMessages,
+        recipient: Recipient,
+        contact: Contact,
+    ) -> None:
+        """Send one claimed (`sending`) recipient and write the outcome."""
+        attempt = recipient.attempts + 1
+        context = {
+            "event": "campaign.send",
+            "campaign_id": campaign.id,
+            "contact_id": recipient.contact_id,
+            "attempt": attempt,
+        }
+        try:
+            outbound = messages.outbound(
+                recipient, contact, campaign.launched_at or self.clock.now()
+            )
+        except TemplateError as exc:
+            await self.store.finish(
+                campaign.id, recipient.contact_id, "failed", self.clock.now(), reason=str(exc)
+            )
+            return
+        try:
+
+            async def handing_over(external_id: str) -> None:
+                await self.store.hand_over(campaign.id, recipient.contact_id, external_id)
+
+            receipt = await channel.send_with_handover(outbound, handing_over)
+        except ProviderRejected as exc:
+            if is_throttle(exc):
+                factor = await self.limiter.slow_down(campaign.account_id)
+                log.warning("provider throttles; slowing down", extra={**context, "factor": factor})
+            await self._retry_or_fail(campaign, recipient, attempt, exc.reason, exc.retryable)
+            return
+        except Exception as exc:  # a bug in a channel must not lose the recipient
+            log.exception("campaign send raised unexpectedly", extra=context)
+            await self._retry_or_fail(campaign, recipient, attempt, repr(exc), True)
+            return
+        await self.store.finish(
+            campaign.id,
+            recipient.contact_id,
+            "sent",
+            self.clock.now(),
+            external_id=receipt.external_id,
+        )
+
+    async def _retry_or_fail(
+        self, campaign: Campaign, recipient: Recipient, attempt: int, reason: str, retryable: bool
+    ) -> None:
+        now = self.clock.now()
+        delivery = self.settings.delivery
+        if retryable and attempt < delivery.max_attempts:
+            seconds = min(
+                delivery.backoff_base_seconds * 2 ** (attempt - 1), delivery.backoff_max_seconds
+            ) * random.uniform(0.8, 1.2)
+            await self.store.finish(
+                campaign.id,
+                recipient.contact_id,
+                "pending",
+                now,
+                reason=reason,
+                not_before=now + timedelta(seconds=seconds),
+            )
+        else:
+            await self.store.finish(campaign.id, recipient.contact_id, "failed", now, reason=reason)
+
+    async def _recover(
+        self, campaign: Campaign, channel: Channel, messages: CampaignMessages, hold: Hold
+    ) -> None:
+        """Settle rows a dead worker left in `sending` (this worker holds the
+        campaign's lock, so no live worker is sending them). A row whose provider
+        cannot be asked now stays `sending` for the next turn."""
+        unsettled: set[str] = set()
+        while not hold.lost:
+            stuck = [
+                r
+                for r in await self.store.stuck_sending(
+                    campaign.id, self.clock.now() + FAR_FUTURE, self.options.batch_size
+                )
+                if r.contact_id not in unsettled
+            ]
+            if not stuck:
+                return
+            contacts = await self.store.contacts([r.contact_id for r in stuck])
+            for recipient in stuck:
+                if not await self._recover_one(campaign, channel, messages, recipient, contacts):
+                    unsettled.add(recipient.contact_id)
+
+    async def _recover_one(
+        self,
+        campaign: Campaign,
+        channel: Channel,
+        messages: CampaignMessages,
+        recipient: Recipient,
+        contacts: dict[str, Contact],
+    ) -> bool:
+        """Settle one interrupted send; False if it must wait for a later turn."""
+        now = self.clock.now()
+        contact = contacts.get(recipient.contact_id)
+        if contact is None:
+            await self.store.finish(
+                campaign.id, recipient.contact_id, "failed", now, reason="contact deleted"
+            )
+            return True
+        try:
+            outbound = messages.outbound(recipient, contact, campaign.launched_at or now)
+        except TemplateError as exc:
+            await self.store.finish(
+                campaign.id, recipient.contact_id, "failed", now, reason=str(exc)
+            )
+            return True
+        try:
+            checked = await check_sent(channel, recipient, outbound)
+        except ProviderRejected as exc:
+            log.warning(
+                "cannot check an interrupted send yet",
+                extra={
+                    "event": "campaign.recover",
+                    "campaign_id": campaign.id,
+                    "contact_id": recipient.contact_id,
+                    "reason": exc.reason,
+                },
+            )
+            return False  # still `sending`: the next turn asks again
+        log.info(
+            "interrupted send settled",
+            extra={
+                "event": "campaign.recover",
+                "campaign_id": campaign.id,
+                "contact_id": recipient.contact_id,
+                "outcome": checked.outcome,
+            },
+        )
+        if checked.outcome == "sent":
+            await self.store.finish(
+                campaign.id, recipient.contact_id, "sent", now, external_id=checked.external_id
+            )
+        elif checked.outcome == "not_sent":
+            await self.store.finish(campaign.id, recipient.contact_id, "pending", now)
+        else:
+            # Cannot be asked: send the identical message again (same Message-ID).
+            await self._send(
+                campaign,
+                channel,
+                messages,
+                recipient.model_copy(update={"attempts": recipient.attempts - 1}),
+                contact,
+            )
+        return True
+
+
+def _stopped(status: str) -> Turn:
+    if status == "paused":
+        return "paused"
+    if status == "cancelled":
+        return "cancelled"
+    if status == "completed":
+        return "completed"
+    return "idle"

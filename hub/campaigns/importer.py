@@ -1,0 +1,313 @@
+"""Contacts from a CSV file into the contact book the support team uses.
+
+Columns map to fields (`name`, `phone`, `email`, `language`, `timezone`,
+`birthday`, `tags`, `attributes.<key>`); by default a column maps to the field
+of its own name (or a common alias: "mobile", "số điện thoại", "e-mail"...).
+Phones become E.164 (`default_region` for numbers without a country code).
+
+A row whose phone or e-mail is already someone's is merged into that contact
+(tags added, attributes updated, empty fields filled; nothing overwritten that
+the contact already has). Every row that cannot be used is reported with its
+line number and why — nothing is dropped silently — and nothing of it is
+written.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+
+from hub.errors import IdentityTaken, InvalidRequest
+from hub.inbox.addresses import normalise_email, normalise_phone
+from hub.inbox.model import Contact, Identity
+from hub.inbox.store import Store
+
+FIELDS = ("name", "phone", "email", "language", "timezone", "birthday", "tags")
+ALIASES = {
+    "full name": "name",
+    "fullname": "name",
+    "họ tên": "name",
+    "ho ten": "name",
+    "mobile": "phone",
+    "phone number": "phone",
+    "số điện thoại": "phone",
+    "so dien thoai": "phone",
+    "sdt": "phone",
+    "e-mail": "email",
+    "mail": "email",
+    "lang": "language",
+    "tz": "timezone",
+    "date of birth": "birthday",
+    "ngày sinh": "birthday",
+    "labels": "tags",
+}
+TAG_SEPARATORS = re.compile(r"[;|,]")
+LANGUAGE = re.compile(r"^[a-z]{2,3}([-_][A-Za-z]{2,4})?$")
+MAX_ROWS_PER_TRANSACTION = 500
+
+
+@dataclass(frozen=True)
+class Rejected:
+    line: int  # in the file, counting the header as line 1
+    reason: str
+    row: dict[str, str]
+
+
+@dataclass
+class ImportReport:
+    created: int = 0
+    merged: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return self.created + self.merged + len(self.rejected)
+
+
+@dataclass(frozen=True)
+class ContactRow:
+    """One usable row, as contact fields."""
+
+    identities: list[Identity]
+    name: str = ""
+    language: str | None = None
+    timezone: str | None = None
+    birthday: date | None = None
+    tags: list[str] = field(default_factory=list)
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+def column_map(header: Iterable[str], mapping: Mapping[str, str] | None) -> dict[str, str]:
+    """Column → field. Explicit `mapping` (column → field, or "" to ignore a
+    column) wins; other columns map by name or alias; unknown ones are ignored.
+    Raises InvalidRequest naming a mapping to an unknown field or column."""
+    columns = list(header)
+    result: dict[str, str] = {}
+    explicit = dict(mapping or {})
+    for column in explicit:
+        if column not in columns:
+            raise InvalidRequest(f"the file has no column {column!r} (it has {', '.join(columns)})")
+    for column in columns:
+        target = explicit.get(column)
+        if target is None:
+            key = column.strip().lower()
+            target = ALIASES.get(key, key if key in FIELDS or key.startswith("attributes.") else "")
+        if not target:
+            continue
+        if target not in FIELDS and not re.match(r"^attributes\.[A-Za-z0-9_]{1,64}$", target):
+            raise InvalidRequest(
+                f"column {column!r} maps to {target!r}: fields are {', '.join(FIELDS)}"
+                " or attributes.<name>"
+            )
+        result[column] = target
+    if not {"phone", "email"} & set(result.values()):
+        raise InvalidRequest("no column maps to phone or email: contacts need one of them")
+    return result
+
+
+def read_row(row: Mapping[str, str], columns: Mapping[str, str], region: str) -> ContactRow:
+    """A CSV row as contact fields. Raises InvalidRequest naming what is wrong."""
+    values: dict[str, str] = {}
+    attributes: dict[str, str] = {}
+    for column, target in columns.items():
+        text = (row.get(column) or "").strip()
+        if not text:
+            continue
+        if target.startswith("attributes."):
+            attributes[target.split(".", 1)[1]] = text
+        else:
+            values[target] = text
+    identities = []
+    if "phone" in values:
+        identities.append(Identity(channel="phone", address=_phone(values["phone"], region)))
+    if "email" in values:
+        try:
+            identities.append(Identity(channel="email", address=normalise_email(values["email"])))
+        except InvalidRequest as exc:
+            raise InvalidRequest(f"email: {exc.message}") from exc
+    if not identities:
+        raise InvalidRequest("no phone and no e-mail")
+    timezone = values.get("timezone")
+    if timezone:
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise InvalidRequest(f"timezone: {timezone!r} is not a time zone name") from exc
+    language = values.get("language")
+    if language and not LANGUAGE.match(language):
+        raise InvalidRequest(f"language: {language!r} is not a language code such as vi or en")
+    birthday = None
+    if values.get("birthday"):
+        birthday = _date(values["birthday"])
+    tags = [t.strip() for t in TAG_SEPARATORS.split(values.get("tags", "")) if t.strip()]
+    return ContactRow(
+        identities=identities,
+        name=values.get("name", ""),
+        language=language,
+        timezone=timezone,
+        birthday=birthday,
+        tags=tags,
+        attributes=attributes,
+    )
+
+
+def _phone(raw: str, region: str) -> str:
+    """E.164, and a number that exists (a campaign list wants real numbers, not
+    merely possible ones)."""
+    try:
+        e164 = normalise_phone(raw, region)
+    except InvalidRequest as exc:
+        raise InvalidRequest(f"phone: {exc.message}") from exc
+    if not phonenumbers.is_valid_number(phonenumbers.parse(e164)):
+        raise InvalidRequest(f"phone: {raw!r} is not a valid number (region {region})")
+    return e164
+
+
+def _date(text: str) -> date:
+    for pattern in ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y"):
+        try:
+            return datetime.strptime(text, pattern).date()
+        except ValueError:
+            continue
+    raise InvalidRequest(f"birthday: {text!r} is not a date (YYYY-MM-DD or DD/MM/YYYY)")
+
+
+class ContactImporter:
+    def __init__(self, store: Store, clock: Callable[[], datetime], *, default_region: str) -> None:
+        self.store = store
+        self.now = clock
+        self.region = default_region
+
+    async def import_csv(
+        self,
+        text: Iterable[str],
+        *,
+        mapping: Mapping[str, str] | None = None,
+        extra_tags: Iterable[str] = (),
+        delimiter: str = ",",
+        progress: Callable[[int], None] | None = None,
+    ) -> ImportReport:
+        """Import every row of `text` (lines of a CSV file with a header row).
+        Raises InvalidRequest when the header cannot be used at all."""
+        reader = csv.DictReader(iter(text), delimiter=delimiter)
+        if reader.fieldnames is None:
+            raise InvalidRequest("the file is empty: it needs a header row")
+        columns = column_map(reader.fieldnames, mapping)
+        tags = [t for t in extra_tags if t]
+        report = ImportReport()
+        for chunk in _chunks(_numbered(reader), MAX_ROWS_PER_TRANSACTION):
+            async with self.store.transaction():
+                for line, row in chunk:
+                    await self._one(line, row, columns, tags, report)
+            if progress is not None:
+                progress(len(chunk))
+        return report
+
+    async def _one(
+        self,
+        line: int,
+        row: dict[str, Any],
+        columns: Mapping[str, str],
+        tags: list[str],
+        report: ImportReport,
+    ) -> None:
+        clean = {k: v for k, v in row.items() if isinstance(k, str) and isinstance(v, str)}
+        if None in row:  # more cells than the header has columns
+            report.rejected.append(Rejected(line, "more cells than the header has columns", clean))
+            return
+        try:
+            fields = read_row(clean, columns, self.region)
+            async with self.store.transaction():
+                merged = await self._write(fields, tags)
+        except (InvalidRequest, IdentityTaken) as exc:
+            report.rejected.append(Rejected(line, exc.message, clean))
+            return
+        if merged:
+            report.merged += 1
+        else:
+            report.created += 1
+
+    async def _write(self, row: ContactRow, tags: list[str]) -> bool:
+        """Create the contact, or merge into the one owning its identities.
+        Returns True when merged."""
+        owners = await self.store.contacts_by_identity(row.identities)
+        all_tags = list(dict.fromkeys([*row.tags, *tags]))
+        now = self.now()
+        if not owners:
+            await self.store.add_contact(
+                Contact(
+                    name=row.name,
+                    identities=row.identities,
+                    language=row.language,
+                    timezone=row.timezone,
+                    birthday=row.birthday,
+                    tags=all_tags,
+                    attributes=dict(row.attributes),
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            return False
+        if len(set(owners.values())) > 1:
+            described = ", ".join(f"{i.channel} {i.address}" for i in owners)
+            raise InvalidRequest(f"{described} belong to different contacts; merge them first")
+        contact_id = next(iter(owners.values()))
+        contact = await self.store.get_contact(contact_id)
+        if contact is None:
+            raise InvalidRequest("the matching contact was deleted meanwhile")
+        for identity in row.identities:
+            if identity not in owners:
+                await self.store.link_identity(contact_id, identity)
+        changes: dict[str, Any] = {
+            "tags": list(dict.fromkeys([*contact.tags, *all_tags])),
+            "attributes": {**contact.attributes, **row.attributes},
+            "updated_at": now,
+        }
+        for name in ("name", "language", "timezone", "birthday"):
+            if not getattr(contact, name) and getattr(row, name):
+                changes[name] = getattr(row, name)
+        await self.store.update_contact(contact_id, **changes)
+        return True
+
+
+def _numbered(reader: csv.DictReader[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    for row in reader:
+        yield reader.line_num, row
+
+
+def _chunks(
+    rows: Iterator[tuple[int, dict[str, Any]]], size: int
+) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+    chunk: list[tuple[int, dict[str, Any]]] = []
+    for item in rows:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def rejects_csv(report: ImportReport) -> str:
+    """The rejected rows as CSV (line, reason, then the row's own cells)."""
+    buffer = io.StringIO()
+    columns: list[str] = []
+    for rejected in report.rejected:
+        for key in rejected.row:
+            if key not in columns:
+                columns.append(key)
+    writer = csv.writer(buffer)
+    writer.writerow(["line", "reason", *columns])
+    for rejected in report.rejected:
+        writer.writerow(
+            [rejected.line, rejected.reason, *(rejected.row.get(c, "") for c in columns)]
+        )
+    return buffer.getvalue()

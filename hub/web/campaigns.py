@@ -1,0 +1,294 @@
+"""Campaign routes: the marketer's API under `/api/v1` (audiences, campaigns,
+progress, recipients) and the public unsubscribe page that campaign e-mails
+link to (`/unsubscribe/<signed token>`, RFC 8058 one-click by POST).
+
+Only admins and marketers may use the campaign API (`permissions.require`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+from html import escape
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.campaigns.importer import ContactImporter
+from hub.campaigns.model import AudienceFilter, CampaignChannel
+from hub.campaigns.service import CampaignService
+from hub.errors import InvalidRequest, NotFound, StoreUnavailable
+from hub.web.api import me, page_limit, read_body
+from hub.web.permissions import require
+
+CAMPAIGNS = web.AppKey("campaigns", CampaignService)  # absent where campaigns are not built
+RECIPIENT_STATUSES = ("pending", "sending", "sent", "delivered", "failed", "skipped")
+
+routes = web.RouteTableDef()
+
+
+def service(request: web.Request, *, public: bool = False) -> CampaignService:
+    if not public:
+        require(me(request), "admin", "marketer")
+    campaigns = request.app.get(CAMPAIGNS)
+    if campaigns is None:
+        raise StoreUnavailable("campaigns are not available on this store yet (SQLite only)")
+    return campaigns
+
+
+class AudienceBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    filter: AudienceFilter = Field(default_factory=AudienceFilter)
+
+
+class CountBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    filter: AudienceFilter = Field(default_factory=AudienceFilter)
+    channel: CampaignChannel
+
+
+class CampaignBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    channel: CampaignChannel
+    account_id: str
+    audience_id: str
+    text: str = Field(min_length=1, max_length=20_000)
+    subject: str = Field("", max_length=300)
+
+
+class PreviewBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    contact_id: str | None = None
+
+
+class TestBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: str | None = Field(None, description="default: the caller's own phone or e-mail")
+
+
+class ScheduleBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    at: datetime
+
+
+@routes.get("/api/v1/audiences")
+async def list_audiences(request: web.Request) -> web.Response:
+    audiences = await service(request).store.list_audiences()
+    return web.json_response({"items": [a.model_dump(mode="json") for a in audiences]})
+
+
+@routes.post("/api/v1/audiences")
+async def create_audience(request: web.Request) -> web.Response:
+    body = await read_body(request, AudienceBody)
+    audience = await service(request).create_audience(
+        body.name, body.filter, created_by=me(request).id
+    )
+    return web.json_response(audience.model_dump(mode="json"), status=201)
+
+
+@routes.post("/api/v1/audiences/count")
+async def count_filter(request: web.Request) -> web.Response:
+    """The live count of a filter being edited (before it is saved)."""
+    body = await read_body(request, CountBody)
+    return web.json_response({"count": await service(request).count(body.filter, body.channel)})
+
+
+@routes.get("/api/v1/audiences/{id}")
+async def get_audience(request: web.Request) -> web.Response:
+    campaigns = service(request)
+    audience = await campaigns.audience(request.match_info["id"])
+    counts = {
+        channel: await campaigns.count(audience.filter, channel) for channel in ("sms", "email")
+    }
+    return web.json_response({**audience.model_dump(mode="json"), "counts": counts})
+
+
+@routes.post("/api/v1/contacts/import")
+async def import_contacts(request: web.Request) -> web.Response:
+    """A CSV file as the body (UTF-8, header row first). Query: `map=Column=field`
+    (repeatable), `tag=...` (repeatable), `region=VN`, `delimiter=,`. Answers the
+    report: created, merged, and every rejected row with its line and reason."""
+    campaigns = service(request)
+    mapping: dict[str, str] = {}
+    for item in request.query.getall("map", []):
+        column, sep, target = item.partition("=")
+        if not sep or not column:
+            raise InvalidRequest(f"map: {item!r} is not Column=field")
+        mapping[column] = target.strip()
+    delimiter = request.query.get("delimiter", ",")
+    if len(delimiter) != 1:
+        raise InvalidRequest("delimiter: one character")
+    raw = await request.read()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"the body is not UTF-8 text (byte {exc.start})") from exc
+    importer = ContactImporter(
+        campaigns.inbox_store,
+        campaigns.clock.now,
+        default_region=request.query.get("region") or campaigns.default_region,
+    )
+    try:
+        report = await importer.import_csv(
+            io.StringIO(text, newline=""),
+            mapping=mapping,
+            extra_tags=request.query.getall("tag", []),
+            delimiter=delimiter,
+        )
+    except csv.Error as exc:
+        raise InvalidRequest(f"the body is not CSV this hub can read: {exc}") from exc
+    return web.json_response(
+        {
+            "rows": report.rows,
+            "created": report.created,
+            "merged": report.merged,
+            "rejected": [
+                {"line": r.line, "reason": r.reason, "row": r.row} for r in report.rejected
+            ],
+        }
+    )
+
+
+@routes.get("/api/v1/campaigns")
+async def list_campaigns(request: web.Request) -> web.Response:
+    items = await service(request).store.list_campaigns()
+    return web.json_response({"items": [c.model_dump(mode="json") for c in items]})
+
+
+@routes.post("/api/v1/campaigns")
+async def create_campaign(request: web.Request) -> web.Response:
+    body = await read_body(request, CampaignBody)
+    campaign = await service(request).create_campaign(
+        **body.model_dump(), created_by=me(request).id
+    )
+    return web.json_response(campaign.model_dump(mode="json"), status=201)
+
+
+async def _with_progress(campaigns: CampaignService, campaign_id: str) -> dict[str, Any]:
+    campaign = await campaigns.campaign(campaign_id)
+    progress = await campaigns.progress(campaign_id)
+    return {**campaign.model_dump(mode="json"), "progress": progress.model_dump()}
+
+
+@routes.get("/api/v1/campaigns/{id}")
+async def get_campaign(request: web.Request) -> web.Response:
+    """The campaign and its live figures (poll it, or watch `campaign.*` events)."""
+    return web.json_response(await _with_progress(service(request), request.match_info["id"]))
+
+
+@routes.post("/api/v1/campaigns/{id}/preview")
+async def preview(request: web.Request) -> web.Response:
+    body = await read_body(request, PreviewBody)
+    result = await service(request).preview(request.match_info["id"], body.contact_id)
+    return web.json_response(result)
+
+
+@routes.post("/api/v1/campaigns/{id}/test")
+async def test_send(request: web.Request) -> web.Response:
+    """Send the message once to the caller (their phone for SMS, e-mail for e-mail)."""
+    body = await read_body(request, TestBody)
+    campaigns = service(request)
+    campaign = await campaigns.campaign(request.match_info["id"])
+    agent = me(request)
+    to = body.to or (agent.phone if campaign.channel == "sms" else agent.email)
+    if not to:
+        raise InvalidRequest("to: give the address to test with (your profile has no phone)")
+    external_id = await campaigns.test_send(campaign.id, to, name=agent.name)
+    return web.json_response({"to": to, "external_id": external_id}, status=202)
+
+
+@routes.post("/api/v1/campaigns/{id}/schedule")
+async def schedule(request: web.Request) -> web.Response:
+    body = await read_body(request, ScheduleBody)
+    if body.at.tzinfo is None:
+        raise InvalidRequest("at: give a time zone (e.g. 2026-03-01T09:00:00+07:00)")
+    campaign = await service(request).schedule(request.match_info["id"], body.at)
+    return web.json_response(campaign.model_dump(mode="json"))
+
+
+def _action(name: str) -> Any:
+    async def handler(request: web.Request) -> web.Response:
+        campaigns = service(request)
+        await getattr(campaigns, name)(request.match_info["id"])
+        return web.json_response(await _with_progress(campaigns, request.match_info["id"]))
+
+    handler.__name__ = name
+    return handler
+
+
+for _name in ("launch", "pause", "resume", "cancel"):
+    routes.post(f"/api/v1/campaigns/{{id}}/{_name}")(_action(_name))
+
+
+@routes.get("/api/v1/campaigns/{id}/recipients")
+async def list_recipients(request: web.Request) -> web.Response:
+    campaigns = service(request)
+    campaign = await campaigns.campaign(request.match_info["id"])
+    status = request.query.get("status") or None
+    if status is not None and status not in RECIPIENT_STATUSES:
+        raise InvalidRequest(f"status must be one of {', '.join(RECIPIENT_STATUSES)}")
+    page = await campaigns.store.list_recipients(
+        campaign.id,
+        status=status,  # type: ignore[arg-type]
+        limit=page_limit(request),
+        cursor=request.query.get("cursor") or None,
+    )
+    return web.json_response(
+        {"items": [r.model_dump(mode="json") for r in page.items], "next_cursor": page.next_cursor}
+    )
+
+
+@routes.get("/api/v1/campaigns/{id}/recipients/{contact_id}")
+async def get_recipient(request: web.Request) -> web.Response:
+    campaigns = service(request)
+    recipient = await campaigns.store.get_recipient(
+        request.match_info["id"], request.match_info["contact_id"]
+    )
+    if recipient is None:
+        raise NotFound("no such recipient in this campaign")
+    return web.json_response(recipient.model_dump(mode="json"))
+
+
+def _page(title: str, body: str, status: int = 200) -> web.Response:
+    return web.Response(
+        status=status,
+        content_type="text/html",
+        text=f"""<!doctype html><html><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1"><title>{escape(title)}</title>
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem}}
+</style></head><body><h1>{escape(title)}</h1>{body}</body></html>""",
+    )
+
+
+@routes.get("/unsubscribe/{token}")
+async def unsubscribe_page(request: web.Request) -> web.Response:
+    """A page with one button. Mail scanners open links: a GET changes nothing."""
+    campaigns = service(request, public=True)
+    if campaigns.links.verify(request.match_info["token"]) is None:
+        return _page("Link not valid", "<p>This unsubscribe link is not valid.</p>", 404)
+    return _page(
+        "Unsubscribe",
+        '<form method="post"><p>Stop receiving these messages?</p>'
+        '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
+        '<button type="submit">Unsubscribe</button></form>',
+    )
+
+
+@routes.post("/unsubscribe/{token}")
+async def unsubscribe(request: web.Request) -> web.Response:
+    """RFC 8058 one-click (the mail client POSTs `List-Unsubscribe=One-Click`),
+    or the page's button. Idempotent."""
+    campaigns = service(request, public=True)
+    if not await campaigns.unsubscribe(request.match_info["token"], how="unsubscribe link"):
+        return _page("Link not valid", "<p>This unsubscribe link is not valid.</p>", 404)
+    return _page("Unsubscribed", "<p>You will not receive these messages any more.</p>")

@@ -1,0 +1,178 @@
+"""The campaign store contract, on both backends: SQLite, and MongoDB through
+the mongomock shim (or a real server with HUB_TEST_MONGODB_URL)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+
+from hub.campaigns.model import Audience, AudienceFilter, Campaign
+from hub.campaigns.mongo import MongoCampaignStore
+from hub.campaigns.sqlite import SqliteCampaignStore
+from hub.campaigns.store import CampaignStore
+from hub.inbox.model import Conversation, Identity
+from hub.inbox.mongo import MongoStore
+from hub.inbox.sqlite import SqliteStore
+from hub.inbox.store import Store
+from tests.campaigns.conftest import contact
+from tests.inbox.mongo_shim import shim_database
+
+NOW = datetime(2026, 3, 10, 3, 0, tzinfo=UTC)
+MONGODB_URL = os.environ.get("HUB_TEST_MONGODB_URL")
+
+
+@pytest.fixture(params=["sqlite", "mongo"])
+async def stores(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[Store, CampaignStore]]:
+    inbox: Store
+    campaigns: CampaignStore
+    if request.param == "sqlite":
+        inbox = SqliteStore(tmp_path / "hub.db")
+        await inbox.open()
+        campaigns = SqliteCampaignStore(inbox)
+    else:
+        inbox = (
+            MongoStore.from_url(MONGODB_URL, f"hub_test_{uuid4().hex}")
+            if MONGODB_URL
+            else MongoStore(shim_database())  # type: ignore[arg-type]
+        )
+        await inbox.open()
+        campaigns = MongoCampaignStore(inbox)
+    await campaigns.open()
+    await campaigns.open()  # idempotent
+    yield inbox, campaigns
+    await inbox.close()
+
+
+async def launched(
+    campaigns: CampaignStore, audience: AudienceFilter, channel: str = "sms"
+) -> Campaign:
+    record = Audience(name="a", filter=audience, created_at=NOW, updated_at=NOW)
+    await campaigns.add_audience(record)
+    campaign = Campaign(
+        name="c", channel=channel, account_id="hotline", audience_id=record.id, text="Hi",
+        status="running", launched_at=NOW, created_at=NOW, updated_at=NOW,
+    )  # fmt: skip
+    await campaigns.add_campaign(campaign)
+    return campaign
+
+
+async def test_audience_filters_count_and_snapshot_the_same_contacts(
+    stores: tuple[Store, CampaignStore],
+) -> None:
+    inbox, campaigns = stores
+    people = {
+        "binh": contact(
+            "Bình", phone="+84900000001", email="b@x.vn", tags=("vip", "hn"), city="HN"
+        ),
+        "hoa": contact("Hoa", phone="+84900000002", tags=("vip",), city="Huế"),
+        "an": contact("An", phone="+84900000003", tags=("vip", "hn"), opted_out="sms", city="HN"),
+        "mai": contact("Mai", email="m@x.vn", tags=("vip", "hn"), city="HN"),
+        "lan": contact("Lan", phone="+84900000005", tags=("vip", "banned"), city="HN"),
+    }
+    for person in people.values():
+        await inbox.add_contact(person)
+    await inbox.link_identity(people["binh"].id, Identity(channel="phone", address="+84900000009"))
+    await inbox.add_conversation(
+        Conversation(
+            contact_id=people["hoa"].id, account_id="hotline", channel="twilio",
+            contact_address="+84900000002", last_activity_at=NOW - timedelta(days=2),
+            created_at=NOW, updated_at=NOW,
+        )
+    )  # fmt: skip
+
+    async def names(audience: AudienceFilter, channel: str = "sms") -> set[str]:
+        count = await campaigns.count_audience(audience, channel)  # type: ignore[arg-type]
+        campaign = await launched(campaigns, audience, channel)
+        assert await campaigns.snapshot(campaign, audience, NOW) == count
+        assert await campaigns.snapshot(campaign, audience, NOW) == count  # idempotent
+        page = await campaigns.list_recipients(campaign.id, status=None, limit=100)
+        by_id = {p.id: key for key, p in people.items()}
+        return {by_id[r.contact_id] for r in page.items}
+
+    assert await names(AudienceFilter(tags_any=["vip"])) == {"binh", "hoa", "an", "lan"}
+    assert await names(AudienceFilter(tags_any=["vip"]), "email") == {"binh", "mai"}
+    assert await names(AudienceFilter(tags_all=["vip", "hn"], tags_none=["banned"])) == {
+        "binh",
+        "an",
+    }
+    assert await names(AudienceFilter(attributes={"city": "HN"}, consent="not_opted_out")) == {
+        "binh",
+        "lan",
+    }
+    assert await names(AudienceFilter(has_conversation=True)) == {"hoa"}
+    assert await names(AudienceFilter(has_conversation=False, tags_any=["hn"])) == {"binh", "an"}
+    assert await names(AudienceFilter(active_after=NOW - timedelta(days=1))) == set()
+    assert await names(AudienceFilter(active_before=NOW - timedelta(days=1))) == {"hoa"}
+    campaign = await launched(campaigns, AudienceFilter(tags_any=["hn"]))
+    await campaigns.snapshot(campaign, AudienceFilter(tags_any=["hn"]), NOW)
+    binh = await campaigns.get_recipient(campaign.id, people["binh"].id)
+    assert binh is not None and binh.address == "+84900000001"  # the first phone
+    sample = await campaigns.sample_contact(AudienceFilter(tags_any=["banned"]), "sms")
+    assert sample is not None and sample.id == people["lan"].id
+
+
+async def test_recipient_state_machine_is_compare_and_set(
+    stores: tuple[Store, CampaignStore],
+) -> None:
+    inbox, campaigns = stores
+    people = [contact(f"P{n}", phone=f"+8490000010{n}") for n in range(4)]
+    for person in people:
+        await inbox.add_contact(person)
+    campaign = await launched(campaigns, AudienceFilter())
+    assert await campaigns.snapshot(campaign, AudienceFilter(), NOW) == 4
+    ids = sorted(p.id for p in people)
+    due = await campaigns.due_recipients(campaign.id, NOW, 10)
+    assert [r.contact_id for r in due] == ids and all(r.status == "pending" for r in due)
+
+    assert await campaigns.claim(campaign.id, ids[:2], NOW) == ids[:2]
+    assert await campaigns.claim(campaign.id, ids[:3], NOW) == ids[2:3]  # taken ones stay taken
+    await campaigns.hand_over(campaign.id, ids[0], "<m0@x>")
+    assert await campaigns.finish(campaign.id, ids[0], "sent", NOW)
+    assert not await campaigns.finish(campaign.id, ids[0], "failed", NOW)  # only from sending
+    await campaigns.hand_over(campaign.id, ids[1], "<m1@x>")
+    later = NOW + timedelta(minutes=5)
+    assert await campaigns.finish(campaign.id, ids[1], "pending", NOW, not_before=later)
+    retried = await campaigns.get_recipient(campaign.id, ids[1])
+    assert retried is not None and retried.external_id is None and retried.attempts == 1
+    assert [r.contact_id for r in await campaigns.stuck_sending(campaign.id, later, 10)] == [ids[2]]
+    await campaigns.hold(campaign.id, [ids[3]], later, NOW)
+    assert await campaigns.due_recipients(campaign.id, NOW, 10) == []
+    assert await campaigns.next_waiting(campaign.id) == later
+    assert len(await campaigns.due_recipients(campaign.id, later, 10)) == 2
+
+    assert await campaigns.skip(campaign.id, [ids[3], ids[0]], "opted_out", NOW) == 1
+    assert await campaigns.record_delivery(campaign.id, ids[0], "delivered", None)
+    assert not await campaigns.record_delivery(campaign.id, ids[0], "sent", None)
+    assert not await campaigns.record_delivery(campaign.id, ids[2], "delivered", None)
+    progress = await campaigns.progress(campaign.id, NOW)
+    assert (progress.total, progress.delivered, progress.sending, progress.opted_out) == (
+        4,
+        1,
+        1,
+        1,
+    )
+    assert (progress.pending, progress.waiting) == (1, 1)
+    assert await campaigns.skip_all_pending(campaign.id, "cancelled", NOW) == 1
+    page = await campaigns.list_recipients(campaign.id, status=None, limit=3)
+    assert len(page.items) == 3 and page.next_cursor == page.items[-1].contact_id
+    rest = await campaigns.list_recipients(
+        campaign.id, status=None, limit=3, cursor=page.next_cursor
+    )
+    assert [r.contact_id for r in rest.items] == ids[3:] and rest.next_cursor is None
+    found = await campaigns.contacts([ids[0], "nope"])
+    assert list(found) == [ids[0]] and found[ids[0]].identities[0].channel == "phone"
+
+    assert await campaigns.update_campaign(
+        campaign.id, expect={"status": ("running",)}, status="paused"
+    )
+    assert not await campaigns.update_campaign(
+        campaign.id, expect={"status": "running"}, status="paused"
+    )
+    assert [c.id for c in await campaigns.list_campaigns(statuses=["paused"])] == [campaign.id]
