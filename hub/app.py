@@ -49,7 +49,9 @@ from hub.keys import hub_secret_key
 from hub.locks import RedisLocks
 from hub.metrics import Metrics
 from hub.routing.calls import CallTargets
-from hub.routing.round_robin import RoundRobinRouter
+from hub.routing.presence import PresenceTracker
+from hub.routing.router import Router
+from hub.routing.sla import SlaTimers
 from hub.settings import HubSettings
 from hub.web import agents, api, calls, canned, contacts, media, openapi, sessions, workspace
 from hub.web import campaigns as web_campaigns
@@ -74,7 +76,7 @@ class Runtime:
     bus: EventBus
     jobs: JobQueue
     inbox: InboxService
-    router: RoundRobinRouter
+    router: Router
     http: aiohttp.ClientSession
     channels: dict[str, Channel]
     deliverer: Deliverer
@@ -84,6 +86,8 @@ class Runtime:
     care_messages: CareMessages
     care_webhooks: WebhookSender
     smtp_listener: SmtpListener | None = None  # the inbound SMTP server, when enabled
+    presence: PresenceTracker | None = None  # agents' presence from their sockets
+    sla: SlaTimers | None = None  # first-response deadlines and their escalation
     campaigns: CampaignService | None = None  # bulk campaigns (SQLite store for now)
 
     async def ingest(self, inbound: InboundMessage) -> IngestOutcome:
@@ -158,8 +162,19 @@ async def open_runtime(
             ),
             reply_windows=ChannelReplyWindows(channels),
         )
-        router = RoundRobinRouter(store, inbox, clock)
+        router = Router(store, inbox, clock, settings.routing)
         router.attach(bus)
+        presence = PresenceTracker(
+            redis,
+            settings.redis.prefix,
+            queue_name(settings),
+            store,
+            bus,
+            timedelta(seconds=settings.routing.away_grace_seconds),
+        )
+        stack.push_async_callback(presence.close)
+        sla = SlaTimers(store, router, bus, clock, settings.routing, redis, queue_name(settings))
+        sla.attach(bus)
         http = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=settings.delivery.timeout_seconds),
             headers={"User-Agent": f"hub/{__version__}"},
@@ -185,6 +200,8 @@ async def open_runtime(
             jobs=jobs,
             inbox=inbox,
             router=router,
+            presence=presence,
+            sla=sla,
             http=http,
             channels=channels,
             deliverer=Deliverer(store, inbox, channels, clock, settings.delivery, metrics),
@@ -481,7 +498,7 @@ async def create_app(
     )
     app[sessions.WORKSPACE] = settings.workspace
     app[sessions.PUBLIC_URL] = settings.server.public_url or ""
-    stream = AgentStream(runtime.bus, runtime.inbox)
+    stream = AgentStream(runtime.bus, runtime.inbox, runtime.presence)
     app[STREAM] = stream
     dialers: dict[str, calls.Dialer] = {
         account_id: channel

@@ -269,6 +269,38 @@ def agent_set_phone(
     click.echo(f"updated {email}: " + ", ".join(f"{k}={v or '-'}" for k, v in changes.items()))
 
 
+@agent.command("deactivate")
+@config_option
+@data_dir_option
+@click.option("--email", required=True, help="The agent's sign-in e-mail.")
+def agent_deactivate(config: Path | None, data_dir: Path | None, email: str) -> None:
+    """Deactivate an agent: they can no longer sign in or be assigned, and their
+    open conversations go back to the queue, routed at once to whoever can take
+    them. Conversations, history and contacts stay with the company."""
+    from hub.app import open_runtime
+
+    settings = settings_from(config, data_dir=data_dir)
+
+    async def deactivate() -> tuple[int, int]:
+        async with open_runtime(settings) as runtime:
+            found = await runtime.store.agent_by_email(email.strip().lower())
+            if found is None:
+                raise click.ClickException(f"no agent with e-mail {email}")
+            handed_back = await runtime.router.deactivate_agent(found.id)
+            reassigned = 0
+            for conversation_id in handed_back:
+                conversation = await runtime.store.get_conversation(conversation_id)
+                if conversation is not None and conversation.assignee_id is not None:
+                    reassigned += 1
+            return len(handed_back), reassigned
+
+    handed_back, reassigned = run(deactivate)
+    click.echo(
+        f"deactivated {email}: {handed_back} open conversations handed back,"
+        f" {reassigned} reassigned, {handed_back - reassigned} waiting in the queue"
+    )
+
+
 @agent.command("list")
 @config_option
 @data_dir_option

@@ -296,6 +296,39 @@ class TeamSettings(BaseModel):
         return value
 
 
+# -- routing (hub/routing/) ---------------------------------------------------
+Strategy = Literal["round_robin", "least_loaded"]
+LanguageMatch = Literal["prefer", "require", "ignore"]
+Escalation = Literal["reassign", "raise_priority", "notify_lead"]
+PriorityName = Literal["low", "normal", "high", "urgent"]
+DEFAULT_ESCALATION: tuple[Escalation, ...] = ("notify_lead",)
+
+
+class RouteRule(_Section):
+    """How one team's (or one account's) conversations are routed. Unset keys
+    fall back: account rule → its team's rule → the [routing] defaults."""
+
+    strategy: Strategy | None = None
+    sticky_days: int | None = Field(None, ge=0)
+    language: LanguageMatch | None = None
+    skills: list[str] | None = None
+    overflow: str | None = Field(None, description="team id tried when nobody here can take it")
+    hours: Schedule | None = None
+    lead: str | None = Field(None, description="e-mail of the agent told about SLA breaches")
+
+
+class RoutingSettings(_Section):
+    strategy: Strategy = "round_robin"
+    sticky_days: int = Field(0, ge=0, description="0: not sticky")
+    language: LanguageMatch = "prefer"
+    away_grace_seconds: float = Field(60.0, ge=0)
+    queue_batch: int = Field(500, ge=1)
+    first_response_minutes: dict[PriorityName, int] = Field(default_factory=dict)
+    escalation: list[Escalation] = Field(default_factory=lambda: list(DEFAULT_ESCALATION))
+    teams: dict[str, RouteRule] = Field(default_factory=dict)
+    accounts: dict[str, RouteRule] = Field(default_factory=dict)
+
+
 class HubSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="HUB_", env_nested_delimiter="__", extra="forbid", validate_assignment=True
@@ -334,6 +367,7 @@ class HubSettings(BaseSettings):
     workspace: WorkspaceSettings = WorkspaceSettings()
     accounts: list[AccountSettings] = Field(default_factory=list)
     teams: list[TeamSettings] = Field(default_factory=list)
+    routing: RoutingSettings = RoutingSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -365,6 +399,24 @@ class HubSettings(BaseSettings):
                     raise ValueError(
                         f"team {team.id!r} names account {account_id!r}, which is not defined"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _routing_names_known(self) -> HubSettings:
+        teams = {team.id for team in self.teams}
+        accounts = {account.id for account in self.accounts}
+        for team_id, rule in self.routing.teams.items():
+            if team_id not in teams:
+                raise ValueError(f"[routing.teams.{team_id}]: no team {team_id!r} is defined")
+            if rule.overflow is not None and rule.overflow not in teams:
+                raise ValueError(f"[routing.teams.{team_id}] overflow: no team {rule.overflow!r}")
+        for account_id, rule in self.routing.accounts.items():
+            if account_id not in accounts:
+                raise ValueError(f"[routing.accounts.{account_id}]: no account {account_id!r}")
+            if rule.overflow is not None and rule.overflow not in teams:
+                raise ValueError(
+                    f"[routing.accounts.{account_id}] overflow: no team {rule.overflow!r}"
+                )
         return self
 
     @property

@@ -27,6 +27,8 @@ from hub.care.webhooks import webhook_secret
 from hub.delivery import RetryLater
 from hub.inbox.model import from_ms, new_id
 from hub.jobs import CAMPAIGN_SEND, CARE_WEBHOOK, DELIVER, WAKE
+from hub.routing.presence import SETTLE
+from hub.routing.sla import CHECK_SLA
 
 if TYPE_CHECKING:
     from hub.app import Runtime
@@ -44,6 +46,18 @@ async def deliver(ctx: dict[str, Any], message_id: str) -> str:
     if isinstance(result, RetryLater):
         raise Retry(defer=result.delay)
     return str(result.outcome)
+
+
+async def settle_presence(ctx: dict[str, Any], agent_id: str) -> str:
+    """An agent's last socket closed a grace period ago: away, unless one is back."""
+    presence = ctx["runtime"].presence
+    return str(await presence.settle(agent_id)) if presence is not None else "None"
+
+
+async def check_sla(ctx: dict[str, Any], conversation_id: str) -> str:
+    """A first-response deadline came: escalate if no agent has answered."""
+    sla = ctx["runtime"].sla
+    return await sla.check(conversation_id) if sla is not None else "off"
 
 
 async def care_webhook(
@@ -113,6 +127,10 @@ def functions(job_timeout: float) -> list[Any]:
             timeout=job_timeout,
         ),
         func(wake_snoozed, name=WAKE, max_tries=5, keep_result=0, timeout=job_timeout),
+        # No longer than a delivery's timeout: arq holds a job killed mid-run
+        # for the longest timeout of all before running it again.
+        func(settle_presence, name=SETTLE, max_tries=5, keep_result=0, timeout=job_timeout),
+        func(check_sla, name=CHECK_SLA, max_tries=5, keep_result=0, timeout=job_timeout),
         func(
             care_webhook,
             name=CARE_WEBHOOK,
@@ -205,6 +223,12 @@ class WorkerService:
                 await self.runtime.sweeper.sweep()
             except Exception:
                 log.exception("sweep failed; trying again later", extra={"event": "sweeper"})
+            try:
+                # The waiting queue, for what no event announces: a team's
+                # business hours opening, an agent added by another process.
+                await self.runtime.router.drain()
+            except Exception:
+                log.exception("routing the queue failed", extra={"event": "routing.drain"})
 
     async def stop(self) -> None:
         """Stop taking jobs, give running ones the grace period, cancel the rest.

@@ -34,10 +34,13 @@ def test_the_example_config_loads_and_documents_every_setting(monkeypatch):
         "delivery",
         "attachments",
         "smtp_listener",
+        "routing",
         "campaigns",
     ):
         section = getattr(settings, section_name)
         for key in type(section).model_fields:
+            if (section_name, key) in (("routing", "teams"), ("routing", "accounts")):
+                continue  # tables, documented by the routing example test below
             if (section_name, key) in (("campaigns", "defaults"), ("campaigns", "accounts")):
                 key = f"\\[campaigns.{key}"  # tables: documented by their header
                 assert re.search(rf"^(# )?{key}", text, re.M), f"[{section_name}] {key}"
@@ -165,3 +168,20 @@ def test_teams_must_name_defined_accounts(tmp_path):
     )
     with pytest.raises(ConfigError, match="team 'care' names account 'nope', which is not defined"):
         load_settings(write(tmp_path, text))
+
+
+def test_the_example_routing_rules_are_valid_and_document_every_key(monkeypatch):
+    """The commented [routing.teams.support] example, uncommented, is a valid rule."""
+    from hub.settings import RouteRule
+
+    text = EXAMPLE.read_text()
+    block = re.search(r"^# \[routing\.teams\.support\]\n((?:^#.*\n)+)", text, re.M)
+    assert block is not None
+    lines = [line[2:] for line in block.group(1).splitlines() if not line.startswith("# #")]
+    routing = tomllib.loads("[routing.teams.support]\n" + "\n".join(lines))["routing"]
+    support = routing["teams"]["support"]
+    rule = RouteRule.model_validate(support)
+    RouteRule.model_validate(routing["accounts"]["shop"])
+    assert rule.hours is not None and rule.hours.timezone == "Asia/Ho_Chi_Minh"
+    for key in RouteRule.model_fields:
+        assert key in support, f"routing rule key {key} undocumented"

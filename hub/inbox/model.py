@@ -185,6 +185,11 @@ class Agent(Record):
     password_hash: str | None = None
     active: bool = True
     last_assigned_at: Moment | None = None
+    open_count: int = Field(
+        0,
+        description="conversations assigned to the agent and not resolved; kept by the store"
+        " itself (never set it), so the router can compare it with `capacity` atomically",
+    )
     created_at: Moment
 
 

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from bson.codec_options import CodecOptions
 from pydantic import BaseModel
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
@@ -106,6 +106,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         _list_index("contact_id", "account_id", name="by_contact"),
         _list_index("status", name="by_status"),
         _list_index("assignee_id", "status", name="by_assignee"),
+        # The waiting queue: unassigned, oldest first.
+        IndexModel([("assignee_id", ASCENDING), *OLDEST_FIRST], name="waiting"),
     ],
     MESSAGES: [
         IndexModel(
@@ -226,6 +228,21 @@ def _reachable() -> Iterator[None]:
         raise
 
 
+def _expect_query(record_id: str, expect: Expectation | None) -> Document:
+    # `$eq`/`$in` compare literally: an expected dict is never read as operators,
+    # and None matches a null or missing field.
+    conditions: list[Document] = [
+        {_field(name): {"$in": [_to_bson(w) for w in wanted]}}
+        if isinstance(wanted, tuple)
+        else {_field(name): {"$eq": _to_bson(wanted)}}
+        for name, wanted in (expect or {}).items()
+    ]
+    query: Document = {"_id": record_id}
+    if conditions:
+        query["$and"] = conditions
+    return query
+
+
 def _identity_taken(exc: DuplicateKeyError) -> bool:
     key_pattern = (exc.details or {}).get("keyPattern") or {}
     return any(k.startswith("identities.") for k in key_pattern) or "identities" in str(exc)
@@ -338,17 +355,7 @@ class MongoStore(Store):
         check_fields(model, changes, expect)
         if not changes:
             return False
-        # `$eq`/`$in` compare literally: an expected dict is never read as operators,
-        # and None matches a null or missing field.
-        conditions: list[Document] = [
-            {_field(name): {"$in": [_to_bson(w) for w in wanted]}}
-            if isinstance(wanted, tuple)
-            else {_field(name): {"$eq": _to_bson(wanted)}}
-            for name, wanted in (expect or {}).items()
-        ]
-        query: Document = {"_id": record_id}
-        if conditions:
-            query["$and"] = conditions
+        query = _expect_query(record_id, expect)
         update = {"$set": {_field(name): _to_bson(value) for name, value in changes.items()}}
         try:
             return await self._update_one(collection, query, update)
@@ -425,6 +432,11 @@ class MongoStore(Store):
             await self._insert(CONVERSATIONS, conversation)
         except DuplicateKeyError as exc:
             raise Conflict(f"conversation {conversation.id} exists") from exc
+        if conversation.assignee_id is not None and conversation.status != "resolved":
+            await self._add_load(conversation.assignee_id, 1)
+
+    async def _add_load(self, agent_id: str, delta: int) -> None:
+        await self._update_one(AGENTS, {"_id": agent_id}, {"$inc": {"open_count": delta}})
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         document = await self._find_one(CONVERSATIONS, {"_id": conversation_id})
@@ -510,13 +522,36 @@ class MongoStore(Store):
     async def update_conversation(
         self, conversation_id: str, *, expect: Expectation | None = None, **changes: Any
     ) -> bool:
-        return await self._update(
-            CONVERSATIONS,
-            Conversation,
-            conversation_id,
-            expect,
-            changes,
+        if "assignee_id" not in changes and "status" not in changes:
+            return await self._update(
+                CONVERSATIONS,
+                Conversation,
+                conversation_id,
+                expect,
+                changes,
+            )
+        # The change may move an agent's load: read the document as it was, in the
+        # same atomic write, and count the difference.
+        check_fields(Conversation, changes, expect)
+        query = _expect_query(conversation_id, expect)
+        update = {"$set": {_field(name): _to_bson(value) for name, value in changes.items()}}
+        with _reachable():
+            before = await self._db[CONVERSATIONS].find_one_and_update(
+                query, update, return_document=ReturnDocument.BEFORE, session=self._session.get()
+            )
+        if before is None:
+            return False
+        was = (before.get("assignee_id"), before.get("status") != "resolved")
+        now = (
+            changes.get("assignee_id", was[0]),
+            changes.get("status", before.get("status")) != "resolved",
         )
+        if was != now:
+            if was[0] is not None and was[1]:
+                await self._add_load(was[0], -1)
+            if now[0] is not None and now[1]:
+                await self._add_load(now[0], 1)
+        return True
 
     async def record_inbound_activity(self, conversation_id: str, at: datetime) -> None:
         await self._update_one(
@@ -714,6 +749,55 @@ class MongoStore(Store):
         except Conflict as exc:
             taken = "extension" if "extension" in str(exc) else "e-mail"
             raise Conflict(f"another agent has that {taken}") from exc
+
+    # -- routing ---------------------------------------------------------
+    async def assign_within_capacity(
+        self, conversation_id: str, agent_id: str, at: datetime
+    ) -> bool:
+        # Two documents, so two atomic steps in an order that can only err on the
+        # safe side: first take a place in the agent's capacity (a conditional
+        # increment, atomic on the agent's document), then compare-and-set the
+        # conversation; if that fails, give the place back. Meanwhile the agent
+        # looks fuller than they are, never emptier. With a replica set both steps
+        # are also one transaction; without one, a process dying in between leaves
+        # the count one too high until `recount_open_conversations` repairs it.
+        async with self.transaction():
+            if not await self._update_one(
+                AGENTS,
+                {
+                    "_id": agent_id,
+                    "active": True,
+                    "$expr": {"$lt": [{"$ifNull": ["$open_count", 0]}, "$capacity"]},
+                },
+                {"$inc": {"open_count": 1}, "$set": {"last_assigned_at": at}},
+            ):
+                return False
+            if await self._update_one(
+                CONVERSATIONS,
+                {"_id": conversation_id, "assignee_id": None, "status": {"$ne": "resolved"}},
+                {"$set": {"assignee_id": agent_id, "updated_at": at}},
+            ):
+                return True
+            await self._add_load(agent_id, -1)
+            return False
+
+    async def recount_open_conversations(self, agent_id: str) -> int:
+        with _reachable():
+            count = await self._db[CONVERSATIONS].count_documents(
+                {"assignee_id": agent_id, "status": {"$ne": "resolved"}},
+                session=self._session.get(),
+            )
+        await self._update_one(AGENTS, {"_id": agent_id}, {"$set": {"open_count": count}})
+        return int(count)
+
+    async def waiting_conversations(self, limit: int) -> list[Conversation]:
+        documents = await self._find(
+            CONVERSATIONS,
+            {"assignee_id": None, "status": {"$ne": "resolved"}},
+            sort=OLDEST_FIRST,
+            limit=limit,
+        )
+        return [_record(Conversation, d) for d in documents]
 
     async def add_token(self, token: ApiToken) -> None:
         try:

@@ -753,6 +753,21 @@ class InboxService:
             )
         return changed
 
+    async def assign_within_capacity(
+        self, conversation: Conversation, agent: Agent, at: datetime | None = None
+    ) -> bool:
+        """The router's assignment: the store's atomic compare-and-set on "still
+        unassigned, not resolved, agent active and below capacity" (see
+        `Store.assign_within_capacity`), then `conversation.assigned`. False,
+        changing nothing, when any of that no longer holds. `at` is the agent's
+        new turn in the rotation (now, unless the router moves it on)."""
+        now = at or self.clock.now()
+        if not await self.store.assign_within_capacity(conversation.id, agent.id, now):
+            return False
+        updated = conversation.model_copy(update={"assignee_id": agent.id, "updated_at": now})
+        await self._announce(conversation_event("assigned", updated, previous_assignee_id=None))
+        return True
+
     async def resolve(self, conversation_id: str) -> Conversation:
         conversation = await self.conversation(conversation_id)
         if conversation.status == "resolved":

@@ -67,8 +67,9 @@ from hub.inbox.store import (
 
 SCHEMA_VERSION = 1
 
-# Each entry upgrades the schema by one version; never edit a shipped entry.
-MIGRATIONS: list[str] = [
+# Each entry upgrades the schema by one version; never edit a shipped entry. A
+# string is split at ";"; a list holds statements that contain ";" (triggers).
+MIGRATIONS: list[str | list[str]] = [
     """
     CREATE TABLE contacts (
         id TEXT PRIMARY KEY,
@@ -244,6 +245,32 @@ MIGRATIONS: list[str] = [
     CREATE INDEX care_tasks_by_contact ON care_tasks (contact_id, kind) WHERE state = 'pending';
     CREATE INDEX contacts_by_birthday ON contacts (substr(birthday, 6)) WHERE birthday IS NOT NULL;
     """,
+    # An agent's load (conversations assigned and not resolved) as a column, so
+    # the router's capacity check and its compare-and-set are one statement.
+    # Triggers keep it right on every write, whoever makes it.
+    [
+        "ALTER TABLE agents ADD COLUMN open_count INTEGER NOT NULL DEFAULT 0",
+        """UPDATE agents SET open_count = (
+            SELECT COUNT(*) FROM conversations
+            WHERE assignee_id = agents.id AND status != 'resolved')""",
+        """CREATE TRIGGER conversation_load_insert AFTER INSERT ON conversations
+        WHEN NEW.assignee_id IS NOT NULL AND NEW.status != 'resolved'
+        BEGIN
+            UPDATE agents SET open_count = open_count + 1 WHERE id = NEW.assignee_id;
+        END""",
+        """CREATE TRIGGER conversation_load_update AFTER UPDATE OF assignee_id, status
+        ON conversations
+        WHEN OLD.assignee_id IS NOT NEW.assignee_id
+            OR (OLD.status = 'resolved') != (NEW.status = 'resolved')
+        BEGIN
+            UPDATE agents SET open_count = open_count - 1
+            WHERE id = OLD.assignee_id AND OLD.status != 'resolved';
+            UPDATE agents SET open_count = open_count + 1
+            WHERE id = NEW.assignee_id AND NEW.status != 'resolved';
+        END""",
+        """CREATE INDEX conversations_waiting ON conversations (created_at, id)
+        WHERE assignee_id IS NULL AND status != 'resolved'""",
+    ],
 ]
 
 
@@ -484,7 +511,8 @@ class SqliteStore(Store):
             row = self._w.execute("PRAGMA user_version").fetchone()
             version = row[0] if row else 0
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in script.split(";"):
+                statements = script.split(";") if isinstance(script, str) else script
+                for statement in statements:
                     if statement.strip():
                         self._w.execute(statement)
                 self._w.execute(f"PRAGMA user_version={number}")
@@ -1073,6 +1101,46 @@ class SqliteStore(Store):
 
     async def update_agent(self, agent_id: str, **changes: Any) -> bool:
         return await self._update(AGENTS, agent_id, None, changes)
+
+    # -- routing ---------------------------------------------------------
+    async def assign_within_capacity(
+        self, conversation_id: str, agent_id: str, at: datetime
+    ) -> bool:
+        # One statement checks both the conversation and the agent's load; the
+        # trigger counts the assignment. Writes are serialised across processes
+        # (BEGIN IMMEDIATE), so nothing can slip in between the check and the set.
+        async with self.transaction():
+            assigned = await self._write(
+                "UPDATE conversations SET assignee_id = ?, updated_at = ?"
+                " WHERE id = ? AND assignee_id IS NULL AND status != 'resolved'"
+                " AND EXISTS (SELECT 1 FROM agents"
+                " WHERE id = ? AND active = 1 AND open_count < capacity)",
+                (agent_id, to_ms(at), conversation_id, agent_id),
+            )
+            if assigned != 1:
+                return False
+            await self._write(
+                "UPDATE agents SET last_assigned_at = ? WHERE id = ?", (to_ms(at), agent_id)
+            )
+        return True
+
+    async def recount_open_conversations(self, agent_id: str) -> int:
+        async with self.transaction():
+            await self._write(
+                "UPDATE agents SET open_count = (SELECT COUNT(*) FROM conversations"
+                " WHERE assignee_id = agents.id AND status != 'resolved') WHERE id = ?",
+                (agent_id,),
+            )
+            row = await self._fetch_one("SELECT open_count FROM agents WHERE id = ?", (agent_id,))
+        return int(row["open_count"]) if row else 0
+
+    async def waiting_conversations(self, limit: int) -> list[Conversation]:
+        rows = await self._fetch_all(
+            "SELECT * FROM conversations WHERE assignee_id IS NULL AND status != 'resolved'"
+            " ORDER BY created_at, id LIMIT ?",
+            (limit,),
+        )
+        return [CONVERSATIONS.decode(r) for r in rows]
 
     async def add_token(self, token: ApiToken) -> None:
         await self._write(TOKENS.insert_sql, TOKENS.row_values(token))

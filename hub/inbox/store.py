@@ -299,6 +299,32 @@ class Store(ABC):
     @abstractmethod
     async def update_agent(self, agent_id: str, **changes: Any) -> bool: ...
 
+    # -- routing ---------------------------------------------------------
+    @abstractmethod
+    async def assign_within_capacity(
+        self, conversation_id: str, agent_id: str, at: datetime
+    ) -> bool:
+        """Give a conversation to an agent only if it is still unassigned and not
+        resolved, and the agent is active with fewer open conversations than their
+        capacity — one atomic step, so routers racing in several processes never
+        assign a conversation twice nor push an agent past capacity. The agent's
+        `last_assigned_at` becomes `at` (their turn in the rotation). Returns False,
+        changing nothing, when any condition fails.
+
+        Every conversation write keeps `Agent.open_count` (the agent's load) right:
+        assigning, unassigning, resolving and reopening move it, on both backends."""
+
+    @abstractmethod
+    async def recount_open_conversations(self, agent_id: str) -> int:
+        """Set the agent's `open_count` to what the conversations say and return it:
+        the repair for a count left wrong by a process that died between two writes
+        of a backend without transactions."""
+
+    @abstractmethod
+    async def waiting_conversations(self, limit: int) -> list[Conversation]:
+        """Unassigned conversations that are not resolved, oldest first: the queue
+        the router drains when an agent becomes available."""
+
     @abstractmethod
     async def add_token(self, token: ApiToken) -> None: ...
 
@@ -352,7 +378,7 @@ FIXED_FIELDS: dict[type[Any], tuple[str, ...]] = {
     Contact: ("id", "identities", "created_at"),
     Conversation: ("id", "contact_id", "account_id", "channel", "created_at"),
     Message: ("id", "conversation_id", "account_id", "channel", "direction", "created_at"),
-    Agent: ("id", "created_at"),
+    Agent: ("id", "created_at", "open_count"),
     CareTask: ("key", "kind", "contact_id", "created_at"),
 }
 

@@ -52,9 +52,10 @@ from hub.errors import (
     describe_validation,
 )
 from hub.events import ANY, Event, EventBus
-from hub.inbox.model import Agent, Conversation
+from hub.inbox.model import Agent, Conversation, new_id
 from hub.inbox.service import InboxService
 from hub.live_socket import LiveSocket
+from hub.routing.presence import PresenceTracker
 from hub.web.api import agent_json
 from hub.web.auth import AGENT
 from hub.web.permissions import may_see
@@ -100,9 +101,12 @@ Handler = Callable[[AgentConnection, dict[str, Any]], Awaitable[None]]
 
 
 class AgentStream:
-    def __init__(self, bus: EventBus, inbox: InboxService) -> None:
+    def __init__(
+        self, bus: EventBus, inbox: InboxService, presence: PresenceTracker | None = None
+    ) -> None:
         self.bus = bus
         self.inbox = inbox
+        self.presence = presence  # counts sockets per agent: online / away after grace
         self.connections: set[AgentConnection] = set()
         self.handlers: dict[str, Handler] = {
             "typing": self._on_typing,
@@ -154,6 +158,10 @@ class AgentStream:
         if not ws.can_prepare(request).ok:
             raise InvalidRequest("this is the live stream: open it with a WebSocket client")
         await ws.prepare(request)
+        socket_id = new_id()
+        if self.presence is not None:
+            presence = await self.presence.opened(agent.id, socket_id)
+            agent = agent.model_copy(update={"presence": presence or agent.presence})
         connection = AgentConnection(ws, agent)
         connection.start()
         connection.push(encode({"type": "hello", "protocol": PROTOCOL, "agent": agent_json(agent)}))
@@ -166,6 +174,9 @@ class AgentStream:
                     connection.push(error_frame("invalid_frame", "frames are JSON text"))
         finally:
             self.connections.discard(connection)
+            if self.presence is not None:
+                # Its own task: aiohttp may be cancelling this handler right now.
+                self.presence.closed_soon(agent.id, socket_id)
             await connection.stop()
         return ws
 

@@ -98,6 +98,11 @@ class AsyncCollection:
     ) -> Any:
         return self._collection.update_one(query, update, upsert=upsert, session=session)
 
+    async def find_one_and_update(
+        self, query: Document, update: Document, *, session: None = None, **options: Any
+    ) -> Document | None:
+        return self._collection.find_one_and_update(query, update, session=session, **options)
+
     async def update_many(self, query: Document, update: Document, *, session: None = None) -> Any:
         return self._collection.update_many(query, update, session=session)
 

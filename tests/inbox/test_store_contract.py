@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
@@ -1212,6 +1213,123 @@ async def test_datetimes_come_back_as_the_same_utc_instants(store: Store) -> Non
     assert stored_conversation.last_activity_at == datetime(
         2025, 3, 1, 8, 17, 0, 123_000, tzinfo=UTC
     )
+
+
+# -- routing: capacity-safe assignment and the agent's load -----------------
+
+
+async def load(store: Store, agent_id: str) -> int:
+    agent = await store.get_agent(agent_id)
+    assert agent is not None
+    return agent.open_count
+
+
+async def test_assign_within_capacity_stops_at_the_agent_capacity(store: Store) -> None:
+    agent = make_agent("cap@x.vn", capacity=2)
+    await store.add_agent(agent)
+    conversations = [await saved_conversation(store) for _ in range(3)]
+    results = [
+        await store.assign_within_capacity(c.id, agent.id, at(n))
+        for n, c in enumerate(conversations)
+    ]
+    assert results == [True, True, False]
+    assert await load(store, agent.id) == 2
+    third = await store.get_conversation(conversations[2].id)
+    assert third is not None and third.assignee_id is None
+    fresh = await store.get_agent(agent.id)
+    assert fresh is not None and fresh.last_assigned_at == at(1)
+
+
+async def test_assign_within_capacity_never_takes_an_assigned_or_resolved_conversation(
+    store: Store,
+) -> None:
+    a, b = make_agent("a@x.vn"), make_agent("b@x.vn")
+    await store.add_agent(a)
+    await store.add_agent(b)
+    taken = await saved_conversation(store)
+    resolved = await saved_conversation(store, status="resolved")
+    assert await store.assign_within_capacity(taken.id, a.id, T0)
+    assert not await store.assign_within_capacity(taken.id, b.id, T0)
+    assert not await store.assign_within_capacity(resolved.id, b.id, T0)
+    assert not await store.assign_within_capacity("nope", b.id, T0)
+    assert (await load(store, a.id), await load(store, b.id)) == (1, 0)
+
+
+async def test_assign_within_capacity_refuses_a_deactivated_agent(store: Store) -> None:
+    agent = make_agent("gone@x.vn", active=False)
+    await store.add_agent(agent)
+    conversation = await saved_conversation(store)
+    assert not await store.assign_within_capacity(conversation.id, agent.id, T0)
+
+
+async def test_resolving_reopening_and_reassigning_move_the_agents_load(store: Store) -> None:
+    a, b = make_agent("a@x.vn"), make_agent("b@x.vn")
+    await store.add_agent(a)
+    await store.add_agent(b)
+    conversation = await saved_conversation(store)
+    assert await store.assign_within_capacity(conversation.id, a.id, T0)
+    assert await store.update_conversation(conversation.id, status="resolved")
+    assert await load(store, a.id) == 0
+    assert await store.update_conversation(conversation.id, status="open")
+    assert await load(store, a.id) == 1
+    assert await store.update_conversation(conversation.id, assignee_id=b.id)
+    assert (await load(store, a.id), await load(store, b.id)) == (0, 1)
+    # A write that fails its compare-and-set moves nothing.
+    assert not await store.update_conversation(
+        conversation.id, expect={"assignee_id": a.id}, assignee_id=None
+    )
+    assert await load(store, b.id) == 1
+    assert await store.update_conversation(conversation.id, status="pending")
+    assert await load(store, b.id) == 1
+    assert await store.update_conversation(conversation.id, assignee_id=None)
+    assert await load(store, b.id) == 0
+    await saved_conversation(store, assignee_id=a.id)
+    await saved_conversation(store, assignee_id=a.id, status="resolved")
+    assert await load(store, a.id) == 1
+    assert await store.recount_open_conversations(a.id) == 1
+
+
+async def test_an_agents_load_cannot_be_set_directly(store: Store) -> None:
+    agent = make_agent("a@x.vn")
+    await store.add_agent(agent)
+    with pytest.raises(ValueError):
+        await store.update_agent(agent.id, open_count=3)
+
+
+async def test_waiting_conversations_are_the_unassigned_open_ones_oldest_first(
+    store: Store,
+) -> None:
+    agent = make_agent("a@x.vn")
+    await store.add_agent(agent)
+    late = await saved_conversation(store, created_at=at(5))
+    early = await saved_conversation(store, created_at=at(1))
+    await saved_conversation(store, created_at=at(0), assignee_id=agent.id)
+    await saved_conversation(store, created_at=at(0), status="resolved")
+    waiting = await store.waiting_conversations(10)
+    assert [c.id for c in waiting] == [early.id, late.id]
+    assert [c.id for c in await store.waiting_conversations(1)] == [early.id]
+
+
+async def test_concurrent_assignments_never_pass_capacity_nor_assign_twice(
+    store: Store,
+) -> None:
+    agents = [make_agent(f"a{n}@x.vn", capacity=3) for n in range(4)]
+    for agent in agents:
+        await store.add_agent(agent)
+    conversations = [await saved_conversation(store) for _ in range(20)]
+
+    async def grab(conversation: Conversation) -> list[str]:
+        won = []
+        for agent in agents:
+            if await store.assign_within_capacity(conversation.id, agent.id, T0):
+                won.append(agent.id)
+        return won
+
+    results = await asyncio.gather(*(grab(c) for c in conversations for _ in range(3)))
+    assert sum(len(r) for r in results) == 12  # 4 agents x capacity 3, each once
+    for agent in agents:
+        assert await load(store, agent.id) == 3
+        assert await store.recount_open_conversations(agent.id) == 3
 
 
 # -- care tasks ------------------------------------------------------------
