@@ -42,6 +42,7 @@ from hub.inbox.inbound import InboundMessage, InboundSender  # noqa: E402
 from hub.inbox.service import InboxService  # noqa: E402
 from hub.inbox.sqlite import SqliteStore  # noqa: E402
 from hub.inbox.store import ConversationFilter  # noqa: E402
+from hub.routing.router import Router  # noqa: E402
 from hub.settings import load_settings  # noqa: E402
 
 # Monday 5 January 2026, 10:00 in Saigon: open, so new contacts are greeted.
@@ -92,6 +93,7 @@ async def phase(label: str, plan: list[tuple[str, str]], warm: int, folder: Path
             NoQueue(),
             "https://hub.example",
             b"k" * 32,  # type: ignore[arg-type]
+            Router(store, inbox, clock, settings.routing),
         )
         engine.attach(bus)
         settled = engine.settled

@@ -186,7 +186,7 @@ async def open_runtime(
         )
         secret_key = hub_secret_key(settings)
         care, care_messages = build_care(
-            settings, store, inbox, clock, channels, jobs, public_url, secret_key
+            settings, store, inbox, clock, channels, jobs, public_url, secret_key, router
         )
         care.attach(bus)
         stack.push_async_callback(care.settled)  # before the store closes
@@ -265,6 +265,7 @@ def build_care(
     jobs: JobQueue,
     public_url: str,
     secret_key: bytes,
+    router: Router,
 ) -> tuple[CareEngine, CareMessages]:
     """Automation rules and care messages, checked now: a rule or template that
     cannot work stops the start-up with an error naming it."""
@@ -322,6 +323,7 @@ def build_care(
         default_language=settings.templates.default_language,
         birthday_hour=care.birthday_hour,
         survey_lifetime=lifetime,
+        router=router,
     )
     return engine, messages
 

@@ -71,6 +71,14 @@ class Situation:
     event_id: str = ""
 
 
+class CareRouter(Protocol):
+    """What the rules' "assign" action needs of the router (`hub.routing.router`)."""
+
+    async def assign_to_team(self, conversation_id: str, team_id: str) -> str | None: ...
+
+    async def assign_to_agent(self, conversation_id: str, agent_id: str) -> bool: ...
+
+
 class CareEngine:
     def __init__(
         self,
@@ -87,8 +95,10 @@ class CareEngine:
         default_language: str,
         birthday_hour: int,
         survey_lifetime: timedelta,
+        router: CareRouter,
     ) -> None:
         self.rules = [rule for rule in rules if rule.enabled]
+        self.router = router
         self.store = store
         self.inbox = inbox
         self.clock = clock
@@ -333,11 +343,10 @@ class CareEngine:
                 await self.inbox.snooze(conversation.id, until)
 
     async def _assign(self, action: Assign, conversation: Conversation) -> None:
-        # The router's seam goes here once it lands: "route within this team" /
-        # "give to this agent if they can take it". Until then, the inbox directly.
+        """Through the router: a team's queue is routed by that team's rules and
+        hours; a named agent gets it only within their capacity (else it waits)."""
         if action.team is not None:
-            if action.team != conversation.team_id:
-                await self.inbox.update_details(conversation.id, team_id=action.team)
+            await self.router.assign_to_team(conversation.id, action.team)
             return
         assert action.agent is not None
         agent = await self.store.agent_by_email(action.agent)
@@ -347,7 +356,11 @@ class CareEngine:
                 extra={"event": "care.no_agent", "conversation_id": conversation.id},
             )
             return
-        await self.inbox.assign(conversation.id, agent.id, agent=agent)
+        if not await self.router.assign_to_agent(conversation.id, agent.id):
+            log.info(
+                "care rule's agent cannot take the conversation now; it waits",
+                extra={"event": "care.assign_waits", "conversation_id": conversation.id},
+            )
 
     def _once_key(self, rule: Rule, action: Reply, s: Situation) -> str:
         conversation_id = s.conversation.id if s.conversation is not None else "-"
