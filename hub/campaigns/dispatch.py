@@ -27,7 +27,7 @@ from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, RedisError
 
-from hub.campaigns.limits import DailyCaps, RateLimiter
+from hub.campaigns.limits import DailyCaps, Grant, RateLimiter
 from hub.campaigns.messages import CampaignMessages, check_sent
 from hub.campaigns.model import CONSENT_KEY, Campaign, Recipient
 from hub.campaigns.rules import local_day, parse_time, window_opens, zone_of
@@ -262,9 +262,17 @@ class Dispatcher:
         sendable = [(r, c) for (r, c, _), ok in zip(ready, allowed, strict=True) if ok]
         rate = rules.rate_per_second or 0
         position = 0
+        # A channel with a handover step (SMTP's final ".") takes its slot of the
+        # rate right before that step, in `_send`: a slot taken before the whole
+        # SMTP conversation would let arrivals at the server bunch up behind slow
+        # sends and exceed the rate there.
+        at_handover = channel.hands_over
         while position < len(sendable) and not hold.lost:
             want = min(self.options.concurrency, len(sendable) - position)
-            grant = await self.limiter.acquire(campaign.account_id, rate, want)
+            if at_handover:
+                grant = Grant(want, 0.0)
+            else:
+                grant = await self.limiter.acquire(campaign.account_id, rate, want)
             if grant.count == 0:
                 await asyncio.sleep(min(grant.wait_seconds, 1.0))
                 continue
@@ -314,6 +322,8 @@ class Dispatcher:
         try:
 
             async def handing_over(external_id: str) -> None:
+                if channel.hands_over:
+                    await self._slot(campaign.account_id)
                 await self.store.hand_over(campaign.id, recipient.contact_id, external_id)
 
             receipt = await channel.send_with_handover(outbound, handing_over)
@@ -334,6 +344,15 @@ class Dispatcher:
             self.clock.now(),
             external_id=receipt.external_id,
         )
+
+    async def _slot(self, account_id: str) -> None:
+        """Wait for one send's slot of the account's rate."""
+        rate = self.options.rules_for(account_id).rate_per_second or 0
+        while True:
+            grant = await self.limiter.acquire(account_id, rate, 1)
+            if grant.count:
+                return
+            await asyncio.sleep(min(grant.wait_seconds, 1.0))
 
     async def _retry_or_fail(
         self, campaign: Campaign, recipient: Recipient, attempt: int, reason: str, retryable: bool
