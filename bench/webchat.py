@@ -117,7 +117,17 @@ def run_bare_server(port: int) -> None:
     app.router.add_get(SOCKET_PATH, visitor)
     app.router.add_get(STREAM_PATH, stream)
     app.router.add_get("/healthz", healthz)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+    from hub.process import new_event_loop
+
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=port,
+        print=None,
+        access_log=None,
+        # The same loop as `hub serve`, as bench/ingest.py's bare endpoint.
+        loop=new_event_loop(os.environ.get("HUB_SERVER__EVENT_LOOP", "auto")),  # type: ignore[arg-type]
+    )
 
 
 # -- the servers under test ------------------------------------------------------------

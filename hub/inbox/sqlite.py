@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from datetime import date, datetime
 from pathlib import Path
@@ -583,19 +583,25 @@ class SqliteStore(Store):
         if self._in_transaction.get():
             # Nested: a savepoint, so a method that raises inside a caller's
             # transaction leaves nothing behind while the caller carries on.
-            self._savepoints += 1
-            name = f"sp{self._savepoints}"
-            self._w.execute(f"SAVEPOINT {name}")
-            try:
+            with self._savepoint("sp"):
                 yield
-            except BaseException:
-                self._w.execute(f"ROLLBACK TO {name}")
-                self._w.execute(f"RELEASE {name}")
-                raise
-            self._w.execute(f"RELEASE {name}")
             return
         async with self._outer_transaction():
             yield
+
+    @contextmanager
+    def _savepoint(self, prefix: str) -> Iterator[None]:
+        """A savepoint around the block: undone alone if the block raises."""
+        self._savepoints += 1
+        name = f"{prefix}{self._savepoints}"
+        self._w.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self._w.execute(f"ROLLBACK TO {name}")
+            self._w.execute(f"RELEASE {name}")
+            raise
+        self._w.execute(f"RELEASE {name}")
 
     @asynccontextmanager
     async def _outer_transaction(self, *, commit_now: bool = False) -> AsyncIterator[None]:
@@ -630,16 +636,8 @@ class SqliteStore(Store):
                         group.set_result(None)
                         raise
                 else:
-                    self._savepoints += 1
-                    name = f"unit{self._savepoints}"
-                    self._w.execute(f"SAVEPOINT {name}")
-                    try:
+                    with self._savepoint("unit"):
                         yield
-                    except BaseException:
-                        self._w.execute(f"ROLLBACK TO {name}")
-                        self._w.execute(f"RELEASE {name}")
-                        raise
-                    self._w.execute(f"RELEASE {name}")
                 self._group_units += 1
             finally:
                 self._in_transaction.reset(token)
