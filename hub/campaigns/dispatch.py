@@ -27,7 +27,7 @@ from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, RedisError
 
-from hub.campaigns.limits import DailyCaps, Grant, RateLimiter
+from hub.campaigns.limits import DailyCaps, RateLimiter
 from hub.campaigns.messages import CampaignMessages, check_sent
 from hub.campaigns.model import CONSENT_KEY, Campaign, Recipient
 from hub.campaigns.rules import local_day, parse_time, window_opens, zone_of
@@ -260,24 +260,15 @@ class Dispatcher:
         capped = [r.contact_id for (r, _, _), ok in zip(ready, allowed, strict=True) if not ok]
         await self.store.skip(campaign.id, capped, "frequency_cap", now)
         sendable = [(r, c) for (r, c, _), ok in zip(ready, allowed, strict=True) if ok]
-        rate = rules.rate_per_second or 0
         position = 0
-        # A channel with a handover step (SMTP's final ".") takes its slot of the
-        # rate right before that step, in `_send`: a slot taken before the whole
-        # SMTP conversation would let arrivals at the server bunch up behind slow
-        # sends and exceed the rate there.
-        at_handover = channel.hands_over
+        # Each send takes its slot of the account's rate in `_send`, right before
+        # the step that reaches the provider (the HTTP request; SMTP's final "."),
+        # not here before the claim: the claim and the rest of the SMTP
+        # conversation wait on the store and the network, and slots taken before
+        # them let arrivals at the provider bunch up past the rate.
         while position < len(sendable) and not hold.lost:
-            want = min(self.options.concurrency, len(sendable) - position)
-            if at_handover:
-                grant = Grant(want, 0.0)
-            else:
-                grant = await self.limiter.acquire(campaign.account_id, rate, want)
-            if grant.count == 0:
-                await asyncio.sleep(min(grant.wait_seconds, 1.0))
-                continue
-            chunk = sendable[position : position + grant.count]
-            position += grant.count
+            chunk = sendable[position : position + self.options.concurrency]
+            position += len(chunk)
             claimed = set(
                 await self.store.claim(
                     campaign.id, [r.contact_id for r, _ in chunk], self.clock.now()
@@ -326,6 +317,8 @@ class Dispatcher:
                     await self._slot(campaign.account_id)
                 await self.store.hand_over(campaign.id, recipient.contact_id, external_id)
 
+            if not channel.hands_over:
+                await self._slot(campaign.account_id)
             receipt = await channel.send_with_handover(outbound, handing_over)
         except ProviderRejected as exc:
             if is_throttle(exc):
