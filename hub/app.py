@@ -21,6 +21,7 @@ from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
 from hub import __version__
+from hub.campaigns.imports import ContactImports
 from hub.campaigns.reports import CampaignReports
 from hub.campaigns.runtime import build_campaigns
 from hub.campaigns.service import CampaignService
@@ -53,7 +54,18 @@ from hub.routing.presence import PresenceTracker
 from hub.routing.router import Router
 from hub.routing.sla import SlaTimers
 from hub.settings import HubSettings
-from hub.web import agents, api, calls, canned, contacts, media, openapi, sessions, workspace
+from hub.web import (
+    agents,
+    api,
+    calls,
+    canned,
+    contact_imports,
+    contacts,
+    media,
+    openapi,
+    sessions,
+    workspace,
+)
 from hub.web import campaigns as web_campaigns
 from hub.web.audit import AUDIT_CLOCK
 from hub.web.auth import LoginGuard, Sessions, auth_middleware
@@ -540,8 +552,19 @@ async def create_app(
     app[survey.SURVEY_INBOX] = runtime.inbox
     app.router.add_routes(survey.routes)
     app.router.add_routes(calls.routes)
+    app[contact_imports.IMPORT_MAX_BYTES] = settings.campaigns.import_max_bytes
     if runtime.campaigns is not None:
         app[web_campaigns.CAMPAIGNS] = runtime.campaigns
+        imports = ContactImports(
+            runtime.redis,
+            settings.redis.prefix,
+            runtime.store,
+            runtime.clock,
+            default_region=settings.inbox.default_region,
+        )
+        app[contact_imports.IMPORTS] = imports
+        app.on_cleanup.append(lambda _: imports.close())
+    app.router.add_routes(contact_imports.routes)
     app.router.add_routes(web_campaigns.routes)
 
     async def close_sockets(_: web.Application) -> None:

@@ -203,6 +203,11 @@ class CampaignSettings(_Section):
         " requests may arrive closer together than they left and still hold the rate",
     )
     company_name: str = Field("", description="`{{ company.name }}` in campaign templates")
+    import_max_bytes: int = Field(
+        20 * 1024 * 1024,
+        ge=1024,
+        description="the largest CSV file of contacts the workspace may upload (bytes)",
+    )
     defaults: CampaignRules = CampaignRules(
         rate_per_second=10, send_from="07:00", send_until="22:00", daily_cap=1, sms_opt_out_text=""
     )

@@ -98,8 +98,7 @@ def column_map(header: Iterable[str], mapping: Mapping[str, str] | None) -> dict
     for column in columns:
         target = explicit.get(column)
         if target is None:
-            key = column.strip().lower()
-            target = ALIASES.get(key, key if key in FIELDS or key.startswith("attributes.") else "")
+            target = default_field(column)
         if not target:
             continue
         if target not in FIELDS and not re.match(r"^attributes\.[A-Za-z0-9_]{1,64}$", target):
@@ -111,6 +110,13 @@ def column_map(header: Iterable[str], mapping: Mapping[str, str] | None) -> dict
     if not {"phone", "email"} & set(result.values()):
         raise InvalidRequest("no column maps to phone or email: contacts need one of them")
     return result
+
+
+def default_field(column: str) -> str:
+    """The field a column maps to when nobody says otherwise: its own name or a
+    common alias ("" for a column that is ignored)."""
+    key = column.strip().lower()
+    return ALIASES.get(key, key if key in FIELDS or key.startswith("attributes.") else "")
 
 
 def read_row(row: Mapping[str, str], columns: Mapping[str, str], region: str) -> ContactRow:
@@ -194,15 +200,17 @@ class ContactImporter:
         extra_tags: Iterable[str] = (),
         delimiter: str = ",",
         progress: Callable[[int], None] | None = None,
+        report: ImportReport | None = None,
     ) -> ImportReport:
         """Import every row of `text` (lines of a CSV file with a header row).
-        Raises InvalidRequest when the header cannot be used at all."""
+        Raises InvalidRequest when the header cannot be used at all. `report`, if
+        given, is filled as the rows go (for a live progress display) and returned."""
         reader = csv.DictReader(iter(text), delimiter=delimiter)
         if reader.fieldnames is None:
             raise InvalidRequest("the file is empty: it needs a header row")
         columns = column_map(reader.fieldnames, mapping)
         tags = [t for t in extra_tags if t]
-        report = ImportReport()
+        report = report if report is not None else ImportReport()
         for chunk in _chunks(_numbered(reader), MAX_ROWS_PER_TRANSACTION):
             async with self.store.transaction():
                 for line, row in chunk:

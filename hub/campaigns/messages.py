@@ -18,6 +18,18 @@ from hub.inbox.model import Contact
 
 # What a campaign's template may use besides contact, company and now.
 CAMPAIGN_VARIABLES = frozenset({"campaign", "unsubscribe_url"})
+# What the campaign page lists for people writing a template.
+TEMPLATE_VARIABLES = (
+    "contact.name",
+    "contact.given_name",
+    "contact.phone",
+    "contact.email",
+    'contact.attributes.city | default("")',
+    "company.name",
+    "campaign.name",
+    "now",
+    "unsubscribe_url",
+)
 
 
 @dataclass(frozen=True)

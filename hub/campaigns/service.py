@@ -24,6 +24,7 @@ from hub.campaigns.model import (
     Campaign,
     CampaignChannel,
     Progress,
+    Recipient,
 )
 from hub.campaigns.store import CampaignStore
 from hub.campaigns.unsubscribe import UnsubscribeLinks
@@ -107,6 +108,25 @@ class CampaignService:
     ) -> Campaign:
         """A draft. Raises InvalidRequest naming what is wrong (an account that
         cannot carry the channel, a template that does not render)."""
+        now = self.clock.now()
+        campaign = await self.draft(
+            name=name,
+            channel=channel,
+            account_id=account_id,
+            audience_id=audience_id,
+            text=text,
+            subject=subject,
+            created_by=created_by,
+            created_at=now,
+            updated_at=now,
+        )
+        await self.store.add_campaign(campaign)
+        return campaign
+
+    async def draft(self, **fields: Any) -> Campaign:
+        """A campaign built and checked, not stored: the account can carry its
+        channel, its audience exists, its templates render. Raises InvalidRequest."""
+        account_id, channel = fields["account_id"], fields["channel"]
         account = self.channels.get(account_id)
         if account is None:
             raise InvalidRequest(f"account_id: no account {account_id!r} is configured")
@@ -115,25 +135,34 @@ class CampaignService:
                 f"account_id: account {account_id!r} is a {account.name} account;"
                 f" {channel} campaigns go through {', '.join(sorted(FAMILIES[channel]))} accounts"
             )
-        await self.audience(audience_id)
-        now = self.clock.now()
+        await self.audience(fields["audience_id"])
         try:
-            campaign = Campaign(
-                name=name,
-                channel=channel,
-                account_id=account_id,
-                audience_id=audience_id,
-                text=text,
-                subject=subject,
-                created_by=created_by,
-                created_at=now,
-                updated_at=now,
-            )
+            campaign = Campaign(**fields)
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from exc
         self._messages(campaign)
-        await self.store.add_campaign(campaign)
         return campaign
+
+    async def update_draft(self, campaign_id: str, **changes: Any) -> Campaign:
+        """Change a draft (name, channel, account, audience, text, subject), checked
+        as a new one. Raises Conflict once it is scheduled or launched."""
+        current = await self.campaign(campaign_id)
+        if current.status != "draft":
+            raise Conflict(f"campaign {campaign_id} is {current.status}; only a draft can change")
+        fields = {**current.model_dump(), **changes, "updated_at": self.clock.now()}
+        if fields["channel"] == "sms":
+            fields["subject"] = ""
+        campaign = await self.draft(**fields)
+        editable = ("name", "channel", "account_id", "audience_id", "text", "subject")
+        if not await self.store.update_campaign(
+            campaign_id,
+            expect={"status": ("draft",)},
+            updated_at=campaign.updated_at,
+            **{name: getattr(campaign, name) for name in editable},
+        ):
+            latest = await self.campaign(campaign_id)
+            raise Conflict(f"campaign {campaign_id} is {latest.status}; only a draft can change")
+        return await self.campaign(campaign_id)
 
     def _messages(self, campaign: Campaign) -> CampaignMessages:
         try:
@@ -146,7 +175,13 @@ class CampaignService:
     async def preview(self, campaign_id: str, contact_id: str | None = None) -> dict[str, Any]:
         """The message as one contact would get it (a given one, else a sample of
         the audience)."""
-        campaign = await self.campaign(campaign_id)
+        return await self.preview_of(await self.campaign(campaign_id), contact_id)
+
+    async def preview_of(self, campaign: Campaign, contact_id: str | None = None) -> dict[str, Any]:
+        """The message of `campaign` (stored or a draft being written) exactly as
+        one contact would get it: the text with the SMS opt-out line or the
+        e-mail's unsubscribe footer, the subject, the address, and for SMS the
+        size the account sends it at (`{"encoding", "segments", ...}`)."""
         audience = await self.audience(campaign.audience_id)
         if contact_id:
             contact = (await self.store.contacts([contact_id])).get(contact_id)
@@ -156,16 +191,26 @@ class CampaignService:
             contact = await self.store.sample_contact(audience.filter, campaign.channel)
             if contact is None:
                 raise InvalidRequest("the audience is empty: there is nobody to preview for")
-        text, subject = self._render(campaign, contact)
-        return {"contact_id": contact.id, "text": text, "subject": subject}
-
-    def _render(self, campaign: Campaign, contact: Contact) -> tuple[str, str]:
+        space = ADDRESS_SPACE[campaign.channel]
+        address = next((i.address for i in contact.identities if i.channel == space), "")
+        now = campaign.launched_at or self.clock.now()
+        recipient = Recipient(
+            campaign_id=campaign.id, contact_id=contact.id, address=address, updated_at=now
+        )
         try:
-            return self._messages(campaign).render(
-                contact, campaign.launched_at or self.clock.now()
-            )
+            outbound = self._messages(campaign).outbound(recipient, contact, now)
         except TemplateError as exc:
             raise InvalidRequest(f"text: {exc}") from exc
+        channel = self.channels.get(campaign.account_id)
+        meta = channel.outbound_meta(outbound) if channel is not None else {}
+        return {
+            "contact_id": contact.id,
+            "contact_name": contact.name,
+            "to": address,
+            "text": outbound.text,
+            "subject": outbound.subject,
+            "sms": meta.get("sms"),
+        }
 
     async def test_send(self, campaign_id: str, to: str, *, name: str = "") -> str:
         """Send the campaign's message once to `to` (the marketer's own phone or
@@ -183,8 +228,6 @@ class CampaignService:
         now = self.clock.now()
         contact = Contact(name=name, identities=[identity], created_at=now, updated_at=now)
         messages = self._messages(campaign)
-        from hub.campaigns.model import Recipient
-
         recipient = Recipient(
             campaign_id=f"test{new_id()}",
             contact_id=contact.id,

@@ -17,10 +17,12 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.campaigns.importer import ContactImporter
+from hub.campaigns.messages import TEMPLATE_VARIABLES
 from hub.campaigns.model import AudienceFilter, CampaignChannel
-from hub.campaigns.service import CampaignService
+from hub.campaigns.service import FAMILIES, CampaignService
 from hub.errors import InvalidRequest, NotFound, StoreUnavailable
 from hub.web.api import me, page_limit, read_body
+from hub.web.contact_imports import IMPORT_MAX_BYTES
 from hub.web.permissions import require
 
 CAMPAIGNS = web.AppKey("campaigns", CampaignService)  # absent where campaigns are not built
@@ -61,6 +63,26 @@ class CampaignBody(BaseModel):
     audience_id: str
     text: str = Field(min_length=1, max_length=20_000)
     subject: str = Field("", max_length=300)
+
+
+class CampaignPatch(BaseModel):
+    """The fields of a draft to change; the others stay."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    channel: CampaignChannel | None = None
+    account_id: str | None = None
+    audience_id: str | None = None
+    text: str | None = Field(None, min_length=1, max_length=20_000)
+    subject: str | None = Field(None, max_length=300)
+
+
+class DraftPreviewBody(CampaignBody):
+    """A campaign being written (not saved yet), and whom to preview it for."""
+
+    name: str = Field("draft", min_length=1, max_length=200)
+    contact_id: str | None = None
 
 
 class PreviewBody(BaseModel):
@@ -159,6 +181,33 @@ async def import_contacts(request: web.Request) -> web.Response:
     )
 
 
+@routes.get("/api/v1/campaign-options")
+async def campaign_options(request: web.Request) -> web.Response:
+    """What the campaign page offers: the accounts each channel can send through,
+    the variables a template may use, and the largest contact file to upload.
+
+    `accounts`: [{"id", "name", "channel": "sms"|"email"}]; `variables`:
+    template expressions (`contact.given_name`...); `me`: the caller's own
+    address for test sends (`email`, `phone`)."""
+    campaigns = service(request)
+    accounts = [
+        {"id": account_id, "name": channel.account.name or account_id, "channel": kind}
+        for account_id, channel in sorted(campaigns.channels.items())
+        for kind, families in FAMILIES.items()
+        if channel.name in families
+    ]
+    agent = me(request)
+    return web.json_response(
+        {
+            "accounts": accounts,
+            "variables": list(TEMPLATE_VARIABLES),
+            "import_max_bytes": request.app.get(IMPORT_MAX_BYTES, 0),
+            "recipient_statuses": list(RECIPIENT_STATUSES),
+            "me": {"email": agent.email, "phone": agent.phone or ""},
+        }
+    )
+
+
 @routes.get("/api/v1/campaigns")
 async def list_campaigns(request: web.Request) -> web.Response:
     items = await service(request).store.list_campaigns()
@@ -184,6 +233,33 @@ async def _with_progress(campaigns: CampaignService, campaign_id: str) -> dict[s
 async def get_campaign(request: web.Request) -> web.Response:
     """The campaign and its live figures (poll it, or watch `campaign.*` events)."""
     return web.json_response(await _with_progress(service(request), request.match_info["id"]))
+
+
+@routes.post("/api/v1/campaigns/preview")
+async def preview_draft(request: web.Request) -> web.Response:
+    """A campaign being written, as one contact would get it (nothing is saved).
+
+    Rendered by the same sandboxed templates as the sends: the text with the
+    SMS opt-out line or the e-mail's unsubscribe footer, the subject, and for
+    SMS the encoding and segments it goes out in. A template that cannot
+    render is refused with 422 naming the problem."""
+    campaigns = service(request)
+    body = await read_body(request, DraftPreviewBody)
+    now = campaigns.clock.now()
+    fields = body.model_dump(exclude={"contact_id"})
+    draft = await campaigns.draft(**fields, created_at=now, updated_at=now)
+    return web.json_response(await campaigns.preview_of(draft, body.contact_id))
+
+
+@routes.patch("/api/v1/campaigns/{id}")
+async def update_campaign(request: web.Request) -> web.Response:
+    """Change a draft (409 once it is scheduled or launched)."""
+    campaigns = service(request)
+    body = await read_body(request, CampaignPatch)
+    campaign = await campaigns.update_draft(
+        request.match_info["id"], **body.model_dump(exclude_unset=True, exclude_none=True)
+    )
+    return web.json_response(campaign.model_dump(mode="json"))
 
 
 @routes.post("/api/v1/campaigns/{id}/preview")
@@ -231,12 +307,16 @@ for _name in ("launch", "pause", "resume", "cancel"):
 
 
 @routes.get("/api/v1/campaigns/{id}/recipients")
-async def list_recipients(request: web.Request) -> web.Response:
+async def list_recipients(request: web.Request) -> web.StreamResponse:
+    """Recipients by contact id, a page at a time; `format=csv` downloads them
+    all (with each contact's name) as one CSV file."""
     campaigns = service(request)
     campaign = await campaigns.campaign(request.match_info["id"])
     status = request.query.get("status") or None
     if status is not None and status not in RECIPIENT_STATUSES:
         raise InvalidRequest(f"status must be one of {', '.join(RECIPIENT_STATUSES)}")
+    if request.query.get("format") == "csv":
+        return await _recipients_csv(request, campaigns, campaign.id, status)
     page = await campaigns.store.list_recipients(
         campaign.id,
         status=status,  # type: ignore[arg-type]
@@ -246,6 +326,50 @@ async def list_recipients(request: web.Request) -> web.Response:
     return web.json_response(
         {"items": [r.model_dump(mode="json") for r in page.items], "next_cursor": page.next_cursor}
     )
+
+
+CSV_COLUMNS = ("contact_id", "name", "address", "status", "reason", "attempts", "external_id",
+               "sent_at", "updated_at")  # fmt: skip
+CSV_PAGE = 500
+
+
+async def _recipients_csv(
+    request: web.Request, campaigns: CampaignService, campaign_id: str, status: str | None
+) -> web.StreamResponse:
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="campaign-{campaign_id}.csv"',
+        }
+    )
+    await response.prepare(request)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    cursor: str | None = None
+    while True:
+        page = await campaigns.store.list_recipients(
+            campaign_id,
+            status=status,  # type: ignore[arg-type]
+            limit=CSV_PAGE,
+            cursor=cursor,
+        )
+        names = await campaigns.store.contacts([r.contact_id for r in page.items])
+        for r in page.items:
+            contact = names.get(r.contact_id)
+            writer.writerow(
+                [r.contact_id, contact.name if contact else "", r.address, r.status,
+                 r.reason or "", r.attempts, r.external_id or "",
+                 r.sent_at.isoformat() if r.sent_at else "", r.updated_at.isoformat()]
+            )  # fmt: skip
+        await response.write(buffer.getvalue().encode())
+        buffer.seek(0)
+        buffer.truncate()
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    await response.write_eof()
+    return response
 
 
 @routes.get("/api/v1/campaigns/{id}/recipients/{contact_id}")

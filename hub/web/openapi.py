@@ -17,6 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from hub import __version__
+from hub.campaigns.imports import ContactImport
 from hub.campaigns.model import Audience, Campaign, Recipient
 from hub.inbox.model import (
     Agent,
@@ -80,6 +81,13 @@ OPERATIONS: dict[tuple[str, str], tuple[Body, str]] = {
     ("GET", "/api/v1/stream"): (None, "a WebSocket: see hub/web/realtime.py"),
     # Campaigns (hub/web/campaigns.py): admins and marketers.
     ("POST", "/api/v1/contacts/import"): (None, "ImportReport (CSV body, text/csv)"),
+    ("POST", "/api/v1/contacts/imports/preview"): (None, "ImportColumns (the file's start)"),
+    ("POST", "/api/v1/contacts/imports"): (None, "ContactImport (CSV body, text/csv)"),
+    ("GET", "/api/v1/contacts/imports/{id}"): (None, "ContactImport"),
+    ("GET", "/api/v1/contacts/imports/{id}/rejected"): (None, "the rejected rows (text/csv)"),
+    ("GET", "/api/v1/campaign-options"): (None, "CampaignOptions"),
+    ("POST", "/api/v1/campaigns/preview"): (campaigns.DraftPreviewBody, "Preview"),
+    ("PATCH", "/api/v1/campaigns/{id}"): (campaigns.CampaignPatch, "Campaign"),
     ("GET", "/api/v1/audiences"): (None, "[Audience]"),
     ("POST", "/api/v1/audiences"): (campaigns.AudienceBody, "Audience"),
     ("POST", "/api/v1/audiences/count"): (campaigns.CountBody, "Count"),
@@ -120,7 +128,16 @@ QUERY = {
         "region": "country of phone numbers without +code (default: the inbox's)",
         "delimiter": "the cell separator (default ,)",
     },
+    "/api/v1/contacts/imports": {
+        "map": "Column=field (repeatable), as for /api/v1/contacts/import",
+        "tag": "a tag for every imported contact (repeatable)",
+        "region": "country of phone numbers without +code (default: the inbox's)",
+        "delimiter": "the cell separator (default ,)",
+        "name": "the file's name, shown with the report",
+    },
+    "/api/v1/contacts/imports/preview": {"delimiter": "the cell separator (default ,)"},
     "/api/v1/campaigns/{id}/recipients": {
+        "format": "`csv`: every recipient (with the contact's name) as one CSV file",
         "status": "pending, sending, sent, delivered, failed or skipped",
         "limit": "1 to 100 (default 25)",
         "cursor": "next_cursor of the previous page",
@@ -138,6 +155,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "Audience": Audience,
     "Campaign": Campaign,
     "Recipient": Recipient,
+    "ContactImport": ContactImport,
 }
 HIDDEN_FIELDS = {"Agent": {"password_hash"}, "ApiToken": {"token_hash"}}
 ERROR = {

@@ -5,7 +5,8 @@ inbox as it happens, from every hub process (cluster handlers on the bus).
 Hub → agent (JSON text frames):
 - `{"type": "hello", "protocol": 1, "agent": {...}}` once, first;
 - `{"type": "event", "event": <type>, "id": <event id>, "data": {...}}` for every
-  `conversation.*`, `message.*`, `contact.*` and `agent.*` event, with the same
+  `conversation.*`, `message.*`, `contact.*` and `agent.*` event (and, to admins
+  and marketers, `campaign.progress`: a campaign's figures), with the same
   `data` the bus carries (`message.created` → `{"message": {...}}`,
   `conversation.typing` → `{"conversation_id", "account_id", "typing", "by"}`,
   `conversation.read` → `{"conversation", "up_to", "reader"}`, ...);
@@ -63,7 +64,7 @@ from hub.web.permissions import may_see
 log = logging.getLogger(__name__)
 
 PROTOCOL = 1
-STREAMED = ("conversation.", "message.", "contact.", "agent.")
+STREAMED = ("conversation.", "message.", "contact.", "agent.", "campaign.")
 TYPING_INTERVAL_SECONDS = 1.0
 MAX_FRAME_BYTES = 65_536
 
@@ -125,6 +126,8 @@ class AgentStream:
             by = event.data.get("by") or {}
             if by.get("kind") == "agent" and by.get("id") == agent.id:
                 return False
+        if event.type.startswith("campaign."):
+            return agent.role in ("admin", "marketer")  # as the campaign API
         if not event.type.startswith(("conversation.", "message.")):
             return True
         if agent.role == "marketer" or conversation is None:
