@@ -284,6 +284,9 @@ class Dispatcher:
             current = await self.store.get_campaign(campaign.id)
             if current is None or current.status != "running":
                 return  # paused or cancelled: stop between chunks
+            # A batch at a slow rate lasts minutes: the figures move during it
+            # (at most once a second, see `announce`), not only at its end.
+            await self.announce(campaign.id)
 
     async def _send(
         self,

@@ -3,6 +3,7 @@
 // at ingest) only inside an iframe with an empty sandbox, under the page's CSP.
 import { api, ApiError, setCsrf } from './api.js';
 import { lang, setLang, t, translate } from './i18n.js';
+import { mountCampaigns } from './campaigns.js';
 
 const $ = (selector) => document.querySelector(selector);
 const OPEN = 'open,pending,snoozed';
@@ -98,6 +99,7 @@ async function start(session) {
   state.agents = agents.items;
   state.teams = teams.items;
   state.canned = canned.items;
+  mountCampaigns(state.me);
   if (state.me.role === 'marketer') {
     // Conversations are private to support; marketers work on contacts and campaigns.
     $('#empty').textContent = t('marketer_note');
