@@ -201,17 +201,22 @@ class ContactImporter:
         delimiter: str = ",",
         progress: Callable[[int], None] | None = None,
         report: ImportReport | None = None,
+        rows_per_transaction: int = MAX_ROWS_PER_TRANSACTION,
     ) -> ImportReport:
         """Import every row of `text` (lines of a CSV file with a header row).
         Raises InvalidRequest when the header cannot be used at all. `report`, if
-        given, is filled as the rows go (for a live progress display) and returned."""
+        given, is filled as the rows go (for a live progress display) and returned.
+
+        The rows of one transaction are written without a turn of the event loop
+        (the SQLite store runs statements on the loop's thread): a hub serving
+        requests meanwhile imports in small transactions."""
         reader = csv.DictReader(iter(text), delimiter=delimiter)
         if reader.fieldnames is None:
             raise InvalidRequest("the file is empty: it needs a header row")
         columns = column_map(reader.fieldnames, mapping)
         tags = [t for t in extra_tags if t]
         report = report if report is not None else ImportReport()
-        for chunk in _chunks(_numbered(reader), MAX_ROWS_PER_TRANSACTION):
+        for chunk in _chunks(_numbered(reader), rows_per_transaction):
             async with self.store.transaction():
                 for line, row in chunk:
                     await self._one(line, row, columns, tags, report)

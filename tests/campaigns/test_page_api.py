@@ -12,6 +12,7 @@ from typing import Any
 
 from hub.events import Event
 from hub.inbox.model import Agent
+from hub.web.contact_imports import IMPORTS
 from hub.web.realtime import AgentStream
 from tests.campaigns.conftest import CampaignHub, contact
 from tests.campaigns.test_campaigns import _status, create
@@ -214,3 +215,30 @@ def _agent(role: str) -> Agent:
     from datetime import UTC, datetime
 
     return Agent(name=role, email=f"{role}@shop.vn", role=role, created_at=datetime.now(UTC))  # type: ignore[arg-type]
+
+
+async def test_a_large_import_reports_its_progress_while_the_hub_keeps_answering(
+    campaign_hub: Any,
+) -> None:
+    app: CampaignHub = await campaign_hub()
+    imports = app.hub.app[IMPORTS]
+    imports.save_every = 0.01  # every turn of the saver, so that a running state is seen
+    rows = "".join(f"Khách {n},09{n:08d}\n" for n in range(3000))
+    body = ("name,phone\n" + rows).encode()
+    status, started = await app.api("POST", "/api/v1/contacts/imports", data=body)
+    assert status == 202, started
+    seen: list[dict[str, Any]] = []
+
+    async def midway() -> bool:
+        # The hub answers while the rows go in: the import runs beside requests.
+        _, state = await app.api("GET", f"/api/v1/contacts/imports/{started['id']}")
+        seen.append(state)
+        return bool(state["status"] == "running" and 0 < state["rows"] < 3000)
+
+    await eventually(midway, interval=0.005)
+    state = await imported(app, started["id"])
+    assert state["status"] == "done" and state["rows"] == 3000
+    assert state["created"] + state["rejected_count"] == 3000
+    assert state["bytes_done"] == state["bytes_total"] == len(body.decode())
+    done_rows = [s["rows"] for s in seen]
+    assert done_rows == sorted(done_rows)  # progress only moves forward
