@@ -369,7 +369,8 @@ def token_create(config: Path | None, data_dir: Path | None, agent_email: str, n
     multiple=True,
     metavar="COLUMN=FIELD",
     help="Map a column to a field (name, phone, email, language, timezone, birthday, tags,"
-    " attributes.<key>; empty to ignore it). Columns named like a field map by themselves.",
+    " consent.sms, consent.email (yes/no), attributes.<key>; empty to ignore it). Columns"
+    " named like a field map by themselves.",
 )
 @click.option("--tag", "tags", multiple=True, help="Add this tag to every imported contact.")
 @click.option("--region", help="Country of phone numbers without +code (default: inbox's).")

@@ -1,9 +1,14 @@
 """Contacts from a CSV file into the contact book the support team uses.
 
 Columns map to fields (`name`, `phone`, `email`, `language`, `timezone`,
-`birthday`, `tags`, `attributes.<key>`); by default a column maps to the field
-of its own name (or a common alias: "mobile", "số điện thoại", "e-mail"...).
-Phones become E.164 (`default_region` for numbers without a country code).
+`birthday`, `tags`, `consent.sms`, `consent.email`, `attributes.<key>`); by
+default a column maps to the field of its own name (or a common alias:
+"mobile", "số điện thoại", "e-mail"...). Phones become E.164 (`default_region`
+for numbers without a country code).
+
+A consent column says yes or no (yes/no, true/false, 1/0, opted_in/opted_out,
+có/không; empty: not known). An opt-out on file always stands: an import never
+turns a contact who said no back into a yes; a "no" in the file is recorded.
 
 A row whose phone or e-mail is already someone's is merged into that contact
 (tags added, attributes updated, empty fields filled; nothing overwritten that
@@ -27,10 +32,26 @@ import phonenumbers
 
 from hub.errors import IdentityTaken, InvalidRequest
 from hub.inbox.addresses import normalise_email, normalise_phone
-from hub.inbox.model import Contact, Identity
+from hub.inbox.model import Consent, ConsentStatus, Contact, Identity
 from hub.inbox.store import Store
 
-FIELDS = ("name", "phone", "email", "language", "timezone", "birthday", "tags")
+FIELDS = (
+    "name",
+    "phone",
+    "email",
+    "language",
+    "timezone",
+    "birthday",
+    "tags",
+    "consent.sms",
+    "consent.email",
+)
+CONSENT_VALUES: dict[str, ConsentStatus] = {
+    **dict.fromkeys(("yes", "y", "true", "1", "opted_in", "opt-in", "có", "co"), "opted_in"),
+    **dict.fromkeys(
+        ("no", "n", "false", "0", "opted_out", "opt-out", "không", "khong"), "opted_out"
+    ),
+}
 ALIASES = {
     "full name": "name",
     "fullname": "name",
@@ -83,6 +104,7 @@ class ContactRow:
     birthday: date | None = None
     tags: list[str] = field(default_factory=list)
     attributes: dict[str, str] = field(default_factory=dict)
+    consent: dict[str, ConsentStatus] = field(default_factory=dict)  # "sms" / "email"
 
 
 def column_map(header: Iterable[str], mapping: Mapping[str, str] | None) -> dict[str, str]:
@@ -154,6 +176,14 @@ def read_row(row: Mapping[str, str], columns: Mapping[str, str], region: str) ->
     if values.get("birthday"):
         birthday = _date(values["birthday"])
     tags = [t.strip() for t in TAG_SEPARATORS.split(values.get("tags", "")) if t.strip()]
+    consent: dict[str, ConsentStatus] = {}
+    for key in ("sms", "email"):
+        said = values.get(f"consent.{key}")
+        if said:
+            status = CONSENT_VALUES.get(said.strip().lower())
+            if status is None:
+                raise InvalidRequest(f"consent.{key}: {said!r} is not yes or no")
+            consent[key] = status
     return ContactRow(
         identities=identities,
         name=values.get("name", ""),
@@ -162,6 +192,7 @@ def read_row(row: Mapping[str, str], columns: Mapping[str, str], region: str) ->
         birthday=birthday,
         tags=tags,
         attributes=attributes,
+        consent=consent,
     )
 
 
@@ -264,6 +295,7 @@ class ContactImporter:
                     birthday=row.birthday,
                     tags=all_tags,
                     attributes=dict(row.attributes),
+                    consent=merge_consent({}, row.consent, now),
                     created_at=now,
                     updated_at=now,
                 )
@@ -284,11 +316,29 @@ class ContactImporter:
             "attributes": {**contact.attributes, **row.attributes},
             "updated_at": now,
         }
+        consent = merge_consent(contact.consent, row.consent, now)
+        if consent != contact.consent:
+            changes["consent"] = consent
         for name in ("name", "language", "timezone", "birthday"):
             if not getattr(contact, name) and getattr(row, name):
                 changes[name] = getattr(row, name)
         await self.store.update_contact(contact_id, **changes)
         return True
+
+
+def merge_consent(
+    current: Mapping[str, Consent], said: Mapping[str, ConsentStatus], now: datetime
+) -> dict[str, Consent]:
+    """The contact's consent after an import said `said`: an opt-out on file
+    stands; anything else takes the file's answer (unchanged answers keep
+    their original date)."""
+    merged = dict(current)
+    for key, status in said.items():
+        before = merged.get(key)
+        if before is not None and (before.status == "opted_out" or before.status == status):
+            continue
+        merged[key] = Consent(status=status, at=now, how="contact import")
+    return merged
 
 
 def _numbered(reader: csv.DictReader[str]) -> Iterator[tuple[int, dict[str, Any]]]:

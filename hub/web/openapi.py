@@ -123,7 +123,7 @@ QUERY = {
     "/api/v1/contacts": {"q": "2 to 200 characters of a name, phone or address"},
     "/api/v1/contacts/import": {
         "map": "Column=field (repeatable): name, phone, email, language, timezone, birthday,"
-        " tags or attributes.<key>",
+        " tags, consent.sms, consent.email (yes/no) or attributes.<key>",
         "tag": "a tag for every imported contact (repeatable)",
         "region": "country of phone numbers without +code (default: the inbox's)",
         "delimiter": "the cell separator (default ,)",

@@ -3,6 +3,7 @@ row reported with its line and reason (and nothing of it written)."""
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from hub.campaigns.importer import ContactImporter, column_map
 from hub.errors import InvalidRequest
-from hub.inbox.model import Contact, Identity
+from hub.inbox.model import Consent, Contact, Identity
 from hub.inbox.sqlite import SqliteStore
 from tests.hub_process import hub_command
 
@@ -88,3 +89,47 @@ def test_hub_import_reports_and_writes_the_rejected_rows(tmp_path: Path) -> None
     assert "line 6: phone: '12345' is not a" in result.stderr
     lines = rejects.read_text(encoding="utf-8").splitlines()
     assert lines[0].startswith("line,reason,Họ tên") and len(lines) == 6
+
+
+async def test_consent_columns_record_yes_and_no_and_an_opt_out_on_file_stands(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "hub.db")
+    await store.open()
+    try:
+        said_no = Contact(
+            name="Đã từ chối",
+            identities=[Identity(channel="phone", address="+84901000001")],
+            consent={"sms": Consent(status="opted_out", at=NOW, how="STOP")},
+            created_at=NOW,
+            updated_at=NOW,
+        )
+        await store.add_contact(said_no)
+        importer = ContactImporter(store, lambda: NOW, default_region="VN")
+        text = (
+            "name,phone,email,sms ok,mail ok\n"
+            "Đã từ chối,0901000001,,có,\n"  # a yes in the file does not undo a STOP
+            "Mới,0901000002,moi@example.com,yes,không\n"
+            "Sai,0901000003,,maybe,\n"
+        )
+        report = await importer.import_csv(
+            io.StringIO(text), mapping={"sms ok": "consent.sms", "mail ok": "consent.email"}
+        )
+        assert (report.created, report.merged) == (1, 1)
+        assert [(r.line, r.reason) for r in report.rejected] == [
+            (4, "consent.sms: 'maybe' is not yes or no")
+        ]
+        kept = await store.get_contact(said_no.id)
+        assert kept is not None and kept.consent["sms"].how == "STOP"
+        owners = await store.contacts_by_identity(
+            [Identity(channel="phone", address="+84901000002")]
+        )
+        new = await store.get_contact(next(iter(owners.values())))
+        assert new is not None
+        assert {k: c.status for k, c in new.consent.items()} == {
+            "sms": "opted_in",
+            "email": "opted_out",
+        }
+        assert new.consent["sms"].how == "contact import"
+    finally:
+        await store.close()
