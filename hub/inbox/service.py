@@ -165,6 +165,7 @@ class InboxService:
         created = message_event("created", message)
         # Care rules greet a contact's very first message: say so, as only here is it known.
         created.data["first_from_contact"] = contact_created
+        created.data["contact_id"] = contact.id
         events.append(created)
         log.info(
             "message ingested",
