@@ -19,7 +19,7 @@ from hub.inbox.model import Moment, new_id
 CampaignChannel = Literal["sms", "email"]
 CampaignStatus = Literal["draft", "scheduled", "running", "paused", "cancelled", "completed"]
 RecipientStatus = Literal["pending", "sending", "sent", "delivered", "failed", "skipped"]
-SkipReason = Literal["opted_out", "frequency_cap", "no_address", "cancelled"]
+SkipReason = Literal["opted_out", "frequency_cap", "bouncing", "no_address", "cancelled"]
 
 # The identity address space each campaign channel sends to (see `Identity`).
 ADDRESS_SPACE: dict[CampaignChannel, str] = {"sms": "phone", "email": "email"}

@@ -348,6 +348,18 @@ class MongoCampaignStore(CampaignStore):
             {"$set": changes},
         )
 
+    async def any_sent_since(self, since: datetime) -> bool:
+        found = await self.db._find(
+            CAMPAIGNS,
+            {
+                "launched_at": {"$ne": None},
+                "$or": [{"finished_at": None}, {"finished_at": {"$gte": since}}],
+            },
+            limit=1,
+            projection={"_id": 1},
+        )
+        return bool(found)
+
     async def recent_sends(self, contact_id: str, since: datetime) -> list[Recipient]:
         documents = await self.db._find(
             RECIPIENTS,

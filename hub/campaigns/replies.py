@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from hub.campaigns.model import parse_recipient_key
 from hub.campaigns.store import CampaignStore
@@ -43,11 +43,16 @@ def campaign_send(message_id: str) -> tuple[str, str] | None:
 
 
 class CampaignReplies:
+    # A campaign that starts sending is seen this much later at most (a reply
+    # comes seconds after the message at the very least).
+    RECHECK_SECONDS = 2.0
+
     def __init__(self, store: CampaignStore, inbox: InboxService, window: timedelta) -> None:
         self.store = store
         self.inbox = inbox
         self.window = window
         self._running: set[asyncio.Task[None]] = set()
+        self._recently: tuple[float, bool] | None = None  # (loop time asked, answer)
 
     def attach(self, bus: EventBus) -> None:
         """Look at each inbound message in the process that stored it, in a task
@@ -82,9 +87,11 @@ class CampaignReplies:
         Returns the campaign's id when this message is the recipient's first reply."""
         since = message.created_at - self.window
         referenced = message.thread.in_reply_to or message.thread.references
-        if contact_id is not None and not referenced:
-            # The common case, every inbound message: one indexed look first.
-            if not await self.store.recent_sends(contact_id, since):
+        if not referenced:
+            # The common case, every inbound message: cheap looks first.
+            if not await self._campaigns_recently(since):
+                return None
+            if contact_id is not None and not await self.store.recent_sends(contact_id, since):
                 return None
         conversation = await self.inbox.store.get_conversation(message.conversation_id)
         if conversation is None:
@@ -108,6 +115,15 @@ class CampaignReplies:
             },
         )
         return campaign_id
+
+    async def _campaigns_recently(self, since: datetime) -> bool:
+        """Whether any campaign may have sent since `since`, asked at most every
+        few seconds: most messages arrive when no campaign is near, and then
+        cost nothing here."""
+        now = asyncio.get_running_loop().time()
+        if self._recently is None or now - self._recently[0] > self.RECHECK_SECONDS:
+            self._recently = (now, await self.store.any_sent_since(since))
+        return self._recently[1]
 
     async def _answered(
         self, message: Message, conversation: Conversation

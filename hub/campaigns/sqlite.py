@@ -375,6 +375,14 @@ class SqliteCampaignStore(CampaignStore):
         )
         return changed == 1
 
+    async def any_sent_since(self, since: datetime) -> bool:
+        row = await self.db._fetch_one(
+            "SELECT 1 FROM campaigns WHERE launched_at IS NOT NULL"
+            " AND (finished_at IS NULL OR finished_at >= ?) LIMIT 1",
+            (to_ms(since),),
+        )
+        return row is not None
+
     async def recent_sends(self, contact_id: str, since: datetime) -> list[Recipient]:
         rows = await self.db._fetch_all(
             "SELECT * FROM campaign_recipients WHERE contact_id = ? AND sent_at >= ?"

@@ -140,6 +140,11 @@ class CampaignStore(ABC):
         """A provider's later report: sent → delivered | failed (forward only)."""
 
     @abstractmethod
+    async def any_sent_since(self, since: datetime) -> bool:
+        """Whether any campaign may have sent at or after `since`: one is under
+        way (launched, not finished) or finished since."""
+
+    @abstractmethod
     async def recent_sends(self, contact_id: str, since: datetime) -> list[Recipient]:
         """The contact's campaign messages sent (or delivered) at or after `since`,
         newest first."""
