@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from hub import __version__
 from hub.campaigns.imports import ContactImports
+from hub.campaigns.replies import CampaignReplies
 from hub.campaigns.reports import CampaignReports
 from hub.campaigns.runtime import build_campaigns
 from hub.campaigns.service import CampaignService
@@ -101,6 +102,7 @@ class Runtime:
     presence: PresenceTracker | None = None  # agents' presence from their sockets
     sla: SlaTimers | None = None  # first-response deadlines and their escalation
     campaigns: CampaignService | None = None  # bulk campaigns (SQLite store for now)
+    campaign_replies: CampaignReplies | None = None  # replies and bounces linked back
 
     async def ingest(self, inbound: InboundMessage) -> IngestOutcome:
         outcome = await self.inbox.ingest(inbound)
@@ -109,7 +111,10 @@ class Runtime:
         return outcome
 
     async def report_failure(self, failure: DeliveryFailure) -> bool:
-        return await record_failure(self.inbox, failure) is not None
+        if await record_failure(self.inbox, failure) is not None:
+            return True
+        replies = self.campaign_replies
+        return replies is not None and await replies.on_bounce(failure)
 
 
 @dataclass
@@ -256,6 +261,10 @@ async def open_runtime(
             stack.push_async_callback(channel.close)
         if campaign_store is not None:
             runtime.campaigns = build_campaigns(runtime, campaign_store)
+            runtime.campaign_replies = CampaignReplies(
+                campaign_store, inbox, timedelta(hours=settings.campaigns.reply_window_hours)
+            )
+            runtime.campaign_replies.attach(bus)
         for channel in channels.values():
             for other in channel.references():
                 if other not in channels:

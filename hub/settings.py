@@ -208,6 +208,11 @@ class CampaignSettings(_Section):
         ge=1024,
         description="the largest CSV file of contacts the workspace may upload (bytes)",
     )
+    reply_window_hours: float = Field(
+        72,
+        gt=0,
+        description="a contact's message this soon after a campaign's counts as its reply",
+    )
     defaults: CampaignRules = CampaignRules(
         rate_per_second=10, send_from="07:00", send_until="22:00", daily_cap=1, sms_opt_out_text=""
     )
