@@ -329,8 +329,15 @@ async def list_recipients(request: web.Request) -> web.StreamResponse:
 
 
 CSV_COLUMNS = ("contact_id", "name", "address", "status", "reason", "attempts", "external_id",
-               "sent_at", "updated_at")  # fmt: skip
+               "sent_at", "replied_at", "updated_at")  # fmt: skip
 CSV_PAGE = 500
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def as_cell(text: str) -> str:
+    """Free text (a contact's name, a provider's reason) as a spreadsheet shows
+    it, never as a formula it would run (CSV injection): a leading quote."""
+    return f"'{text}" if text.startswith(FORMULA_START) else text
 
 
 async def _recipients_csv(
@@ -358,9 +365,10 @@ async def _recipients_csv(
         for r in page.items:
             contact = names.get(r.contact_id)
             writer.writerow(
-                [r.contact_id, contact.name if contact else "", r.address, r.status,
-                 r.reason or "", r.attempts, r.external_id or "",
-                 r.sent_at.isoformat() if r.sent_at else "", r.updated_at.isoformat()]
+                [r.contact_id, as_cell(contact.name if contact else ""), r.address, r.status,
+                 as_cell(r.reason or ""), r.attempts, r.external_id or "",
+                 r.sent_at.isoformat() if r.sent_at else "",
+                 r.replied_at.isoformat() if r.replied_at else "", r.updated_at.isoformat()]
             )  # fmt: skip
         await response.write(buffer.getvalue().encode())
         buffer.seek(0)

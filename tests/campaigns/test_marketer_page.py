@@ -244,7 +244,7 @@ async def test_a_marketer_pauses_and_resumes_a_running_campaign(
     assert page.errors == []
 
 
-async def test_an_agent_is_not_offered_the_page_and_the_api_refuses_them(
+async def test_an_agent_is_not_offered_the_page_and_an_admin_goes_back_and_forth(
     chromium: Any,  # noqa: F811
     campaign_hub: Any,
 ) -> None:
@@ -264,6 +264,17 @@ async def test_an_agent_is_not_offered_the_page_and_the_api_refuses_them(
     )
     assert answers == [[403, "forbidden"]] * 4
     assert page.errors == []
+
+    # An admin has both: the inbox first, the campaigns a click away, and back.
+    await add_person(app.hub, "chi@shop.vn", role="admin")
+    admin = await open_page(chromium, app, "chi@shop.vn")
+    assert await admin.is_visible("#conversations") and await admin.is_hidden("#marketing")
+    await admin.click("#campaigns-open")
+    await admin.wait_for_selector("#marketing:not([hidden]) #campaign-rows")
+    assert await admin.is_hidden("#conversations")
+    await admin.click("#m-inbox")
+    await admin.wait_for_selector("#conversations", state="visible")
+    assert await admin.is_hidden("#marketing") and admin.errors == []
 
 
 async def test_a_marketer_schedules_an_email_campaign_and_can_cancel_it(

@@ -178,6 +178,7 @@ async def test_recipients_download_as_csv_with_names(campaign_hub: Any) -> None:
     app: CampaignHub = await campaign_hub()
     people = [contact(f"Khách {n}", phone=f"+8490100000{n}") for n in range(3)]
     people.append(contact("Từ chối", phone="+84901000009", opted_out="sms"))
+    people.append(contact('=HYPERLINK("http://x.example","bấm")', phone="+84901000008"))
     for person in people:
         await app.store.add_contact(person)
     campaign = await create(app, channel="sms", account_id="hotline", text="Hi")
@@ -190,6 +191,7 @@ async def test_recipients_download_as_csv_with_names(campaign_hub: Any) -> None:
     assert "attachment" in response.headers["Content-Disposition"]
     rows = list(csv.DictReader(io.StringIO(await response.text())))
     assert sorted((r["name"], r["status"], r["reason"]) for r in rows) == [
+        ('\'=HYPERLINK("http://x.example","bấm")', "sent", ""),  # shown, never run
         ("Khách 0", "sent", ""),
         ("Khách 1", "sent", ""),
         ("Khách 2", "sent", ""),

@@ -16,7 +16,7 @@ const CAMPAIGN_STATUSES = ['draft', 'scheduled', 'running', 'paused', 'cancelled
 const FIGURES = [
   ['total', 'c_total'], ['sent', 'c_sent'], ['delivered', 'c_delivered'], ['failed', 'c_failed'],
   ['opted_out', 'c_opted_out'], ['waiting', 'c_waiting'], ['frequency_capped', 'c_frequency_capped'],
-  ['queued', 'c_queued'], ['skipped_other', 'c_skipped_other'],
+  ['queued', 'c_queued'], ['skipped_other', 'c_skipped_other'], ['replied', 'c_replied'],
 ];
 
 const $ = (selector, root = document) => root.querySelector(selector);
@@ -147,7 +147,9 @@ function tabs(section, rest) {
     ['#contacts-import', 'c_import', section === 'contacts-import'],
   ];
   return el('nav', { class: 'm-tabs', 'aria-label': t('c_campaigns') }, ...items.map(([href, key, current]) =>
-    el('a', { href, class: current ? 'current' : '', 'aria-current': current ? 'page' : null, text: t(key) })));
+    el('a', { href, class: current ? 'current' : '', 'aria-current': current ? 'page' : null, text: t(key) })),
+  // Admins also work the inbox: the way back to it (a marketer has none).
+  state.me.role === 'admin' ? el('a', { href: '#', class: 'm-inbox', id: 'm-inbox', text: t('c_to_inbox') }) : null);
 }
 
 // -- live figures: the stream's campaign.progress, polling while it is down -------
@@ -713,8 +715,9 @@ async function detailScreen(main, campaignId) {
       el('td', {}, el('span', { class: `badge m-rs-${r.status}`, text: t(`rs_${r.status}`) })),
       el('td', { class: 'reason', text: reasonText(r.reason) }),
       el('td', { text: String(r.attempts) }),
-      el('td', { text: when(r.sent_at) }))));
-    if (!state.recipients.length) rows.append(el('tr', {}, el('td', { colspan: '5', class: 'm-muted', text: t('c_no_recipients') })));
+      el('td', { text: when(r.sent_at) }),
+      el('td', { text: when(r.replied_at) }))));
+    if (!state.recipients.length) rows.append(el('tr', {}, el('td', { colspan: '6', class: 'm-muted', text: t('c_no_recipients') })));
     more.hidden = !state.recipientsCursor;
     const query = new URLSearchParams({ format: 'csv' });
     if (state.recipientStatus) query.set('status', state.recipientStatus);
@@ -775,7 +778,7 @@ async function detailScreen(main, campaignId) {
     el('section', { class: 'm-card' },
       el('div', { class: 'm-actions' }, el('h3', { text: t('c_recipients_title') }), el('span', { class: 'spacer' }), statusFilter, download),
       el('div', { class: 'm-scroll' }, el('table', { class: 'm-table', id: 'recipient-table' },
-        el('thead', {}, el('tr', {}, ...['c_address', 'c_status', 'c_reason', 'c_attempts', 'c_sent_at']
+        el('thead', {}, el('tr', {}, ...['c_address', 'c_status', 'c_reason', 'c_attempts', 'c_sent_at', 'c_replied_at']
           .map((key) => el('th', { text: t(key) })))), rows)),
       more));
   await loadRecipients();
