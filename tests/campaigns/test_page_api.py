@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from typing import Any
 
+from hub.campaigns.imports import STALE_SECONDS, ContactImport
 from hub.events import Event
 from hub.inbox.model import Agent
 from hub.web.contact_imports import IMPORTS
@@ -244,3 +246,21 @@ async def test_a_large_import_reports_its_progress_while_the_hub_keeps_answering
     assert state["bytes_done"] == state["bytes_total"] == len(body.decode())
     done_rows = [s["rows"] for s in seen]
     assert done_rows == sorted(done_rows)  # progress only moves forward
+
+
+async def test_an_import_whose_process_died_is_reported_interrupted(campaign_hub: Any) -> None:
+    app: CampaignHub = await campaign_hub()
+    imports = app.hub.app[IMPORTS]
+    state = ContactImport(
+        id="dead1",
+        status="running",
+        started_at=app.clock.now(),
+        bytes_total=100,
+        bytes_done=40,
+        rows=3,
+        heartbeat=time.time() - STALE_SECONDS - 1,  # its process stopped saving a while ago
+    )
+    await imports.redis.set(imports._key(state.id), state.model_dump_json(), ex=60)
+    status, shown = await app.api("GET", "/api/v1/contacts/imports/dead1")
+    assert status == 200 and shown["status"] == "interrupted" and shown["rows"] == 3
+    assert "import the file again" in shown["error"]
