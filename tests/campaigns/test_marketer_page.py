@@ -109,10 +109,13 @@ async def test_a_marketer_imports_targets_writes_tests_and_sends_a_campaign(
     await shot(page, "3-audience")
 
     # -- compose, preview, test send -------------------------------------------------
-    await page.click(".m-tabs >> text=Chiến dịch mới")
+    await page.click("#audience-list li >> text=Tạo chiến dịch")  # with this audience
     await page.fill("#campaign-name", "Hội chợ tháng 3")
-    await page.select_option("#campaign-audience", label="Hội chợ Hà Nội")
     await page.wait_for_selector("#campaign-audience-count >> text=3 người nhận")
+    assert (
+        await page.eval_on_selector("#campaign-audience", "s => s.options[s.selectedIndex].text")
+        == "Hội chợ Hà Nội"
+    )
     await page.fill("#campaign-text", "Chào ")
     await page.click("#campaign-variables >> text={{ contact.given_name }}")
     await page.type("#campaign-text", ", hẹn gặp tại hội chợ!")
@@ -172,7 +175,7 @@ async def test_a_marketer_imports_targets_writes_tests_and_sends_a_campaign(
 
     # The list shows it completed; the English interface says so in English.
     await page.click(".m-tabs >> text=Chiến dịch")
-    await page.wait_for_selector("#campaign-rows tr[data-status=completed]")
+    await page.wait_for_selector("#campaign-rows tr[data-status=completed] >> text=2 / 3")
     await page.select_option("header select.lang", "en")
     await page.wait_for_selector("#campaign-rows >> text=Completed")
     assert await page.text_content(".m-tabs a.current") == "Campaigns"

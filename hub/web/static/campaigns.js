@@ -370,6 +370,23 @@ async function audiencesScreen(main) {
     }, COUNT_DEBOUNCE_MS);
   };
   addAttribute.addEventListener('click', () => { attributeRow(); });
+  // An audience saved earlier as the starting point of a new one (audiences
+  // are not edited in place: campaigns sent to one keep meaning what they did).
+  const load = (a) => {
+    const f = a.filter;
+    name.value = `${a.name} (2)`;
+    tagsAll.value = f.tags_all.join(', ');
+    tagsAny.value = f.tags_any.join(', ');
+    tagsNone.value = f.tags_none.join(', ');
+    attributes.replaceChildren();
+    for (const [key, value] of Object.entries(f.attributes)) attributeRow(key, String(value));
+    consent.value = f.consent;
+    after.value = f.active_after ? f.active_after.slice(0, 10) : '';
+    before.value = f.active_before ? f.active_before.slice(0, 10) : '';
+    conversation.value = f.has_conversation === null || f.has_conversation === undefined ? '' : f.has_conversation ? 'yes' : 'no';
+    recount();
+    name.focus();
+  };
   const form = el('form', { id: 'audience-form', class: 'm-card m-form' },
     el('h2', { text: t('c_new_audience') }),
     field('c_audience_name', name),
@@ -388,13 +405,13 @@ async function audiencesScreen(main) {
     guarded(async () => {
       await api('POST', '/api/v1/audiences', { name: name.value.trim(), filter: filter() });
       name.value = '';
-      await renderAudiences(list);
+      await renderAudiences(list, load);
     });
   });
   main.classList.add('m-split');
   main.append(form, list);
   recount();
-  await renderAudiences(list);
+  await renderAudiences(list, load);
 }
 
 function describeFilter(f) {
@@ -412,7 +429,7 @@ function describeFilter(f) {
   return parts.join(' · ') || t('c_everyone');
 }
 
-async function renderAudiences(list) {
+async function renderAudiences(list, load) {
   const audiences = (await api('GET', '/api/v1/audiences')).items;
   const counts = await Promise.all(audiences.slice(0, 30).map((a) => api('GET', `/api/v1/audiences/${a.id}`).then((x) => x.counts, () => null)));
   fill(list, el('h2', { text: t('c_audiences') }),
@@ -421,7 +438,13 @@ async function renderAudiences(list) {
       el('span', { class: 'm-muted', text: describeFilter(a.filter) }),
       counts[index] ? el('span', { class: 'm-badges' },
         el('span', { class: 'badge', text: `SMS ${number(counts[index].sms)}` }),
-        el('span', { class: 'badge', text: `${t('email')} ${number(counts[index].email)}` })) : null)))
+        el('span', { class: 'badge', text: `${t('email')} ${number(counts[index].email)}` })) : null,
+      el('span', { class: 'm-actions' },
+        el('button', { type: 'button', class: 'm-copy', text: t('c_use_as_start'), onclick: () => load && load(a) }),
+        el('button', { type: 'button', class: 'm-use', text: t('c_campaign_for'), onclick: () => {
+          state.audienceForNew = a.id;
+          location.hash = '#campaigns/new';
+        } })))))
       : el('p', { class: 'm-muted', text: t('c_no_audiences') }));
 }
 
@@ -455,6 +478,10 @@ async function composeScreen(main, campaignId) {
   const testResult = el('span', { id: 'campaign-test-result', class: 'm-muted', role: 'status' });
   const at = el('input', { id: 'campaign-at', type: 'datetime-local', 'aria-label': t('c_schedule_at') });
 
+  if (!existing && state.audienceForNew) {
+    audience.value = state.audienceForNew;
+    state.audienceForNew = null;
+  }
   if (existing) {
     name.value = existing.name;
     channel.value = existing.channel;
@@ -611,8 +638,16 @@ function confirmDialog(question, yes) {
 }
 
 // -- the list -------------------------------------------------------------------------
+// What went out of the total, as figures and a bar (in the list).
+function outOf(progress) {
+  const went = (progress.sent || 0) + (progress.delivered || 0);
+  return [el('progress', { max: String(Math.max(1, progress.total || 0)), value: String(went) }),
+    el('span', { class: 'm-muted', text: ` ${number(went)} / ${number(progress.total)}` })];
+}
+
 async function listScreen(main) {
   const table = el('tbody', { id: 'campaign-rows' });
+  const LIVE = ['running', 'paused', 'completed', 'cancelled'];
   const render = (items) => {
     fill(table, ...items.map((c) => el('tr', {
       'data-id': c.id, 'data-status': c.status, tabindex: '0',
@@ -622,22 +657,41 @@ async function listScreen(main) {
     el('td', { text: c.name }),
     el('td', { text: c.channel === 'sms' ? 'SMS' : t('email') }),
     el('td', {}, el('span', { class: `badge m-status-${c.status}`, text: t(`cs_${c.status}`) })),
-    el('td', { text: number(c.recipient_count) }),
+    el('td', { class: 'm-out-of', 'data-progress': c.id }, LIVE.includes(c.status) ? '…' : number(c.recipient_count)),
     el('td', { text: when(c.launched_at || c.scheduled_at || c.created_at) }))));
     if (!items.length) table.append(el('tr', {}, el('td', { colspan: '5', class: 'm-muted', text: t('c_no_campaigns') })));
   };
+  const showProgress = (campaignId, progress) => {
+    const cell = table.querySelector(`td[data-progress="${CSS.escape(campaignId)}"]`);
+    if (cell) fill(cell, ...outOf(progress));
+  };
+  let shown = [];
   const load = async () => {
-    try { render((await api('GET', '/api/v1/campaigns')).items); } catch (error) { showError(error); }
+    try {
+      shown = (await api('GET', '/api/v1/campaigns')).items;
+      render(shown);
+      // Figures of the recent ones that sent something (one request each).
+      await Promise.all(shown.filter((c) => LIVE.includes(c.status)).slice(0, 20).map(async (c) => {
+        const found = await api('GET', `/api/v1/campaigns/${encodeURIComponent(c.id)}`);
+        showProgress(c.id, found.progress);
+      }));
+    } catch (error) {
+      showError(error);
+    }
   };
   main.append(el('div', { class: 'm-card' },
     el('div', { class: 'm-actions' }, el('h2', { text: t('c_campaigns') }), el('span', { class: 'spacer' }),
       el('a', { class: 'm-button m-primary', href: '#campaigns/new', text: t('c_new_campaign') })),
     el('div', { class: 'm-scroll' }, el('table', { class: 'm-table m-clickable' },
-      el('thead', {}, el('tr', {}, ...['c_campaign_name', 'c_channel', 'c_status', 'c_recipients_col', 'time']
+      el('thead', {}, el('tr', {}, ...['c_campaign_name', 'c_channel', 'c_status', 'c_sent_of', 'time']
         .map((key) => el('th', { text: t(key) })))), table))));
   await load();
   let pending = 0;
-  startLive(() => { if (!pending) pending = setTimeout(() => { pending = 0; load(); }, 1000); }, load);
+  startLive((data) => {
+    const known = shown.find((c) => c.id === data.campaign_id);
+    if (known && known.status === data.status) { showProgress(data.campaign_id, data); return; }
+    if (!pending) pending = setTimeout(() => { pending = 0; load(); }, 1000); // a new status or campaign
+  }, load);
 }
 
 const REASONS = ['opted_out', 'frequency_cap', 'no_address', 'cancelled'];
