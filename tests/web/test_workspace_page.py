@@ -248,9 +248,11 @@ async def test_an_admin_changes_a_role_and_reads_the_audit_log_in_the_page(chrom
     await page.wait_for_selector("#admin-audit >> text=agent.role_changed")
     await page.wait_for_selector("#admin-audit >> text=auth.signed_in")
     await shot(page, "7-admin")
-    # Demoted, minh sees no conversations, in the page or through the API.
+    # Demoted, minh sees no conversations, in the page or through the API: a
+    # marketer lands on the campaigns.
     minh = await signed_in_page(chromium, hub, "minh@example.vn")
-    await minh.wait_for_selector("#empty >> text=tiếp thị")
+    await minh.wait_for_selector("#marketing:not([hidden]) .m-tabs")
+    assert await minh.is_hidden("#conversations")
     assert await minh.locator("#conversations li.item").count() == 0
     assert page.errors == [] and minh.errors == []
 

@@ -66,8 +66,11 @@ function when(iso) {
   return new Date(iso).toLocaleString(lang() === 'vi' ? 'vi-VN' : 'en-GB', { dateStyle: 'short', timeStyle: 'short' });
 }
 
+// A fixed text that follows the language (i18n's translate() rewrites it).
+function tx(key) { return { text: t(key), 'data-i18n': key }; }
+
 function field(labelKey, control, hint) {
-  return el('label', { class: 'm-field' }, el('span', { text: t(labelKey) }), control,
+  return el('label', { class: 'm-field' }, el('span', tx(labelKey)), control,
     hint ? el('small', { class: 'm-hint', text: hint }) : null);
 }
 
@@ -103,7 +106,9 @@ export function mountCampaigns(me) {
   window.addEventListener('hashchange', route);
   document.addEventListener('visibilitychange', () => { if (!document.hidden) refreshLive(); });
   for (const select of document.querySelectorAll('select.lang')) {
-    select.addEventListener('change', () => { if (isOurs()) route(); });
+    // Forms keep what people typed (their fixed words follow by themselves);
+    // the list and a campaign's page are drawn again in the new language.
+    select.addEventListener('change', () => { if (isOurs() && /^campaigns(\/[^/]+)?$/.test(state.route) && state.route !== 'campaigns/new') route(); });
   }
   if (me.role === 'marketer' && !ROUTES.test(location.hash)) {
     location.hash = '#campaigns'; // nothing else in the workspace is theirs
@@ -149,7 +154,7 @@ function tabs(section, rest) {
   return el('nav', { class: 'm-tabs', 'aria-label': t('c_campaigns') }, ...items.map(([href, key, current]) =>
     el('a', { href, class: current ? 'current' : '', 'aria-current': current ? 'page' : null, text: t(key) })),
   // Admins also work the inbox: the way back to it (a marketer has none).
-  state.me.role === 'admin' ? el('a', { href: '#', class: 'm-inbox', id: 'm-inbox', text: t('c_to_inbox') }) : null);
+  state.me.role === 'admin' ? el('a', { href: '#', class: 'm-inbox', id: 'm-inbox', ...tx('c_to_inbox') }) : null);
 }
 
 // -- live figures: the stream's campaign.progress, polling while it is down -------
@@ -204,10 +209,10 @@ async function importScreen(main) {
     el('option', { value: ',', text: ', (comma)' }), el('option', { value: ';', text: '; (semicolon)' }),
     el('option', { value: '\t', text: 'Tab' }));
   const mapping = el('div', { id: 'import-mapping', class: 'm-mapping' });
-  const start = el('button', { id: 'import-start', type: 'submit', text: t('c_import_start'), disabled: true });
+  const start = el('button', { id: 'import-start', type: 'submit', ...tx('c_import_start'), disabled: true });
   const progress = el('div', { id: 'import-progress', class: 'm-card', hidden: true });
   const form = el('form', { class: 'm-card m-form', id: 'import-form' },
-    el('h2', { text: t('c_import_title') }),
+    el('h2', { ...tx('c_import_title') }),
     el('p', { class: 'm-hint', text: t('c_import_help', { max: number(Math.round(state.options.import_max_bytes / 1048576)) }) }),
     field('c_file', file), field('c_import_tags', tags), field('c_delimiter', delimiter),
     mapping, el('div', { class: 'm-actions' }, start));
@@ -246,7 +251,7 @@ async function importScreen(main) {
 
 function mappingTable(preview) {
   const fieldOptions = (column) => [
-    el('option', { value: '', text: t('c_ignore') }),
+    el('option', { value: '', ...tx('c_ignore') }),
     ...preview.fields.map((name) => el('option', { value: name, text: t(`c_field_${name}`) })),
     el('option', { value: `attributes.${slug(column) || 'extra'}`, text: t('c_field_attribute', { name: slug(column) || 'extra' }) }),
   ];
@@ -257,7 +262,7 @@ function mappingTable(preview) {
     return el('tr', {}, el('th', { scope: 'row', text: column.name }), el('td', {}, select), el('td', { class: 'm-muted', text: samples }));
   });
   return el('div', { class: 'm-scroll' }, el('table', { class: 'm-table' },
-    el('thead', {}, el('tr', {}, el('th', { text: t('c_column') }), el('th', { text: t('c_maps_to') }), el('th', { text: t('c_examples') }))),
+    el('thead', {}, el('tr', {}, el('th', { ...tx('c_column') }), el('th', { ...tx('c_maps_to') }), el('th', { ...tx('c_examples') }))),
     el('tbody', {}, ...rows)));
 }
 
@@ -277,13 +282,13 @@ function followImport(panel, importState, button) {
       s.error ? el('p', { class: 'm-error', text: s.error }) : null);
     panel.dataset.status = s.status;
     if (s.status !== 'running' && s.rejected_count) {
-      panel.append(el('h3', { text: t('c_rejected_rows') }),
+      panel.append(el('h3', { ...tx('c_rejected_rows') }),
         el('div', { class: 'm-scroll' }, el('table', { class: 'm-table', id: 'import-rejected' },
-          el('thead', {}, el('tr', {}, el('th', { text: t('c_line') }), el('th', { text: t('c_reason') }), el('th', { text: t('c_row') }))),
+          el('thead', {}, el('tr', {}, el('th', { ...tx('c_line') }), el('th', { ...tx('c_reason') }), el('th', { ...tx('c_row') }))),
           el('tbody', {}, ...s.rejected.map((r) => el('tr', {},
             el('td', { text: String(r.line) }), el('td', { class: 'reason', text: r.reason }),
             el('td', { class: 'm-muted', text: Object.values(r.row).join(', ') })))))),
-        el('a', { class: 'm-download', href: `/api/v1/contacts/imports/${encodeURIComponent(s.id)}/rejected`, download: '', text: t('c_download_rejected') }));
+        el('a', { class: 'm-download', href: `/api/v1/contacts/imports/${encodeURIComponent(s.id)}/rejected`, download: '', ...tx('c_download_rejected') }));
     }
   };
   render(importState);
@@ -311,19 +316,19 @@ function splitTags(text) { return text.split(',').map((x) => x.trim()).filter(Bo
 async function audiencesScreen(main) {
   const name = el('input', { id: 'audience-name', required: true, maxlength: '200' });
   const channel = el('select', { id: 'audience-channel' },
-    el('option', { value: 'sms', text: 'SMS' }), el('option', { value: 'email', text: t('email') }));
+    el('option', { value: 'sms', text: 'SMS' }), el('option', { value: 'email', ...tx('email') }));
   const tagsAll = el('input', { id: 'audience-tags-all', placeholder: 'vip, hanoi' });
   const tagsAny = el('input', { id: 'audience-tags-any' });
   const tagsNone = el('input', { id: 'audience-tags-none' });
   const attributes = el('div', { id: 'audience-attributes', class: 'm-attributes' });
-  const addAttribute = el('button', { type: 'button', id: 'audience-add-attribute', text: t('c_add_condition') });
+  const addAttribute = el('button', { type: 'button', id: 'audience-add-attribute', ...tx('c_add_condition') });
   const consent = el('select', { id: 'audience-consent' },
     ...['any', 'not_opted_out', 'opted_in'].map((v) => el('option', { value: v, text: t(`c_consent_${v}`) })));
   const after = el('input', { id: 'audience-active-after', type: 'date' });
   const before = el('input', { id: 'audience-active-before', type: 'date' });
   const conversation = el('select', { id: 'audience-has-conversation' },
-    el('option', { value: '', text: t('c_any') }), el('option', { value: 'yes', text: t('c_yes') }),
-    el('option', { value: 'no', text: t('c_no') }));
+    el('option', { value: '', ...tx('c_any') }), el('option', { value: 'yes', ...tx('c_yes') }),
+    el('option', { value: 'no', ...tx('c_no') }));
   const count = el('output', { id: 'audience-count', class: 'm-count', 'aria-live': 'polite' });
   const list = el('div', { id: 'audience-list', class: 'm-card' });
   const attributeRow = (key = '', value = '') => {
@@ -388,16 +393,16 @@ async function audiencesScreen(main) {
     name.focus();
   };
   const form = el('form', { id: 'audience-form', class: 'm-card m-form' },
-    el('h2', { text: t('c_new_audience') }),
+    el('h2', { ...tx('c_new_audience') }),
     field('c_audience_name', name),
-    el('fieldset', {}, el('legend', { text: t('c_tags') }),
+    el('fieldset', {}, el('legend', { ...tx('c_tags') }),
       field('c_tags_all', tagsAll), field('c_tags_any', tagsAny), field('c_tags_none', tagsNone)),
-    el('fieldset', {}, el('legend', { text: t('attributes') }), attributes, addAttribute),
+    el('fieldset', {}, el('legend', { ...tx('attributes') }), attributes, addAttribute),
     field('c_consent', consent),
     el('div', { class: 'm-row' }, field('c_active_after', after), field('c_active_before', before)),
     field('c_has_conversation', conversation),
     el('div', { class: 'm-actions' }, field('c_count_on', channel), count, el('span', { class: 'spacer' }),
-      el('button', { type: 'submit', id: 'audience-save', text: t('c_save_audience') })));
+      el('button', { type: 'submit', id: 'audience-save', ...tx('c_save_audience') })));
   form.addEventListener('input', recount);
   form.addEventListener('change', recount);
   form.addEventListener('submit', (event) => {
@@ -432,7 +437,7 @@ function describeFilter(f) {
 async function renderAudiences(list, load) {
   const audiences = (await api('GET', '/api/v1/audiences')).items;
   const counts = await Promise.all(audiences.slice(0, 30).map((a) => api('GET', `/api/v1/audiences/${a.id}`).then((x) => x.counts, () => null)));
-  fill(list, el('h2', { text: t('c_audiences') }),
+  fill(list, el('h2', { ...tx('c_audiences') }),
     audiences.length ? el('ul', { class: 'm-audiences' }, ...audiences.map((a, index) => el('li', { 'data-id': a.id },
       el('strong', { text: a.name }),
       el('span', { class: 'm-muted', text: describeFilter(a.filter) }),
@@ -440,12 +445,12 @@ async function renderAudiences(list, load) {
         el('span', { class: 'badge', text: `SMS ${number(counts[index].sms)}` }),
         el('span', { class: 'badge', text: `${t('email')} ${number(counts[index].email)}` })) : null,
       el('span', { class: 'm-actions' },
-        el('button', { type: 'button', class: 'm-copy', text: t('c_use_as_start'), onclick: () => load && load(a) }),
-        el('button', { type: 'button', class: 'm-use', text: t('c_campaign_for'), onclick: () => {
+        el('button', { type: 'button', class: 'm-copy', ...tx('c_use_as_start'), onclick: () => load && load(a) }),
+        el('button', { type: 'button', class: 'm-use', ...tx('c_campaign_for'), onclick: () => {
           state.audienceForNew = a.id;
           location.hash = '#campaigns/new';
         } })))))
-      : el('p', { class: 'm-muted', text: t('c_no_audiences') }));
+      : el('p', { class: 'm-muted', ...tx('c_no_audiences') }));
 }
 
 // -- composing -----------------------------------------------------------------------
@@ -458,17 +463,17 @@ async function composeScreen(main, campaignId) {
   let saved = existing; // the stored draft, once there is one
   const name = el('input', { id: 'campaign-name', required: true, maxlength: '200' });
   const channel = el('select', { id: 'campaign-channel' },
-    el('option', { value: 'sms', text: 'SMS' }), el('option', { value: 'email', text: t('email') }));
+    el('option', { value: 'sms', text: 'SMS' }), el('option', { value: 'email', ...tx('email') }));
   const account = el('select', { id: 'campaign-account' });
   const audience = el('select', { id: 'campaign-audience', required: true },
-    el('option', { value: '', text: t('c_pick_audience') }),
+    el('option', { value: '', ...tx('c_pick_audience') }),
     ...audiences.items.map((a) => el('option', { value: a.id, text: a.name })));
   const audienceCount = el('span', { id: 'campaign-audience-count', class: 'm-muted' });
   const subject = el('input', { id: 'campaign-subject', maxlength: '300' });
   const subjectField = field('c_subject', subject);
   const text = el('textarea', { id: 'campaign-text', rows: '7', maxlength: '20000', required: true });
   const variables = el('div', { class: 'm-variables', id: 'campaign-variables' },
-    el('span', { class: 'm-muted', text: t('c_variables') }),
+    el('span', { class: 'm-muted', ...tx('c_variables') }),
     ...state.options.variables.map((v) => el('button', {
       type: 'button', class: 'm-chip', text: `{{ ${v} }}`,
       onclick: () => insertAtCursor(text, `{{ ${v} }}`),
@@ -521,7 +526,7 @@ async function composeScreen(main, campaignId) {
   const renderPreview = async () => {
     const request = ++state.previewRequest;
     if (!audience.value || !text.value.trim() || !account.value) {
-      fill(preview, el('h3', { text: t('c_preview') }), el('p', { class: 'm-muted', text: t('c_preview_needs') }));
+      fill(preview, el('h3', { ...tx('c_preview') }), el('p', { class: 'm-muted', ...tx('c_preview_needs') }));
       return;
     }
     let shown;
@@ -529,13 +534,13 @@ async function composeScreen(main, campaignId) {
       shown = await api('POST', '/api/v1/campaigns/preview', body());
     } catch (error) {
       if (request !== state.previewRequest) return;
-      fill(preview, el('h3', { text: t('c_preview') }), el('p', { class: 'm-error', id: 'campaign-preview-error', text: error.message }));
+      fill(preview, el('h3', { ...tx('c_preview') }), el('p', { class: 'm-error', id: 'campaign-preview-error', text: error.message }));
       return;
     }
     if (request !== state.previewRequest) return;
     const size = shown.sms;
     fill(preview,
-      el('h3', { text: t('c_preview') }),
+      el('h3', { ...tx('c_preview') }),
       el('p', { class: 'm-muted', text: t('c_preview_for', { name: shown.contact_name || shown.contact_id, to: shown.to }) }),
       shown.subject ? el('p', { class: 'm-subject', id: 'campaign-preview-subject', text: shown.subject }) : null,
       el('pre', { class: 'm-message', id: 'campaign-preview-text', text: shown.text }),
@@ -569,20 +574,20 @@ async function composeScreen(main, campaignId) {
     el('h2', { text: existing ? t('c_edit_campaign') : t('c_new_campaign') }),
     field('c_campaign_name', name),
     el('div', { class: 'm-row' }, field('c_channel', channel), field('c_account', account)),
-    el('label', { class: 'm-field' }, el('span', { text: t('c_audience') }), audience, audienceCount),
+    el('label', { class: 'm-field' }, el('span', { ...tx('c_audience') }), audience, audienceCount),
     subjectField,
     field('c_text', text), variables,
     el('div', { class: 'm-actions' },
-      el('button', { type: 'submit', id: 'campaign-save', text: t('c_save_draft') }),
+      el('button', { type: 'submit', id: 'campaign-save', ...tx('c_save_draft') }),
       el('span', { id: 'campaign-saved', class: 'm-muted', role: 'status' })),
-    el('fieldset', { class: 'm-test' }, el('legend', { text: t('c_test_send') }),
+    el('fieldset', { class: 'm-test' }, el('legend', { ...tx('c_test_send') }),
       el('div', { class: 'm-actions' }, testTo,
-        el('button', { type: 'button', id: 'campaign-test', text: t('c_send_test') }), testResult)),
-    el('fieldset', { class: 'm-launch' }, el('legend', { text: t('c_when') }),
+        el('button', { type: 'button', id: 'campaign-test', ...tx('c_send_test') }), testResult)),
+    el('fieldset', { class: 'm-launch' }, el('legend', { ...tx('c_when') }),
       el('div', { class: 'm-actions' }, at,
-        el('button', { type: 'button', id: 'campaign-schedule', text: t('c_schedule') }),
+        el('button', { type: 'button', id: 'campaign-schedule', ...tx('c_schedule') }),
         el('span', { class: 'spacer' }),
-        el('button', { type: 'button', id: 'campaign-send-now', class: 'm-primary', text: t('c_send_now') }))));
+        el('button', { type: 'button', id: 'campaign-send-now', class: 'm-primary', ...tx('c_send_now') }))));
   form.addEventListener('submit', (event) => { event.preventDefault(); guarded(save); });
   $('#campaign-test', form).addEventListener('click', () => guarded(async () => {
     testResult.textContent = '';
@@ -629,7 +634,7 @@ function confirmDialog(question, yes) {
     const dialog = el('dialog', { id: 'm-confirm', class: 'm-confirm' },
       el('p', { text: question }),
       el('form', { method: 'dialog', class: 'm-actions' },
-        el('button', { value: 'no', type: 'submit', id: 'm-confirm-no', text: t('c_back') }),
+        el('button', { value: 'no', type: 'submit', id: 'm-confirm-no', ...tx('c_back') }),
         el('button', { value: 'yes', type: 'submit', id: 'm-confirm-yes', class: 'm-primary', text: yes })));
     dialog.addEventListener('close', () => { resolve(dialog.returnValue === 'yes'); dialog.remove(); });
     document.body.append(dialog);
@@ -659,7 +664,7 @@ async function listScreen(main) {
     el('td', {}, el('span', { class: `badge m-status-${c.status}`, text: t(`cs_${c.status}`) })),
     el('td', { class: 'm-out-of', 'data-progress': c.id }, LIVE.includes(c.status) ? '…' : number(c.recipient_count)),
     el('td', { text: when(c.launched_at || c.scheduled_at || c.created_at) }))));
-    if (!items.length) table.append(el('tr', {}, el('td', { colspan: '5', class: 'm-muted', text: t('c_no_campaigns') })));
+    if (!items.length) table.append(el('tr', {}, el('td', { colspan: '5', class: 'm-muted', ...tx('c_no_campaigns') })));
   };
   const showProgress = (campaignId, progress) => {
     const cell = table.querySelector(`td[data-progress="${CSS.escape(campaignId)}"]`);
@@ -680,8 +685,8 @@ async function listScreen(main) {
     }
   };
   main.append(el('div', { class: 'm-card' },
-    el('div', { class: 'm-actions' }, el('h2', { text: t('c_campaigns') }), el('span', { class: 'spacer' }),
-      el('a', { class: 'm-button m-primary', href: '#campaigns/new', text: t('c_new_campaign') })),
+    el('div', { class: 'm-actions' }, el('h2', { ...tx('c_campaigns') }), el('span', { class: 'spacer' }),
+      el('a', { class: 'm-button m-primary', href: '#campaigns/new', ...tx('c_new_campaign') })),
     el('div', { class: 'm-scroll' }, el('table', { class: 'm-table m-clickable' },
       el('thead', {}, el('tr', {}, ...['c_campaign_name', 'c_channel', 'c_status', 'c_sent_of', 'time']
         .map((key) => el('th', { text: t(key) })))), table))));
@@ -714,21 +719,21 @@ async function detailScreen(main, campaignId) {
   const figures = el('dl', { class: 'm-figures', id: 'campaign-figures' });
   const bar = el('progress', { id: 'campaign-bar', max: '1', value: '0' });
   const statusFilter = el('select', { id: 'recipient-status', 'aria-label': t('c_status') },
-    el('option', { value: '', text: t('c_all_statuses') }),
+    el('option', { value: '', ...tx('c_all_statuses') }),
     ...state.options.recipient_statuses.map((s) => el('option', { value: s, text: t(`rs_${s}`) })));
   statusFilter.value = state.recipientStatus;
   const rows = el('tbody', { id: 'recipient-rows' });
-  const more = el('button', { type: 'button', id: 'recipient-more', text: t('more'), hidden: true });
-  const download = el('a', { class: 'm-button', id: 'recipient-csv', download: '', text: t('c_download_csv') });
+  const more = el('button', { type: 'button', id: 'recipient-more', ...tx('more'), hidden: true });
+  const download = el('a', { class: 'm-button', id: 'recipient-csv', download: '', ...tx('c_download_csv') });
 
   let shownStatus = '';
   const renderHead = (c) => {
     const actions = [];
-    if (c.status === 'draft') actions.push(el('a', { class: 'm-button', href: `#campaigns/${c.id}/edit`, text: t('c_edit') }));
-    if (c.status === 'running') actions.push(el('button', { type: 'button', id: 'campaign-pause', text: t('c_pause'), onclick: () => act('pause') }));
-    if (c.status === 'paused') actions.push(el('button', { type: 'button', id: 'campaign-resume', class: 'm-primary', text: t('c_resume'), onclick: () => act('resume') }));
+    if (c.status === 'draft') actions.push(el('a', { class: 'm-button', href: `#campaigns/${c.id}/edit`, ...tx('c_edit') }));
+    if (c.status === 'running') actions.push(el('button', { type: 'button', id: 'campaign-pause', ...tx('c_pause'), onclick: () => act('pause') }));
+    if (c.status === 'paused') actions.push(el('button', { type: 'button', id: 'campaign-resume', class: 'm-primary', ...tx('c_resume'), onclick: () => act('resume') }));
     if (['draft', 'scheduled', 'running', 'paused'].includes(c.status)) {
-      actions.push(el('button', { type: 'button', id: 'campaign-cancel', class: 'm-danger', text: t('c_cancel'), onclick: async () => {
+      actions.push(el('button', { type: 'button', id: 'campaign-cancel', class: 'm-danger', ...tx('c_cancel'), onclick: async () => {
         if (await confirmDialog(t('c_confirm_cancel'), t('c_cancel'))) act('cancel');
       } }));
     }
@@ -771,7 +776,7 @@ async function detailScreen(main, campaignId) {
       el('td', { text: String(r.attempts) }),
       el('td', { text: when(r.sent_at) }),
       el('td', { text: when(r.replied_at) }))));
-    if (!state.recipients.length) rows.append(el('tr', {}, el('td', { colspan: '6', class: 'm-muted', text: t('c_no_recipients') })));
+    if (!state.recipients.length) rows.append(el('tr', {}, el('td', { colspan: '6', class: 'm-muted', ...tx('c_no_recipients') })));
     more.hidden = !state.recipientsCursor;
     const query = new URLSearchParams({ format: 'csv' });
     if (state.recipientStatus) query.set('status', state.recipientStatus);
@@ -828,9 +833,9 @@ async function detailScreen(main, campaignId) {
   renderHead(campaign);
   renderFigures(campaign.progress);
   main.append(head,
-    el('section', { class: 'm-card' }, el('h3', { text: t('c_progress') }), bar, figures),
+    el('section', { class: 'm-card' }, el('h3', { ...tx('c_progress') }), bar, figures),
     el('section', { class: 'm-card' },
-      el('div', { class: 'm-actions' }, el('h3', { text: t('c_recipients_title') }), el('span', { class: 'spacer' }), statusFilter, download),
+      el('div', { class: 'm-actions' }, el('h3', { ...tx('c_recipients_title') }), el('span', { class: 'spacer' }), statusFilter, download),
       el('div', { class: 'm-scroll' }, el('table', { class: 'm-table', id: 'recipient-table' },
         el('thead', {}, el('tr', {}, ...['c_address', 'c_status', 'c_reason', 'c_attempts', 'c_sent_at', 'c_replied_at']
           .map((key) => el('th', { text: t(key) })))), rows)),
