@@ -289,10 +289,11 @@ class Dispatcher:
             )
             current = await self.store.get_campaign(campaign.id)
             if current is None or current.status != "running":
-                return  # paused or cancelled: stop between chunks
-            # A batch at a slow rate lasts minutes: the figures move during it
-            # (at most once a second, see `announce`), not only at its end.
-            await self.announce(campaign.id)
+                # Paused or cancelled: stop between chunks, and tell the figures
+                # now that the sends in flight are done (the pause told them
+                # while those were still `sending`).
+                await self.announce(campaign.id, force=True)
+                return
 
     async def _send(
         self,

@@ -205,7 +205,7 @@ async def test_a_marketer_pauses_and_resumes_a_running_campaign(
 ) -> None:
     app: CampaignHub = await campaign_hub(defaults={"rate_per_second": 4, "daily_cap": 0})
     await marketer(app)
-    for n in range(24):
+    for n in range(40):
         await app.store.add_contact(contact(f"Khách {n}", phone=f"+849020000{n:02d}"))
     _, audience = await app.api("POST", "/api/v1/audiences", json={"name": "VIP"})
     _, campaign = await app.api(
@@ -233,7 +233,7 @@ async def test_a_marketer_pauses_and_resumes_a_running_campaign(
 
     await eventually(settled)
     _, paused = await app.api("GET", f"/api/v1/campaigns/{campaign['id']}")
-    assert 0 < paused["progress"]["sent"] == len(twilio_peer.sent) < 24
+    assert 0 < paused["progress"]["sent"] == len(twilio_peer.sent) < 40
     await page.wait_for_function(
         "sent => document.querySelector('[data-figure=sent] dd').textContent === String(sent)",
         arg=paused["progress"]["sent"],
@@ -241,8 +241,8 @@ async def test_a_marketer_pauses_and_resumes_a_running_campaign(
     await shot(page, "10-paused")
     await page.click("#campaign-resume")
     await page.wait_for_selector("#campaign-status[data-status=completed]", timeout=LONG)
-    assert await page.text_content("[data-figure=sent] dd") == "24"
-    assert len({m.get("To") for m in twilio_peer.sent}) == len(twilio_peer.sent) == 24
+    assert await page.text_content("[data-figure=sent] dd") == "40"
+    assert len({m.get("To") for m in twilio_peer.sent}) == len(twilio_peer.sent) == 40
     await shot(page, "11-resumed-completed")
     assert page.errors == []
 

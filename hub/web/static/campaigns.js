@@ -157,8 +157,14 @@ function tabs(section, rest) {
   state.me.role === 'admin' ? el('a', { href: '#', class: 'm-inbox', id: 'm-inbox', ...tx('c_to_inbox') }) : null);
 }
 
-// -- live figures: the stream's campaign.progress, polling while it is down -------
-function startLive(onProgress, poll) {
+// -- live figures -------------------------------------------------------------------
+// The worker publishes `campaign.progress` (the figures) on the stream at the end
+// of each batch and on every change of status. A batch at a limited rate lasts
+// minutes, and the figures are not published during it: asking the store for
+// them there would hold the worker's loop between sends (and let sends bunch past
+// the rate). So while a campaign is running the page also polls every few
+// seconds, as it does whenever the socket is down; never while it is hidden.
+function startLive(onProgress, poll, pollWhile = () => false) {
   stopLive();
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
   const socket = new WebSocket(`${scheme}://${location.host}/api/v1/stream`);
@@ -173,15 +179,14 @@ function startLive(onProgress, poll) {
     if (state.socket !== socket) return; // replaced or stopped on purpose
     state.socket = null;
     state.socketRetry += 1;
-    setTimeout(() => { if (state.live === onProgress) startLive(onProgress, poll); },
+    setTimeout(() => { if (state.live === onProgress) startLive(onProgress, poll, pollWhile); },
       Math.min(30000, 1000 * 2 ** Math.min(state.socketRetry, 5)));
   });
   state.live = onProgress;
   state.poll = poll;
-  // Polling while the page is visible and the socket is not open: figures move
-  // even where WebSockets do not get through (some proxies).
   state.pollTimer = setInterval(() => {
-    if (!document.hidden && (!state.socket || state.socket.readyState !== WebSocket.OPEN)) poll();
+    if (document.hidden) return;
+    if (pollWhile() || !state.socket || state.socket.readyState !== WebSocket.OPEN) poll();
   }, POLL_MS);
 }
 
@@ -696,7 +701,7 @@ async function listScreen(main) {
     const known = shown.find((c) => c.id === data.campaign_id);
     if (known && known.status === data.status) { showProgress(data.campaign_id, data); return; }
     if (!pending) pending = setTimeout(() => { pending = 0; load(); }, 1000); // a new status or campaign
-  }, load);
+  }, load, () => shown.some((c) => c.status === 'running'));
 }
 
 const REASONS = ['opted_out', 'frequency_cap', 'no_address', 'cancelled'];
@@ -841,5 +846,6 @@ async function detailScreen(main, campaignId) {
           .map((key) => el('th', { text: t(key) })))), rows)),
       more));
   await loadRecipients();
-  startLive(onProgress, reload);
+  // Polled while running, and after a pause while the sends in flight finish.
+  startLive(onProgress, reload, () => state.campaign.status === 'running' || (state.campaign.progress || {}).sending > 0);
 }
