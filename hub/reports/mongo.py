@@ -1,0 +1,245 @@
+"""Report queries on MongoDB: `$match` on indexed conversation times, `$group`
+for every count. Runs on a real server and on mongomock (the tests' shim): the
+pipelines use only `$match`, `$project`, `$group`, `$sum`, `$min`,
+`$subtract` and `$mod`, which both implement the same way. A moment's bucket
+is `(date - epoch) - (date - epoch) mod size`, since date minus date is
+milliseconds on both (mongomock has no `$toLong` on dates).
+
+Messages narrowed by conversation slices (team, agent, label, an agent's
+scope) are matched by the ids of those conversations, found first.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, IndexModel
+
+from hub.inbox.model import utc_ms
+from hub.inbox.mongo import CONVERSATIONS, MESSAGES, Document, MongoStore, _from_bson, _reachable
+from hub.reports.model import (
+    BREACHED_LABEL,
+    ConversationTimes,
+    MessageCount,
+    ReportFilter,
+    SatisfactionCount,
+    Waiting,
+)
+from hub.reports.store import ReportStore
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+INDEXES: dict[str, list[IndexModel]] = {
+    CONVERSATIONS: [
+        IndexModel([("created_at", ASCENDING)], name="by_created"),
+        IndexModel(
+            [("resolved_at", ASCENDING)],
+            name="by_resolved",
+            partialFilterExpression={"resolved_at": {"$type": "date"}},
+        ),
+        IndexModel(
+            [("satisfaction_at", ASCENDING)],
+            name="by_satisfaction",
+            partialFilterExpression={"satisfaction_at": {"$type": "date"}},
+        ),
+    ]
+}
+TIMES = ("created_at", "first_response_at", "resolved_at")
+
+
+def conversation_query(report: ReportFilter) -> Document:
+    """The filter's slices as a query on conversations."""
+    conditions: list[Document] = []
+    for field, values in (
+        ("account_id", report.accounts),
+        ("channel", report.channels),
+        ("team_id", report.teams),
+        ("assignee_id", report.agents),
+        ("labels", report.labels),
+    ):
+        if values:
+            conditions.append({field: {"$in": list(values)}})
+    if report.scope is not None:
+        conditions.append(
+            {
+                "$or": [
+                    {"assignee_id": report.scope.agent_id},
+                    {"team_id": None},
+                    {"team_id": {"$in": list(report.scope.team_ids)}},
+                ]
+            }
+        )
+    return {"$and": conditions} if conditions else {}
+
+
+def _in(period: ReportFilter) -> Document:
+    return {"$gte": period.since, "$lt": period.until}
+
+
+def _and(*queries: Document) -> Document:
+    parts = [query for query in queries if query]
+    return {"$and": parts} if len(parts) > 1 else (parts[0] if parts else {})
+
+
+def _time(value: Any) -> datetime | None:
+    return None if value is None else utc_ms(_from_bson(value))
+
+
+class MongoReportStore(ReportStore):
+    def __init__(self, store: MongoStore) -> None:
+        self.db = store
+
+    async def open(self) -> None:
+        with _reachable():
+            for collection, indexes in INDEXES.items():
+                await self.db._db[collection].create_indexes(indexes)
+
+    async def _aggregate(self, collection: str, pipeline: list[Document]) -> list[Document]:
+        with _reachable():
+            cursor = await self.db._db[collection].aggregate(
+                pipeline, session=self.db._session.get()
+            )
+            return list(await cursor.to_list(None))
+
+    async def _message_query(self, report: ReportFilter) -> Document:
+        query: Document = {"created_at": _in(report)}
+        if report.accounts:
+            query["account_id"] = {"$in": list(report.accounts)}
+        if report.channels:
+            query["channel"] = {"$in": list(report.channels)}
+        if report.by_conversation:
+            ids = await self._aggregate(
+                CONVERSATIONS,
+                [{"$match": conversation_query(report)}, {"$project": {"_id": 1}}],
+            )
+            query["conversation_id"] = {"$in": [document["_id"] for document in ids]}
+        return query
+
+    async def conversation_times(self, report: ReportFilter) -> list[ConversationTimes]:
+        slices = conversation_query(report)
+        projection: Document = {
+            "channel": 1,
+            "account_id": 1,
+            "team_id": 1,
+            "assignee_id": 1,
+            "labels": 1,
+            **{name: 1 for name in TIMES},
+        }
+        opened = await self._aggregate(
+            CONVERSATIONS,
+            [{"$match": _and({"created_at": _in(report)}, slices)}, {"$project": projection}],
+        )
+        resolved = await self._aggregate(
+            CONVERSATIONS,
+            [
+                {
+                    "$match": _and(
+                        {"resolved_at": _in(report)},
+                        {
+                            "$or": [
+                                {"created_at": {"$lt": report.since}},
+                                {"created_at": {"$gte": report.until}},
+                            ]
+                        },
+                        slices,
+                    )
+                },
+                {"$project": projection},
+            ],
+        )
+        return [
+            ConversationTimes(
+                id=document["_id"],
+                channel=document["channel"],
+                account_id=document["account_id"],
+                team_id=document.get("team_id"),
+                assignee_id=document.get("assignee_id"),
+                created_at=_from_bson(document["created_at"]),
+                first_response_at=_time(document.get("first_response_at")),
+                resolved_at=_time(document.get("resolved_at")),
+                breached=BREACHED_LABEL in (document.get("labels") or ()),
+            )
+            for document in (*opened, *resolved)
+        ]
+
+    async def message_counts(self, report: ReportFilter, bucket_ms: int) -> list[MessageCount]:
+        query = await self._message_query(report)
+        query["direction"] = {"$in": ["inbound", "outbound"]}
+        since_epoch = {"$subtract": ["$created_at", EPOCH]}
+        groups = await self._aggregate(
+            MESSAGES,
+            [
+                {"$match": query},
+                {
+                    "$group": {
+                        "_id": {
+                            "bucket": {
+                                "$subtract": [since_epoch, {"$mod": [since_epoch, bucket_ms]}]
+                            },
+                            "channel": "$channel",
+                            "direction": "$direction",
+                        },
+                        "count": {"$sum": 1},
+                    }
+                },
+            ],
+        )
+        return [
+            MessageCount(
+                int(group["_id"]["bucket"]),
+                group["_id"]["channel"],
+                group["_id"]["direction"],
+                int(group["count"]),
+            )
+            for group in groups
+        ]
+
+    async def agent_messages(self, report: ReportFilter) -> dict[str, int]:
+        query = await self._message_query(report)
+        query["direction"] = "outbound"
+        query["sender.kind"] = "agent"
+        groups = await self._aggregate(
+            MESSAGES,
+            [{"$match": query}, {"$group": {"_id": "$sender.id", "count": {"$sum": 1}}}],
+        )
+        return {g["_id"]: int(g["count"]) for g in groups if g["_id"] is not None}
+
+    async def satisfaction(self, report: ReportFilter) -> list[SatisfactionCount]:
+        groups = await self._aggregate(
+            CONVERSATIONS,
+            [
+                {
+                    "$match": _and(
+                        {"satisfaction_at": _in(report), "satisfaction": {"$ne": None}},
+                        conversation_query(report),
+                    )
+                },
+                {
+                    "$group": {
+                        "_id": {"assignee": "$assignee_id", "score": "$satisfaction"},
+                        "count": {"$sum": 1},
+                    }
+                },
+            ],
+        )
+        return [
+            SatisfactionCount(g["_id"].get("assignee"), int(g["_id"]["score"]), int(g["count"]))
+            for g in groups
+        ]
+
+    async def waiting(self, report: ReportFilter) -> Waiting:
+        groups = await self._aggregate(
+            CONVERSATIONS,
+            [
+                {
+                    "$match": _and(
+                        {"assignee_id": None, "status": {"$ne": "resolved"}},
+                        conversation_query(report),
+                    )
+                },
+                {"$group": {"_id": None, "count": {"$sum": 1}, "oldest": {"$min": "$created_at"}}},
+            ],
+        )
+        if not groups or not groups[0]["count"]:
+            return Waiting(0, None)
+        return Waiting(int(groups[0]["count"]), _from_bson(groups[0]["oldest"]))

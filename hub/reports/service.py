@@ -1,0 +1,373 @@
+"""Reports from the store's grouped rows: periods and filters read from what
+people type, business hours per team, percentiles, days and hours of day on
+the report's wall clock.
+
+Days and hours of day are read in one timezone (the request's, else
+`[reports] timezone`). Messages are counted by the database in buckets of an
+hour (a quarter of an hour for zones with half-hour offsets) since the epoch,
+and each bucket is then placed on that zone's calendar here: right across a
+daylight-saving change, which a fixed offset in SQL would not be.
+
+What each figure counts:
+- opened: conversations created in the period; resolved: resolved in it;
+- first response: from creation to the first agent reply, over conversations
+  opened in the period that have one; resolution: from creation to
+  resolution, over conversations resolved in the period. Both count only the
+  business hours of the conversation's team (its routing rule's `hours`)
+  when it has them, else wall time. Median and 90th percentile are linear
+  interpolations between the nearest ranks;
+- SLA breaches: conversations opened in the period that carry `sla-breached`;
+- waiting unassigned: open with nobody assigned, now (not a period figure);
+- satisfaction: survey answers given in the period;
+- campaigns: those that ran during the period (launched before its end, not
+  finished before its start), with their figures today.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from hub.campaigns.store import CampaignStore
+from hub.clock import Clock
+from hub.errors import InvalidRequest
+from hub.inbox.model import from_ms
+from hub.inbox.store import Store
+from hub.reports.model import (
+    AgentRow,
+    CampaignRow,
+    ChannelRow,
+    ConversationTimes,
+    DayRow,
+    Durations,
+    HourRow,
+    MessageCount,
+    Period,
+    ReportFilter,
+    Satisfaction,
+    SatisfactionCount,
+    ScoreRow,
+    Summary,
+)
+from hub.reports.store import ReportStore
+from hub.routing.business_time import BusinessClock
+from hub.routing.hours import Schedule, known_zone
+
+HOUR_MS = 3_600_000
+QUARTER_MS = 900_000
+MAX_PERIOD = timedelta(days=400)
+DEFAULT_PERIOD = timedelta(days=7)
+_RELATIVE = re.compile(r"^(\d{1,4})\s*([mhdw])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+# (account id, team id) → that conversation's business hours, or None.
+ScheduleFor = Callable[[str, str | None], Schedule | None]
+
+
+def parse_moment(text: str, now: datetime, zone: ZoneInfo, name: str) -> datetime:
+    """A moment as people write it: `7d` (`m`, `h`, `d`, `w`: that long before
+    now), `2026-03-01` (midnight in the report's zone) or an ISO 8601 time with
+    a timezone. InvalidRequest naming `name` otherwise."""
+    text = text.strip()
+    relative = _RELATIVE.match(text.lower())
+    if relative:
+        return now - timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return datetime.combine(date.fromisoformat(text), time(0), zone)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidRequest(
+            f"{name}: {text!r} is not 7d, 24h, a date (2026-03-01) or an ISO 8601 time"
+        ) from exc
+    if moment.tzinfo is None:
+        raise InvalidRequest(f"{name}: give a timezone (Z or +07:00), or a plain date")
+    return moment
+
+
+def parse_zone(text: str | None, default: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(known_zone(text or default))
+    except ValueError as exc:
+        raise InvalidRequest(f"tz: {exc}") from exc
+
+
+def period(
+    since: str | None, until: str | None, now: datetime, zone: ZoneInfo
+) -> tuple[datetime, datetime]:
+    """[since, until) from the two texts: until defaults to now, since to seven
+    days before until. InvalidRequest if empty, reversed or over 400 days."""
+    end = parse_moment(until, now, zone, "until") if until else now
+    start = parse_moment(since, now, zone, "since") if since else end - DEFAULT_PERIOD
+    if start >= end:
+        raise InvalidRequest("since must be before until")
+    if end - start > MAX_PERIOD:
+        raise InvalidRequest(f"a report covers at most {MAX_PERIOD.days} days")
+    return start, end
+
+
+def quantile(values: Sequence[float], q: float) -> float:
+    """The q-quantile of sorted `values`, interpolated linearly between ranks
+    (the median of an even count is the mean of the middle two)."""
+    position = (len(values) - 1) * q
+    low = int(position)
+    high = min(low + 1, len(values) - 1)
+    return values[low] + (values[high] - values[low]) * (position - low)
+
+
+def durations(seconds: Iterable[float]) -> Durations:
+    ordered = sorted(seconds)
+    if not ordered:
+        return Durations()
+    return Durations(
+        count=len(ordered),
+        median_seconds=round(quantile(ordered, 0.5), 3),
+        p90_seconds=round(quantile(ordered, 0.9), 3),
+    )
+
+
+def satisfaction(counts: Iterable[SatisfactionCount]) -> Satisfaction:
+    answers = total = positive = 0
+    for count in counts:
+        answers += count.count
+        total += count.score * count.count
+        positive += count.count if count.score >= 4 else 0
+    if not answers:
+        return Satisfaction()
+    return Satisfaction(
+        answers=answers,
+        average=round(total / answers, 3),
+        positive_share=round(positive / answers, 4),
+    )
+
+
+def bucket_size(zone: ZoneInfo, since: datetime, until: datetime) -> int:
+    """An hour when the zone's offsets are whole hours at both ends, else a quarter."""
+    for moment in (since, until):
+        offset = moment.astimezone(zone).utcoffset() or timedelta(0)
+        if offset % timedelta(hours=1):
+            return QUARTER_MS
+    return HOUR_MS
+
+
+class Times:
+    """The per-conversation rows of one report, with their durations measured."""
+
+    def __init__(
+        self, report: ReportFilter, rows: list[ConversationTimes], schedule_for: ScheduleFor
+    ) -> None:
+        self.report = report
+        self.rows = rows
+        self.opened = [r for r in rows if report.since <= r.created_at < report.until]
+        self.resolved = [
+            r
+            for r in rows
+            if r.resolved_at is not None and report.since <= r.resolved_at < report.until
+        ]
+        self.business_hours = False
+        clocks: dict[tuple[str, str | None], BusinessClock | None] = {}
+
+        def seconds(row: ConversationTimes, end: datetime) -> float:
+            key = (row.account_id, row.team_id)
+            if key not in clocks:
+                schedule = schedule_for(*key)
+                clocks[key] = None if schedule is None else BusinessClock(schedule)
+            clock = clocks[key]
+            if clock is None:
+                return max((end - row.created_at).total_seconds(), 0.0)
+            self.business_hours = True
+            return clock.between(row.created_at, end).total_seconds()
+
+        self.first_response = {
+            r.id: seconds(r, r.first_response_at)
+            for r in self.opened
+            if r.first_response_at is not None
+        }
+        self.resolution = {
+            r.id: seconds(r, r.resolved_at) for r in self.resolved if r.resolved_at is not None
+        }
+
+
+class ReportService:
+    def __init__(
+        self,
+        store: ReportStore,
+        inbox: Store,
+        campaigns: CampaignStore | None,
+        clock: Clock,
+        *,
+        schedule_for: ScheduleFor,
+        timezone: str,
+    ) -> None:
+        self.store = store
+        self.inbox = inbox
+        self.campaigns = campaigns
+        self.clock = clock
+        self.schedule_for = schedule_for
+        self.timezone = timezone
+
+    def zone(self, text: str | None = None) -> ZoneInfo:
+        return parse_zone(text, self.timezone)
+
+    def period(self, report: ReportFilter, zone: ZoneInfo) -> Period:
+        return Period(since=report.since, until=report.until, timezone=zone.key)
+
+    async def times(self, report: ReportFilter) -> Times:
+        return Times(report, await self.store.conversation_times(report), self.schedule_for)
+
+    async def messages(self, report: ReportFilter, zone: ZoneInfo) -> list[MessageCount]:
+        return await self.store.message_counts(
+            report, bucket_size(zone, report.since, report.until)
+        )
+
+    # -- the reports ---------------------------------------------------
+    async def summary(self, report: ReportFilter, zone: ZoneInfo) -> Summary:
+        times = await self.times(report)
+        messages = await self.messages(report, zone)
+        waiting = await self.store.waiting(report)
+        answers = await self.store.satisfaction(report)
+        return Summary(
+            period=self.period(report, zone),
+            business_hours=times.business_hours,
+            opened=len(times.opened),
+            resolved=len(times.resolved),
+            first_response=durations(times.first_response.values()),
+            resolution=durations(times.resolution.values()),
+            messages_in=sum(m.count for m in messages if m.direction == "inbound"),
+            messages_out=sum(m.count for m in messages if m.direction == "outbound"),
+            waiting_unassigned=waiting.count,
+            oldest_waiting_since=waiting.oldest,
+            sla_breaches=sum(1 for r in times.opened if r.breached),
+            satisfaction=satisfaction(answers),
+        )
+
+    async def days(self, report: ReportFilter, zone: ZoneInfo) -> list[DayRow]:
+        times = await self.times(report)
+        messages = await self.messages(report, zone)
+        first = report.since.astimezone(zone).date()
+        last = (report.until - timedelta(milliseconds=1)).astimezone(zone).date()
+        rows = {
+            first + timedelta(days=n): DayRow(day=first + timedelta(days=n))
+            for n in range((last - first).days + 1)
+        }
+        for r in times.opened:
+            row = rows[r.created_at.astimezone(zone).date()]
+            row.opened += 1
+            row.sla_breaches += int(r.breached)
+        for r in times.resolved:
+            assert r.resolved_at is not None
+            rows[r.resolved_at.astimezone(zone).date()].resolved += 1
+        for m in messages:
+            # A bucket may start before the period (it is cut by the query).
+            day = max(from_ms(m.bucket), report.since).astimezone(zone).date()
+            if m.direction == "inbound":
+                rows[day].messages_in += m.count
+            else:
+                rows[day].messages_out += m.count
+        return list(rows.values())
+
+    async def channels(self, report: ReportFilter, zone: ZoneInfo) -> list[ChannelRow]:
+        times = await self.times(report)
+        messages = await self.messages(report, zone)
+        rows: dict[str, ChannelRow] = {}
+
+        def row(channel: str) -> ChannelRow:
+            return rows.setdefault(channel, ChannelRow(channel=channel))
+
+        for r in times.opened:
+            row(r.channel).opened += 1
+        for r in times.resolved:
+            row(r.channel).resolved += 1
+        for m in messages:
+            if m.direction == "inbound":
+                row(m.channel).messages_in += m.count
+            else:
+                row(m.channel).messages_out += m.count
+        return sorted(rows.values(), key=lambda r: r.channel)
+
+    async def hours(self, report: ReportFilter, zone: ZoneInfo) -> list[HourRow]:
+        rows = [HourRow(hour=hour) for hour in range(24)]
+        for m in await self.messages(report, zone):
+            hour = max(from_ms(m.bucket), report.since).astimezone(zone).hour
+            if m.direction == "inbound":
+                rows[hour].messages_in += m.count
+            else:
+                rows[hour].messages_out += m.count
+        return rows
+
+    async def agents(self, report: ReportFilter) -> list[AgentRow]:
+        times = await self.times(report)
+        sent = await self.store.agent_messages(report)
+        answers = await self.store.satisfaction(report)
+        staff = {a.id: a for a in await self.inbox.list_agents()}
+        ids: set[str] = {r.assignee_id for r in times.rows if r.assignee_id is not None}
+        ids |= set(sent) | {a.assignee_id for a in answers if a.assignee_id is not None}
+        if report.scope is None:
+            # Everyone who answers customers, idle or not, so nobody is missed.
+            ids |= {a.id for a in staff.values() if a.active and a.role != "marketer"}
+        if report.agents:
+            ids &= set(report.agents)
+        rows: list[AgentRow] = []
+        for agent_id in ids:
+            agent = staff.get(agent_id)
+            mine = {r.id for r in times.rows if r.assignee_id == agent_id}
+            rows.append(
+                AgentRow(
+                    agent_id=agent_id,
+                    name=agent.name if agent else "",
+                    opened=sum(1 for r in times.opened if r.id in mine),
+                    resolved=sum(1 for r in times.resolved if r.id in mine),
+                    open_now=agent.open_count if agent else 0,
+                    messages_out=sent.get(agent_id, 0),
+                    first_response=durations(
+                        s for cid, s in times.first_response.items() if cid in mine
+                    ),
+                    resolution=durations(s for cid, s in times.resolution.items() if cid in mine),
+                    satisfaction=satisfaction(a for a in answers if a.assignee_id == agent_id),
+                )
+            )
+        return sorted(rows, key=lambda r: (r.name.lower(), r.agent_id))
+
+    async def scores(self, report: ReportFilter) -> list[ScoreRow]:
+        counts: dict[int, int] = defaultdict(int)
+        for answer in await self.store.satisfaction(report):
+            counts[answer.score] += answer.count
+        return [ScoreRow(score=score, answers=counts[score]) for score in range(1, 6)]
+
+    async def campaign_funnel(self, report: ReportFilter) -> list[CampaignRow]:
+        """Campaigns that ran during the period, by account and channel slices."""
+        if self.campaigns is None:
+            return []
+        now = self.clock.now()
+        rows: list[CampaignRow] = []
+        for campaign in await self.campaigns.list_campaigns():
+            if campaign.launched_at is None or campaign.launched_at >= report.until:
+                continue
+            if campaign.finished_at is not None and campaign.finished_at < report.since:
+                continue
+            if report.accounts and campaign.account_id not in report.accounts:
+                continue
+            if report.channels and campaign.channel not in report.channels:
+                continue
+            progress = await self.campaigns.progress(campaign.id, now)
+            replied = getattr(progress, "replied", None)
+            rows.append(
+                CampaignRow(
+                    campaign_id=campaign.id,
+                    name=campaign.name,
+                    channel=campaign.channel,
+                    account_id=campaign.account_id,
+                    status=campaign.status,
+                    launched_at=campaign.launched_at,
+                    audience=progress.total,
+                    sent=progress.sent + progress.delivered,
+                    delivered=progress.delivered,
+                    failed=progress.failed,
+                    opted_out=progress.opted_out,
+                    replied=replied if isinstance(replied, int) else None,
+                )
+            )
+        return rows
