@@ -92,6 +92,13 @@ async def care_birthdays(ctx: dict[str, Any]) -> int:
     return int(await runtime.care.run_birthdays(runtime.settings.care.daytime))
 
 
+async def care_schedules(ctx: dict[str, Any]) -> int:
+    """The schedule rules that are due (idle sweeps, daily or weekly runs)."""
+    runtime = ctx["runtime"]
+    # Well inside the job's timeout; what is left goes on at the next minute.
+    return int(await runtime.care.run_schedules(max_seconds=job_timeout(runtime.settings) / 3))
+
+
 def job_timeout(settings: Any) -> float:
     """Every job's timeout. One for all: arq keeps a job "in progress" after its
     worker died for the longest timeout of any function, so a long one would
@@ -154,6 +161,13 @@ def cron_jobs(job_timeout: float) -> list[Any]:
             name="care_birthdays",
             minute={0, 15, 30, 45},
             second=5,
+            timeout=job_timeout,
+        ),
+        cron(
+            care_schedules,
+            name="care_schedules",
+            second=10,
+            run_at_startup=True,
             timeout=job_timeout,
         ),
     ]

@@ -26,12 +26,14 @@ from hub.care.rules import (
     Conditions,
     FollowUp,
     Reply,
+    Resolve,
     Rule,
     SetPriority,
     Snooze,
     Survey,
     Webhook,
 )
+from hub.care.schedule import STATE_ACCOUNT, latest_occurrence
 from hub.care.survey import SurveyLinks, score_in
 from hub.care.templates import language_of
 from hub.clock import Clock
@@ -39,7 +41,7 @@ from hub.events import Event, EventBus
 from hub.inbox.loops import may_auto_reply
 from hub.inbox.model import Contact, Conversation, Message, new_id, to_ms
 from hub.inbox.service import InboxService
-from hub.inbox.store import Store
+from hub.inbox.store import ConversationFilter, Store
 from hub.routing.hours import parse_range
 
 log = logging.getLogger(__name__)
@@ -222,16 +224,18 @@ class CareEngine:
         """Every enabled rule for the event, in order; one failing rule is logged
         and does not stop the others."""
         for rule in self.rules:
-            if rule.event != situation.event or not self.matches(rule.when, situation):
-                continue
-            for index, action in enumerate(rule.actions):
-                try:
-                    await self.act(rule, index, action, situation)
-                except Exception:
-                    log.exception(
-                        "care rule action failed",
-                        extra={"event": "care.action_failed", "rule": rule.name, "action": index},
-                    )
+            if rule.event == situation.event and self.matches(rule.when, situation):
+                await self._apply(rule, situation)
+
+    async def _apply(self, rule: Rule, situation: Situation) -> None:
+        for index, action in enumerate(rule.actions):
+            try:
+                await self.act(rule, index, action, situation)
+            except Exception:
+                log.exception(
+                    "care rule action failed",
+                    extra={"event": "care.action_failed", "rule": rule.name, "action": index},
+                )
 
     # -- conditions ------------------------------------------------------
     def matches(self, when: Conditions, s: Situation) -> bool:
@@ -271,6 +275,8 @@ class CareEngine:
             if open_now != (when.business_hours == "open"):
                 return False
         if when.first_message is not None and when.first_message != s.first_message:
+            return False
+        if conversation is not None and not _conversation_matches(when, conversation, s.at):
             return False
         return when.tag is None or s.tag in when.tag
 
@@ -335,6 +341,9 @@ class CareEngine:
         elif isinstance(action, SetPriority):
             if action.priority != conversation.priority:
                 await self.inbox.update_details(conversation.id, priority=action.priority)
+        elif isinstance(action, Resolve):
+            if conversation.status != "resolved":
+                await self.inbox.resolve(conversation.id)
         elif isinstance(action, Snooze):
             if conversation.status != "resolved":
                 until = self.clock.now() + timedelta(hours=action.hours)
@@ -372,6 +381,9 @@ class CareEngine:
             case "closed_period":
                 account = s.conversation.account_id if s.conversation is not None else None
                 return f"{rule.name}:{conversation_id}:{self.hours.closed_period(account, s.at)}"
+            case "activity":
+                stamp = to_ms(s.conversation.last_activity_at) if s.conversation else 0
+                return f"{rule.name}:{conversation_id}:{stamp}"
             case "year":
                 zone = contact_zone(s.contact.timezone, self.messages.policy.default_timezone)
                 return f"{rule.name}:{s.contact.id}:{s.at.astimezone(zone).year}"
@@ -415,6 +427,87 @@ class CareEngine:
         since = [m for m in timeline[surveys[-1] + 1 :] if m.direction in ("inbound", "outbound")]
         return all(m.direction == "inbound" and score_in(m.text) is not None for m in since)
 
+    # -- schedule rules --------------------------------------------------
+    async def run_schedules(self, *, max_seconds: float = 40.0) -> int:
+        """Run the schedule rules whose latest occurrence has not been run: each
+        sweeps the conversations it applies to, oldest activity last, writing
+        its place after every page so a run cut short (a crash, `max_seconds`)
+        goes on from there at the next call. Run it every minute.
+
+        Each (rule, occurrence, conversation) acts once: replies are care
+        messages keyed by it (or by `once`), webhooks carry it as their id, and
+        the other actions change nothing when already done. Returns the number
+        of conversations the rules acted on."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_seconds
+        acted = 0
+        for rule in self.rules:
+            if rule.event != "schedule" or rule.schedule is None:
+                continue
+            now = self.clock.now()
+            zone = contact_zone(rule.schedule.timezone, self.messages.policy.default_timezone)
+            occurrence = latest_occurrence(rule.schedule, now, zone)
+            if occurrence is None:
+                continue
+            key = f"schedule:{rule.name}"
+            state = await self.store.channel_state(STATE_ACCOUNT, key) or {}
+            if state.get("occurrence") == to_ms(occurrence):
+                if state.get("done"):
+                    continue
+                cursor = state.get("cursor")
+            else:
+                late = now - occurrence
+                if rule.schedule.at is not None and late > timedelta(
+                    minutes=rule.schedule.catch_up_minutes
+                ):
+                    continue  # missed while no worker ran, and too long ago to do now
+                cursor = None
+            view = ConversationFilter(
+                statuses=rule.statuses,
+                unassigned=bool(rule.when.unassigned),
+                inactive_since=(
+                    occurrence - timedelta(hours=rule.when.idle_hours)
+                    if rule.when.idle_hours is not None
+                    else None
+                ),
+            )
+            while True:
+                page = await self.store.list_conversations(view, limit=100, cursor=cursor)
+                for conversation in page.items:
+                    contact = await self.store.get_contact(conversation.contact_id)
+                    if contact is None:
+                        continue
+                    situation = Situation(
+                        "schedule",
+                        occurrence,
+                        contact,
+                        conversation,
+                        event_id=f"{rule.name}:{to_ms(occurrence)}:{conversation.id}",
+                    )
+                    if self.matches(rule.when, situation):
+                        await self._apply(rule, situation)
+                        acted += 1
+                cursor = page.next_cursor
+                done = cursor is None
+                await self.store.save_channel_state(
+                    STATE_ACCOUNT,
+                    key,
+                    {"occurrence": to_ms(occurrence), "cursor": cursor, "done": done},
+                )
+                if done:
+                    log.info(
+                        "schedule rule ran",
+                        extra={
+                            "event": "care.schedule_ran",
+                            "rule": rule.name,
+                            "occurrence": occurrence.isoformat(),
+                        },
+                    )
+                    break
+                if loop.time() > deadline:
+                    return acted  # the next call goes on from the cursor
+        return acted
+
     # -- birthdays -------------------------------------------------------
     async def run_birthdays(self, daytime: str) -> int:
         """Birthday rules for contacts whose birthday it is now, in their own
@@ -448,6 +541,22 @@ class CareEngine:
                     break
                 after = contacts[-1].id
         return decided
+
+
+def _conversation_matches(when: Conditions, conversation: Conversation, at: datetime) -> bool:
+    if when.status is not None and conversation.status not in when.status:
+        return False
+    if when.priority is not None and conversation.priority not in when.priority:
+        return False
+    if when.conversation_labels is not None and not set(when.conversation_labels) & set(
+        conversation.labels
+    ):
+        return False
+    if when.unassigned is not None and when.unassigned != (conversation.assignee_id is None):
+        return False
+    if when.idle_hours is not None:
+        return at - conversation.last_activity_at >= timedelta(hours=when.idle_hours)
+    return True
 
 
 def _is_feb_28_of_common_year(day: date) -> bool:

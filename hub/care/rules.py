@@ -20,7 +20,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hub.errors import ConfigError
-from hub.inbox.model import Priority
+from hub.inbox.model import ConversationStatus, Priority
+from hub.routing.hours import WEEKDAYS, Weekday, known_zone
 
 EventName = Literal[
     "conversation.created",
@@ -29,12 +30,15 @@ EventName = Literal[
     "contact.created",
     "contact.tagged",
     "schedule.birthday",
+    "schedule",
 ]
 # Which events carry a conversation (and its messages): the others are about a
 # contact only, so conditions and actions on a conversation make no sense there.
 CONVERSATION_EVENTS = frozenset(
-    {"conversation.created", "message.created", "conversation.resolved"}
+    {"conversation.created", "message.created", "conversation.resolved", "schedule"}
 )
+# The statuses a schedule rule sweeps when its `when.status` does not say.
+SCHEDULE_STATUSES: tuple[ConversationStatus, ...] = ("open", "pending")
 
 # What each care message may use in its template, beside contact/company/now.
 TEMPLATE_VARIABLES: dict[str, tuple[str, ...]] = {
@@ -65,6 +69,13 @@ class Conditions(_Strict):
     tag: list[str] | None = Field(None, description="contact.tagged: the tag just added")
     inbound: bool | None = Field(
         None, description="message.created: the customer wrote it (default for replies)"
+    )
+    status: list[ConversationStatus] | None = None
+    priority: list[Priority] | None = None
+    conversation_labels: list[str] | None = Field(None, description="has any of these labels")
+    unassigned: bool | None = None
+    idle_hours: float | None = Field(
+        None, gt=0, description="schedule: no message either way for at least this long"
     )
 
     @field_validator("text_regex")
@@ -100,7 +111,9 @@ class Reply(_Strict):
 
     type: Literal["reply"]
     template: str
-    once: Literal["contact", "conversation", "closed_period", "year", "never"] = "conversation"
+    once: Literal["contact", "conversation", "closed_period", "year", "activity", "never"] = (
+        "conversation"
+    )
 
 
 class Survey(_Strict):
@@ -111,6 +124,10 @@ class Survey(_Strict):
 class Snooze(_Strict):
     type: Literal["snooze"]
     hours: float = Field(gt=0)
+
+
+class Resolve(_Strict):
+    type: Literal["resolve"]
 
 
 class Webhook(_Strict):
@@ -127,18 +144,47 @@ class FollowUp(_Strict):
 
 
 Action = Annotated[
-    Assign | AddLabel | SetPriority | Reply | Survey | Snooze | Webhook | FollowUp,
+    Assign | AddLabel | SetPriority | Reply | Survey | Snooze | Resolve | Webhook | FollowUp,
     Field(discriminator="type"),
 ]
-CONVERSATION_ACTIONS = (Assign, AddLabel, SetPriority, Reply, Survey, Snooze)
+CONVERSATION_ACTIONS = (Assign, AddLabel, SetPriority, Reply, Survey, Snooze, Resolve)
+
+
+class Timing(_Strict):
+    """When a `schedule` rule runs: every N minutes (a sweep), or at a time of
+    day on some weekdays, in `timezone` (the company's when not given)."""
+
+    every_minutes: int | None = Field(None, ge=1, le=7 * 24 * 60)
+    at: str | None = Field(None, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS))
+    timezone: str | None = None
+    catch_up_minutes: int = Field(
+        360,
+        ge=0,
+        description="an `at` run missed while no worker ran still happens this long after",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known(cls, value: str | None) -> str | None:
+        return None if value is None else known_zone(value)
 
 
 class Rule(_Strict):
     name: str = Field(pattern=r"^[a-z0-9_-]+$")
     event: EventName
+    schedule: Timing | None = Field(None, description="event schedule: when it runs")
     when: Conditions = Conditions()
     actions: list[Action] = Field(min_length=1)
     enabled: bool = True
+
+    @property
+    def statuses(self) -> list[ConversationStatus]:
+        """The conversation statuses the rule applies to (schedule rules sweep
+        open and pending ones unless told)."""
+        if self.when.status is not None:
+            return self.when.status
+        return list(SCHEDULE_STATUSES) if self.event == "schedule" else []
 
 
 def _location(error: Any) -> str:
@@ -216,5 +262,19 @@ def _check(
                 raise ConfigError(f"{label}: when.account: no account {account!r} is configured")
     if rule.when.tag is not None and rule.event != "contact.tagged":
         raise ConfigError(f"{label}: when.tag: only event contact.tagged has a tag")
+    if rule.event == "schedule":
+        timing = rule.schedule
+        if timing is None:
+            raise ConfigError(
+                f'{label}: schedule: event schedule needs it, e.g. {{ at = "09:00" }}'
+            )
+        if (timing.every_minutes is None) == (timing.at is None):
+            raise ConfigError(f"{label}: schedule: give exactly one of every_minutes or at")
+        if not timing.days:
+            raise ConfigError(f"{label}: schedule.days: name at least one day")
+    elif rule.schedule is not None:
+        raise ConfigError(f"{label}: schedule: only for event schedule")
+    if rule.when.idle_hours is not None and rule.event != "schedule":
+        raise ConfigError(f"{label}: when.idle_hours: only for event schedule")
     if rule.when.first_message is not None and rule.event != "message.created":
         raise ConfigError(f"{label}: when.first_message: only for event message.created")

@@ -126,6 +126,13 @@ def sample_context(variables: Iterable[str]) -> dict[str, Any]:
         "phone": "+84901234567",
         "email": "binh@example.com",
     }
+    if "conversation" in context:  # the keys of `hub.care.messages.conversation_context`
+        context["conversation"] = {
+            "id": "sample",
+            "subject": "<subject>",
+            "channel": "<channel>",
+            "account": "<account>",
+        }
     context["company"] = {"name": "<company>"}
     context["now"] = date(2026, 1, 1)
     return context

@@ -484,6 +484,8 @@ class MongoStore(Store):
             query["labels"] = view.label
         if view.updated_since is not None:
             query["updated_at"] = {"$gte": view.updated_since}
+        if view.inactive_since is not None:
+            conditions.append({"last_activity_at": {"$lte": view.inactive_since}})
         if view.text:
             pattern = {"$regex": text_pattern(view.text), "$options": "i"}
             found = await self._find(

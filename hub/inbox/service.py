@@ -810,6 +810,32 @@ class InboxService:
         )
         return reopened
 
+    async def mark_pending(self, conversation_id: str) -> Conversation:
+        """Waiting on the customer (status `pending`): out of the agents' open
+        work until the customer writes, which opens it again, or a schedule
+        rule reminds them or closes it."""
+        conversation = await self.conversation(conversation_id)
+        if conversation.status == "pending":
+            return conversation
+        if conversation.status == "resolved":
+            raise Conflict("a resolved conversation cannot wait on the customer; reopen it first")
+        now = self.clock.now()
+        if not await self.store.update_conversation(
+            conversation.id,
+            expect={"status": conversation.status},
+            status="pending",
+            snoozed_until=None,
+            updated_at=now,
+        ):
+            raise Conflict("the conversation changed meanwhile; reload and try again")
+        pending = conversation.model_copy(
+            update={"status": "pending", "snoozed_until": None, "updated_at": now}
+        )
+        await self._announce(
+            conversation_event("pending", pending, previous_status=conversation.status)
+        )
+        return pending
+
     async def update_details(self, conversation_id: str, **changes: Any) -> Conversation:
         """Change how the conversation is filed — `labels`, `priority`, `team_id` —
         and tell everyone (`conversation.updated`, with the fields that changed)."""

@@ -881,6 +881,9 @@ class SqliteStore(Store):
         if view.updated_since is not None:
             where.append("updated_at >= ?")
             params.append(to_ms(view.updated_since))
+        if view.inactive_since is not None:
+            where.append("last_activity_at <= ?")
+            params.append(to_ms(view.inactive_since))
         if view.text:
             pattern = "%" + _like_escape(fold(view.text)) + "%"
             where.append(

@@ -63,6 +63,7 @@ class ConversationFilter:
     label: str | None = None
     text: str | None = None  # in the subject, the address or any message's text
     updated_since: datetime | None = None
+    inactive_since: datetime | None = None  # no activity (a message either way) after this
     visible_to: Visibility | None = None
 
 

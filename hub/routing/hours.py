@@ -47,6 +47,15 @@ def parse_range(text: str) -> tuple[int, int]:
     return start, end
 
 
+def known_zone(value: str) -> str:
+    """`value` if it names an IANA timezone, else ValueError (for validators)."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown timezone {value!r}") from exc
+    return value
+
+
 class Schedule(BaseModel):
     """Opening hours for each weekday, in one timezone, with holidays."""
 
@@ -65,11 +74,7 @@ class Schedule(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown timezone {value!r}") from exc
-        return value
+        return known_zone(value)
 
     @field_validator("mon", "tue", "wed", "thu", "fri", "sat", "sun")
     @classmethod

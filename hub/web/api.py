@@ -404,6 +404,15 @@ async def reopen(request: web.Request) -> web.Response:
     return web.json_response(conversation.model_dump(mode="json"))
 
 
+@routes.post("/api/v1/conversations/{id}/pending")
+async def mark_pending(request: web.Request) -> web.Response:
+    """Waiting on the customer: `pending` until the customer writes (it opens
+    again) or a schedule rule reminds them or closes it. 409 when resolved."""
+    await visible(request)
+    conversation = await request.app[INBOX].mark_pending(request.match_info["id"])
+    return web.json_response(conversation.model_dump(mode="json"))
+
+
 @routes.post("/api/v1/conversations/{id}/read")
 async def mark_read(request: web.Request) -> web.Response:
     await visible(request)

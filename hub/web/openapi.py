@@ -52,6 +52,7 @@ OPERATIONS: dict[tuple[str, str], tuple[Body, str]] = {
     ("POST", "/api/v1/conversations/{id}/snooze"): (api.SnoozeBody, "Conversation"),
     ("POST", "/api/v1/conversations/{id}/resolve"): (None, "Conversation"),
     ("POST", "/api/v1/conversations/{id}/reopen"): (None, "Conversation"),
+    ("POST", "/api/v1/conversations/{id}/pending"): (None, "Conversation"),
     ("POST", "/api/v1/conversations/{id}/read"): (None, "Status"),
     ("GET", "/api/v1/conversations/{id}/export"): (None, "Export"),
     ("POST", "/api/v1/conversations/{id}/call"): (calls.CallBody, "Calling"),

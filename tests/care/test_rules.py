@@ -51,7 +51,7 @@ def test_the_example_rules_and_templates_pass_the_start_up_check(monkeypatch) ->
 
 def test_every_care_message_has_vi_and_en_templates_and_a_short_sms_variant() -> None:
     templates = Templates.load(TEMPLATES)
-    for name in ("greeting", "away", "survey", "birthday", "follow_up"):
+    for name in ("greeting", "away", "survey", "birthday", "follow_up", "still_there"):
         for language in ("vi", "en"):
             assert (TEMPLATES / f"{name}.{language}.txt").exists()
             sms = TEMPLATES / f"{name}.{language}.sms.txt"
@@ -98,6 +98,25 @@ def test_every_care_message_has_vi_and_en_templates_and_a_short_sms_variant() ->
         ),
         (rule(when={"tag": ["purchased"]}), "care rule 'r1': when.tag: only event contact.tagged"),
         ({"event": "message.created"}, "care rule #1: name: Field required"),
+        (rule(event="schedule"), "care rule 'r1': schedule: event schedule needs it"),
+        (
+            rule(event="schedule", schedule={"at": "09:00", "every_minutes": 60}),
+            "care rule 'r1': schedule: give exactly one of every_minutes or at",
+        ),
+        (
+            rule(event="schedule", schedule={"at": "9h"}),
+            "care rule 'r1': schedule.at: String should match pattern",
+        ),
+        (
+            rule(event="schedule", schedule={"at": "09:00", "timezone": "Asia/Saigonn"}),
+            "care rule 'r1': schedule.timezone: Value error, unknown timezone",
+        ),
+        (
+            rule(event="schedule", schedule={"at": "09:00", "days": []}),
+            "care rule 'r1': schedule.days: name at least one day",
+        ),
+        (rule(schedule={"at": "09:00"}), "care rule 'r1': schedule: only for event schedule"),
+        (rule(when={"idle_hours": 24}), "care rule 'r1': when.idle_hours: only for event schedule"),
     ],
 )
 def test_a_wrong_rule_is_refused_naming_the_rule_and_the_key(

@@ -468,6 +468,9 @@ async def test_list_conversations_applies_each_filter(store: Store) -> None:
         "c5"
     ]
     assert await names(ConversationFilter(statuses=["open"], assignee_id="a2")) == []
+    # Idle since a moment: no activity after it (the moment itself included).
+    assert await names(ConversationFilter(inactive_since=at(3))) == ["c3", "c2", "c1"]
+    assert await names(ConversationFilter(statuses=["pending"], inactive_since=at(1))) == []
 
 
 async def _pages(store: Store, view: ConversationFilter, limit: int) -> list[list[Conversation]]:

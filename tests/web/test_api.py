@@ -184,6 +184,25 @@ async def test_assign_resolve_reopen_and_read(hub):
     assert (await get_json(hub, base))["unread_count"] == 0
 
 
+async def test_waiting_on_the_customer_until_they_write(hub):
+    conversation_id = await ingest(hub, "m1")
+    base = f"/api/v1/conversations/{conversation_id}"
+    pending = await hub.api("POST", f"{base}/pending", hub.token)
+    assert pending.status == 200 and (await pending.json())["status"] == "pending"
+    assert await ids_with(hub, "status=open") == []
+    await ingest(hub, "m2")  # the customer answers: it is open work again
+    assert (await get_json(hub, base))["status"] == "open"
+    await hub.api("POST", f"{base}/resolve", hub.token)
+    refused = await hub.api("POST", f"{base}/pending", hub.token)
+    assert refused.status == 409
+    assert "reopen it first" in (await refused.json())["error"]["message"]
+
+
+async def ids_with(hub, query: str) -> list[str]:
+    page = await get_json(hub, f"/api/v1/conversations?{query}")
+    return [c["id"] for c in page["items"]]
+
+
 @pytest.mark.parametrize(
     ("path", "body", "says"),
     [

@@ -205,6 +205,7 @@ function renderHead() {
   $('#channel').textContent = `${c.channel} · ${c.account_id}`;
   $('#take').hidden = Boolean(c.assignee_id);
   $('#resolve').hidden = c.status === 'resolved';
+  $('#pending').hidden = c.status === 'resolved' || c.status === 'pending';
   $('#reopen').hidden = c.status !== 'resolved';
   $('#priority').value = c.priority;
   if (document.activeElement !== $('#labels')) $('#labels').value = c.labels.join(', ');
@@ -623,6 +624,7 @@ function wire() {
     mergeTimer = setTimeout(() => findToMerge().catch(() => {}), 250);
   });
   $('#resolve').addEventListener('click', () => act('POST', '/resolve'));
+  $('#pending').addEventListener('click', () => act('POST', '/pending'));
   $('#reopen').addEventListener('click', () => act('POST', '/reopen'));
   $('#more').addEventListener('click', () => loadList(true));
   let searchTimer = null;
