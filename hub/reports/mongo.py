@@ -11,7 +11,7 @@ scope) are matched by the ids of those conversations, found first.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel
@@ -28,7 +28,9 @@ from hub.reports.model import (
 )
 from hub.reports.store import ReportStore
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Naive, which BSON reads as UTC: mongomock keeps dates naive and cannot
+# subtract an aware one from them.
+EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001
 INDEXES: dict[str, list[IndexModel]] = {
     CONVERSATIONS: [
         IndexModel([("created_at", ASCENDING)], name="by_created"),
