@@ -30,7 +30,7 @@ from hub.reports.store import ReportStore
 
 # Naive, which BSON reads as UTC: mongomock keeps dates naive and cannot
 # subtract an aware one from them.
-EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001
+EPOCH = datetime(1970, 1, 1)
 INDEXES: dict[str, list[IndexModel]] = {
     CONVERSATIONS: [
         IndexModel([("created_at", ASCENDING)], name="by_created"),

@@ -82,12 +82,12 @@ def message_where(report: ReportFilter) -> tuple[str, list[Any]]:
             where.append(f"{column} IN ({_marks(values)})")
             params.extend(values)
     if report.by_conversation:
-        conditions, values = conversation_where(report)
+        conditions, slices = conversation_where(report)
         where.append(
             "m.conversation_id IN (SELECT c.id FROM conversations c"
             f" WHERE {' AND '.join(conditions)})"
         )
-        params.extend(values)
+        params.extend(slices)
     return " AND ".join(where), params
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -184,7 +184,8 @@ async def build(inbox: Store, campaigns: CampaignStore) -> dict[str, str]:
     # Opened before the week, resolved in it (5 days 23 hours); a 4.
     c5 = await conversation(
         "c5", "email", "mail", assignee_id=ids["Bình"], status="resolved",
-        created_at=hcm(30, 10, month=12, year=2025), first_response_at=hcm(30, 11, month=12, year=2025),
+        created_at=hcm(30, 10, month=12, year=2025),
+        first_response_at=hcm(30, 11, month=12, year=2025),
         resolved_at=hcm(5, 9), satisfaction=4, satisfaction_at=hcm(5, 9, 30),
     )  # fmt: skip
     await message(c5, "inbound", hcm(30, 10, month=12, year=2025))

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub.routing.business_time import BusinessClock, business_duration
-from hub.routing.hours import Schedule, is_open
+from hub.routing.hours import WEEKDAYS, Schedule, is_open
 
 WEEK = Schedule(
     mon=["08:00-12:00", "13:30-17:30"],
@@ -44,7 +44,7 @@ def hcm(day: int, hour: int, minute: int = 0, month: int = 1) -> datetime:
         # Wednesday 31 Dec 17:00 → Friday 2 Jan 8:15 across New Year's Day (a
         # Thursday holiday): 30 min on Wednesday, nothing Thursday, 15 on Friday.
         (datetime(2025, 12, 31, 10, 0, tzinfo=UTC), hcm(2, 8, 15), 45),
-        # A whole week, Monday 0:00 → next Monday 0:00: 8 + 4 × 9.5 + 4 hours.
+        # A whole week, Monday 0:00 → next Monday 0:00: 8 + 4 * 9.5 + 4 hours.
         (hcm(5, 0, 0), hcm(12, 0, 0), (8 + 4 * 9.5 + 4) * 60),
         (hcm(5, 10, 0), hcm(5, 9, 0), 0),  # the end before the start counts nothing
     ],
