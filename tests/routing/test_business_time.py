@@ -21,9 +21,7 @@ WEEK = Schedule(
     sat=["08:00-12:00"],
     holidays=[date(2026, 1, 1)],
 )
-ALWAYS = Schedule(
-    **{day: ["00:00-24:00"] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
-)
+ALWAYS = Schedule(**{day: ["00:00-24:00"] for day in WEEKDAYS})
 
 
 def hcm(day: int, hour: int, minute: int = 0, month: int = 1) -> datetime:
