@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -46,30 +46,29 @@ class ReportFilter:
 # -- what the store answers -------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ConversationTimes:
-    """One conversation opened or resolved in the period."""
+class ConversationTimes(NamedTuple):
+    """One conversation opened or resolved in the period; times in epoch
+    milliseconds (a report reads a hundred thousand of these: plain numbers)."""
 
     id: str
     channel: str
     account_id: str
     team_id: str | None
     assignee_id: str | None
-    created_at: datetime
-    first_response_at: datetime | None
-    resolved_at: datetime | None
-    breached: bool  # carries the SLA breach label
+    created_at: int
+    first_response_at: int | None
+    resolved_at: int | None
+    breached: int  # 1 if it carries the SLA breach label
 
 
-@dataclass(frozen=True)
-class MessageCount:
+class MessageCount(NamedTuple):
     """Messages of one channel and direction in one time bucket (`bucket` is the
     bucket's start, epoch milliseconds)."""
 
     bucket: int
     channel: str
     direction: str
-    count: int
+    messages: int
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 from pymongo import ASCENDING, IndexModel
 
-from hub.inbox.model import utc_ms
+from hub.inbox.model import to_ms
 from hub.inbox.mongo import CONVERSATIONS, MESSAGES, Document, MongoStore, _from_bson, _reachable
 from hub.reports.model import (
     BREACHED_LABEL,
@@ -83,8 +83,8 @@ def _and(*queries: Document) -> Document:
     return {"$and": parts} if len(parts) > 1 else (parts[0] if parts else {})
 
 
-def _time(value: Any) -> datetime | None:
-    return None if value is None else utc_ms(_from_bson(value))
+def _ms(value: Any) -> int | None:
+    return None if value is None else to_ms(_from_bson(value))
 
 
 class MongoReportStore(ReportStore):
@@ -156,10 +156,10 @@ class MongoReportStore(ReportStore):
                 account_id=document["account_id"],
                 team_id=document.get("team_id"),
                 assignee_id=document.get("assignee_id"),
-                created_at=_from_bson(document["created_at"]),
-                first_response_at=_time(document.get("first_response_at")),
-                resolved_at=_time(document.get("resolved_at")),
-                breached=BREACHED_LABEL in (document.get("labels") or ()),
+                created_at=to_ms(_from_bson(document["created_at"])),
+                first_response_at=_ms(document.get("first_response_at")),
+                resolved_at=_ms(document.get("resolved_at")),
+                breached=int(BREACHED_LABEL in (document.get("labels") or ())),
             )
             for document in (*opened, *resolved)
         ]
@@ -195,6 +195,15 @@ class MongoReportStore(ReportStore):
             )
             for group in groups
         ]
+
+    async def message_totals(self, report: ReportFilter) -> tuple[int, int]:
+        query = await self._message_query(report)
+        query["direction"] = {"$in": ["inbound", "outbound"]}
+        groups = await self._aggregate(
+            MESSAGES, [{"$match": query}, {"$group": {"_id": "$direction", "count": {"$sum": 1}}}]
+        )
+        counts = {g["_id"]: int(g["count"]) for g in groups}
+        return counts.get("inbound", 0), counts.get("outbound", 0)
 
     async def agent_messages(self, report: ReportFilter) -> dict[str, int]:
         query = await self._message_query(report)

@@ -25,8 +25,10 @@ What each figure counts:
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections import defaultdict
+from bisect import bisect_right
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -34,7 +36,7 @@ from zoneinfo import ZoneInfo
 from hub.campaigns.store import CampaignStore
 from hub.clock import Clock
 from hub.errors import InvalidRequest
-from hub.inbox.model import from_ms
+from hub.inbox.model import from_ms, to_ms
 from hub.inbox.store import Store
 from hub.reports.model import (
     AgentRow,
@@ -153,42 +155,62 @@ def bucket_size(zone: ZoneInfo, since: datetime, until: datetime) -> int:
     return HOUR_MS
 
 
+class Calendar:
+    """The period's days on the report's wall clock: which day a moment is on,
+    by bisection over the days' first milliseconds (no timezone arithmetic per row)."""
+
+    def __init__(self, report: ReportFilter, zone: ZoneInfo) -> None:
+        first = report.since.astimezone(zone).date()
+        last = (report.until - timedelta(milliseconds=1)).astimezone(zone).date()
+        self.days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+        self.starts = [to_ms(datetime.combine(day, time(0), zone)) for day in self.days]
+
+    def index(self, ms: int) -> int:
+        """The day `ms` falls on (moments before the first day count on it)."""
+        return max(bisect_right(self.starts, ms) - 1, 0)
+
+
 class Times:
-    """The per-conversation rows of one report, with their durations measured."""
+    """The per-conversation rows of one report, with their durations measured
+    (business hours where the conversation's team has them)."""
 
     def __init__(
         self, report: ReportFilter, rows: list[ConversationTimes], schedule_for: ScheduleFor
     ) -> None:
-        self.report = report
+        since, until = to_ms(report.since), to_ms(report.until)
         self.rows = rows
-        self.opened = [r for r in rows if report.since <= r.created_at < report.until]
+        self.opened = [r for r in rows if since <= r.created_at < until]
         self.resolved = [
-            r
-            for r in rows
-            if r.resolved_at is not None and report.since <= r.resolved_at < report.until
+            r for r in rows if r.resolved_at is not None and since <= r.resolved_at < until
         ]
         self.business_hours = False
         clocks: dict[tuple[str, str | None], BusinessClock | None] = {}
 
-        def seconds(row: ConversationTimes, end: datetime) -> float:
+        def clock(row: ConversationTimes) -> BusinessClock | None:
             key = (row.account_id, row.team_id)
             if key not in clocks:
                 schedule = schedule_for(*key)
                 clocks[key] = None if schedule is None else BusinessClock(schedule)
-            clock = clocks[key]
-            if clock is None:
-                return max((end - row.created_at).total_seconds(), 0.0)
-            self.business_hours = True
-            return clock.between(row.created_at, end).total_seconds()
+            return clocks[key]
 
-        self.first_response = {
-            r.id: seconds(r, r.first_response_at)
-            for r in self.opened
-            if r.first_response_at is not None
-        }
-        self.resolution = {
-            r.id: seconds(r, r.resolved_at) for r in self.resolved if r.resolved_at is not None
-        }
+        # (assignee, milliseconds) of each first response / resolution.
+        self.first_response: list[tuple[str | None, int]] = []
+        self.resolution: list[tuple[str | None, int]] = []
+        ends = [(self.first_response, r, r.first_response_at) for r in self.opened]
+        ends += [(self.resolution, r, r.resolved_at) for r in self.resolved]
+        for measured, r, end in ends:
+            if end is not None:
+                on = clock(r)
+                if on is None:
+                    measured.append((r.assignee_id, max(end - r.created_at, 0)))
+                else:
+                    self.business_hours = True
+                    measured.append((r.assignee_id, on.between_ms(r.created_at, end)))
+
+
+def seconds(measured: Iterable[tuple[str | None, int]], agent: str | None = None) -> Durations:
+    """The durations (of one agent's conversations, if named) in seconds."""
+    return durations(ms / 1000 for assignee, ms in measured if agent is None or assignee == agent)
 
 
 class ReportService:
@@ -225,84 +247,100 @@ class ReportService:
 
     # -- the reports ---------------------------------------------------
     async def summary(self, report: ReportFilter, zone: ZoneInfo) -> Summary:
-        times = await self.times(report)
-        messages = await self.messages(report, zone)
-        waiting = await self.store.waiting(report)
-        answers = await self.store.satisfaction(report)
+        times, (messages_in, messages_out), waiting, answers = await asyncio.gather(
+            self.times(report),
+            self.store.message_totals(report),
+            self.store.waiting(report),
+            self.store.satisfaction(report),
+        )
         return Summary(
             period=self.period(report, zone),
             business_hours=times.business_hours,
             opened=len(times.opened),
             resolved=len(times.resolved),
-            first_response=durations(times.first_response.values()),
-            resolution=durations(times.resolution.values()),
-            messages_in=sum(m.count for m in messages if m.direction == "inbound"),
-            messages_out=sum(m.count for m in messages if m.direction == "outbound"),
+            first_response=seconds(times.first_response),
+            resolution=seconds(times.resolution),
+            messages_in=messages_in,
+            messages_out=messages_out,
             waiting_unassigned=waiting.count,
             oldest_waiting_since=waiting.oldest,
-            sla_breaches=sum(1 for r in times.opened if r.breached),
+            sla_breaches=sum(r.breached for r in times.opened),
             satisfaction=satisfaction(answers),
         )
 
     async def days(self, report: ReportFilter, zone: ZoneInfo) -> list[DayRow]:
-        times = await self.times(report)
-        messages = await self.messages(report, zone)
-        first = report.since.astimezone(zone).date()
-        last = (report.until - timedelta(milliseconds=1)).astimezone(zone).date()
-        rows = {
-            first + timedelta(days=n): DayRow(day=first + timedelta(days=n))
-            for n in range((last - first).days + 1)
-        }
+        times, messages = await asyncio.gather(self.times(report), self.messages(report, zone))
+        calendar = Calendar(report, zone)
+        opened = [0] * len(calendar.days)
+        resolved = [0] * len(calendar.days)
+        breaches = [0] * len(calendar.days)
+        inbound = [0] * len(calendar.days)
+        outbound = [0] * len(calendar.days)
         for r in times.opened:
-            row = rows[r.created_at.astimezone(zone).date()]
-            row.opened += 1
-            row.sla_breaches += int(r.breached)
+            day = calendar.index(r.created_at)
+            opened[day] += 1
+            breaches[day] += r.breached
         for r in times.resolved:
-            assert r.resolved_at is not None
-            rows[r.resolved_at.astimezone(zone).date()].resolved += 1
+            resolved[calendar.index(r.resolved_at or 0)] += 1
         for m in messages:
-            # A bucket may start before the period (it is cut by the query).
-            day = max(from_ms(m.bucket), report.since).astimezone(zone).date()
-            if m.direction == "inbound":
-                rows[day].messages_in += m.count
-            else:
-                rows[day].messages_out += m.count
-        return list(rows.values())
+            counts = inbound if m.direction == "inbound" else outbound
+            counts[calendar.index(m.bucket)] += m.messages
+        return [
+            DayRow(
+                day=day,
+                opened=opened[n],
+                resolved=resolved[n],
+                sla_breaches=breaches[n],
+                messages_in=inbound[n],
+                messages_out=outbound[n],
+            )
+            for n, day in enumerate(calendar.days)
+        ]
 
     async def channels(self, report: ReportFilter, zone: ZoneInfo) -> list[ChannelRow]:
-        times = await self.times(report)
-        messages = await self.messages(report, zone)
+        times, messages = await asyncio.gather(self.times(report), self.messages(report, zone))
         rows: dict[str, ChannelRow] = {}
 
         def row(channel: str) -> ChannelRow:
             return rows.setdefault(channel, ChannelRow(channel=channel))
 
-        for r in times.opened:
-            row(r.channel).opened += 1
-        for r in times.resolved:
-            row(r.channel).resolved += 1
+        for channel, n in Counter(r.channel for r in times.opened).items():
+            row(channel).opened = n
+        for channel, n in Counter(r.channel for r in times.resolved).items():
+            row(channel).resolved = n
         for m in messages:
             if m.direction == "inbound":
-                row(m.channel).messages_in += m.count
+                row(m.channel).messages_in += m.messages
             else:
-                row(m.channel).messages_out += m.count
+                row(m.channel).messages_out += m.messages
         return sorted(rows.values(), key=lambda r: r.channel)
 
     async def hours(self, report: ReportFilter, zone: ZoneInfo) -> list[HourRow]:
-        rows = [HourRow(hour=hour) for hour in range(24)]
+        inbound = [0] * 24
+        outbound = [0] * 24
+        since = to_ms(report.since)
+        hour_of: dict[int, int] = {}  # bucket → local hour
         for m in await self.messages(report, zone):
-            hour = max(from_ms(m.bucket), report.since).astimezone(zone).hour
-            if m.direction == "inbound":
-                rows[hour].messages_in += m.count
-            else:
-                rows[hour].messages_out += m.count
-        return rows
+            bucket = max(m.bucket, since)
+            if bucket not in hour_of:
+                hour_of[bucket] = from_ms(bucket).astimezone(zone).hour
+            counts = inbound if m.direction == "inbound" else outbound
+            counts[hour_of[bucket]] += m.messages
+        return [
+            HourRow(hour=hour, messages_in=inbound[hour], messages_out=outbound[hour])
+            for hour in range(24)
+        ]
 
     async def agents(self, report: ReportFilter) -> list[AgentRow]:
-        times = await self.times(report)
-        sent = await self.store.agent_messages(report)
-        answers = await self.store.satisfaction(report)
-        staff = {a.id: a for a in await self.inbox.list_agents()}
+        times, sent, answers, staff_list = await asyncio.gather(
+            self.times(report),
+            self.store.agent_messages(report),
+            self.store.satisfaction(report),
+            self.inbox.list_agents(),
+        )
+        staff = {a.id: a for a in staff_list}
+        opened = Counter(r.assignee_id for r in times.opened)
+        resolved = Counter(r.assignee_id for r in times.resolved)
         ids: set[str] = {r.assignee_id for r in times.rows if r.assignee_id is not None}
         ids |= set(sent) | {a.assignee_id for a in answers if a.assignee_id is not None}
         if report.scope is None:
@@ -310,22 +348,25 @@ class ReportService:
             ids |= {a.id for a in staff.values() if a.active and a.role != "marketer"}
         if report.agents:
             ids &= set(report.agents)
+        first: dict[str | None, list[float]] = defaultdict(list)
+        for assignee, ms in times.first_response:
+            first[assignee].append(ms / 1000)
+        resolution: dict[str | None, list[float]] = defaultdict(list)
+        for assignee, ms in times.resolution:
+            resolution[assignee].append(ms / 1000)
         rows: list[AgentRow] = []
         for agent_id in ids:
             agent = staff.get(agent_id)
-            mine = {r.id for r in times.rows if r.assignee_id == agent_id}
             rows.append(
                 AgentRow(
                     agent_id=agent_id,
                     name=agent.name if agent else "",
-                    opened=sum(1 for r in times.opened if r.id in mine),
-                    resolved=sum(1 for r in times.resolved if r.id in mine),
+                    opened=opened[agent_id],
+                    resolved=resolved[agent_id],
                     open_now=agent.open_count if agent else 0,
                     messages_out=sent.get(agent_id, 0),
-                    first_response=durations(
-                        s for cid, s in times.first_response.items() if cid in mine
-                    ),
-                    resolution=durations(s for cid, s in times.resolution.items() if cid in mine),
+                    first_response=durations(first[agent_id]),
+                    resolution=durations(resolution[agent_id]),
                     satisfaction=satisfaction(a for a in answers if a.assignee_id == agent_id),
                 )
             )

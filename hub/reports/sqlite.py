@@ -9,8 +9,12 @@ existing (conversation_id, created_at) index.
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
+from hub.errors import StoreUnavailable
 from hub.inbox.model import from_ms, to_ms
 from hub.inbox.sqlite import SqliteStore
 from hub.reports.model import (
@@ -91,9 +95,35 @@ def message_where(report: ReportFilter) -> tuple[str, list[Any]]:
     return " AND ".join(where), params
 
 
+def _read(path: str, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """One read on a connection of its own (run on a thread)."""
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(f"cannot read the SQLite store for a report: {exc}") from exc
+    try:
+        connection.execute("PRAGMA busy_timeout=5000")
+        connection.execute("PRAGMA temp_store=MEMORY")
+        # Room for GROUP BY's sorter: a million rows sort in memory, not in runs.
+        connection.execute("PRAGMA cache_size=-65536")
+        return connection.execute(sql, params).fetchall()
+    except sqlite3.OperationalError as exc:
+        raise StoreUnavailable(f"the SQLite store cannot answer a report now: {exc}") from exc
+    finally:
+        connection.close()
+
+
 class SqliteReportStore(ReportStore):
+    """Reads run on threads, each on a connection of its own (WAL lets them run
+    beside the writer): a report may scan a million messages, and the event
+    loop keeps taking webhooks meanwhile. Two reads of one report run at once
+    (SQLite leaves the GIL while it works)."""
+
     def __init__(self, store: SqliteStore) -> None:
         self.db = store
+
+    async def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return await asyncio.to_thread(_read, str(self.db.path), sql, params)
 
     async def open(self) -> None:
         async with self.db.transaction():
@@ -130,27 +160,12 @@ class SqliteReportStore(ReportStore):
             f" UNION ALL {columns} WHERE c.resolved_at >= ? AND c.resolved_at < ?"
             f" AND NOT (c.created_at >= ? AND c.created_at < ?){slices}"
         )
-        rows = await self.db._fetch_all(
-            sql, [since, until, *params, since, until, since, until, *params]
-        )
-        return [
-            ConversationTimes(
-                id=row[0],
-                channel=row[1],
-                account_id=row[2],
-                team_id=row[3],
-                assignee_id=row[4],
-                created_at=from_ms(row[5]),
-                first_response_at=None if row[6] is None else from_ms(row[6]),
-                resolved_at=None if row[7] is None else from_ms(row[7]),
-                breached=bool(row[8]),
-            )
-            for row in rows
-        ]
+        rows = await self._rows(sql, [since, until, *params, since, until, since, until, *params])
+        return [ConversationTimes._make(row) for row in rows]
 
     async def message_counts(self, report: ReportFilter, bucket_ms: int) -> list[MessageCount]:
         where, params = message_where(report)
-        rows = await self.db._fetch_all(
+        rows = await self._rows(
             "SELECT m.created_at / ? AS bucket, m.channel, m.direction, COUNT(*)"
             f" FROM messages m WHERE {where} AND m.direction IN ('inbound', 'outbound')"
             " GROUP BY bucket, m.channel, m.direction",
@@ -158,9 +173,19 @@ class SqliteReportStore(ReportStore):
         )
         return [MessageCount(row[0] * bucket_ms, row[1], row[2], row[3]) for row in rows]
 
+    async def message_totals(self, report: ReportFilter) -> tuple[int, int]:
+        where, params = message_where(report)
+        # No GROUP BY: one pass, where grouping would sort every row.
+        rows = await self._rows(
+            "SELECT COALESCE(SUM(m.direction = 'inbound'), 0),"
+            f" COALESCE(SUM(m.direction = 'outbound'), 0) FROM messages m WHERE {where}",
+            params,
+        )
+        return rows[0][0], rows[0][1]
+
     async def agent_messages(self, report: ReportFilter) -> dict[str, int]:
         where, params = message_where(report)
-        rows = await self.db._fetch_all(
+        rows = await self._rows(
             "SELECT json_extract(m.sender, '$.id') AS agent, COUNT(*) FROM messages m"
             f" WHERE {where} AND m.direction = 'outbound'"
             " AND json_extract(m.sender, '$.kind') = 'agent' GROUP BY agent",
@@ -171,7 +196,7 @@ class SqliteReportStore(ReportStore):
     async def satisfaction(self, report: ReportFilter) -> list[SatisfactionCount]:
         where, params = conversation_where(report)
         slices = "".join(f" AND {condition}" for condition in where)
-        rows = await self.db._fetch_all(
+        rows = await self._rows(
             "SELECT c.assignee_id, c.satisfaction, COUNT(*) FROM conversations c"
             " WHERE c.satisfaction IS NOT NULL AND c.satisfaction_at >= ?"
             f" AND c.satisfaction_at < ?{slices} GROUP BY c.assignee_id, c.satisfaction",

@@ -36,6 +36,10 @@ class ReportStore(ABC):
         `bucket_ms`-long bucket of time (from the epoch), channel and direction."""
 
     @abstractmethod
+    async def message_totals(self, report: ReportFilter) -> tuple[int, int]:
+        """(inbound, outbound) messages created in the period."""
+
+    @abstractmethod
     async def agent_messages(self, report: ReportFilter) -> dict[str, int]:
         """Agent id → outbound messages that agent wrote in the period."""
 

@@ -10,9 +10,10 @@ thousands of conversations costs a lookup each, not a walk over their days.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from datetime import date, datetime, time, timedelta
 
-from hub.inbox.model import to_ms
+from hub.inbox.model import from_ms, to_ms
 from hub.routing.hours import WEEKDAYS, Schedule
 
 DAY = timedelta(days=1)
@@ -25,61 +26,72 @@ class BusinessClock:
         self.schedule = schedule
         self._zone = schedule.zone
         self._holidays = frozenset(schedule.holidays)
-        self._ranges = {day: schedule.ranges(day) for day in WEEKDAYS}
-        self._origin: date | None = None  # the first day of the table
-        # _before[i]: open milliseconds in the days from origin to origin + i (excluded).
-        self._before: list[int] = [0]
-        self._intervals: dict[date, list[tuple[int, int]]] = {}
+        self._ranges = {day: sorted(schedule.ranges(day)) for day in WEEKDAYS}
+        # The table, one entry per local day from `_first`: when the day starts
+        # (epoch ms), the open milliseconds before it, and its opening intervals.
+        self._first: date | None = None
+        self._starts: list[int] = []
+        self._before: list[int] = []
+        self._intervals: list[list[tuple[int, int]]] = []
+        self._end = 0  # when the table's last day ends
 
     def between(self, start: datetime, end: datetime) -> timedelta:
         """The open time from `start` to `end` (nothing if `end` is not after `start`)."""
-        if end <= start:
-            return timedelta(0)
-        # The start first: reading an earlier day than the table holds restarts
-        # the table, and the end's day is never earlier than the start's.
-        opened = self._reading(start)
-        return timedelta(milliseconds=self._reading(end) - opened)
+        return timedelta(milliseconds=self.between_ms(to_ms(start), to_ms(end)))
 
-    def _reading(self, moment: datetime) -> int:
-        """Open milliseconds from the table's first day to `moment`: increasing
-        with `moment`, and only while the schedule is open."""
-        ms = to_ms(moment)
-        day = moment.astimezone(self._zone).date()
-        total = self._open_before(day)
-        for start, end in self._day(day):
+    def between_ms(self, start: int, end: int) -> int:
+        """`between` on epoch milliseconds."""
+        if end <= start:
+            return 0
+        self._cover(start, end)
+        return self._reading(end) - self._reading(start)
+
+    def _reading(self, ms: int) -> int:
+        """Open milliseconds from the table's first day to `ms`."""
+        index = bisect_right(self._starts, ms) - 1
+        total = self._before[index]
+        for start, end in self._intervals[index]:
             if ms <= start:
                 break
             total += min(ms, end) - start
         return total
 
-    def _open_before(self, day: date) -> int:
-        if self._origin is None or day < self._origin:
-            # Restart the table a little before the earliest day asked for.
-            self._origin = day - timedelta(days=7)
-            self._before = [0]
-        index = (day - self._origin).days
-        while len(self._before) <= index:
-            filled = self._origin + timedelta(days=len(self._before) - 1)
-            self._before.append(
-                self._before[-1] + sum(end - start for start, end in self._day(filled))
-            )
-        return self._before[index]
+    def _cover(self, start: int, end: int) -> None:
+        """Make the table hold the days of both moments."""
+        if self._first is None or start < self._starts[0]:
+            # Start again a little before the earliest day asked for.
+            day = from_ms(start).astimezone(self._zone).date() - timedelta(days=7)
+            self._first, self._starts, self._before, self._intervals = day, [], [], []
+            self._end = self._midnight(day)
+            self._append(day)
+        while end >= self._end:
+            assert self._first is not None
+            self._append(self._first + timedelta(days=len(self._starts)))
+
+    def _append(self, day: date) -> None:
+        before = (
+            self._before[-1] + sum(e - s for s, e in self._intervals[-1]) if self._starts else 0
+        )
+        self._starts.append(self._end)
+        self._before.append(before)
+        self._intervals.append(self._day(day))
+        self._end = self._midnight(day + DAY)
 
     def _day(self, day: date) -> list[tuple[int, int]]:
         """The day's opening intervals, as epoch milliseconds, in order."""
-        cached = self._intervals.get(day)
-        if cached is not None:
-            return cached
-        intervals: list[tuple[int, int]] = []
-        if day not in self._holidays:
-            for start, end in sorted(self._ranges[WEEKDAYS[day.weekday()]]):
-                intervals.append((self._at(day, start), self._at(day, end)))
-        self._intervals[day] = intervals
-        return intervals
+        if day in self._holidays:
+            return []
+        return [
+            (self._at(day, start), self._at(day, end))
+            for start, end in self._ranges[WEEKDAYS[day.weekday()]]
+        ]
+
+    def _midnight(self, day: date) -> int:
+        return to_ms(datetime.combine(day, time(0), self._zone))
 
     def _at(self, day: date, minute: int) -> int:
         if minute >= 24 * 60:
-            day, minute = day + DAY, minute - 24 * 60
+            return self._midnight(day + DAY)
         return to_ms(datetime.combine(day, time(minute // 60, minute % 60), self._zone))
 
 
