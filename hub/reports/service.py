@@ -185,27 +185,30 @@ class Times:
         ]
         self.business_hours = False
         clocks: dict[tuple[str, str | None], BusinessClock | None] = {}
-
-        def clock(row: ConversationTimes) -> BusinessClock | None:
-            key = (row.account_id, row.team_id)
+        for r in rows:
+            key = (r.account_id, r.team_id)
             if key not in clocks:
                 schedule = schedule_for(*key)
                 clocks[key] = None if schedule is None else BusinessClock(schedule)
-            return clocks[key]
-
+        self.business_hours = any(clock is not None for clock in clocks.values())
         # (assignee, milliseconds) of each first response / resolution.
-        self.first_response: list[tuple[str | None, int]] = []
-        self.resolution: list[tuple[str | None, int]] = []
-        ends = [(self.first_response, r, r.first_response_at) for r in self.opened]
-        ends += [(self.resolution, r, r.resolved_at) for r in self.resolved]
-        for measured, r, end in ends:
-            if end is not None:
-                on = clock(r)
-                if on is None:
-                    measured.append((r.assignee_id, max(end - r.created_at, 0)))
-                else:
-                    self.business_hours = True
-                    measured.append((r.assignee_id, on.between_ms(r.created_at, end)))
+        self.first_response = [
+            (assignee, measure(clocks[account, team], created, first))
+            for _, _, account, team, assignee, created, first, _, _ in self.opened
+            if first is not None
+        ]
+        self.resolution = [
+            (assignee, measure(clocks[account, team], created, resolved))
+            for _, _, account, team, assignee, created, _, resolved, _ in self.resolved
+            if resolved is not None
+        ]
+
+
+def measure(clock: BusinessClock | None, start: int, end: int) -> int:
+    """Milliseconds from start to end: business hours on `clock`, else wall time."""
+    if clock is None:
+        return max(end - start, 0)
+    return clock.between_ms(start, end)
 
 
 def seconds(measured: Iterable[tuple[str | None, int]], agent: str | None = None) -> Durations:

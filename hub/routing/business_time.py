@@ -43,13 +43,14 @@ class BusinessClock:
         """`between` on epoch milliseconds."""
         if end <= start:
             return 0
-        self._cover(start, end)
+        if not self._starts or start < self._starts[0] or end >= self._end:
+            self._cover(start, end)
         return self._reading(end) - self._reading(start)
 
     def _reading(self, ms: int) -> int:
         """Open milliseconds from the table's first day to `ms`."""
         index = bisect_right(self._starts, ms) - 1
-        total = self._before[index]
+        total: int = self._before[index]
         for start, end in self._intervals[index]:
             if ms <= start:
                 break
