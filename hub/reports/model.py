@@ -190,5 +190,4 @@ class Table(Report, Generic[Row]):
     """A report table: its period and its rows (the CSV has one line per row)."""
 
     period: Period
-    business_hours: bool = False
     rows: list[Row]

@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo
 from hub.campaigns.store import CampaignStore
 from hub.clock import Clock
 from hub.errors import InvalidRequest
-from hub.inbox.model import from_ms, to_ms
+from hub.inbox.model import from_ms, to_ms, utc_ms
 from hub.inbox.store import Store
 from hub.reports.model import (
     AgentRow,
@@ -108,7 +108,7 @@ def period(
         raise InvalidRequest("since must be before until")
     if end - start > MAX_PERIOD:
         raise InvalidRequest(f"a report covers at most {MAX_PERIOD.days} days")
-    return start, end
+    return utc_ms(start), utc_ms(end)
 
 
 def quantile(values: Sequence[float], q: float) -> float:
