@@ -35,21 +35,28 @@ import math
 import os
 import resource
 import secrets
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from processes import (
+    MemoryWatch,
+    Server,
+    child_env,
+    cpu_seconds,
+    free_port,
+    machine_busy_seconds,
+    redis_pid_for,
+    spawn,
+    status_kb,
+)
 
 ACCOUNT = "bench"
 ORIGIN = "https://shop.example.vn"
@@ -131,74 +138,10 @@ def run_bare_server(port: int) -> None:
 
 
 # -- the servers under test ------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    """A fresh shell's environment: no outside Redis, Mongo or config leaks in."""
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "MONGODB_URL", "HUB_CONFIG")
-    }
-    return {**env, "PYTHONUNBUFFERED": "1", **extra}
-
-
-@dataclass
-class Server:
-    name: str
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    token: str = ""
-    data_dir: Path | None = None
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def log_tail(self, lines: int = 30) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def wait_healthy(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"{self.name} exited at start:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as answer:
-                    if answer.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
-        raise SystemExit(f"{self.name} did not answer /healthz:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
-
-
-def spawn(name: str, command: list[str], workdir: Path, port: int, env: dict[str, str]) -> Server:
-    log_path = workdir / f"{name}.log"
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    return Server(name, f"http://127.0.0.1:{port}", process, log_path)
-
-
 def start_bare(workdir: Path) -> Server:
     port = free_port()
     command = [sys.executable, str(Path(__file__).resolve()), "--bare-server", str(port)]
-    server = spawn("bare", command, workdir, port, child_env())
+    server = spawn("bare", command, workdir / "bare.log", f"http://127.0.0.1:{port}", child_env())
     server.wait_healthy()
     return server
 
@@ -232,80 +175,11 @@ def start_hub(workdir: Path, agents: int, profile: Path | None) -> Server:
     if profile is not None:
         python += ["-m", "cProfile", "-o", str(profile)]
     command = [*python, "-m", "hub", "serve", *where, "--port", str(port)]
-    server = spawn("hub", command, workdir, port, env)
+    server = spawn("hub", command, workdir / "hub.log", f"http://127.0.0.1:{port}", env)
     server.token = token
     server.data_dir = data_dir
     server.wait_healthy()
     return server
-
-
-def status_kb(pid: int, key: str) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return math.nan
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds all processors spent on anything but idle (all processes)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def redis_pid_for(data_dir: Path) -> int | None:
-    """The embedded redis-server runs daemonised (not our child); it is the one
-    whose working directory is the hub's data folder."""
-    wanted = data_dir.resolve()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if (entry / "comm").read_text().strip() != "redis-server":
-                continue
-            if Path(os.readlink(entry / "cwd")).resolve() == wanted:
-                return int(entry.name)
-        except OSError:
-            continue
-    return None
-
-
-class MemoryWatch:
-    """Samples VmRSS of one process every 100 ms in a thread (the event loop is
-    too busy under load to keep time) and keeps the peak."""
-
-    def __init__(self, pid: int, interval: float = 0.1) -> None:
-        self.pid = pid
-        self.interval = interval
-        self.peak_kb = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="memory-watch", daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            rss = status_kb(self.pid, "VmRSS")
-            if rss is not None:
-                self.peak_kb = max(self.peak_kb, rss)
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> MemoryWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def raise_file_limit(needed: int) -> int:
@@ -575,16 +449,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         if not args.skip_bare:
             bare = start_bare(workdir)
-            with MemoryWatch(bare.pid) as watch:
+            with MemoryWatch({"bare": bare.pid or 0}) as watch:
                 bare_run = asyncio.run(drive(args, bare))
-            bare_run.peak_kb = watch.peak_kb
+            bare_run.peak_kb = watch.peak_kb["bare"]
             bare.stop()
             runs.append(bare_run)
         hub = start_hub(workdir, args.agents, args.profile)
         stack.callback(hub.stop)
-        with MemoryWatch(hub.pid) as watch:
+        with MemoryWatch({"hub": hub.pid or 0}) as watch:
             hub_run = asyncio.run(drive(args, hub))
-        hub_run.peak_kb = watch.peak_kb
+        hub_run.peak_kb = watch.peak_kb["hub"]
         runs.append(hub_run)
         hub.stop()
         assert hub.data_dir is not None

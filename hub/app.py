@@ -21,6 +21,7 @@ from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
 from hub import __version__
+from hub.campaigns.replies import CampaignReplies
 from hub.campaigns.reports import CampaignReports
 from hub.campaigns.runtime import build_campaigns
 from hub.campaigns.service import CampaignService
@@ -92,6 +93,7 @@ class Runtime:
     presence: PresenceTracker | None = None  # agents' presence from their sockets
     sla: SlaTimers | None = None  # first-response deadlines and their escalation
     campaigns: CampaignService | None = None  # bulk campaigns (SQLite store for now)
+    campaign_replies: CampaignReplies | None = None  # replies and bounces linked back
     reports: ReportService | None = None  # figures over the store (both backends)
 
     async def ingest(self, inbound: InboundMessage) -> IngestOutcome:
@@ -101,7 +103,10 @@ class Runtime:
         return outcome
 
     async def report_failure(self, failure: DeliveryFailure) -> bool:
-        return await record_failure(self.inbox, failure) is not None
+        if await record_failure(self.inbox, failure) is not None:
+            return True
+        replies = self.campaign_replies
+        return replies is not None and await replies.on_bounce(failure)
 
 
 @dataclass
@@ -248,6 +253,10 @@ async def open_runtime(
             stack.push_async_callback(channel.close)
         if campaign_store is not None:
             runtime.campaigns = build_campaigns(runtime, campaign_store)
+            runtime.campaign_replies = CampaignReplies(
+                campaign_store, inbox, timedelta(hours=settings.campaigns.reply_window_hours)
+            )
+            runtime.campaign_replies.attach(bus)
         report_store = await build_report_store(store)
         if report_store is not None:
             runtime.reports = ReportService(

@@ -57,4 +57,7 @@ def configure_logging(level: str, fmt: str) -> None:
     # httpx (under python-telegram-bot) logs every request URL at INFO, and the Bot
     # API puts the bot's token in the URL: never let it reach the logs.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # The twilio library logs every request (method, URL, headers) at INFO: one
+    # line per SMS of a campaign, with the account SID. Its errors still show.
+    logging.getLogger("twilio").setLevel(logging.WARNING)
     logging.getLogger("arq").setLevel(max(logging.INFO, logging.getLevelName(level)))

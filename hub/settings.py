@@ -203,6 +203,11 @@ class CampaignSettings(_Section):
         " requests may arrive closer together than they left and still hold the rate",
     )
     company_name: str = Field("", description="`{{ company.name }}` in campaign templates")
+    reply_window_hours: float = Field(
+        72,
+        gt=0,
+        description="a contact's message this soon after a campaign's counts as its reply",
+    )
     defaults: CampaignRules = CampaignRules(
         rate_per_second=10, send_from="07:00", send_until="22:00", daily_cap=1, sms_opt_out_text=""
     )

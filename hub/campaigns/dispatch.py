@@ -38,6 +38,7 @@ from hub.channels.base import Channel
 from hub.clock import Clock
 from hub.errors import ProviderRejected, QueueUnavailable
 from hub.events import Event, EventBus
+from hub.inbox.bounces import is_bouncing
 from hub.inbox.model import Contact
 from hub.settings import HubSettings
 
@@ -230,6 +231,7 @@ class Dispatcher:
             parse_time(rules.send_until or "00:00"),
         )
         opted_out: list[str] = []
+        bouncing: list[str] = []
         gone: list[str] = []
         holds: dict[datetime, list[str]] = {}
         ready: list[tuple[Recipient, Contact, str]] = []
@@ -242,6 +244,9 @@ class Dispatcher:
             if consent is not None and consent.status == "opted_out":
                 opted_out.append(recipient.contact_id)
                 continue
+            if campaign.channel == "email" and is_bouncing(contact, recipient.address):
+                bouncing.append(recipient.contact_id)
+                continue
             zone = zone_of(contact.timezone, self.options.default_timezone)
             opens = window_opens(now, zone, send_from, send_until)
             if opens is not None:
@@ -249,6 +254,7 @@ class Dispatcher:
                 continue
             ready.append((recipient, contact, local_day(now, zone)))
         await self.store.skip(campaign.id, opted_out, "opted_out", now)
+        await self.store.skip(campaign.id, bouncing, "bouncing", now)
         await self.store.skip(campaign.id, gone, "no_address", now)
         for opens, ids in holds.items():
             await self.store.hold(campaign.id, ids, opens, now)

@@ -19,7 +19,7 @@ from hub.inbox.model import Moment, new_id
 CampaignChannel = Literal["sms", "email"]
 CampaignStatus = Literal["draft", "scheduled", "running", "paused", "cancelled", "completed"]
 RecipientStatus = Literal["pending", "sending", "sent", "delivered", "failed", "skipped"]
-SkipReason = Literal["opted_out", "frequency_cap", "no_address", "cancelled"]
+SkipReason = Literal["opted_out", "frequency_cap", "bouncing", "no_address", "cancelled"]
 
 # The identity address space each campaign channel sends to (see `Identity`).
 ADDRESS_SPACE: dict[CampaignChannel, str] = {"sms": "phone", "email": "email"}
@@ -114,6 +114,8 @@ class Recipient(_Record):
     external_id: str | None = None
     sending_at: Moment | None = None
     sent_at: Moment | None = None
+    replied_at: Moment | None = Field(None, description="the contact's first reply after it")
+    reply_conversation_id: str | None = None
     updated_at: Moment
 
     @property
@@ -134,6 +136,10 @@ def parse_recipient_key(key: str) -> tuple[str, str] | None:
     return parts[1], parts[2]
 
 
+# How a skip reason is counted in `Progress`; other reasons are `skipped_other`.
+SKIPPED_AS = {"opted_out": "opted_out", "frequency_cap": "frequency_capped", "bouncing": "bouncing"}
+
+
 class Progress(_Record):
     """A campaign's figures, counted from its recipient rows."""
 
@@ -146,4 +152,6 @@ class Progress(_Record):
     failed: int = 0
     opted_out: int = 0
     frequency_capped: int = 0
+    bouncing: int = Field(0, description="skipped: e-mail to the address has bounced for good")
     skipped_other: int = 0
+    replied: int = Field(0, description="recipients who wrote back (counted once each)")

@@ -21,6 +21,7 @@ from pymongo.errors import BulkWriteError
 from hub.campaigns.model import (
     ADDRESS_SPACE,
     CONSENT_KEY,
+    SKIPPED_AS,
     Audience,
     AudienceFilter,
     Campaign,
@@ -55,7 +56,12 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel(
             [("campaign_id", ASCENDING), ("status", ASCENDING), ("contact_id", ASCENDING)],
             name="by_status",
-        )
+        ),
+        IndexModel(
+            [("contact_id", ASCENDING), ("sent_at", DESCENDING)],
+            name="by_contact",
+            partialFilterExpression={"sent_at": {"$type": "date"}},
+        ),
     ],
 }
 
@@ -342,6 +348,40 @@ class MongoCampaignStore(CampaignStore):
             {"$set": changes},
         )
 
+    async def any_sent_since(self, since: datetime) -> bool:
+        found = await self.db._find(
+            CAMPAIGNS,
+            {
+                "launched_at": {"$ne": None},
+                "$or": [{"finished_at": None}, {"finished_at": {"$gte": since}}],
+            },
+            limit=1,
+            projection={"_id": 1},
+        )
+        return bool(found)
+
+    async def recent_sends(self, contact_id: str, since: datetime) -> list[Recipient]:
+        documents = await self.db._find(
+            RECIPIENTS,
+            {
+                "contact_id": contact_id,
+                "sent_at": {"$gte": since},
+                "status": {"$in": ["sent", "delivered"]},
+            },
+            sort=[("sent_at", DESCENDING)],
+            limit=20,
+        )
+        return [_recipient(d) for d in documents]
+
+    async def mark_replied(
+        self, campaign_id: str, contact_id: str, at: datetime, conversation_id: str
+    ) -> bool:
+        return await self.db._update_one(
+            RECIPIENTS,
+            {"_id": _recipient_id(campaign_id, contact_id), "replied_at": None},
+            {"$set": {"replied_at": at, "reply_conversation_id": conversation_id}},
+        )
+
     async def get_recipient(self, campaign_id: str, contact_id: str) -> Recipient | None:
         document = await self.db._find_one(
             RECIPIENTS, {"_id": _recipient_id(campaign_id, contact_id)}
@@ -384,14 +424,15 @@ class MongoCampaignStore(CampaignStore):
             waiting = await self.db._db[RECIPIENTS].count_documents(
                 {"campaign_id": campaign_id, "status": "pending", "not_before": {"$gt": now}}
             )
-        figures: dict[str, int] = {"waiting": int(waiting)}
+            replied = await self.db._db[RECIPIENTS].count_documents(
+                {"campaign_id": campaign_id, "replied_at": {"$ne": None}}
+            )
+        figures: dict[str, int] = {"waiting": int(waiting), "replied": int(replied)}
         for group in groups:
             status, reason, n = group["_id"]["status"], group["_id"].get("reason"), group["n"]
             figures["total"] = figures.get("total", 0) + n
             if status == "skipped":
-                name = {"opted_out": "opted_out", "frequency_cap": "frequency_capped"}.get(
-                    reason, "skipped_other"
-                )
+                name = SKIPPED_AS.get(reason, "skipped_other")
             else:
                 name = status
             figures[name] = figures.get(name, 0) + n

@@ -16,6 +16,7 @@ from typing import Any
 from hub.campaigns.model import (
     ADDRESS_SPACE,
     CONSENT_KEY,
+    SKIPPED_AS,
     Audience,
     AudienceFilter,
     Campaign,
@@ -83,6 +84,12 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX recipients_by_status ON campaign_recipients (campaign_id, status, contact_id);
     """,
+    """
+    ALTER TABLE campaign_recipients ADD COLUMN replied_at INTEGER;
+    ALTER TABLE campaign_recipients ADD COLUMN reply_conversation_id TEXT;
+    CREATE INDEX recipients_by_contact ON campaign_recipients (contact_id, sent_at)
+        WHERE sent_at IS NOT NULL;
+    """,
 ]
 
 AUDIENCES = _Table("audiences", Audience, json=("filter",), times=("created_at", "updated_at"))
@@ -94,7 +101,7 @@ CAMPAIGNS = _Table(
 RECIPIENTS = _Table(
     "campaign_recipients",
     Recipient,
-    times=("not_before", "sending_at", "sent_at", "updated_at"),
+    times=("not_before", "sending_at", "sent_at", "replied_at", "updated_at"),
     flat=True,
 )
 
@@ -368,6 +375,32 @@ class SqliteCampaignStore(CampaignStore):
         )
         return changed == 1
 
+    async def any_sent_since(self, since: datetime) -> bool:
+        row = await self.db._fetch_one(
+            "SELECT 1 FROM campaigns WHERE launched_at IS NOT NULL"
+            " AND (finished_at IS NULL OR finished_at >= ?) LIMIT 1",
+            (to_ms(since),),
+        )
+        return row is not None
+
+    async def recent_sends(self, contact_id: str, since: datetime) -> list[Recipient]:
+        rows = await self.db._fetch_all(
+            "SELECT * FROM campaign_recipients WHERE contact_id = ? AND sent_at >= ?"
+            " AND status IN ('sent', 'delivered') ORDER BY sent_at DESC LIMIT 20",
+            (contact_id, to_ms(since)),
+        )
+        return [RECIPIENTS.decode(r) for r in rows]
+
+    async def mark_replied(
+        self, campaign_id: str, contact_id: str, at: datetime, conversation_id: str
+    ) -> bool:
+        changed = await self.db._write(
+            "UPDATE campaign_recipients SET replied_at = ?, reply_conversation_id = ?"
+            " WHERE campaign_id = ? AND contact_id = ? AND replied_at IS NULL",
+            (to_ms(at), conversation_id, campaign_id, contact_id),
+        )
+        return changed == 1
+
     async def get_recipient(self, campaign_id: str, contact_id: str) -> Recipient | None:
         row = await self.db._fetch_one(
             "SELECT * FROM campaign_recipients WHERE campaign_id = ? AND contact_id = ?",
@@ -402,14 +435,17 @@ class SqliteCampaignStore(CampaignStore):
             " GROUP BY status, reason, waiting",
             (to_ms(now), campaign_id),
         )
-        figures: dict[str, int] = {}
+        replied = await self.db._fetch_one(
+            "SELECT COUNT(*) AS n FROM campaign_recipients"
+            " WHERE campaign_id = ? AND replied_at IS NOT NULL",
+            (campaign_id,),
+        )
+        figures: dict[str, int] = {"replied": replied["n"] if replied else 0}
         for row in rows:
             status, n = row["status"], row["n"]
             figures["total"] = figures.get("total", 0) + n
             if status == "skipped":
-                name = {"opted_out": "opted_out", "frequency_cap": "frequency_capped"}.get(
-                    row["reason"], "skipped_other"
-                )
+                name = SKIPPED_AS.get(row["reason"], "skipped_other")
             else:
                 name = status
             figures[name] = figures.get(name, 0) + n

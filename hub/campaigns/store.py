@@ -140,6 +140,22 @@ class CampaignStore(ABC):
         """A provider's later report: sent → delivered | failed (forward only)."""
 
     @abstractmethod
+    async def any_sent_since(self, since: datetime) -> bool:
+        """Whether any campaign may have sent at or after `since`: one is under
+        way (launched, not finished) or finished since."""
+
+    @abstractmethod
+    async def recent_sends(self, contact_id: str, since: datetime) -> list[Recipient]:
+        """The contact's campaign messages sent (or delivered) at or after `since`,
+        newest first."""
+
+    @abstractmethod
+    async def mark_replied(
+        self, campaign_id: str, contact_id: str, at: datetime, conversation_id: str
+    ) -> bool:
+        """Record the recipient's first reply; False if one was recorded already."""
+
+    @abstractmethod
     async def get_recipient(self, campaign_id: str, contact_id: str) -> Recipient | None: ...
 
     @abstractmethod

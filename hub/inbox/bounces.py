@@ -6,7 +6,8 @@ diagnostic and flags the address on the contact as bouncing:
 
     contact.attributes["bouncing"] = {
         "<address>": {"since": ISO time, "status": "5.1.1",
-                      "diagnostic": "...", "message_id": "<hub message id>"}
+                      "diagnostic": "...", "message_id": "<hub message id>"
+                      (or "campaign_id": "<campaign>" for a campaign's e-mail)}
     }
 
 `is_bouncing(contact, address)` is how campaigns and care rules should read
@@ -90,9 +91,25 @@ async def _flag_contact(inbox: InboxService, message: Message, failure: Delivery
     # address when it went another way (a web chat continued by e-mail).
     route = message.meta.get("route")
     routed_to = route.get("to") if isinstance(route, dict) else None
-    address = (failure.address or routed_to or conversation.contact_address).strip().lower()
+    address = failure.address or routed_to or conversation.contact_address
+    await flag_bouncing(
+        inbox, conversation.contact_id, address, failure, source={"message_id": message.id}
+    )
+
+
+async def flag_bouncing(
+    inbox: InboxService,
+    contact_id: str,
+    address: str,
+    failure: DeliveryFailure,
+    *,
+    source: dict[str, str],
+) -> None:
+    """Mark `address` of the contact as bouncing (once; `source` names the
+    message or campaign that bounced)."""
+    address = address.strip().lower()
     for _ in range(5):  # compare-and-set: an agent may edit attributes meanwhile
-        contact = await inbox.store.get_contact(conversation.contact_id)
+        contact = await inbox.store.get_contact(contact_id)
         if contact is None:
             return
         flagged: dict[str, Any] = dict(contact.attributes.get(BOUNCING) or {})
@@ -102,7 +119,7 @@ async def _flag_contact(inbox: InboxService, message: Message, failure: Delivery
             "since": inbox.clock.now().isoformat(),
             "status": failure.status,
             "diagnostic": failure.diagnostic[:500],
-            "message_id": message.id,
+            **source,
         }
         attributes = {**contact.attributes, BOUNCING: flagged}
         if await inbox.store.update_contact(
@@ -114,5 +131,5 @@ async def _flag_contact(inbox: InboxService, message: Message, failure: Delivery
             return
     log.warning(
         "could not flag a bouncing address: the contact kept changing",
-        extra={"event": "contact.bounce_flag_failed", "contact_id": conversation.contact_id},
+        extra={"event": "contact.bounce_flag_failed", "contact_id": contact_id},
     )

@@ -165,6 +165,7 @@ class InboxService:
         created = message_event("created", message)
         # Care rules greet a contact's very first message: say so, as only here is it known.
         created.data["first_from_contact"] = contact_created
+        created.data["contact_id"] = contact.id
         events.append(created)
         log.info(
             "message ingested",
@@ -773,42 +774,17 @@ class InboxService:
         if conversation.status == "resolved":
             return conversation
         now = self.clock.now()
-        if not await self.store.update_conversation(
-            conversation.id,
-            expect={"status": conversation.status},
-            status="resolved",
-            resolved_at=now,
-            snoozed_until=None,
-            updated_at=now,
-        ):
-            raise Conflict("the conversation changed meanwhile; reload and try again")
-        resolved = conversation.model_copy(
-            update={"status": "resolved", "resolved_at": now, "snoozed_until": None}
-        )
-        await self._announce(conversation_event("resolved", resolved))
-        return resolved
+        changes = {"status": "resolved", "resolved_at": now, "snoozed_until": None}
+        return await self._change_status(conversation, "resolved", now, changes)
 
     async def reopen(self, conversation_id: str) -> Conversation:
         conversation = await self.conversation(conversation_id)
         if conversation.status == "open":
             return conversation
-        now = self.clock.now()
-        if not await self.store.update_conversation(
-            conversation.id,
-            expect={"status": conversation.status},
-            status="open",
-            resolved_at=None,
-            snoozed_until=None,
-            updated_at=now,
-        ):
-            raise Conflict("the conversation changed meanwhile; reload and try again")
-        reopened = conversation.model_copy(
-            update={"status": "open", "resolved_at": None, "snoozed_until": None}
+        changes = {"status": "open", "resolved_at": None, "snoozed_until": None}
+        return await self._change_status(
+            conversation, "reopened", self.clock.now(), changes, previous_status=True
         )
-        await self._announce(
-            conversation_event("reopened", reopened, previous_status=conversation.status)
-        )
-        return reopened
 
     async def mark_pending(self, conversation_id: str) -> Conversation:
         """Waiting on the customer (status `pending`): out of the agents' open
@@ -819,22 +795,31 @@ class InboxService:
             return conversation
         if conversation.status == "resolved":
             raise Conflict("a resolved conversation cannot wait on the customer; reopen it first")
-        now = self.clock.now()
+        changes = {"status": "pending", "snoozed_until": None}
+        return await self._change_status(
+            conversation, "pending", self.clock.now(), changes, previous_status=True
+        )
+
+    async def _change_status(
+        self,
+        conversation: Conversation,
+        event_kind: str,
+        now: datetime,
+        changes: dict[str, Any],
+        *,
+        previous_status: bool = False,
+    ) -> Conversation:
+        """Apply a status change if the status is still the one read (else 409),
+        and announce it as `conversation.<event_kind>`."""
+        changes = {**changes, "updated_at": now}
         if not await self.store.update_conversation(
-            conversation.id,
-            expect={"status": conversation.status},
-            status="pending",
-            snoozed_until=None,
-            updated_at=now,
+            conversation.id, expect={"status": conversation.status}, **changes
         ):
             raise Conflict("the conversation changed meanwhile; reload and try again")
-        pending = conversation.model_copy(
-            update={"status": "pending", "snoozed_until": None, "updated_at": now}
-        )
-        await self._announce(
-            conversation_event("pending", pending, previous_status=conversation.status)
-        )
-        return pending
+        changed = conversation.model_copy(update=changes)
+        extra = {"previous_status": conversation.status} if previous_status else {}
+        await self._announce(conversation_event(event_kind, changed, **extra))
+        return changed
 
     async def update_details(self, conversation_id: str, **changes: Any) -> Conversation:
         """Change how the conversation is filed — `labels`, `priority`, `team_id` —
@@ -863,19 +848,8 @@ class InboxService:
         conversation = await self.conversation(conversation_id)
         if conversation.status == "resolved":
             raise Conflict("a resolved conversation cannot be snoozed; reopen it first")
-        if not await self.store.update_conversation(
-            conversation.id,
-            expect={"status": conversation.status},
-            status="snoozed",
-            snoozed_until=until,
-            updated_at=now,
-        ):
-            raise Conflict("the conversation changed meanwhile; reload and try again")
-        snoozed = conversation.model_copy(
-            update={"status": "snoozed", "snoozed_until": until, "updated_at": now}
-        )
-        await self._announce(conversation_event("snoozed", snoozed))
-        return snoozed
+        changes = {"status": "snoozed", "snoozed_until": until}
+        return await self._change_status(conversation, "snoozed", now, changes)
 
     async def wake(self, conversation_id: str, until: datetime) -> bool:
         """The snooze that ends at `until` is over: the conversation is open again

@@ -180,7 +180,7 @@ class CampaignRow(Report):
     delivered: int = 0
     failed: int = 0
     opted_out: int = 0
-    replied: int | None = Field(None, description="None where the hub does not count replies")
+    replied: int = Field(0, description="recipients who wrote back after it (once each)")
 
 
 Row = TypeVar("Row", bound=Report)

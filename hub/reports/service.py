@@ -397,7 +397,6 @@ class ReportService:
             if report.channels and campaign.channel not in report.channels:
                 continue
             progress = await self.campaigns.progress(campaign.id, now)
-            replied = getattr(progress, "replied", None)
             rows.append(
                 CampaignRow(
                     campaign_id=campaign.id,
@@ -411,7 +410,7 @@ class ReportService:
                     delivered=progress.delivered,
                     failed=progress.failed,
                     opted_out=progress.opted_out,
-                    replied=replied if isinstance(replied, int) else None,
+                    replied=progress.replied,
                 )
             )
         return rows

@@ -125,6 +125,7 @@ async def test_recipient_state_machine_is_compare_and_set(
     people = [contact(f"P{n}", phone=f"+8490000010{n}") for n in range(4)]
     for person in people:
         await inbox.add_contact(person)
+    assert not await campaigns.any_sent_since(NOW)  # no campaign at all yet
     campaign = await launched(campaigns, AudienceFilter())
     assert await campaigns.snapshot(campaign, AudienceFilter(), NOW) == 4
     ids = sorted(p.id for p in people)
@@ -176,3 +177,17 @@ async def test_recipient_state_machine_is_compare_and_set(
         campaign.id, expect={"status": "running"}, status="paused"
     )
     assert [c.id for c in await campaigns.list_campaigns(statuses=["paused"])] == [campaign.id]
+
+    # Replies: is any campaign near at all (launched, not finished long ago)?
+    assert await campaigns.any_sent_since(NOW + timedelta(days=30))  # still under way
+    # Replies: the sends of the last days, newest first; the first reply sticks.
+    [recent] = await campaigns.recent_sends(ids[0], NOW - timedelta(days=3))
+    assert recent.campaign_id == campaign.id and recent.replied_at is None
+    assert await campaigns.recent_sends(ids[0], NOW + timedelta(seconds=1)) == []
+    assert await campaigns.recent_sends(ids[2], NOW - timedelta(days=3)) == []  # never sent
+    assert await campaigns.mark_replied(campaign.id, ids[0], later, "conv-1")
+    assert not await campaigns.mark_replied(campaign.id, ids[0], later, "conv-2")
+    replied = await campaigns.get_recipient(campaign.id, ids[0])
+    assert replied is not None and replied.reply_conversation_id == "conv-1"
+    assert replied.replied_at == later
+    assert (await campaigns.progress(campaign.id, NOW)).replied == 1

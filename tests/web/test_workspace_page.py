@@ -124,9 +124,18 @@ async def test_an_agent_works_a_conversation_from_sign_in_to_resolved(chromium, 
     [stored_note] = [m for m in await store.list_messages(conversation_id) if m.direction == "note"]
     assert stored_note.meta["mentions"] == [hub.minh.agent.id]
 
-    # The customer writes again: it appears without a reload.
+    # Waiting on the customer: pending until they write.
+    await page.click("#pending")
+    await page.wait_for_selector("#pending", state="hidden")
+
+    async def pending() -> bool:
+        return (await store.get_conversation(conversation_id)).status == "pending"
+
+    await eventually(pending)
+    # The customer writes again: it appears without a reload, and is open work again.
     await inbound(hub, "m2", "cust-1", text="Còn size M không ạ?")
     await page.wait_for_selector(".msg.inbound >> text=Còn size M không ạ?")
+    await page.wait_for_selector("#pending:not([hidden])")
     await shot(page, "4-conversation")
 
     await page.click("#resolve")

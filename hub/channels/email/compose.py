@@ -41,6 +41,14 @@ def message_id_for(hub_message_id: str, domain: str) -> str:
     return f"<{hub_message_id}.hub@{domain}>"
 
 
+def hub_message_id_of(message_id: str) -> str | None:
+    """The hub message id a `message_id_for` Message-ID carries, else None."""
+    local, at, _ = message_id.strip().strip("<>").rpartition("@")
+    if not at or not local.endswith(".hub"):
+        return None
+    return local.removesuffix(".hub")
+
+
 SUBJECT_WORDS_CHARS = 60
 
 

@@ -1,0 +1,173 @@
+"""What comes back from a campaign: replies and bounces.
+
+A customer who answers a promotion writes into the shared inbox like anyone
+else, and the conversation is an ordinary one. What this adds is the link back
+to the campaign: the recipient row records the first reply (`replied_at` and
+the conversation), which the campaign's progress and the reports' funnel
+count, and the conversation gets the label `campaign-reply` so the agent sees
+where it came from.
+
+Which send a reply answers: an e-mail naming a campaign message in In-Reply-To
+or References is exact; otherwise the contact's latest campaign message from
+the same account within `reply_window_hours`.
+
+A bounce (an RFC 3464 report) naming a campaign message marks its recipient
+failed and flags the address as bouncing, as for an agent's e-mail
+(`hub.inbox.bounces`); later campaigns skip bouncing addresses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+
+from hub.campaigns.model import parse_recipient_key
+from hub.campaigns.store import CampaignStore
+from hub.channels.email.compose import hub_message_id_of
+from hub.events import Event, EventBus
+from hub.inbox.bounces import flag_bouncing
+from hub.inbox.inbound import DeliveryFailure
+from hub.inbox.model import Conversation, Message
+from hub.inbox.service import InboxService
+
+log = logging.getLogger(__name__)
+
+LABEL = "campaign-reply"
+
+
+def campaign_send(message_id: str) -> tuple[str, str] | None:
+    """(campaign id, contact id) named by a campaign e-mail's Message-ID."""
+    key = hub_message_id_of(message_id)
+    return None if key is None else parse_recipient_key(key)
+
+
+class CampaignReplies:
+    # A campaign that starts sending is seen this much later at most (a reply
+    # comes seconds after the message at the very least).
+    RECHECK_SECONDS = 2.0
+
+    def __init__(self, store: CampaignStore, inbox: InboxService, window: timedelta) -> None:
+        self.store = store
+        self.inbox = inbox
+        self.window = window
+        self._running: set[asyncio.Task[None]] = set()
+        self._recently: tuple[float, bool] | None = None  # (loop time asked, answer)
+
+    def attach(self, bus: EventBus) -> None:
+        """Look at each inbound message in the process that stored it, in a task
+        of its own: the webhook that brought it is answered without waiting."""
+
+        async def later(event: Event) -> None:
+            task = asyncio.create_task(self._guarded(event), name="campaign-reply")
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+        bus.subscribe("message.created", later)
+
+    async def settled(self) -> None:
+        """Wait until every message seen so far has been looked at (tests, shutdown)."""
+        while self._running:
+            await asyncio.gather(*list(self._running), return_exceptions=True)
+
+    async def _guarded(self, event: Event) -> None:
+        await asyncio.sleep(0)  # after the rest of the publication
+        try:
+            message = Message.model_validate(event.data["message"])
+            if message.direction == "inbound" and message.sender.kind == "contact":
+                await self.on_reply(message, contact_id=event.data.get("contact_id"))
+        except Exception:
+            log.exception(
+                "could not link a message to a campaign",
+                extra={"event": "campaign.reply_failed"},
+            )
+
+    async def on_reply(self, message: Message, *, contact_id: str | None = None) -> str | None:
+        """Link a customer's message to the campaign send it answers, once.
+        Returns the campaign's id when this message is the recipient's first reply."""
+        since = message.created_at - self.window
+        referenced = message.thread.in_reply_to or message.thread.references
+        if not referenced:
+            # The common case, every inbound message: cheap looks first.
+            if not await self._campaigns_recently(since):
+                return None
+            if contact_id is not None and not await self.store.recent_sends(contact_id, since):
+                return None
+        conversation = await self.inbox.store.get_conversation(message.conversation_id)
+        if conversation is None:
+            return None
+        send = await self._answered(message, conversation)
+        if send is None:
+            return None
+        campaign_id, contact_id = send
+        if not await self.store.mark_replied(
+            campaign_id, contact_id, message.created_at, conversation.id
+        ):
+            return None  # not the first reply to it
+        if LABEL not in conversation.labels:
+            await self.inbox.update_details(conversation.id, labels=[*conversation.labels, LABEL])
+        log.info(
+            "a campaign recipient replied",
+            extra={
+                "event": "campaign.replied",
+                "campaign_id": campaign_id,
+                "conversation_id": conversation.id,
+            },
+        )
+        return campaign_id
+
+    async def _campaigns_recently(self, since: datetime) -> bool:
+        """Whether any campaign may have sent since `since`, asked at most every
+        few seconds: most messages arrive when no campaign is near, and then
+        cost nothing here."""
+        now = asyncio.get_running_loop().time()
+        if self._recently is None or now - self._recently[0] > self.RECHECK_SECONDS:
+            self._recently = (now, await self.store.any_sent_since(since))
+        return self._recently[1]
+
+    async def _answered(
+        self, message: Message, conversation: Conversation
+    ) -> tuple[str, str] | None:
+        for key in (message.thread.in_reply_to, *message.thread.references):
+            named = campaign_send(key) if key else None
+            if named is not None and named[1] == conversation.contact_id:
+                if await self.store.get_recipient(*named) is not None:
+                    return named
+        since = message.created_at - self.window
+        for recipient in await self.store.recent_sends(conversation.contact_id, since):
+            campaign = await self.store.get_campaign(recipient.campaign_id)
+            if campaign is not None and campaign.account_id == conversation.account_id:
+                return recipient.campaign_id, recipient.contact_id
+        return None
+
+    async def on_bounce(self, failure: DeliveryFailure) -> bool:
+        """Apply a bounce that names a campaign message; False if it names none."""
+        for key in failure.message_keys:
+            named = campaign_send(key)
+            if named is None:
+                continue
+            recipient = await self.store.get_recipient(*named)
+            campaign = await self.store.get_campaign(named[0])
+            if recipient is None or campaign is None or campaign.account_id != failure.account_id:
+                continue
+            if failure.permanent:
+                detail = failure.diagnostic or failure.status or "the recipient's server refused it"
+                await self.store.record_delivery(*named, "failed", f"bounced: {detail}"[:500])
+                await flag_bouncing(
+                    self.inbox,
+                    recipient.contact_id,
+                    (failure.address or recipient.address),
+                    failure,
+                    source={"campaign_id": campaign.id},
+                )
+            log.info(
+                "campaign e-mail bounced",
+                extra={
+                    "event": "campaign.bounced",
+                    "campaign_id": campaign.id,
+                    "permanent": failure.permanent,
+                    "status": failure.status,
+                },
+            )
+            return True
+        return False
