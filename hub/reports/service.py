@@ -20,7 +20,9 @@ What each figure counts:
 - waiting unassigned: open with nobody assigned, now (not a period figure);
 - satisfaction: survey answers given in the period;
 - campaigns: those that ran during the period (launched before its end, not
-  finished before its start), with their figures today.
+  finished before its start), with their figures today: audience (recipient
+  rows), sent (accepted by the provider: sent or delivered), delivered,
+  failed, opted out (skipped for it), replied (wrote back, once each).
 """
 
 from __future__ import annotations

@@ -101,8 +101,8 @@ function section(id, title, report) {
 
 function build(dialog) {
   const presets = el('select', { id: 'report-preset', 'aria-label': t('r_period') },
-    ...PRESETS.map((p) => el('option', { value: p, text: t(`r_last_${p}`) })),
-    el('option', { value: '', text: t('r_custom') }));
+    ...PRESETS.map((p) => el('option', { value: p, 'data-i18n': `r_last_${p}`, text: t(`r_last_${p}`) })),
+    el('option', { value: '', 'data-i18n': 'r_custom', text: t('r_custom') }));
   const form = el('form', { id: 'report-filters', class: 'report-filters' },
     el('label', {}, el('span', { 'data-i18n': 'r_period', text: t('r_period') }), presets),
     el('label', {}, el('span', { 'data-i18n': 'r_since', text: t('r_since') }),
@@ -124,7 +124,7 @@ function build(dialog) {
   close.addEventListener('click', () => dialog.close());
   const support = page.me.role !== 'marketer';
   const managers = page.me.role !== 'agent';
-  dialog.replaceChildren(
+  dialog.replaceChildren(...[
     el('header', { class: 'reports-head' },
       el('h2', { 'data-i18n': 'reports', text: t('reports') }), el('span', { id: 'report-period', class: 'period' }),
       el('span', { class: 'spacer' }), close),
@@ -137,7 +137,7 @@ function build(dialog) {
     support ? section('agents', 'r_by_agent', 'agents') : null,
     support ? section('satisfaction', 'r_satisfaction', 'satisfaction') : null,
     managers ? section('campaigns', 'r_campaigns', 'campaigns') : null,
-  );
+  ].filter(Boolean));
   for (const node of form.querySelectorAll('label')) {
     if (!support && !node.querySelector('#report-preset, #report-since, #report-until, #report-channel')) {
       node.hidden = true; // campaign reports are sliced by period, account and channel only
@@ -292,8 +292,11 @@ function showSatisfaction(Chart, rows) {
     ], rows));
 }
 
-function showCampaigns(rows) {
-  body('campaigns').replaceChildren(rows.length ? table([
+function showCampaigns(Chart, rows) {
+  const steps = ['audience', 'sent', 'delivered', 'failed', 'opted_out', 'replied'];
+  const titles = { audience: 'r_audience', opted_out: 'r_opted_out', replied: 'r_replied' };
+  body('campaigns').replaceChildren(...(rows.length ? [chart(Chart, 'bar', rows.map((r) => r.name),
+    steps.map((step) => ({ label: t(titles[step] || step), data: rows.map((r) => r[step]) }))), table([
     { title: 'name', value: (r) => r.name },
     { title: 'r_channel', value: (r) => r.channel },
     { title: 'r_audience', value: (r) => number(r.audience), numeric: true },
@@ -302,7 +305,7 @@ function showCampaigns(rows) {
     { title: 'failed', value: (r) => number(r.failed), numeric: true },
     { title: 'r_opted_out', value: (r) => number(r.opted_out), numeric: true },
     { title: 'r_replied', value: (r) => number(r.replied), numeric: true },
-  ], rows) : el('p', { class: 'empty', text: t('r_no_campaigns') }));
+  ], rows)] : [el('p', { class: 'empty', text: t('r_no_campaigns') })]));
 }
 
 // -- loading ----------------------------------------------------------------
@@ -339,7 +342,7 @@ async function load() {
       showAgents(agents.rows);
       showSatisfaction(Chart, scores.rows);
     }
-    if (managers) showCampaigns(campaigns.rows);
+    if (managers) showCampaigns(Chart, campaigns.rows);
     $('#reports').dataset.loaded = String(Date.now());
   } catch (error) {
     $('#report-error').textContent = error.message;
@@ -351,6 +354,10 @@ export async function openReports(me) {
   if (!page.built) {
     page.me = me;
     build(dialog);
+    // Words drawn from data (cards, tables, charts) follow a change of language.
+    for (const select of document.querySelectorAll('select.lang')) {
+      select.addEventListener('change', () => { if (dialog.open) load(); });
+    }
     fillChoices().catch((error) => { $('#report-error').textContent = error.message; });
   }
   translate(dialog);
