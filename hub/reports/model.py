@@ -46,19 +46,24 @@ class ReportFilter:
 # -- what the store answers -------------------------------------------------
 
 
-class ConversationTimes(NamedTuple):
-    """One conversation opened or resolved in the period; times in epoch
-    milliseconds (a report reads a hundred thousand of these: plain numbers)."""
+@dataclass(frozen=True)
+class ConversationTimes:
+    """The conversations of one account, team, assignee and channel that were
+    opened or resolved in the period (each once): their times in epoch
+    milliseconds, position by position (a report reads a hundred thousand
+    conversations: plain numbers in a few lists, not an object each)."""
 
-    id: str
-    channel: str
     account_id: str
     team_id: str | None
     assignee_id: str | None
-    created_at: int
-    first_response_at: int | None
-    resolved_at: int | None
-    breached: int  # 1 if it carries the SLA breach label
+    channel: str
+    created_at: list[int]
+    first_response_at: list[int | None]
+    resolved_at: list[int | None]
+    breached: list[int]  # 1 where it carries the SLA breach label
+
+    def __len__(self) -> int:
+        return len(self.created_at)
 
 
 class MessageCount(NamedTuple):

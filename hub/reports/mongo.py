@@ -118,50 +118,42 @@ class MongoReportStore(ReportStore):
         return query
 
     async def conversation_times(self, report: ReportFilter) -> list[ConversationTimes]:
-        slices = conversation_query(report)
-        projection: Document = {
-            "channel": 1,
-            "account_id": 1,
-            "team_id": 1,
-            "assignee_id": 1,
-            "labels": 1,
-            **{name: 1 for name in TIMES},
-        }
-        opened = await self._aggregate(
-            CONVERSATIONS,
-            [{"$match": _and({"created_at": _in(report)}, slices)}, {"$project": projection}],
-        )
-        resolved = await self._aggregate(
+        # One match finds each conversation once: opened or resolved in the period.
+        when = {"$or": [{"created_at": _in(report)}, {"resolved_at": _in(report)}]}
+        groups = await self._aggregate(
             CONVERSATIONS,
             [
+                {"$match": _and(when, conversation_query(report))},
                 {
-                    "$match": _and(
-                        {"resolved_at": _in(report)},
-                        {
-                            "$or": [
-                                {"created_at": {"$lt": report.since}},
-                                {"created_at": {"$gte": report.until}},
-                            ]
+                    "$group": {
+                        "_id": {
+                            "account": "$account_id",
+                            "team": "$team_id",
+                            "assignee": "$assignee_id",
+                            "channel": "$channel",
                         },
-                        slices,
-                    )
+                        "created": {"$push": "$created_at"},
+                        "first": {"$push": {"$ifNull": ["$first_response_at", None]}},
+                        "resolved": {"$push": {"$ifNull": ["$resolved_at", None]}},
+                        "breached": {
+                            "$push": {"$in": [BREACHED_LABEL, {"$ifNull": ["$labels", []]}]}
+                        },
+                    }
                 },
-                {"$project": projection},
             ],
         )
         return [
             ConversationTimes(
-                id=document["_id"],
-                channel=document["channel"],
-                account_id=document["account_id"],
-                team_id=document.get("team_id"),
-                assignee_id=document.get("assignee_id"),
-                created_at=to_ms(_from_bson(document["created_at"])),
-                first_response_at=_ms(document.get("first_response_at")),
-                resolved_at=_ms(document.get("resolved_at")),
-                breached=int(BREACHED_LABEL in (document.get("labels") or ())),
+                account_id=group["_id"]["account"],
+                team_id=group["_id"].get("team"),
+                assignee_id=group["_id"].get("assignee"),
+                channel=group["_id"]["channel"],
+                created_at=[to_ms(_from_bson(moment)) for moment in group["created"]],
+                first_response_at=[_ms(moment) for moment in group["first"]],
+                resolved_at=[_ms(moment) for moment in group["resolved"]],
+                breached=[int(bool(flag)) for flag in group["breached"]],
             )
-            for document in (*opened, *resolved)
+            for group in groups
         ]
 
     async def message_counts(self, report: ReportFilter, bucket_ms: int) -> list[MessageCount]:

@@ -32,13 +32,14 @@ import re
 from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from hub.campaigns.store import CampaignStore
 from hub.clock import Clock
 from hub.errors import InvalidRequest
-from hub.inbox.model import from_ms, to_ms, utc_ms
+from hub.inbox.model import from_ms, to_ms
 from hub.inbox.store import Store
 from hub.reports.model import (
     AgentRow,
@@ -103,14 +104,17 @@ def period(
     since: str | None, until: str | None, now: datetime, zone: ZoneInfo
 ) -> tuple[datetime, datetime]:
     """[since, until) from the two texts: until defaults to now, since to seven
-    days before until. InvalidRequest if empty, reversed or over 400 days."""
+    days before until; widened to whole quarters of an hour (since down, until
+    up), which is what the embedded store's message counts are kept in.
+    InvalidRequest if empty, reversed or over 400 days."""
     end = parse_moment(until, now, zone, "until") if until else now
     start = parse_moment(since, now, zone, "since") if since else end - DEFAULT_PERIOD
     if start >= end:
         raise InvalidRequest("since must be before until")
     if end - start > MAX_PERIOD:
         raise InvalidRequest(f"a report covers at most {MAX_PERIOD.days} days")
-    return utc_ms(start), utc_ms(end)
+    first, last = to_ms(start), to_ms(end)
+    return from_ms(first - first % QUARTER_MS), from_ms(-(-last // QUARTER_MS) * QUARTER_MS)
 
 
 def quantile(values: Sequence[float], q: float) -> float:
@@ -172,38 +176,69 @@ class Calendar:
         return max(bisect_right(self.starts, ms) - 1, 0)
 
 
+@dataclass
+class Group:
+    """What one group of conversations (account, team, assignee, channel) adds
+    to a report: when those opened, breached and resolved in the period did so,
+    and their durations in milliseconds."""
+
+    channel: str
+    assignee_id: str | None
+    opened: list[int] = field(default_factory=list)  # creation moments
+    breached: list[int] = field(default_factory=list)  # creation moments of the breached
+    resolved: list[int] = field(default_factory=list)  # resolution moments
+    first_response: list[int] = field(default_factory=list)
+    resolution: list[int] = field(default_factory=list)
+
+
 class Times:
-    """The per-conversation rows of one report, with their durations measured
-    (business hours where the conversation's team has them)."""
+    """The conversations of one report, with their durations measured (business
+    hours where the conversation's team has them). CPU work on up to a hundred
+    thousand conversations: the service runs it on a thread."""
 
     def __init__(
-        self, report: ReportFilter, rows: list[ConversationTimes], schedule_for: ScheduleFor
+        self, report: ReportFilter, found: list[ConversationTimes], schedule_for: ScheduleFor
     ) -> None:
         since, until = to_ms(report.since), to_ms(report.until)
-        self.rows = rows
-        self.opened = [r for r in rows if since <= r.created_at < until]
-        self.resolved = [
-            r for r in rows if r.resolved_at is not None and since <= r.resolved_at < until
-        ]
-        self.business_hours = False
+        self.groups: list[Group] = []
         clocks: dict[tuple[str, str | None], BusinessClock | None] = {}
-        for r in rows:
-            key = (r.account_id, r.team_id)
+        for times in found:
+            key = (times.account_id, times.team_id)
             if key not in clocks:
                 schedule = schedule_for(*key)
                 clocks[key] = None if schedule is None else BusinessClock(schedule)
+            clock = clocks[key]
+            group = Group(times.channel, times.assignee_id)
+            for created, first, resolved, breached in zip(
+                times.created_at,
+                times.first_response_at,
+                times.resolved_at,
+                times.breached,
+                strict=True,
+            ):
+                if since <= created < until:
+                    group.opened.append(created)
+                    if breached:
+                        group.breached.append(created)
+                    if first is not None:
+                        group.first_response.append(measure(clock, created, first))
+                if resolved is not None and since <= resolved < until:
+                    group.resolved.append(resolved)
+                    group.resolution.append(measure(clock, created, resolved))
+            self.groups.append(group)
         self.business_hours = any(clock is not None for clock in clocks.values())
-        # (assignee, milliseconds) of each first response / resolution.
-        self.first_response = [
-            (assignee, measure(clocks[account, team], created, first))
-            for _, _, account, team, assignee, created, first, _, _ in self.opened
-            if first is not None
-        ]
-        self.resolution = [
-            (assignee, measure(clocks[account, team], created, resolved))
-            for _, _, account, team, assignee, created, _, resolved, _ in self.resolved
-            if resolved is not None
-        ]
+
+    def count(self, name: str) -> int:
+        return sum(len(getattr(group, name)) for group in self.groups)
+
+    def durations(self, name: str, agent: str | None = None) -> Durations:
+        """`first_response` or `resolution` in seconds (of one agent's, if named)."""
+        return durations(
+            ms / 1000
+            for group in self.groups
+            if agent is None or group.assignee_id == agent
+            for ms in getattr(group, name)
+        )
 
 
 def measure(clock: BusinessClock | None, start: int, end: int) -> int:
@@ -211,11 +246,6 @@ def measure(clock: BusinessClock | None, start: int, end: int) -> int:
     if clock is None:
         return max(end - start, 0)
     return clock.between_ms(start, end)
-
-
-def seconds(measured: Iterable[tuple[str | None, int]], agent: str | None = None) -> Durations:
-    """The durations (of one agent's conversations, if named) in seconds."""
-    return durations(ms / 1000 for assignee, ms in measured if agent is None or assignee == agent)
 
 
 class ReportService:
@@ -243,7 +273,10 @@ class ReportService:
         return Period(since=report.since, until=report.until, timezone=zone.key)
 
     async def times(self, report: ReportFilter) -> Times:
-        return Times(report, await self.store.conversation_times(report), self.schedule_for)
+        found = await self.store.conversation_times(report)
+        # On a thread: the event loop keeps its turns (Python gives them back
+        # every few milliseconds) while a large period is measured.
+        return await asyncio.to_thread(Times, report, found, self.schedule_for)
 
     async def messages(self, report: ReportFilter, zone: ZoneInfo) -> list[MessageCount]:
         return await self.store.message_counts(
@@ -261,15 +294,15 @@ class ReportService:
         return Summary(
             period=self.period(report, zone),
             business_hours=times.business_hours,
-            opened=len(times.opened),
-            resolved=len(times.resolved),
-            first_response=seconds(times.first_response),
-            resolution=seconds(times.resolution),
+            opened=times.count("opened"),
+            resolved=times.count("resolved"),
+            first_response=times.durations("first_response"),
+            resolution=times.durations("resolution"),
             messages_in=messages_in,
             messages_out=messages_out,
             waiting_unassigned=waiting.count,
             oldest_waiting_since=waiting.oldest,
-            sla_breaches=sum(r.breached for r in times.opened),
+            sla_breaches=times.count("breached"),
             satisfaction=satisfaction(answers),
         )
 
@@ -281,12 +314,14 @@ class ReportService:
         breaches = [0] * len(calendar.days)
         inbound = [0] * len(calendar.days)
         outbound = [0] * len(calendar.days)
-        for r in times.opened:
-            day = calendar.index(r.created_at)
-            opened[day] += 1
-            breaches[day] += r.breached
-        for r in times.resolved:
-            resolved[calendar.index(r.resolved_at or 0)] += 1
+        for group in times.groups:
+            for counts, moments in (
+                (opened, group.opened),
+                (breaches, group.breached),
+                (resolved, group.resolved),
+            ):
+                for moment in moments:
+                    counts[calendar.index(moment)] += 1
         for m in messages:
             counts = inbound if m.direction == "inbound" else outbound
             counts[calendar.index(m.bucket)] += m.messages
@@ -309,10 +344,9 @@ class ReportService:
         def row(channel: str) -> ChannelRow:
             return rows.setdefault(channel, ChannelRow(channel=channel))
 
-        for channel, n in Counter(r.channel for r in times.opened).items():
-            row(channel).opened = n
-        for channel, n in Counter(r.channel for r in times.resolved).items():
-            row(channel).resolved = n
+        for group in times.groups:
+            row(group.channel).opened += len(group.opened)
+            row(group.channel).resolved += len(group.resolved)
         for m in messages:
             if m.direction == "inbound":
                 row(m.channel).messages_in += m.messages
@@ -344,21 +378,18 @@ class ReportService:
             self.inbox.list_agents(),
         )
         staff = {a.id: a for a in staff_list}
-        opened = Counter(r.assignee_id for r in times.opened)
-        resolved = Counter(r.assignee_id for r in times.resolved)
-        ids: set[str] = {r.assignee_id for r in times.rows if r.assignee_id is not None}
+        opened: Counter[str | None] = Counter()
+        resolved: Counter[str | None] = Counter()
+        for group in times.groups:
+            opened[group.assignee_id] += len(group.opened)
+            resolved[group.assignee_id] += len(group.resolved)
+        ids: set[str] = {g.assignee_id for g in times.groups if g.assignee_id is not None}
         ids |= set(sent) | {a.assignee_id for a in answers if a.assignee_id is not None}
         if report.scope is None:
             # Everyone who answers customers, idle or not, so nobody is missed.
             ids |= {a.id for a in staff.values() if a.active and a.role != "marketer"}
         if report.agents:
             ids &= set(report.agents)
-        first: dict[str | None, list[float]] = defaultdict(list)
-        for assignee, ms in times.first_response:
-            first[assignee].append(ms / 1000)
-        resolution: dict[str | None, list[float]] = defaultdict(list)
-        for assignee, ms in times.resolution:
-            resolution[assignee].append(ms / 1000)
         rows: list[AgentRow] = []
         for agent_id in ids:
             agent = staff.get(agent_id)
@@ -370,8 +401,8 @@ class ReportService:
                     resolved=resolved[agent_id],
                     open_now=agent.open_count if agent else 0,
                     messages_out=sent.get(agent_id, 0),
-                    first_response=durations(first[agent_id]),
-                    resolution=durations(resolution[agent_id]),
+                    first_response=times.durations("first_response", agent_id),
+                    resolution=times.durations("resolution", agent_id),
                     satisfaction=satisfaction(a for a in answers if a.assignee_id == agent_id),
                 )
             )

@@ -28,7 +28,7 @@ class ReportStore(ABC):
     @abstractmethod
     async def conversation_times(self, report: ReportFilter) -> list[ConversationTimes]:
         """Every conversation of the filter opened in the period or resolved in
-        it (each once)."""
+        it (each once), grouped by account, team, assignee and channel."""
 
     @abstractmethod
     async def message_counts(self, report: ReportFilter, bucket_ms: int) -> list[MessageCount]:

@@ -97,6 +97,14 @@ async def test_an_admin_sees_every_figure_of_the_period(team_hub):
     assert (one["opened"], one["first_response"]["median_seconds"]) == (1, 1800.0)
 
 
+async def test_a_period_is_widened_to_whole_quarters_of_an_hour(team_hub):
+    hub = team_hub
+    query = "since=2026-01-05T09:07:00%2B07:00&until=2026-01-05T09:08:00%2B07:00"
+    summary = await call(hub, "GET", f"/api/v1/reports/summary?{query}", hub.an)
+    assert summary["period"]["since"] == "2026-01-05T02:00:00Z"
+    assert summary["period"]["until"] == "2026-01-05T02:15:00Z"
+
+
 async def test_an_agent_sees_the_conversations_they_may_see(team_hub):
     hub = team_hub
     await history(hub)
