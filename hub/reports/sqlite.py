@@ -4,7 +4,8 @@ Conversations are found by indexes on their own times (created, resolved,
 survey answered).
 
 Messages are counted from a rollup, `report_message_quarters`: one row per
-quarter of an hour, account, channel, direction and (outbound) agent. It is
+quarter of an hour, account, channel and direction (and `report_agent_quarters`:
+an agent's outbound messages per quarter of an hour). It is
 brought up to date when a report asks, from the messages added since the last
 time (by rowid: messages are only ever inserted, never deleted, and their
 counted columns never change), so a report reads a few thousand rows instead
@@ -58,9 +59,14 @@ MIGRATIONS: list[str] = [
         account_id TEXT NOT NULL,
         channel TEXT NOT NULL,
         direction TEXT NOT NULL,
-        agent_id TEXT NOT NULL,
         messages INTEGER NOT NULL,
-        PRIMARY KEY (quarter, account_id, channel, direction, agent_id)
+        PRIMARY KEY (quarter, account_id, channel, direction)
+    ) WITHOUT ROWID;
+    CREATE TABLE report_agent_quarters (
+        agent_id TEXT NOT NULL,
+        quarter INTEGER NOT NULL,
+        messages INTEGER NOT NULL,
+        PRIMARY KEY (agent_id, quarter)
     ) WITHOUT ROWID;
     CREATE TABLE report_marks (
         name TEXT PRIMARY KEY,
@@ -74,16 +80,20 @@ QUARTER_MS = 900_000
 # given back between chunks, so ingest waits a fraction of a second at most.
 CATCH_UP_CHUNK = 100_000
 ROLL_UP = """
-    INSERT INTO report_message_quarters
-        (quarter, account_id, channel, direction, agent_id, messages)
-    SELECT created_at / 900000, account_id, channel, direction,
-        CASE WHEN direction = 'outbound' AND json_extract(sender, '$.kind') = 'agent'
-            THEN COALESCE(json_extract(sender, '$.id'), '') ELSE '' END,
-        COUNT(*)
+    INSERT INTO report_message_quarters (quarter, account_id, channel, direction, messages)
+    SELECT created_at / 900000, account_id, channel, direction, COUNT(*)
     FROM messages WHERE rowid > ? AND rowid <= ? AND direction IN ('inbound', 'outbound')
-    GROUP BY 1, 2, 3, 4, 5
-    ON CONFLICT (quarter, account_id, channel, direction, agent_id)
+    GROUP BY 1, 2, 3, 4
+    ON CONFLICT (quarter, account_id, channel, direction)
     DO UPDATE SET messages = messages + excluded.messages
+"""
+ROLL_UP_AGENTS = """
+    INSERT INTO report_agent_quarters (agent_id, quarter, messages)
+    SELECT json_extract(sender, '$.id'), created_at / 900000, COUNT(*)
+    FROM messages WHERE rowid > ? AND rowid <= ? AND direction = 'outbound'
+        AND json_extract(sender, '$.kind') = 'agent' AND json_extract(sender, '$.id') IS NOT NULL
+    GROUP BY 1, 2
+    ON CONFLICT (agent_id, quarter) DO UPDATE SET messages = messages + excluded.messages
 """
 # (The JSON text of the labels holds a label quoted: a substring test finds
 # the breach label without parsing every row's JSON.)
@@ -252,6 +262,7 @@ class SqliteReportStore(ReportStore):
                     if still is None or still["id"] != mark["last_id"]:
                         # Rowids were renumbered (VACUUM): count everything again.
                         await self.db._write("DELETE FROM report_message_quarters", ())
+                        await self.db._write("DELETE FROM report_agent_quarters", ())
                         last = 0
                 top_row = await self.db._fetch_one("SELECT MAX(rowid) AS top FROM messages", ())
                 top = min(top_row["top"] or 0, last + CATCH_UP_CHUNK) if top_row else 0
@@ -260,7 +271,8 @@ class SqliteReportStore(ReportStore):
                 writer = self.db._w
                 # On a thread while this process holds the write lock: the loop
                 # keeps serving (the campaign snapshot does the same).
-                await asyncio.to_thread(writer.execute, ROLL_UP, (last, top))
+                for statement in (ROLL_UP, ROLL_UP_AGENTS):
+                    await asyncio.to_thread(writer.execute, statement, (last, top))
                 at_top = await self.db._fetch_one("SELECT id FROM messages WHERE rowid = ?", (top,))
                 await self.db._write(
                     "INSERT INTO report_marks (name, last_rowid, last_id) VALUES ('messages', ?, ?)"
@@ -328,12 +340,13 @@ class SqliteReportStore(ReportStore):
 
     async def agent_messages(self, report: ReportFilter) -> dict[str, int]:
         rolled = self._rolled_up(report)
-        if rolled is not None:
+        # The agents' rollup has no account or channel: those slices scan.
+        if rolled is not None and not (report.accounts or report.channels):
             await self.catch_up()
             where, params = rolled
             rows = await self._rows(
-                "SELECT agent_id, SUM(messages) FROM report_message_quarters"
-                f" WHERE {where} AND agent_id != '' GROUP BY agent_id",
+                "SELECT agent_id, SUM(messages) FROM report_agent_quarters"
+                f" WHERE {where} GROUP BY agent_id",
                 params,
             )
             return {row[0]: row[1] for row in rows}
