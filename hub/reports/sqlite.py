@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -244,12 +245,15 @@ class SqliteReportStore(ReportStore):
             for account, team, assignee, channel, created, first, resolved, breached in rows
         ]
 
-    async def catch_up(self) -> int:
+    async def catch_up(self, max_seconds: float | None = None) -> int:
         """Fold the messages added since the last call into the rollup; returns
         how many rowids it went through. Safe to run in several processes at once
-        (each chunk is one write transaction that reads the mark inside it)."""
+        (each chunk is one write transaction that reads the mark inside it).
+        With `max_seconds`, stops after the chunk that passes it (the worker's
+        minute job: a first run over millions of messages goes on next minute)."""
         done = 0
-        while True:
+        started = time.monotonic()
+        while max_seconds is None or time.monotonic() - started < max_seconds:
             async with self.db.transaction():
                 mark = await self.db._fetch_one(
                     "SELECT last_rowid, last_id FROM report_marks WHERE name = 'messages'", ()
@@ -281,6 +285,7 @@ class SqliteReportStore(ReportStore):
                     (top, at_top["id"] if at_top else None),
                 )
                 done += top - last
+        return done
 
     @staticmethod
     def _rolled_up(report: ReportFilter) -> tuple[str, list[Any]] | None:

@@ -25,6 +25,12 @@ class ReportStore(ABC):
     async def open(self) -> None:
         """Create the indexes reports use (idempotent). The inbox store must be open."""
 
+    async def catch_up(self, max_seconds: float | None = None) -> int:
+        """Bring what the store keeps for reports up to date (the embedded
+        store's message rollup); returns how much it went through. Nothing to
+        do by default. The worker calls it every minute."""
+        return 0
+
     @abstractmethod
     async def conversation_times(self, report: ReportFilter) -> list[ConversationTimes]:
         """Every conversation of the filter opened in the period or resolved in

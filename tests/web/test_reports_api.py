@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hub.inbox.model import Contact, Conversation, Message, Sender
+from hub.worker import cron_jobs
 from tests.web.conftest import add_person, call
 
 T0 = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)  # Monday 09:00 in Ho Chi Minh City
@@ -176,3 +177,16 @@ async def test_bad_report_requests_answer_422_naming_the_problem(team_hub):
         assert response.status == 422, query
         error = (await response.json())["error"]
         assert error["code"] == "invalid_request" and words in error["message"], (query, error)
+
+
+async def test_the_workers_minute_job_keeps_the_message_rollup_up_to_date(team_hub):
+    hub = team_hub
+    [job] = [job for job in cron_jobs(10.0) if job.name == "reports_catch_up"]
+    assert job.run_at_startup
+    await history(hub)
+    await job.coroutine({"runtime": hub.runtime})
+    assert await hub.runtime.reports.store.catch_up() == 0  # nothing left for a report
+    rolled = await hub.runtime.store._fetch_one(
+        "SELECT SUM(messages) AS n FROM report_message_quarters", ()
+    )
+    assert rolled["n"] == 5  # three in, two out
