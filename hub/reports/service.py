@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo
 from hub.campaigns.store import CampaignStore
 from hub.clock import Clock
 from hub.errors import InvalidRequest
-from hub.inbox.model import from_ms, to_ms
+from hub.inbox.model import from_ms, to_ms, utc_ms
 from hub.inbox.store import Store
 from hub.reports.model import (
     AgentRow,
@@ -78,19 +78,21 @@ def parse_moment(text: str, now: datetime, zone: ZoneInfo, name: str) -> datetim
     a timezone. InvalidRequest naming `name` otherwise."""
     text = text.strip()
     relative = _RELATIVE.match(text.lower())
-    if relative:
-        return now - timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
     try:
+        if relative:
+            return now - timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            return datetime.combine(date.fromisoformat(text), time(0), zone)
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
+            moment = datetime.combine(date.fromisoformat(text), time(0), zone)
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            raise InvalidRequest(f"{name}: give a timezone (Z or +07:00), or a plain date")
+        return utc_ms(moment)
+    except (ValueError, OverflowError) as exc:
         raise InvalidRequest(
             f"{name}: {text!r} is not 7d, 24h, a date (2026-03-01) or an ISO 8601 time"
+            " within the calendar"
         ) from exc
-    if moment.tzinfo is None:
-        raise InvalidRequest(f"{name}: give a timezone (Z or +07:00), or a plain date")
-    return moment
 
 
 def parse_zone(text: str | None, default: str) -> ZoneInfo:

@@ -171,6 +171,9 @@ async def test_bad_report_requests_answer_422_naming_the_problem(team_hub):
         ("tz=Mars/Olympus", "tz"),
         ("format=xml", "format"),
         ("sinse=7d", "sinse"),
+        ("since=0001-01-01T00:00:00%2B07:00", "since"),
+        ("until=9999-12-31T23:00:00-05:00", "until"),
+        ("since=9999d", "400 days"),
         ("label=" + ",".join(str(n) for n in range(60)), "at most"),
     ):
         response = await hub.api("GET", f"/api/v1/reports/summary?{query}", hub.an.token)
