@@ -431,6 +431,11 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _fetch_all_rows(db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
+    rows: list[sqlite3.Row] = db.execute(sql, params).fetchall()
+    return rows
+
+
 def _begin_waiting(writer: sqlite3.Connection, busy_timeout_ms: int) -> None:
     """BEGIN IMMEDIATE, waiting up to the busy timeout for another process's lock
     (runs on a thread; the asyncio write lock keeps the loop off this connection)."""
@@ -465,6 +470,9 @@ class SqliteStore(Store):
         self.busy_timeout_ms = busy_timeout_ms
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
+        # Long reads (text search, reports) run on a thread with this connection.
+        self._long_reader: sqlite3.Connection | None = None
+        self._long_lock = asyncio.Lock()
         self._write_lock = asyncio.Lock()
         self._savepoints = 0
         self._in_transaction: ContextVar[bool] = ContextVar(
@@ -556,10 +564,10 @@ class SqliteStore(Store):
         self._close_connections()
 
     def _close_connections(self) -> None:
-        for db in (self._reader, self._writer):
+        for db in (self._reader, self._writer, self._long_reader):
             if db is not None:
                 db.close()
-        self._reader = self._writer = None
+        self._reader = self._writer = self._long_reader = None
 
     async def ping(self) -> None:
         await self._fetch_one("SELECT 1", ())
@@ -724,6 +732,35 @@ class SqliteStore(Store):
             if _is_unavailable(exc):
                 raise StoreUnavailable(f"SQLite store unavailable: {exc}") from exc
             raise
+
+    async def _fetch_all_long(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
+        """A read that may take long (a text search over every message, a report):
+        on a thread, with a connection of its own, so the event loop — and every
+        webhook it serves — carries on meanwhile. One at a time per process.
+        Inside a transaction it runs as any read: it must see that transaction."""
+        if self._in_transaction.get():
+            return await self._fetch_all(sql, params)
+        async with self._long_lock:
+            if self._writer is None:
+                raise StoreUnavailable("the SQLite store is closed")
+            if self._long_reader is None:
+                self._long_reader = self._connect(busy_timeout_ms=self.busy_timeout_ms)
+            reader = self._long_reader
+            running = asyncio.ensure_future(asyncio.to_thread(_fetch_all_rows, reader, sql, params))
+            try:
+                return await asyncio.shield(running)
+            except asyncio.CancelledError:
+                # Nobody waits for the answer any more: stop the query, and keep
+                # the connection to ourselves until its thread has let go of it.
+                reader.interrupt()
+                await asyncio.wait({running})
+                if not running.cancelled():
+                    running.exception()  # "interrupted": expected, and dealt with
+                raise
+            except sqlite3.Error as exc:
+                if _is_unavailable(exc):
+                    raise StoreUnavailable(f"SQLite store unavailable: {exc}") from exc
+                raise
 
     async def _fetch_one(self, sql: str, params: Sequence[Any]) -> sqlite3.Row | None:
         try:
@@ -904,7 +941,9 @@ class SqliteStore(Store):
             raise ValueError("limit must be at least 1")
         sql += " ORDER BY last_activity_at DESC, id DESC LIMIT ?"
         params.append(limit + 1)
-        rows = await self._fetch_all(sql, params)
+        # A text search reads every message: off the event loop.
+        fetch = self._fetch_all_long if view.text else self._fetch_all
+        rows = await fetch(sql, params)
         items = [CONVERSATIONS.decode(r) for r in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
@@ -1202,7 +1241,7 @@ class SqliteStore(Store):
 
     async def search_contacts(self, text: str, *, limit: int) -> list[Contact]:
         pattern = "%" + _like_escape(fold(text)) + "%"
-        rows = await self._fetch_all(
+        rows = await self._fetch_all_long(
             "SELECT id FROM contacts WHERE hub_fold(name) LIKE ? ESCAPE '\\'"
             " UNION SELECT contact_id FROM identities WHERE hub_fold(address) LIKE ? ESCAPE '\\'"
             " ORDER BY 1 LIMIT ?",
