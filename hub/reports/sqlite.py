@@ -23,12 +23,10 @@ existing (conversation_id, created_at) index instead.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from hub.errors import StoreUnavailable
 from hub.inbox.model import from_ms, to_ms
 from hub.inbox.sqlite import SqliteStore
 from hub.reports.model import (
@@ -157,35 +155,16 @@ def _optional(text: str) -> list[int | None]:
     return [None if n < 0 else n for n in map(int, text.split(","))]
 
 
-def _read(path: str, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-    """One read on a connection of its own (run on a thread)."""
-    try:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-    except sqlite3.Error as exc:
-        raise StoreUnavailable(f"cannot read the SQLite store for a report: {exc}") from exc
-    try:
-        connection.execute("PRAGMA busy_timeout=5000")
-        connection.execute("PRAGMA temp_store=MEMORY")
-        # Room for GROUP BY's sorter: a million rows sort in memory, not in runs.
-        connection.execute("PRAGMA cache_size=-65536")
-        return connection.execute(sql, params).fetchall()
-    except sqlite3.OperationalError as exc:
-        raise StoreUnavailable(f"the SQLite store cannot answer a report now: {exc}") from exc
-    finally:
-        connection.close()
-
-
 class SqliteReportStore(ReportStore):
-    """Reads run on threads, each on a connection of its own (WAL lets them run
-    beside the writer): a report may scan a million messages, and the event
-    loop keeps taking webhooks meanwhile. Two reads of one report run at once
-    (SQLite leaves the GIL while it works)."""
+    """Reads that may be long go through the store's long-read connection, on a
+    thread (`SqliteStore._fetch_all_long`): a report may read a hundred
+    thousand conversations, and the event loop keeps taking webhooks meanwhile."""
 
     def __init__(self, store: SqliteStore) -> None:
         self.db = store
 
-    async def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        return await asyncio.to_thread(_read, str(self.db.path), sql, params)
+    async def _rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        return await self.db._fetch_all_long(sql, params)
 
     async def open(self) -> None:
         async with self.db.transaction():
