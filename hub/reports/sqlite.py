@@ -77,7 +77,7 @@ MIGRATIONS: list[str] = [
 QUARTER_MS = 900_000
 # Messages folded into the rollup per write transaction: the write lock is
 # given back between chunks, so ingest waits a fraction of a second at most.
-CATCH_UP_CHUNK = 100_000
+CATCH_UP_CHUNK = 50_000
 ROLL_UP = """
     INSERT INTO report_message_quarters (quarter, account_id, channel, direction, messages)
     SELECT created_at / 900000, account_id, channel, direction, COUNT(*)
@@ -226,12 +226,14 @@ class SqliteReportStore(ReportStore):
 
     async def catch_up(self, max_seconds: float | None = None) -> int:
         """Fold the messages added since the last call into the rollup; returns
-        how many rowids it went through. Safe to run in several processes at once
+        how many messages it went through. Safe to run in several processes at once
         (each chunk is one write transaction that reads the mark inside it).
         With `max_seconds`, stops after the chunk that passes it (the worker's
         minute job: a first run over millions of messages goes on next minute)."""
         done = 0
         started = time.monotonic()
+        if await self._caught_up():
+            return done  # the minute job's usual case: no write lock taken
         while max_seconds is None or time.monotonic() - started < max_seconds:
             async with self.db.transaction():
                 mark = await self.db._fetch_one(
@@ -247,24 +249,40 @@ class SqliteReportStore(ReportStore):
                         await self.db._write("DELETE FROM report_message_quarters", ())
                         await self.db._write("DELETE FROM report_agent_quarters", ())
                         last = 0
-                top_row = await self.db._fetch_one("SELECT MAX(rowid) AS top FROM messages", ())
-                top = min(top_row["top"] or 0, last + CATCH_UP_CHUNK) if top_row else 0
-                if top <= last:
+                # The chunk ends on a message that exists (the mark names it).
+                end = await self.db._fetch_one(
+                    "SELECT MAX(rowid) AS top, COUNT(*) AS n FROM (SELECT rowid FROM messages"
+                    " WHERE rowid > ? ORDER BY rowid LIMIT ?)",
+                    (last, CATCH_UP_CHUNK),
+                )
+                if end is None or not end["n"]:
                     return done
+                top = end["top"]
                 writer = self.db._w
                 # On a thread while this process holds the write lock: the loop
                 # keeps serving (the campaign snapshot does the same).
                 for statement in (ROLL_UP, ROLL_UP_AGENTS):
                     await asyncio.to_thread(writer.execute, statement, (last, top))
                 at_top = await self.db._fetch_one("SELECT id FROM messages WHERE rowid = ?", (top,))
+                assert at_top is not None
                 await self.db._write(
                     "INSERT INTO report_marks (name, last_rowid, last_id) VALUES ('messages', ?, ?)"
                     " ON CONFLICT (name) DO UPDATE SET last_rowid = excluded.last_rowid,"
                     " last_id = excluded.last_id",
-                    (top, at_top["id"] if at_top else None),
+                    (top, at_top["id"]),
                 )
-                done += top - last
+                done += end["n"]
         return done
+
+    async def _caught_up(self) -> bool:
+        """Whether the rollup has every message (read without the write lock)."""
+        row = await self.db._fetch_one(
+            "SELECT m.last_rowid = (SELECT MAX(rowid) FROM messages) AND m.last_id ="
+            " (SELECT id FROM messages WHERE rowid = m.last_rowid) AS done"
+            " FROM report_marks m WHERE m.name = 'messages'",
+            (),
+        )
+        return bool(row and row["done"])
 
     @staticmethod
     def _rolled_up(report: ReportFilter) -> tuple[str, list[Any]] | None:
