@@ -251,7 +251,7 @@ async def run(args: argparse.Namespace) -> float:
     folded = await reports.catch_up()
     print(
         f"message rollup brought up to date in {time.perf_counter() - started:.2f} s"
-        f" ({folded:,} rowids; once, then only new messages at each report)"
+        f" ({folded:,} messages; once, then only new messages at each report)"
     )
     counts = await store._fetch_one(
         "SELECT (SELECT COUNT(*) FROM messages), (SELECT COUNT(*) FROM conversations)", ()
