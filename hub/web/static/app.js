@@ -3,6 +3,7 @@
 // at ingest) only inside an iframe with an empty sandbox, under the page's CSP.
 import { api, ApiError, setCsrf } from './api.js';
 import { lang, setLang, t, translate } from './i18n.js';
+import { openReports } from './reports.js';
 
 const $ = (selector) => document.querySelector(selector);
 const OPEN = 'open,pending,snoozed';
@@ -646,6 +647,7 @@ function wire() {
     $('#token-new').hidden = false;
     openTokens();
   });
+  $('#reports-open').addEventListener('click', () => openReports(state.me));
   $('#admin-open').hidden = state.me.role !== 'admin';
   $('#admin-open').addEventListener('click', () => openAdmin().catch((error) => alert(error.message)));
   $('#notify').addEventListener('click', () => { if ('Notification' in window) Notification.requestPermission(); });
