@@ -50,6 +50,8 @@ from hub.jobs import EmbeddedRedis, JobQueue, connect, redis_settings
 from hub.keys import hub_secret_key
 from hub.locks import RedisLocks
 from hub.metrics import Metrics
+from hub.reports.service import ReportService
+from hub.reports.store import ReportStore
 from hub.routing.calls import CallTargets
 from hub.routing.presence import PresenceTracker
 from hub.routing.router import Router
@@ -68,6 +70,7 @@ from hub.web import (
     workspace,
 )
 from hub.web import campaigns as web_campaigns
+from hub.web import reports as web_reports
 from hub.web.audit import AUDIT_CLOCK
 from hub.web.auth import LoginGuard, Sessions, auth_middleware
 from hub.web.errors import error_middleware
@@ -103,6 +106,7 @@ class Runtime:
     sla: SlaTimers | None = None  # first-response deadlines and their escalation
     campaigns: CampaignService | None = None  # bulk campaigns (SQLite store for now)
     campaign_replies: CampaignReplies | None = None  # replies and bounces linked back
+    reports: ReportService | None = None  # figures over the store (both backends)
 
     async def ingest(self, inbound: InboundMessage) -> IngestOutcome:
         outcome = await self.inbox.ingest(inbound)
@@ -265,6 +269,16 @@ async def open_runtime(
                 campaign_store, inbox, timedelta(hours=settings.campaigns.reply_window_hours)
             )
             runtime.campaign_replies.attach(bus)
+        report_store = await build_report_store(store)
+        if report_store is not None:
+            runtime.reports = ReportService(
+                report_store,
+                store,
+                campaign_store,
+                clock,
+                schedule_for=lambda account, team: router.policy.rule(account, team).hours,
+                timezone=settings.reports.timezone,
+            )
         for channel in channels.values():
             for other in channel.references():
                 if other not in channels:
@@ -347,6 +361,26 @@ def build_care(
         router=router,
     )
     return engine, messages
+
+
+async def build_report_store(store: Store) -> ReportStore | None:
+    """Report queries over the inbox store's database, with the indexes they use."""
+    from hub.inbox.sqlite import SqliteStore
+
+    reports: ReportStore
+    if isinstance(store, SqliteStore):
+        from hub.reports.sqlite import SqliteReportStore
+
+        reports = SqliteReportStore(store)
+    else:
+        from hub.inbox.mongo import MongoStore
+        from hub.reports.mongo import MongoReportStore
+
+        if not isinstance(store, MongoStore):
+            return None
+        reports = MongoReportStore(store)
+    await reports.open()
+    return reports
 
 
 async def build_campaign_store(store: Store) -> CampaignStore | None:
@@ -575,6 +609,9 @@ async def create_app(
         app.on_cleanup.append(lambda _: imports.close())
     app.router.add_routes(contact_imports.routes)
     app.router.add_routes(web_campaigns.routes)
+    if runtime.reports is not None:
+        app[web_reports.REPORTS] = runtime.reports
+    app.router.add_routes(web_reports.routes)
 
     async def close_sockets(_: web.Application) -> None:
         # Long-lived sockets would hold the shutdown for its whole grace period.

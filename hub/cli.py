@@ -445,6 +445,147 @@ def import_contacts(
         sys.exit(1)
 
 
+@main.group()
+def report() -> None:
+    """Reports in the terminal: the same figures as /api/v1/reports."""
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    whole = round(seconds)
+    days, rest = divmod(whole, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s"
+
+
+@report.command("summary")
+@config_option
+@data_dir_option
+@click.option("--since", default="7d", show_default=True, help="7d, 24h, a date or an ISO time.")
+@click.option("--until", help="The same forms (default: now).")
+@click.option("--tz", help="Timezone of dates and days (default: [reports] timezone).")
+@click.option("--account", multiple=True, help="A channel account id (repeatable).")
+@click.option("--channel", multiple=True, help="A channel family: sms, email... (repeatable).")
+@click.option("--team", multiple=True, help="A team id (repeatable).")
+@click.option("--agent", multiple=True, help="An agent's id or e-mail (repeatable).")
+@click.option("--label", multiple=True, help="A conversation label (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON instead.")
+def report_summary(
+    config: Path | None,
+    data_dir: Path | None,
+    since: str,
+    until: str | None,
+    tz: str | None,
+    account: tuple[str, ...],
+    channel: tuple[str, ...],
+    team: tuple[str, ...],
+    agent: tuple[str, ...],
+    label: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """The period's figures: conversations opened and resolved, first response
+    and resolution times (median and 90th percentile, business hours where the
+    team has them), messages in and out, waiting unassigned, SLA breaches and
+    satisfaction. Reads the store directly; the hub may be running."""
+    import json
+
+    from hub.app import build_report_store
+    from hub.clock import SystemClock
+    from hub.reports.model import ReportFilter, Summary
+    from hub.reports.service import ReportService, period
+    from hub.routing.policy import Policy
+
+    settings = settings_from(config, data_dir=data_dir)
+    policy = Policy(settings.routing)
+
+    async def work(store: Any) -> Summary:
+        reports = await build_report_store(store)
+        if reports is None:
+            raise click.ClickException("this store has no reports")
+        service = ReportService(
+            reports,
+            store,
+            None,
+            SystemClock(),
+            schedule_for=lambda a, t: policy.rule(a, t).hours,
+            timezone=settings.reports.timezone,
+        )
+        zone = service.zone(tz)
+        start, end = period(since, until, service.clock.now(), zone)
+        agent_ids = []
+        for who in agent:
+            if "@" in who:
+                found = await store.agent_by_email(who.strip().lower())
+                if found is None:
+                    raise click.BadParameter(f"no agent with e-mail {who}", param_hint="--agent")
+                who = found.id
+            agent_ids.append(who)
+        return await service.summary(
+            ReportFilter(
+                since=start,
+                until=end,
+                accounts=account,
+                channels=channel,
+                teams=team,
+                agents=tuple(agent_ids),
+                labels=label,
+            ),
+            zone,
+        )
+
+    summary = run(lambda: with_store(settings, work))
+    if as_json:
+        click.echo(json.dumps(summary.model_dump(mode="json"), ensure_ascii=False, indent=2))
+        return
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(summary.period.timezone)
+
+    def local(moment: Any) -> str:
+        return str(moment.astimezone(zone).strftime("%Y-%m-%d %H:%M"))
+
+    kind = "business hours" if summary.business_hours else "wall time"
+    satisfaction = summary.satisfaction
+    lines = [
+        f"Report {local(summary.period.since)} → {local(summary.period.until)}"
+        f" ({summary.period.timezone})",
+        f"  conversations opened      {summary.opened}",
+        f"  conversations resolved    {summary.resolved}",
+    ]
+    for name, figures in (
+        ("first response", summary.first_response),
+        ("resolution", summary.resolution),
+    ):
+        lines.append(
+            f"  {name:<26}median {_duration(figures.median_seconds)},"
+            f" p90 {_duration(figures.p90_seconds)} ({figures.count} conversations, {kind})"
+        )
+    lines += [
+        f"  messages in / out         {summary.messages_in} / {summary.messages_out}",
+        f"  waiting unassigned now    {summary.waiting_unassigned}"
+        + (
+            f" (oldest since {local(summary.oldest_waiting_since)})"
+            if summary.oldest_waiting_since
+            else ""
+        ),
+        f"  SLA breaches              {summary.sla_breaches}",
+        "  satisfaction              "
+        + (
+            f"{satisfaction.average:.2f} / 5 from {satisfaction.answers} answers,"
+            f" {satisfaction.positive_share or 0:.0%} positive (4-5)"
+            if satisfaction.average is not None
+            else "no answers"
+        ),
+    ]
+    click.echo("\n".join(lines))
+
+
 @main.group("email")
 def email_group() -> None:
     """Tools for the e-mail channel."""

@@ -26,7 +26,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from hub.errors import ConfigError
-from hub.routing.hours import Schedule, parse_range
+from hub.routing.hours import Schedule, known_zone, parse_range
 
 ACCOUNT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
@@ -247,6 +247,20 @@ class WorkspaceSettings(_Section):
     )
 
 
+class ReportSettings(_Section):
+    """Reports: which wall clock their days and hours of day are read on."""
+
+    timezone: str = Field(
+        "Asia/Ho_Chi_Minh",
+        description="days and hours of day in reports (a request may name its own)",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return known_zone(value)
+
+
 class AccountSettings(BaseModel):
     """One channel account (an "inbox"): a mailbox, a number, a bot, an API source.
 
@@ -375,6 +389,7 @@ class HubSettings(BaseSettings):
 
     campaigns: CampaignSettings = CampaignSettings()
     workspace: WorkspaceSettings = WorkspaceSettings()
+    reports: ReportSettings = ReportSettings()
     accounts: list[AccountSettings] = Field(default_factory=list)
     teams: list[TeamSettings] = Field(default_factory=list)
     routing: RoutingSettings = RoutingSettings()

@@ -99,6 +99,15 @@ async def care_schedules(ctx: dict[str, Any]) -> int:
     return int(await runtime.care.run_schedules(max_seconds=job_timeout(runtime.settings) / 3))
 
 
+async def reports_catch_up(ctx: dict[str, Any]) -> int:
+    """Keep what reports read up to date (the embedded store's message rollup),
+    so a report never has much to fold in first."""
+    runtime = ctx["runtime"]
+    if runtime.reports is None:
+        return 0
+    return int(await runtime.reports.store.catch_up(max_seconds=job_timeout(runtime.settings) / 3))
+
+
 def job_timeout(settings: Any) -> float:
     """Every job's timeout. One for all: arq keeps a job "in progress" after its
     worker died for the longest timeout of any function, so a long one would
@@ -167,6 +176,13 @@ def cron_jobs(job_timeout: float) -> list[Any]:
             care_schedules,
             name="care_schedules",
             second=10,
+            run_at_startup=True,
+            timeout=job_timeout,
+        ),
+        cron(
+            reports_catch_up,
+            name="reports_catch_up",
+            second=20,
             run_at_startup=True,
             timeout=job_timeout,
         ),

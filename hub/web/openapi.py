@@ -29,6 +29,16 @@ from hub.inbox.model import (
     Conversation,
     Message,
 )
+from hub.reports.model import (
+    AgentRow,
+    CampaignRow,
+    ChannelRow,
+    DayRow,
+    HourRow,
+    ScoreRow,
+    Summary,
+    Table,
+)
 from hub.web import agents, api, calls, campaigns, canned, contacts, sessions
 from hub.web.workspace import HEADERS
 
@@ -105,6 +115,26 @@ OPERATIONS: dict[tuple[str, str], tuple[Body, str]] = {
     ("POST", "/api/v1/campaigns/{id}/cancel"): (None, "Campaign"),
     ("GET", "/api/v1/campaigns/{id}/recipients"): (None, "[Recipient]"),
     ("GET", "/api/v1/campaigns/{id}/recipients/{contact_id}"): (None, "Recipient"),
+    # Reports (hub/web/reports.py): JSON, or CSV with ?format=csv.
+    ("GET", "/api/v1/reports/summary"): (None, "ReportSummary"),
+    ("GET", "/api/v1/reports/days"): (None, "DaysReport"),
+    ("GET", "/api/v1/reports/channels"): (None, "ChannelsReport"),
+    ("GET", "/api/v1/reports/hours"): (None, "HoursReport"),
+    ("GET", "/api/v1/reports/agents"): (None, "AgentsReport"),
+    ("GET", "/api/v1/reports/satisfaction"): (None, "SatisfactionReport"),
+    ("GET", "/api/v1/reports/campaigns"): (None, "CampaignsReport"),
+}
+REPORT_QUERY = {
+    "since": "7d, 24h, 2w, a date (2026-03-01, midnight in tz) or an ISO 8601 time"
+    " (default: 7 days before until)",
+    "until": "the same forms (default: now); the period is [since, until), at most 400 days",
+    "tz": "IANA timezone for days and hours of day (default: [reports] timezone)",
+    "account": "channel account ids (repeatable or comma-separated)",
+    "channel": "channel families: sms, email, webchat... (repeatable or comma-separated)",
+    "team": "team ids (repeatable or comma-separated)",
+    "agent": "agent ids or `me`: conversations assigned to them",
+    "label": "conversations carrying any of these labels",
+    "format": "json (default) or csv (a download, one line per row)",
 }
 QUERY = {
     "/api/v1/conversations": {
@@ -144,6 +174,9 @@ QUERY = {
         "cursor": "next_cursor of the previous page",
     },
 }
+QUERY.update(
+    {path: REPORT_QUERY for method, path in OPERATIONS if path.startswith("/api/v1/reports/")}
+)
 MODELS: dict[str, type[BaseModel]] = {
     "Conversation": Conversation,
     "Message": Message,
@@ -157,6 +190,13 @@ MODELS: dict[str, type[BaseModel]] = {
     "Campaign": Campaign,
     "Recipient": Recipient,
     "ContactImport": ContactImport,
+    "ReportSummary": Summary,
+    "DaysReport": Table[DayRow],
+    "ChannelsReport": Table[ChannelRow],
+    "HoursReport": Table[HourRow],
+    "AgentsReport": Table[AgentRow],
+    "SatisfactionReport": Table[ScoreRow],
+    "CampaignsReport": Table[CampaignRow],
 }
 HIDDEN_FIELDS = {"Agent": {"password_hash"}, "ApiToken": {"token_hash"}}
 ERROR = {

@@ -45,8 +45,8 @@ HEADERS = {
 routes = web.RouteTableDef()
 
 
-def _file(name: str) -> web.Response:
-    path = STATIC / name
+def _file(name: str, folder: Path = STATIC) -> web.Response:
+    path = folder / name
     # Only files directly in the static folder, by an exact name: no traversal.
     if "/" in name or name.startswith(".") or not path.is_file():
         raise web.HTTPNotFound()
@@ -67,3 +67,9 @@ async def page(request: web.Request) -> web.Response:
 @routes.get("/app/static/{name}")
 async def static(request: web.Request) -> web.Response:
     return _file(request.match_info["name"])
+
+
+@routes.get("/app/static/vendor/{name}")
+async def vendored(request: web.Request) -> web.Response:
+    """Third-party files kept in the hub (no CDN): see static/vendor/README.md."""
+    return _file(request.match_info["name"], STATIC / "vendor")

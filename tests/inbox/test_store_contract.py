@@ -468,6 +468,11 @@ async def test_list_conversations_applies_each_filter(store: Store) -> None:
         "c5"
     ]
     assert await names(ConversationFilter(statuses=["open"], assignee_id="a2")) == []
+    # Changed since a moment (the moment itself included).
+    await store.update_conversation(c["c2"].id, updated_at=at(7))
+    await store.update_conversation(c["c4"].id, updated_at=at(8))
+    assert await names(ConversationFilter(updated_since=at(7))) == ["c4", "c2"]
+    assert await names(ConversationFilter(updated_since=at(8))) == ["c4"]
     # Idle since a moment: no activity after it (the moment itself included).
     assert await names(ConversationFilter(inactive_since=at(3))) == ["c3", "c2", "c1"]
     assert await names(ConversationFilter(statuses=["pending"], inactive_since=at(1))) == []

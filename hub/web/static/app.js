@@ -4,6 +4,7 @@
 import { api, ApiError, setCsrf } from './api.js';
 import { lang, setLang, t, translate } from './i18n.js';
 import { mountCampaigns } from './campaigns.js';
+import { openReports } from './reports.js';
 
 const $ = (selector) => document.querySelector(selector);
 const OPEN = 'open,pending,snoozed';
@@ -648,6 +649,7 @@ function wire() {
     $('#token-new').hidden = false;
     openTokens();
   });
+  $('#reports-open').addEventListener('click', () => openReports(state.me));
   $('#admin-open').hidden = state.me.role !== 'admin';
   $('#admin-open').addEventListener('click', () => openAdmin().catch((error) => alert(error.message)));
   $('#notify').addEventListener('click', () => { if ('Notification' in window) Notification.requestPermission(); });

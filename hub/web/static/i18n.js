@@ -173,6 +173,36 @@ const WORDS = {
 
 for (const code of Object.keys(CAMPAIGN_WORDS)) Object.assign(WORDS[code], CAMPAIGN_WORDS[code]);
 
+// The reports page (reports.js).
+Object.assign(WORDS.vi, {
+  reports: 'Báo cáo', r_period: 'Khoảng thời gian', r_last_7d: '7 ngày qua', r_last_30d: '30 ngày qua',
+  r_last_90d: '90 ngày qua', r_custom: 'Tự chọn', r_since: 'Từ ngày', r_until: 'Đến ngày', r_any: '— Tất cả —',
+  r_channel: 'Kênh', r_label: 'Nhãn', r_apply: 'Xem', r_download_csv: 'Tải CSV', r_summary: 'Tổng quan',
+  r_by_day: 'Theo ngày', r_by_hour: 'Theo giờ trong ngày', r_by_channel: 'Theo kênh', r_by_agent: 'Theo nhân viên',
+  r_satisfaction: 'Mức độ hài lòng', r_campaigns: 'Chiến dịch', r_opened: 'Mở mới', r_resolved: 'Đã xong',
+  r_first_response: 'Phản hồi đầu (trung vị)', r_resolution: 'Thời gian xử lý (trung vị)', r_p90: 'P90',
+  r_business_hours: 'giờ làm việc', r_wall_time: 'giờ thực', r_messages: 'Tin nhắn', r_in_out: 'đến / đi',
+  r_waiting: 'Đang chờ phân công', r_sla_breaches: 'Vi phạm SLA', r_csat: 'Hài lòng (1-5)',
+  r_answers: '{n} trả lời, {p} hài lòng', r_answers_label: 'Số trả lời', r_day: 'Ngày', r_hour: 'Giờ',
+  r_messages_in: 'Tin đến', r_messages_out: 'Tin đi', r_open_now: 'Đang mở', r_score: 'Điểm',
+  r_audience: 'Đối tượng', r_opted_out: 'Từ chối nhận', r_replied: 'Phản hồi', r_no_campaigns: 'Không có chiến dịch nào trong khoảng này',
+  r_days_hours: '{d} ngày {h} giờ', r_hours_minutes: '{h} giờ {m} phút', r_minutes_seconds: '{m} phút {s} giây',
+});
+Object.assign(WORDS.en, {
+  reports: 'Reports', r_period: 'Period', r_last_7d: 'Last 7 days', r_last_30d: 'Last 30 days',
+  r_last_90d: 'Last 90 days', r_custom: 'Custom', r_since: 'From', r_until: 'To', r_any: '— Any —',
+  r_channel: 'Channel', r_label: 'Label', r_apply: 'Show', r_download_csv: 'Download CSV', r_summary: 'Summary',
+  r_by_day: 'By day', r_by_hour: 'By hour of day', r_by_channel: 'By channel', r_by_agent: 'By agent',
+  r_satisfaction: 'Satisfaction', r_campaigns: 'Campaigns', r_opened: 'Opened', r_resolved: 'Resolved',
+  r_first_response: 'First response (median)', r_resolution: 'Resolution time (median)', r_p90: 'P90',
+  r_business_hours: 'business hours', r_wall_time: 'wall time', r_messages: 'Messages', r_in_out: 'in / out',
+  r_waiting: 'Waiting unassigned', r_sla_breaches: 'SLA breaches', r_csat: 'Satisfaction (1-5)',
+  r_answers: '{n} answers, {p} satisfied', r_answers_label: 'Answers', r_day: 'Day', r_hour: 'Hour',
+  r_messages_in: 'Messages in', r_messages_out: 'Messages out', r_open_now: 'Open now', r_score: 'Score',
+  r_audience: 'Audience', r_opted_out: 'Opted out', r_replied: 'Replied', r_no_campaigns: 'No campaign ran in this period',
+  r_days_hours: '{d}d {h}h', r_hours_minutes: '{h}h {m}m', r_minutes_seconds: '{m}m {s}s',
+});
+
 let language = localStorage.getItem('hub.lang')
   || ((navigator.language || 'vi').toLowerCase().startsWith('en') ? 'en' : 'vi');
 

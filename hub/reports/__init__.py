@@ -1,0 +1,1 @@
+"""Reports: how fast the team answers, how customers feel, what campaigns bring."""
