@@ -16,7 +16,8 @@ const CAMPAIGN_STATUSES = ['draft', 'scheduled', 'running', 'paused', 'cancelled
 const FIGURES = [
   ['total', 'c_total'], ['sent', 'c_sent'], ['delivered', 'c_delivered'], ['failed', 'c_failed'],
   ['opted_out', 'c_opted_out'], ['waiting', 'c_waiting'], ['frequency_capped', 'c_frequency_capped'],
-  ['queued', 'c_queued'], ['skipped_other', 'c_skipped_other'], ['replied', 'c_replied'],
+  ['bouncing', 'c_bouncing'], ['queued', 'c_queued'], ['skipped_other', 'c_skipped_other'],
+  ['replied', 'c_replied'],
 ];
 
 const $ = (selector, root = document) => root.querySelector(selector);
@@ -704,7 +705,7 @@ async function listScreen(main) {
   }, load, () => shown.some((c) => c.status === 'running'));
 }
 
-const REASONS = ['opted_out', 'frequency_cap', 'no_address', 'cancelled'];
+const REASONS = ['opted_out', 'frequency_cap', 'bouncing', 'no_address', 'cancelled'];
 
 // Skips have known reasons; a failure's reason is the provider's own words.
 function reasonText(reason) {
@@ -769,7 +770,7 @@ async function detailScreen(main, campaignId) {
     fill(figures, ...FIGURES.map(([key, label]) => el('div', { class: `m-figure f-${key}`, 'data-figure': key },
       el('dt', { text: t(label) }), el('dd', { text: number(values[key]) }))));
     const done = (progress.sent || 0) + (progress.delivered || 0) + (progress.failed || 0) + (progress.opted_out || 0)
-      + (progress.frequency_capped || 0) + (progress.skipped_other || 0);
+      + (progress.frequency_capped || 0) + (progress.bouncing || 0) + (progress.skipped_other || 0);
     bar.max = Math.max(1, progress.total || 0);
     bar.value = done;
   };

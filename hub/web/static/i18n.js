@@ -43,6 +43,7 @@ const CAMPAIGN_WORDS = {
     c_progress: 'Tiến độ', c_total: 'Tổng', c_sent: 'Đã gửi', c_delivered: 'Đã nhận', c_failed: 'Lỗi',
     c_opted_out: 'Đã từ chối nhận tin', c_waiting: 'Chờ ngoài giờ cho phép', c_frequency_capped: 'Vượt giới hạn/ngày',
     c_queued: 'Đang chờ gửi', c_skipped_other: 'Bỏ qua khác', c_replied: 'Đã trả lời',
+    c_bouncing: 'Địa chỉ bị trả về',
     c_recipients_title: 'Người nhận', c_all_statuses: 'Mọi trạng thái', c_download_csv: 'Tải CSV',
     c_address: 'Địa chỉ', c_attempts: 'Lần thử', c_sent_at: 'Gửi lúc', c_replied_at: 'Trả lời lúc', c_no_recipients: 'Không có người nhận nào.',
     cs_draft: 'Nháp', cs_scheduled: 'Đã hẹn giờ', cs_running: 'Đang gửi', cs_paused: 'Tạm dừng',
@@ -50,7 +51,7 @@ const CAMPAIGN_WORDS = {
     rs_pending: 'Chờ gửi', rs_sending: 'Đang gửi', rs_sent: 'Đã gửi', rs_delivered: 'Đã nhận',
     rs_failed: 'Lỗi', rs_skipped: 'Bỏ qua',
     rr_opted_out: 'đã từ chối nhận tin', rr_frequency_cap: 'vượt giới hạn mỗi ngày', rr_no_address: 'không có địa chỉ',
-    rr_cancelled: 'chiến dịch bị huỷ',
+    rr_cancelled: 'chiến dịch bị huỷ', rr_bouncing: 'thư đến địa chỉ này bị trả về',
   },
   en: {
     c_campaigns: 'Campaigns', c_new_campaign: 'New campaign', c_edit_campaign: 'Edit campaign',
@@ -93,6 +94,7 @@ const CAMPAIGN_WORDS = {
     c_progress: 'Progress', c_total: 'Total', c_sent: 'Sent', c_delivered: 'Delivered', c_failed: 'Failed',
     c_opted_out: 'Opted out', c_waiting: 'Waiting for allowed hours', c_frequency_capped: 'Over the daily cap',
     c_queued: 'Waiting to send', c_skipped_other: 'Skipped, other', c_replied: 'Replied',
+    c_bouncing: 'Address bounces',
     c_recipients_title: 'Recipients', c_all_statuses: 'All statuses', c_download_csv: 'Download CSV',
     c_address: 'Address', c_attempts: 'Attempts', c_sent_at: 'Sent at', c_replied_at: 'Replied at', c_no_recipients: 'No recipients.',
     cs_draft: 'Draft', cs_scheduled: 'Scheduled', cs_running: 'Sending', cs_paused: 'Paused',
@@ -100,7 +102,7 @@ const CAMPAIGN_WORDS = {
     rs_pending: 'Pending', rs_sending: 'Sending', rs_sent: 'Sent', rs_delivered: 'Delivered',
     rs_failed: 'Failed', rs_skipped: 'Skipped',
     rr_opted_out: 'opted out', rr_frequency_cap: 'over the daily cap', rr_no_address: 'no address',
-    rr_cancelled: 'campaign cancelled',
+    rr_cancelled: 'campaign cancelled', rr_bouncing: 'mail to this address bounces',
   },
 };
 
