@@ -266,34 +266,38 @@ class Dispatcher:
         capped = [r.contact_id for (r, _, _), ok in zip(ready, allowed, strict=True) if not ok]
         await self.store.skip(campaign.id, capped, "frequency_cap", now)
         sendable = [(r, c) for (r, c, _), ok in zip(ready, allowed, strict=True) if ok]
-        position = 0
-        # Each send takes its slot of the account's rate in `_send`, right before
-        # the step that reaches the provider (the HTTP request; SMTP's final "."),
-        # not here before the claim: the claim and the rest of the SMTP
-        # conversation wait on the store and the network, and slots taken before
-        # them let arrivals at the provider bunch up past the rate.
-        while position < len(sendable) and not hold.lost:
-            chunk = sendable[position : position + self.options.concurrency]
-            position += len(chunk)
-            claimed = set(
-                await self.store.claim(
-                    campaign.id, [r.contact_id for r, _ in chunk], self.clock.now()
+        # `concurrency` sends in flight all the time, each recipient claimed just
+        # before its send (not a chunk waiting for its slowest send before the
+        # next chunk starts). Each send takes its slot of the account's rate in
+        # `_send`, right before the step that reaches the provider (the HTTP
+        # request; SMTP's final "."), not before the claim: the claim and the
+        # rest of the SMTP conversation wait on the store and the network, and
+        # slots taken before them let arrivals at the provider bunch past the rate.
+        queue = iter(sendable)
+        done = 0
+        stopped = False
+
+        async def sender() -> None:
+            nonlocal done, stopped
+            for recipient, contact in queue:  # shared: each recipient taken once
+                if stopped or hold.lost:
+                    return  # what is not claimed stays pending for the next turn
+                claimed = await self.store.claim(
+                    campaign.id, [recipient.contact_id], self.clock.now()
                 )
-            )
-            await asyncio.gather(
-                *(
-                    self._send(campaign, channel, messages, r, c)
-                    for r, c in chunk
-                    if r.contact_id in claimed
-                )
-            )
-            current = await self.store.get_campaign(campaign.id)
-            if current is None or current.status != "running":
-                # Paused or cancelled: stop between chunks, and tell the figures
-                # now that the sends in flight are done (the pause told them
-                # while those were still `sending`).
-                await self.announce(campaign.id, force=True)
-                return
+                if claimed:
+                    await self._send(campaign, channel, messages, recipient, contact)
+                done += 1
+                if done % self.options.concurrency == 0 and not stopped:
+                    current = await self.store.get_campaign(campaign.id)
+                    if current is None or current.status != "running":
+                        stopped = True  # paused or cancelled
+
+        await asyncio.gather(*(sender() for _ in range(self.options.concurrency)))
+        if stopped:
+            # Tell the figures now that the sends in flight are done (the pause
+            # told them while those were still `sending`).
+            await self.announce(campaign.id, force=True)
 
     async def _send(
         self,
