@@ -525,6 +525,29 @@ class SqliteStore(Store):
                         self._w.execute(statement)
                 self._w.execute(f"PRAGMA user_version={number}")
 
+    async def migrate_part(self, part: str, migrations: Sequence[str]) -> None:
+        """Bring the tables of another part of the hub (campaigns, reports) up to
+        date: its scripts are numbered apart from the inbox's `user_version`, in
+        `schema_parts`, so that the parts evolve without renumbering each other.
+        Never edit a shipped script; add one."""
+        async with self.transaction():
+            await self._write(
+                "CREATE TABLE IF NOT EXISTS schema_parts"
+                " (part TEXT PRIMARY KEY, version INTEGER NOT NULL)",
+                (),
+            )
+            row = await self._fetch_one("SELECT version FROM schema_parts WHERE part = ?", (part,))
+            version = row["version"] if row else 0
+            for number, script in enumerate(migrations[version:], start=version + 1):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        await self._write(statement, ())
+                await self._write(
+                    "INSERT INTO schema_parts (part, version) VALUES (?, ?)"
+                    " ON CONFLICT (part) DO UPDATE SET version = excluded.version",
+                    (part, number),
+                )
+
     async def _checkpoint_forever(self) -> None:
         """Fold the WAL back into the database on a thread now and then, so no
         commit on the event loop ever pays for a checkpoint.

@@ -167,25 +167,7 @@ class SqliteReportStore(ReportStore):
         return await self.db._fetch_all_long(sql, params)
 
     async def open(self) -> None:
-        async with self.db.transaction():
-            await self.db._write(
-                "CREATE TABLE IF NOT EXISTS schema_parts"
-                " (part TEXT PRIMARY KEY, version INTEGER NOT NULL)",
-                (),
-            )
-            row = await self.db._fetch_one(
-                "SELECT version FROM schema_parts WHERE part = ?", (PART,)
-            )
-            version = row["version"] if row else 0
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in script.split(";"):
-                    if statement.strip():
-                        await self.db._write(statement, ())
-                await self.db._write(
-                    "INSERT INTO schema_parts (part, version) VALUES (?, ?)"
-                    " ON CONFLICT (part) DO UPDATE SET version = excluded.version",
-                    (PART, number),
-                )
+        await self.db.migrate_part(PART, MIGRATIONS)
 
     async def conversation_times(self, report: ReportFilter) -> list[ConversationTimes]:
         where, params = conversation_where(report)

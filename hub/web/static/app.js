@@ -2,11 +2,11 @@
 // wrote reaches the DOM through textContent; e-mail HTML (sanitised by the hub
 // at ingest) only inside an iframe with an empty sandbox, under the page's CSP.
 import { api, ApiError, setCsrf } from './api.js';
+import { $, el } from './dom.js';
 import { lang, setLang, t, translate } from './i18n.js';
 import { mountCampaigns } from './campaigns.js';
 import { openReports } from './reports.js';
 
-const $ = (selector) => document.querySelector(selector);
 const OPEN = 'open,pending,snoozed';
 
 const state = {
@@ -31,18 +31,6 @@ const state = {
   collisionTimer: null,
   refreshTimer: 0,
 };
-
-function el(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (name === 'class') node.className = value;
-    else if (name === 'text') node.textContent = value;
-    else if (name.startsWith('on')) node.addEventListener(name.slice(2), value);
-    else if (value !== undefined && value !== null && value !== false) node.setAttribute(name, value);
-  }
-  for (const child of children) if (child) node.append(child);
-  return node;
-}
 
 function when(iso) {
   return new Date(iso).toLocaleString(lang() === 'vi' ? 'vi-VN' : 'en-GB', {

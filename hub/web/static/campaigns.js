@@ -5,6 +5,7 @@
 // through textContent; the server renders previews (same sandboxed templates
 // as the sends) and the page only shows them.
 import { api, ApiError } from './api.js';
+import { $, el } from './dom.js';
 import { lang, t } from './i18n.js';
 
 const ROUTES = /^#(campaigns|audiences|contacts-import)(\/.*)?$/;
@@ -19,8 +20,6 @@ const FIGURES = [
   ['bouncing', 'c_bouncing'], ['queued', 'c_queued'], ['skipped_other', 'c_skipped_other'],
   ['replied', 'c_replied'],
 ];
-
-const $ = (selector, root = document) => root.querySelector(selector);
 
 const state = {
   me: null,
@@ -40,18 +39,6 @@ const state = {
   countRequest: 0,
   importTimer: 0,
 };
-
-function el(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (name === 'class') node.className = value;
-    else if (name === 'text') node.textContent = value;
-    else if (name.startsWith('on')) node.addEventListener(name.slice(2), value);
-    else if (value !== undefined && value !== null && value !== false) node.setAttribute(name, value);
-  }
-  for (const child of children) if (child !== null && child !== undefined && child !== false) node.append(child);
-  return node;
-}
 
 // Like replaceChildren, leaving out the parts a condition left empty (null).
 function fill(node, ...children) {

@@ -4,6 +4,7 @@
 // the page only leaves out what it would refuse (marketers: campaigns only;
 // agents: no campaigns). Every text from the hub goes in through textContent.
 import { api } from './api.js';
+import { $, el } from './dom.js';
 import { lang, t, translate } from './i18n.js';
 
 const CHART_SCRIPT = '/app/static/vendor/chart.umd.min.js';
@@ -16,20 +17,6 @@ const page = {
   chartLibrary: null,
   filters: { preset: '7d', since: '', until: '', team: '', channel: '', agent: '', label: '' },
 };
-
-function el(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (name === 'class') node.className = value;
-    else if (name === 'text') node.textContent = value;
-    else if (name.startsWith('on')) node.addEventListener(name.slice(2), value);
-    else if (value !== undefined && value !== null && value !== false) node.setAttribute(name, value);
-  }
-  for (const child of children) if (child) node.append(child);
-  return node;
-}
-
-const $ = (selector) => document.querySelector(selector);
 
 function loadChartLibrary() {
   if (!page.chartLibrary) {
