@@ -22,7 +22,7 @@ from hub.campaigns.model import AudienceFilter, CampaignChannel
 from hub.campaigns.service import FAMILIES, CampaignService
 from hub.errors import InvalidRequest, NotFound, StoreUnavailable
 from hub.web.api import me, page_limit, read_body
-from hub.web.contact_imports import IMPORT_MAX_BYTES
+from hub.web.contact_imports import IMPORT_MAX_BYTES, import_options
 from hub.web.permissions import require
 
 CAMPAIGNS = web.AppKey("campaigns", CampaignService)  # absent where campaigns are not built
@@ -141,15 +141,7 @@ async def import_contacts(request: web.Request) -> web.Response:
     (repeatable), `tag=...` (repeatable), `region=VN`, `delimiter=,`. Answers the
     report: created, merged, and every rejected row with its line and reason."""
     campaigns = service(request)
-    mapping: dict[str, str] = {}
-    for item in request.query.getall("map", []):
-        column, sep, target = item.partition("=")
-        if not sep or not column:
-            raise InvalidRequest(f"map: {item!r} is not Column=field")
-        mapping[column] = target.strip()
-    delimiter = request.query.get("delimiter", ",")
-    if len(delimiter) != 1:
-        raise InvalidRequest("delimiter: one character")
+    mapping, tags, delimiter = import_options(request)
     raw = await request.read()
     try:
         text = raw.decode("utf-8-sig")
@@ -164,7 +156,7 @@ async def import_contacts(request: web.Request) -> web.Response:
         report = await importer.import_csv(
             io.StringIO(text, newline=""),
             mapping=mapping,
-            extra_tags=request.query.getall("tag", []),
+            extra_tags=tags,
             delimiter=delimiter,
         )
     except csv.Error as exc:
