@@ -140,6 +140,14 @@ def parse_recipient_key(key: str) -> tuple[str, str] | None:
 SKIPPED_AS = {"opted_out": "opted_out", "frequency_cap": "frequency_capped", "bouncing": "bouncing"}
 
 
+def count_rows(figures: dict[str, int], status: str, reason: str | None, n: int) -> None:
+    """Add `n` recipient rows of one status (and skip reason) to `figures`,
+    the `Progress` fields being counted, as both stores group them."""
+    figures["total"] = figures.get("total", 0) + n
+    name = SKIPPED_AS.get(reason or "", "skipped_other") if status == "skipped" else status
+    figures[name] = figures.get(name, 0) + n
+
+
 class Progress(_Record):
     """A campaign's figures, counted from its recipient rows."""
 

@@ -21,7 +21,6 @@ from pymongo.errors import BulkWriteError
 from hub.campaigns.model import (
     ADDRESS_SPACE,
     CONSENT_KEY,
-    SKIPPED_AS,
     Audience,
     AudienceFilter,
     Campaign,
@@ -30,6 +29,7 @@ from hub.campaigns.model import (
     Progress,
     Recipient,
     RecipientStatus,
+    count_rows,
 )
 from hub.campaigns.store import CampaignStore
 from hub.inbox.model import Contact
@@ -429,13 +429,7 @@ class MongoCampaignStore(CampaignStore):
             )
         figures: dict[str, int] = {"waiting": int(waiting), "replied": int(replied)}
         for group in groups:
-            status, reason, n = group["_id"]["status"], group["_id"].get("reason"), group["n"]
-            figures["total"] = figures.get("total", 0) + n
-            if status == "skipped":
-                name = SKIPPED_AS.get(reason, "skipped_other")
-            else:
-                name = status
-            figures[name] = figures.get(name, 0) + n
+            count_rows(figures, group["_id"]["status"], group["_id"].get("reason"), group["n"])
         return Progress(**figures)
 
     async def contacts(self, contact_ids: Sequence[str]) -> dict[str, Contact]:

@@ -16,7 +16,6 @@ from typing import Any
 from hub.campaigns.model import (
     ADDRESS_SPACE,
     CONSENT_KEY,
-    SKIPPED_AS,
     Audience,
     AudienceFilter,
     Campaign,
@@ -25,6 +24,7 @@ from hub.campaigns.model import (
     Progress,
     Recipient,
     RecipientStatus,
+    count_rows,
 )
 from hub.campaigns.store import CampaignStore
 from hub.inbox.model import Contact, from_ms, to_ms
@@ -424,15 +424,9 @@ class SqliteCampaignStore(CampaignStore):
         )
         figures: dict[str, int] = {"replied": replied["n"] if replied else 0}
         for row in rows:
-            status, n = row["status"], row["n"]
-            figures["total"] = figures.get("total", 0) + n
-            if status == "skipped":
-                name = SKIPPED_AS.get(row["reason"], "skipped_other")
-            else:
-                name = status
-            figures[name] = figures.get(name, 0) + n
-            if status == "pending" and row["waiting"]:
-                figures["waiting"] = figures.get("waiting", 0) + n
+            count_rows(figures, row["status"], row["reason"], row["n"])
+            if row["status"] == "pending" and row["waiting"]:
+                figures["waiting"] = figures.get("waiting", 0) + row["n"]
         return Progress(**figures)
 
     async def contacts(self, contact_ids: Sequence[str]) -> dict[str, Contact]:
