@@ -463,7 +463,7 @@ class CareEngine:
                     continue  # missed while no worker ran, and too long ago to do now
                 cursor = None
             view = ConversationFilter(
-                statuses=rule.statuses,
+                statuses=rule.swept_statuses,
                 unassigned=bool(rule.when.unassigned),
                 inactive_since=(
                     occurrence - timedelta(hours=rule.when.idle_hours)

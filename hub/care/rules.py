@@ -179,12 +179,10 @@ class Rule(_Strict):
     enabled: bool = True
 
     @property
-    def statuses(self) -> list[ConversationStatus]:
-        """The conversation statuses the rule applies to (schedule rules sweep
-        open and pending ones unless told)."""
-        if self.when.status is not None:
-            return self.when.status
-        return list(SCHEDULE_STATUSES) if self.event == "schedule" else []
+    def swept_statuses(self) -> list[ConversationStatus]:
+        """The conversation statuses a schedule rule sweeps: open and pending
+        ones unless `when.status` says."""
+        return self.when.status if self.when.status is not None else list(SCHEDULE_STATUSES)
 
 
 def _location(error: Any) -> str:
