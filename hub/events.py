@@ -56,6 +56,42 @@ class Event:
 Handler = Callable[[Event], Awaitable[None]]
 
 
+class Detached:
+    """Local handlers that run in tasks of their own, started once the event's
+    publication is done: the publisher (a webhook being answered) does not wait
+    for them, and what it publishes reaches other processes first. A handler
+    that raises is logged (`failed`: the message and the log event's name) and
+    stops nothing else. `settled()` waits for every task started so far (tests,
+    shutdown)."""
+
+    def __init__(self, name: str, *, failed: tuple[str, str]) -> None:
+        self.name = name
+        self.failed = failed
+        self._running: set[asyncio.Task[None]] = set()
+
+    def subscribe(self, bus: EventBus, event_type: str, handler: Handler) -> None:
+        async def start(event: Event) -> None:
+            task = asyncio.create_task(
+                self._guarded(handler, event), name=f"{self.name}:{event.type}"
+            )
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+        bus.subscribe(event_type, start)
+
+    async def _guarded(self, handler: Handler, event: Event) -> None:
+        await asyncio.sleep(0)  # let the publisher finish first (its other events, then Redis)
+        try:
+            await handler(event)
+        except Exception:
+            message, name = self.failed
+            log.exception(message, extra={"event": name, "event_type": event.type})
+
+    async def settled(self) -> None:
+        while self._running:
+            await asyncio.gather(*list(self._running), return_exceptions=True)
+
+
 class EventBus:
     def __init__(self, redis: Redis | None, channel: str) -> None:
         self.redis = redis

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from hub.campaigns.model import parse_recipient_key
 from hub.campaigns.store import CampaignStore
 from hub.channels.email.compose import hub_message_id_of
-from hub.events import Event, EventBus
+from hub.events import Detached, Event, EventBus
 from hub.inbox.bounces import flag_bouncing
 from hub.inbox.inbound import DeliveryFailure
 from hub.inbox.model import Conversation, Message
@@ -51,36 +51,25 @@ class CampaignReplies:
         self.store = store
         self.inbox = inbox
         self.window = window
-        self._running: set[asyncio.Task[None]] = set()
+        self._detached = Detached(
+            "campaign-reply",
+            failed=("could not link a message to a campaign", "campaign.reply_failed"),
+        )
         self._recently: tuple[float, bool] | None = None  # (loop time asked, answer)
 
     def attach(self, bus: EventBus) -> None:
         """Look at each inbound message in the process that stored it, in a task
         of its own: the webhook that brought it is answered without waiting."""
-
-        async def later(event: Event) -> None:
-            task = asyncio.create_task(self._guarded(event), name="campaign-reply")
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
-
-        bus.subscribe("message.created", later)
+        self._detached.subscribe(bus, "message.created", self._on_message)
 
     async def settled(self) -> None:
         """Wait until every message seen so far has been looked at (tests, shutdown)."""
-        while self._running:
-            await asyncio.gather(*list(self._running), return_exceptions=True)
+        await self._detached.settled()
 
-    async def _guarded(self, event: Event) -> None:
-        await asyncio.sleep(0)  # after the rest of the publication
-        try:
-            message = Message.model_validate(event.data["message"])
-            if message.direction == "inbound" and message.sender.kind == "contact":
-                await self.on_reply(message, contact_id=event.data.get("contact_id"))
-        except Exception:
-            log.exception(
-                "could not link a message to a campaign",
-                extra={"event": "campaign.reply_failed"},
-            )
+    async def _on_message(self, event: Event) -> None:
+        message = Message.model_validate(event.data["message"])
+        if message.direction == "inbound" and message.sender.kind == "contact":
+            await self.on_reply(message, contact_id=event.data.get("contact_id"))
 
     async def on_reply(self, message: Message, *, contact_id: str | None = None) -> str | None:
         """Link a customer's message to the campaign send it answers, once.

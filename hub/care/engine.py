@@ -37,7 +37,7 @@ from hub.care.schedule import STATE_ACCOUNT, latest_occurrence
 from hub.care.survey import SurveyLinks, score_in
 from hub.care.templates import language_of
 from hub.clock import Clock
-from hub.events import Event, EventBus
+from hub.events import Detached, Event, EventBus
 from hub.inbox.loops import may_auto_reply
 from hub.inbox.model import Contact, Conversation, Message, new_id, to_ms
 from hub.inbox.service import InboxService
@@ -116,7 +116,9 @@ class CareEngine:
         # Work done on every inbound message only when some rule needs it.
         self._follow_ups = "follow_up" in kinds
         self._surveys = "survey" in kinds
-        self._running: set[asyncio.Task[None]] = set()
+        self._detached = Detached(
+            "care", failed=("care rules failed for an event", "care.event_failed")
+        )
 
     def rule(self, name: str) -> Rule | None:
         return next((rule for rule in self.rules if rule.name == name), None)
@@ -138,33 +140,11 @@ class CareEngine:
         for event_type, handler in handlers.items():
             replies_matter = self._follow_ups or self._surveys  # cancelled / answered by them
             if event_type in events or (event_type == "message.created" and replies_matter):
-                bus.subscribe(event_type, self._later(handler))
-
-    def _later(
-        self, handler: Callable[[Event], Awaitable[None]]
-    ) -> Callable[[Event], Awaitable[None]]:
-        async def start(event: Event) -> None:
-            task = asyncio.create_task(self._guarded(handler, event), name=f"care:{event.type}")
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
-
-        return start
-
-    async def _guarded(self, handler: Callable[[Event], Awaitable[None]], event: Event) -> None:
-        # Let the publisher finish first (the rest of its events, then Redis).
-        await asyncio.sleep(0)
-        try:
-            await handler(event)
-        except Exception:
-            log.exception(
-                "care rules failed for an event",
-                extra={"event": "care.event_failed", "event_type": event.type},
-            )
+                self._detached.subscribe(bus, event_type, handler)
 
     async def settled(self) -> None:
         """Wait until the rules of every event seen so far have run (tests, shutdown)."""
-        while self._running:
-            await asyncio.gather(*list(self._running), return_exceptions=True)
+        await self._detached.settled()
 
     # -- events ----------------------------------------------------------
     async def on_message(self, event: Event) -> None:
