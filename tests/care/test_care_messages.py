@@ -73,9 +73,22 @@ async def care_hub(
     callback_peer: CallbackPeer,
 ) -> AsyncIterator[tuple[Hub, FrozenClock]]:
     clock = FrozenClock(saigon(5, 10))
+    yield await start_care_hub(make_settings, start_hub, callback_peer, RULES, clock), clock
+
+
+async def start_care_hub(
+    make_settings: Callable[..., Any],
+    start_hub: Callable[..., Awaitable[Hub]],
+    callback_peer: CallbackPeer,
+    rules: list[dict[str, Any]],
+    clock: FrozenClock,
+    *,
+    with_worker: bool = True,
+) -> Hub:
+    """A hub with these rules, the example templates and an API account."""
     settings = make_settings(
         templates={"folder": TEMPLATES, "default_language": "vi"},
-        care={"rules": RULES, "company_name": "Cửa hàng ABC"},
+        care={"rules": rules, "company_name": "Cửa hàng ABC"},
         accounts=[
             {
                 "id": "shop",
@@ -85,8 +98,7 @@ async def care_hub(
             }
         ],
     )
-    hub = await start_hub(settings, clock=clock)
-    yield hub, clock
+    return await start_hub(settings, clock=clock, with_worker=with_worker)
 
 
 async def customer_writes(hub: Hub, external_id: str, text: str = "Xin chào", **sender: Any) -> str:

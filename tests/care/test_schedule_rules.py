@@ -16,7 +16,7 @@ from hub.care.rules import Timing
 from hub.care.schedule import latest_occurrence
 from hub.clock import FrozenClock
 from hub.worker import cron_jobs
-from tests.care.test_care_messages import TEMPLATES, care_sent, customer_writes, saigon
+from tests.care.test_care_messages import care_sent, customer_writes, saigon, start_care_hub
 from tests.conftest import Hub
 from tests.peers.callback import CallbackPeer
 
@@ -56,19 +56,10 @@ async def schedule_hub(
     rules: list[dict[str, Any]],
     clock: FrozenClock,
 ) -> Hub:
-    settings = make_settings(
-        templates={"folder": TEMPLATES, "default_language": "vi"},
-        care={"rules": rules, "company_name": "Cửa hàng ABC"},
-        accounts=[
-            {
-                "id": "shop",
-                "channel": "api",
-                "secret_env": "HUB_TEST_API_SECRET",
-                "callback_url": callback_peer.url,
-            }
-        ],
+    """The rules are run by the test, as the worker's minute cron would."""
+    return await start_care_hub(
+        make_settings, start_hub, callback_peer, rules, clock, with_worker=False
     )
-    return await start_hub(settings, clock=clock, with_worker=False)
 
 
 IDLE_RULES: list[dict[str, Any]] = [
