@@ -67,8 +67,9 @@ class CampaignReplies:
         await self._detached.settled()
 
     async def _on_message(self, event: Event) -> None:
-        message = Message.model_validate(event.data["message"])
-        if message.direction == "inbound" and message.sender.kind == "contact":
+        data = event.data["message"]
+        if data["direction"] == "inbound" and data["sender"]["kind"] == "contact":
+            message = Message.model_validate(data)
             await self.on_reply(message, contact_id=event.data.get("contact_id"))
 
     async def on_reply(self, message: Message, *, contact_id: str | None = None) -> str | None:
