@@ -19,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import deque
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import Literal
 
 from redis.asyncio import Redis
@@ -29,7 +31,7 @@ from redis.exceptions import LockError, RedisError
 
 from hub.campaigns.limits import DailyCaps, RateLimiter
 from hub.campaigns.messages import CampaignMessages, check_sent
-from hub.campaigns.model import CONSENT_KEY, Campaign, Recipient
+from hub.campaigns.model import CONSENT_KEY, Campaign, Outcome, Recipient
 from hub.campaigns.rules import local_day, parse_time, window_opens, zone_of
 from hub.campaigns.store import CampaignStore
 from hub.campaigns.unsubscribe import UnsubscribeLinks
@@ -63,6 +65,91 @@ def is_throttle(exc: ProviderRejected) -> bool:
     return exc.provider_code in THROTTLE_CODES or "(HTTP 429)" in exc.reason
 
 
+class Claims:
+    """The batch's recipients, claimed (`pending → sending`) `size` at a time as
+    the senders need them: one statement for several sends, and never more
+    than `size` rows claimed ahead of their sends."""
+
+    def __init__(
+        self,
+        store: CampaignStore,
+        clock: Clock,
+        campaign_id: str,
+        sendable: list[tuple[Recipient, Contact]],
+        size: int,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.campaign_id = campaign_id
+        self.queue = iter(sendable)
+        self.size = max(1, size)
+        self.ready: deque[tuple[Recipient, Contact]] = deque()
+        self.lock = asyncio.Lock()
+        self.exhausted = False
+
+    async def take(self) -> tuple[Recipient, Contact] | None:
+        """The next claimed recipient, or None when the batch has no more."""
+        while not self.ready:
+            if self.exhausted:
+                return None
+            async with self.lock:
+                if self.ready or self.exhausted:
+                    continue  # another sender claimed meanwhile
+                chunk = list(islice(self.queue, self.size))
+                if not chunk:
+                    self.exhausted = True
+                    return None
+                claimed = set(
+                    await self.store.claim(
+                        self.campaign_id, [r.contact_id for r, _ in chunk], self.clock.now()
+                    )
+                )
+                self.ready.extend(item for item in chunk if item[0].contact_id in claimed)
+        return self.ready.popleft()
+
+    async def release(self) -> None:
+        """Give back what was claimed and will not be sent this turn (it stopped)."""
+        left = [r.contact_id for r, _ in self.ready]
+        self.ready.clear()
+        self.exhausted = True
+        await self.store.release(self.campaign_id, left, self.clock.now())
+
+
+class OutcomeWriter:
+    """Sends' outcomes, written in one statement per turn of the event loop
+    rather than one transaction per send. `drain` waits for all of them and
+    raises what a write raised (its rows stay `sending`, for `_recover`)."""
+
+    def __init__(self, store: CampaignStore, campaign_id: str) -> None:
+        self.store = store
+        self.campaign_id = campaign_id
+        self.waiting: list[Outcome] = []
+        self.writing: asyncio.Task[None] | None = None
+        self.error: Exception | None = None
+
+    def add(self, outcome: Outcome) -> None:
+        self.waiting.append(outcome)
+        if self.writing is None:
+            self.writing = asyncio.create_task(self._write(), name="campaign-outcomes")
+
+    async def _write(self) -> None:
+        await asyncio.sleep(0)  # let this turn's other sends add theirs
+        try:
+            while self.waiting:
+                batch, self.waiting = self.waiting, []
+                await self.store.finish_many(self.campaign_id, batch)
+        except Exception as exc:  # the store failed: drain() raises it
+            self.error = exc
+        finally:
+            self.writing = None
+
+    async def drain(self) -> None:
+        while self.writing is not None:
+            await asyncio.shield(self.writing)
+        if self.error is not None:
+            raise self.error
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -90,6 +177,7 @@ class Dispatcher:
             redis, self.prefix, window_seconds=settings.campaigns.rate_window_seconds
         )
         self.caps = DailyCaps(redis, self.prefix)
+        self._rate: dict[str, float] = {}  # account id -> its rate_per_second
 
     def lock_name(self, campaign_id: str) -> str:
         return f"{self.prefix}:lock:campaign:{campaign_id}"
@@ -266,35 +354,48 @@ class Dispatcher:
         capped = [r.contact_id for (r, _, _), ok in zip(ready, allowed, strict=True) if not ok]
         await self.store.skip(campaign.id, capped, "frequency_cap", now)
         sendable = [(r, c) for (r, c, _), ok in zip(ready, allowed, strict=True) if ok]
-        # `concurrency` sends in flight all the time, each recipient claimed just
-        # before its send (not a chunk waiting for its slowest send before the
-        # next chunk starts). Each send takes its slot of the account's rate in
-        # `_send`, right before the step that reaches the provider (the HTTP
-        # request; SMTP's final "."), not before the claim: the claim and the
-        # rest of the SMTP conversation wait on the store and the network, and
-        # slots taken before them let arrivals at the provider bunch past the rate.
-        queue = iter(sendable)
+        # `concurrency` sends in flight all the time (not a chunk waiting for its
+        # slowest send before the next chunk starts). Recipients are claimed a
+        # few at a time, one statement for `concurrency` of them, just ahead of
+        # their sends; outcomes are written together once per turn of the event
+        # loop. A crash in between leaves rows `sending`, which the next turn
+        # settles by asking the provider (`_recover`), as for a crash mid-send.
+        # Each send takes its slot of the account's rate in `_send`, right before
+        # the step that reaches the provider (the HTTP request; SMTP's final
+        # "."), not at the claim: slots taken before waits on the store and the
+        # network would let arrivals at the provider bunch past the rate.
+        claims = Claims(self.store, self.clock, campaign.id, sendable, self.options.concurrency)
+        outcomes = OutcomeWriter(self.store, campaign.id)
         done = 0
         stopped = False
 
         async def sender() -> None:
             nonlocal done, stopped
-            for recipient, contact in queue:  # shared: each recipient taken once
-                if stopped or hold.lost:
-                    return  # what is not claimed stays pending for the next turn
-                claimed = await self.store.claim(
-                    campaign.id, [recipient.contact_id], self.clock.now()
-                )
-                if claimed:
-                    await self._send(campaign, channel, messages, recipient, contact)
+            while not (stopped or hold.lost):
+                taken = await claims.take()
+                if taken is None:
+                    return
+                recipient, contact = taken
+                outcomes.add(await self._send(campaign, channel, messages, recipient, contact))
                 done += 1
                 if done % self.options.concurrency == 0 and not stopped:
                     current = await self.store.get_campaign(campaign.id)
                     if current is None or current.status != "running":
                         stopped = True  # paused or cancelled
 
-        await asyncio.gather(*(sender() for _ in range(self.options.concurrency)))
+        try:
+            await asyncio.gather(*(sender() for _ in range(self.options.concurrency)))
+        finally:
+            # What was claimed and not sent goes back to pending for the next
+            # turn; what was sent is written before the turn goes on.
+            await claims.release()
+            await outcomes.drain()
         if stopped:
+            current = await self.store.get_campaign(campaign.id)
+            if current is not None and current.status == "cancelled":
+                # Rows given back or set to retry after the cancel skipped the
+                # pending ones: skipped as well.
+                await self.store.skip_all_pending(campaign.id, "cancelled", self.clock.now())
             # Tell the figures now that the sends in flight are done (the pause
             # told them while those were still `sending`).
             await self.announce(campaign.id, force=True)
@@ -306,8 +407,8 @@ class Dispatcher:
         messages: CampaignMessages,
         recipient: Recipient,
         contact: Contact,
-    ) -> None:
-        """Send one claimed (`sending`) recipient and write the outcome."""
+    ) -> Outcome:
+        """Send one claimed (`sending`) recipient; the outcome is the caller's to write."""
         attempt = recipient.attempts + 1
         context = {
             "event": "campaign.send",
@@ -320,10 +421,7 @@ class Dispatcher:
                 recipient, contact, campaign.launched_at or self.clock.now()
             )
         except TemplateError as exc:
-            await self.store.finish(
-                campaign.id, recipient.contact_id, "failed", self.clock.now(), reason=str(exc)
-            )
-            return
+            return Outcome(recipient.contact_id, "failed", self.clock.now(), reason=str(exc))
         try:
 
             async def handing_over(external_id: str) -> None:
@@ -338,48 +436,42 @@ class Dispatcher:
             if is_throttle(exc):
                 factor = await self.limiter.slow_down(campaign.account_id)
                 log.warning("provider throttles; slowing down", extra={**context, "factor": factor})
-            await self._retry_or_fail(campaign, recipient, attempt, exc.reason, exc.retryable)
-            return
+            return self._retry_or_fail(recipient, attempt, exc.reason, exc.retryable)
         except Exception as exc:  # a bug in a channel must not lose the recipient
             log.exception("campaign send raised unexpectedly", extra=context)
-            await self._retry_or_fail(campaign, recipient, attempt, repr(exc), True)
-            return
-        await self.store.finish(
-            campaign.id,
-            recipient.contact_id,
-            "sent",
-            self.clock.now(),
-            external_id=receipt.external_id,
+            return self._retry_or_fail(recipient, attempt, repr(exc), True)
+        return Outcome(
+            recipient.contact_id, "sent", self.clock.now(), external_id=receipt.external_id
         )
 
     async def _slot(self, account_id: str) -> None:
         """Wait for one send's slot of the account's rate."""
-        rate = self.options.rules_for(account_id).rate_per_second or 0
+        rate = self._rate.get(account_id)
+        if rate is None:  # settings do not change while the process runs
+            rate = self._rate[account_id] = self.options.rules_for(account_id).rate_per_second or 0
         while True:
             grant = await self.limiter.acquire(account_id, rate, 1)
             if grant.count:
                 return
             await asyncio.sleep(min(grant.wait_seconds, 1.0))
 
-    async def _retry_or_fail(
-        self, campaign: Campaign, recipient: Recipient, attempt: int, reason: str, retryable: bool
-    ) -> None:
+    def _retry_or_fail(
+        self, recipient: Recipient, attempt: int, reason: str, retryable: bool
+    ) -> Outcome:
         now = self.clock.now()
         delivery = self.settings.delivery
         if retryable and attempt < delivery.max_attempts:
             seconds = min(
                 delivery.backoff_base_seconds * 2 ** (attempt - 1), delivery.backoff_max_seconds
             ) * random.uniform(0.8, 1.2)
-            await self.store.finish(
-                campaign.id,
+            return Outcome(
                 recipient.contact_id,
                 "pending",
                 now,
                 reason=reason,
                 not_before=now + timedelta(seconds=seconds),
             )
-        else:
-            await self.store.finish(campaign.id, recipient.contact_id, "failed", now, reason=reason)
+        return Outcome(recipient.contact_id, "failed", now, reason=reason)
 
     async def _recover(
         self, campaign: Campaign, channel: Channel, messages: CampaignMessages, hold: Hold
@@ -456,13 +548,14 @@ class Dispatcher:
             await self.store.finish(campaign.id, recipient.contact_id, "pending", now)
         else:
             # Cannot be asked: send the identical message again (same Message-ID).
-            await self._send(
+            outcome = await self._send(
                 campaign,
                 channel,
                 messages,
                 recipient.model_copy(update={"attempts": recipient.attempts - 1}),
                 contact,
             )
+            await self.store.finish_many(campaign.id, [outcome])
         return True
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from hub.campaigns.model import CONSENT_KEY, Campaign, Recipient
 from hub.campaigns.unsubscribe import UnsubscribeLinks
@@ -62,6 +62,9 @@ class CampaignMessages:
         self.subject: Template = templates.compile(
             campaign.subject, f"campaign {campaign.name!r} subject"
         )
+        self.uses_unsubscribe_url = (
+            "unsubscribe_url" in self.text.variables | self.subject.variables
+        )
 
     def check(self) -> None:
         """Raise TemplateError naming the problem if the templates cannot render."""
@@ -74,13 +77,14 @@ class CampaignMessages:
 
     def render(self, contact: Contact, now: datetime) -> tuple[str, str]:
         """(text, subject) for this contact. Raises TemplateError."""
-        context = {
+        context: dict[str, Any] = {
             "contact": contact_context(contact, default_language=self.default_language),
             "company": {"name": self.company},
             "now": now.date(),
             "campaign": {"id": self.campaign.id, "name": self.campaign.name},
-            "unsubscribe_url": self.unsubscribe_url(contact.id),
         }
+        if self.uses_unsubscribe_url:  # a signature per recipient: only when used
+            context["unsubscribe_url"] = self.unsubscribe_url(contact.id)
         rendered = self.text.render(context)
         subject = rendered.subject
         if self.campaign.subject:

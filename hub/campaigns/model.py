@@ -10,6 +10,8 @@ so a row left in `sending` is exactly "the worker died during this send".
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -122,6 +124,20 @@ class Recipient(_Record):
     def key(self) -> str:
         """The send's own id: the idempotency key, the e-mail Message-ID's local part."""
         return recipient_key(self.campaign_id, self.contact_id)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one `sending` row ends: `sent` (with the provider's id), `failed`
+    (with the reason), or `pending` again (a retry after `not_before`, or a
+    send known not to have happened)."""
+
+    contact_id: str
+    status: RecipientStatus
+    at: datetime
+    reason: str | None = None
+    external_id: str | None = None
+    not_before: datetime | None = None
 
 
 def recipient_key(campaign_id: str, contact_id: str) -> str:

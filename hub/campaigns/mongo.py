@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from hub.campaigns.model import (
@@ -26,6 +26,7 @@ from hub.campaigns.model import (
     Campaign,
     CampaignChannel,
     CampaignStatus,
+    Outcome,
     Progress,
     Recipient,
     RecipientStatus,
@@ -250,34 +251,50 @@ class MongoCampaignStore(CampaignStore):
                 claimed.append(contact_id)
         return claimed
 
-    async def finish(
-        self,
-        campaign_id: str,
-        contact_id: str,
-        status: RecipientStatus,
-        now: datetime,
-        *,
-        reason: str | None = None,
-        external_id: str | None = None,
-        not_before: datetime | None = None,
-    ) -> bool:
-        changes: Document = {
-            "status": status,
-            "reason": reason,
-            "not_before": not_before,
-            "updated_at": now,
-        }
-        if status == "pending":
-            changes["external_id"] = None
-        elif external_id is not None:
-            changes["external_id"] = external_id
-        if status == "sent":
-            changes["sent_at"] = now
-        return await self.db._update_one(
-            RECIPIENTS,
-            {"_id": _recipient_id(campaign_id, contact_id), "status": "sending"},
-            {"$set": changes},
-        )
+    async def finish_many(self, campaign_id: str, outcomes: Sequence[Outcome]) -> int:
+        if not outcomes:
+            return 0
+        updates = []
+        for outcome in outcomes:
+            changes: Document = {
+                "status": outcome.status,
+                "reason": outcome.reason,
+                "not_before": outcome.not_before,
+                "updated_at": outcome.at,
+            }
+            if outcome.status == "pending":
+                changes["external_id"] = None
+            elif outcome.external_id is not None:
+                changes["external_id"] = outcome.external_id
+            if outcome.status == "sent":
+                changes["sent_at"] = outcome.at
+            updates.append(
+                UpdateOne(
+                    {"_id": _recipient_id(campaign_id, outcome.contact_id), "status": "sending"},
+                    {"$set": changes},
+                )
+            )
+        with _reachable():
+            result = await self.db._db[RECIPIENTS].bulk_write(
+                updates, ordered=False, session=self.db._session.get()
+            )
+        return int(result.matched_count)
+
+    async def release(self, campaign_id: str, contact_ids: Sequence[str], now: datetime) -> int:
+        if not contact_ids:
+            return 0
+        with _reachable():
+            result = await self.db._db[RECIPIENTS].update_many(
+                {
+                    "_id": {"$in": [_recipient_id(campaign_id, c) for c in contact_ids]},
+                    "status": "sending",
+                },
+                {
+                    "$set": {"status": "pending", "sending_at": None, "updated_at": now},
+                    "$inc": {"attempts": -1},
+                },
+            )
+        return int(result.modified_count)
 
     async def hand_over(self, campaign_id: str, contact_id: str, external_id: str) -> None:
         await self.db._update_one(

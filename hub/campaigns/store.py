@@ -18,6 +18,7 @@ from hub.campaigns.model import (
     Campaign,
     CampaignChannel,
     CampaignStatus,
+    Outcome,
     Progress,
     Recipient,
     RecipientStatus,
@@ -92,7 +93,6 @@ class CampaignStore(ABC):
         """pending → sending for these rows (one more attempt each); returns the
         contact ids this call moved: a row another worker took is not among them."""
 
-    @abstractmethod
     async def finish(
         self,
         campaign_id: str,
@@ -106,6 +106,18 @@ class CampaignStore(ABC):
     ) -> bool:
         """sending → `status` (sent, failed, or pending again when a send is known
         not to have happened). False if the row was not sending."""
+        outcome = Outcome(contact_id, status, now, reason, external_id, not_before)
+        return await self.finish_many(campaign_id, [outcome]) == 1
+
+    @abstractmethod
+    async def finish_many(self, campaign_id: str, outcomes: Sequence[Outcome]) -> int:
+        """`finish` for several rows in one write; returns how many were sending.
+        A retry (`pending`) forgets the id of a handover that failed."""
+
+    @abstractmethod
+    async def release(self, campaign_id: str, contact_ids: Sequence[str], now: datetime) -> int:
+        """sending → pending for rows claimed but never handed to the provider (a
+        turn that stops early): the attempt the claim counted is taken back."""
 
     @abstractmethod
     async def hand_over(self, campaign_id: str, contact_id: str, external_id: str) -> None:

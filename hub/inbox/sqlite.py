@@ -732,11 +732,19 @@ class SqliteStore(Store):
 
     async def _write(self, sql: str, params: Sequence[Any]) -> int:
         """Run one write statement (inside the current transaction, or its own)."""
+        return await self._write_many(sql, params, many=False)
+
+    async def _write_many(self, sql: str, params: Sequence[Any], *, many: bool = True) -> int:
+        """Run one write statement once per parameter row (`executemany`), in one
+        transaction; returns the rows changed in all."""
         if not self._in_transaction.get():
             async with self._outer_transaction():
-                return await self._write(sql, params)
+                return await self._write_many(sql, params, many=many)
         try:
-            cursor = self._w.execute(sql, params)
+            if many:
+                cursor = self._w.executemany(sql, params)
+            else:
+                cursor = self._w.execute(sql, params)
         except sqlite3.IntegrityError as exc:
             error = _integrity_error(exc)
             if error is exc:

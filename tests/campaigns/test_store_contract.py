@@ -11,7 +11,7 @@ from uuid import uuid4
 
 import pytest
 
-from hub.campaigns.model import Audience, AudienceFilter, Campaign
+from hub.campaigns.model import Audience, AudienceFilter, Campaign, Outcome
 from hub.campaigns.mongo import MongoCampaignStore
 from hub.campaigns.sqlite import SqliteCampaignStore
 from hub.campaigns.store import CampaignStore
@@ -116,6 +116,56 @@ async def test_audience_filters_count_and_snapshot_the_same_contacts(
     assert binh is not None and binh.address == "+84900000001"  # the first phone
     sample = await campaigns.sample_contact(AudienceFilter(tags_any=["banned"]), "sms")
     assert sample is not None and sample.id == people["lan"].id
+
+
+async def test_outcomes_are_written_together_and_unsent_claims_given_back(
+    stores: tuple[Store, CampaignStore],
+) -> None:
+    inbox, campaigns = stores
+    people = [contact(f"Q{n}", phone=f"+8490000020{n}") for n in range(5)]
+    for person in people:
+        await inbox.add_contact(person)
+    campaign = await launched(campaigns, AudienceFilter())
+    await campaigns.snapshot(campaign, AudienceFilter(), NOW)
+    ids = sorted(p.id for p in people)
+    assert await campaigns.claim(campaign.id, ids, NOW) == ids
+    await campaigns.hand_over(campaign.id, ids[2], "<m2@x>")
+    later = NOW + timedelta(minutes=5)
+    written = await campaigns.finish_many(
+        campaign.id,
+        [
+            Outcome(ids[0], "sent", NOW, external_id="SM0"),
+            Outcome(ids[1], "failed", NOW, reason="21211 invalid number"),
+            Outcome(ids[2], "pending", NOW, reason="timeout", not_before=later),
+            Outcome("not-a-recipient", "sent", NOW),
+        ],
+    )
+    assert written == 3
+    # Only from `sending`: a second outcome for a row changes nothing.
+    assert await campaigns.finish_many(campaign.id, [Outcome(ids[0], "failed", NOW)]) == 0
+    sent, failed, retry = [await campaigns.get_recipient(campaign.id, i) for i in ids[:3]]
+    assert sent is not None and (sent.status, sent.external_id, sent.sent_at) == (
+        "sent",
+        "SM0",
+        NOW,
+    )
+    assert failed is not None and (failed.status, failed.reason) == (
+        "failed",
+        "21211 invalid number",
+    )
+    assert retry is not None and (retry.status, retry.not_before) == ("pending", later)
+    assert retry.external_id is None  # the failed handover's id is forgotten
+    # Claimed, never sent: back to pending, the claim's attempt taken back.
+    assert await campaigns.release(campaign.id, ids[3:] + [ids[0]], NOW) == 2
+    for contact_id in ids[3:]:
+        row = await campaigns.get_recipient(campaign.id, contact_id)
+        assert row is not None and (row.status, row.attempts, row.sending_at) == (
+            "pending",
+            0,
+            None,
+        )
+    assert await campaigns.finish_many(campaign.id, []) == 0
+    assert await campaigns.release(campaign.id, [], NOW) == 0
 
 
 async def test_recipient_state_machine_is_compare_and_set(

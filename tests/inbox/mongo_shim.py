@@ -22,11 +22,12 @@ of a real server:
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import mongomock
 from bson.codec_options import CodecOptions
-from pymongo import IndexModel
+from pymongo import IndexModel, UpdateOne
 
 Document = dict[str, Any]
 
@@ -105,6 +106,19 @@ class AsyncCollection:
 
     async def update_many(self, query: Document, update: Document, *, session: None = None) -> Any:
         return self._collection.update_many(query, update, session=session)
+
+    async def bulk_write(
+        self, requests: list[Any], *, ordered: bool = True, session: None = None
+    ) -> Any:
+        # mongomock's bulk_write does not take the UpdateOne of today's PyMongo:
+        # the updates one by one (the store sends only UpdateOne here).
+        matched = modified = 0
+        for request in requests:
+            assert isinstance(request, UpdateOne), request
+            result = self._collection.update_one(request._filter, request._doc, session=session)
+            matched += result.matched_count
+            modified += result.modified_count
+        return SimpleNamespace(matched_count=matched, modified_count=modified)
 
     async def delete_one(self, query: Document, *, session: None = None) -> Any:
         return self._collection.delete_one(query, session=session)
