@@ -43,6 +43,23 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+# arq's "job started" and "job finished" lines (`ref` is "<job id>:<function>").
+_ARQ_ROUTINE = frozenset({"%6.2fs → %s(%s)%s", "%6.2fs ← %s ● %s"})
+
+
+class QuietCronRuns(logging.Filter):
+    """Drops arq's start and finish lines for the worker's cron jobs: several
+    crons run every minute, which made thousands of lines a day that say only
+    "nothing went wrong". Their failures and retries, and every other job's
+    lines, still show."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or record.msg not in _ARQ_ROUTINE:
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (len(args) > 1 and str(args[1]).startswith("cron:"))
+
+
 def configure_logging(level: str, fmt: str) -> None:
     """`fmt` "auto" is text for a person at a terminal, JSON for everything else."""
     if fmt == "auto":
@@ -61,3 +78,6 @@ def configure_logging(level: str, fmt: str) -> None:
     # line per SMS of a campaign, with the account SID. Its errors still show.
     logging.getLogger("twilio").setLevel(logging.WARNING)
     logging.getLogger("arq").setLevel(max(logging.INFO, logging.getLevelName(level)))
+    arq_worker = logging.getLogger("arq.worker")
+    if not any(isinstance(f, QuietCronRuns) for f in arq_worker.filters):
+        arq_worker.addFilter(QuietCronRuns())

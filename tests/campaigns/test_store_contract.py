@@ -156,7 +156,7 @@ async def test_outcomes_are_written_together_and_unsent_claims_given_back(
     assert retry is not None and (retry.status, retry.not_before) == ("pending", later)
     assert retry.external_id is None  # the failed handover's id is forgotten
     # Claimed, never sent: back to pending, the claim's attempt taken back.
-    assert await campaigns.release(campaign.id, ids[3:] + [ids[0]], NOW) == 2
+    assert await campaigns.release(campaign.id, [*ids[3:], ids[0]], NOW) == 2
     for contact_id in ids[3:]:
         row = await campaigns.get_recipient(campaign.id, contact_id)
         assert row is not None and (row.status, row.attempts, row.sending_at) == (
