@@ -21,6 +21,9 @@ do not share the hub's CPU time slice.
 
 The last line is `launch_per_s=<float> dispatch_per_s=<float>`.
 Compare runs on the same machine only; anything else using the CPU skews it.
+Each rate is followed by this process's CPU time per send (the hub and the
+client library, not the peers): less swayed by a busy machine than the rates,
+and the difference between the two lines is the hub's own cost per recipient.
 """
 
 from __future__ import annotations
@@ -128,7 +131,8 @@ async def seed(runtime: Any, count: int) -> None:
                 )
 
 
-async def baseline(runtime: Any, account: str, count: int, concurrency: int) -> float:
+async def baseline(runtime: Any, account: str, count: int, concurrency: int) -> tuple[float, float]:
+    """(sends/s, this process's CPU µs per send)."""
     channel = runtime.channels[account]
     queue: asyncio.Queue[int] = asyncio.Queue()
     for n in range(count):
@@ -149,9 +153,10 @@ async def baseline(runtime: Any, account: str, count: int, concurrency: int) -> 
                 )
             )
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(sender() for _ in range(concurrency)))
-    return count / (time.perf_counter() - started)
+    cpu_us = (time.process_time() - cpu) / count * 1e6
+    return count / (time.perf_counter() - started), cpu_us
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -199,10 +204,15 @@ async def run(args: argparse.Namespace) -> None:
                 await campaigns.store.update_campaign(
                     campaign.id, status="running", launched_at=runtime.clock.now()
                 )
-                peer_per_s = await baseline(runtime, account, args.baseline, args.concurrency)
-                print(f"baseline: {peer_per_s:,.0f} sends/s (channel.send alone, {args.baseline})")
+                peer_per_s, peer_cpu_us = await baseline(
+                    runtime, account, args.baseline, args.concurrency
+                )
+                print(
+                    f"baseline: {peer_per_s:,.0f} sends/s (channel.send alone, {args.baseline});"
+                    f" {peer_cpu_us:.0f} µs CPU/send"
+                )
                 profiler = cProfile.Profile() if args.profile else None
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 if profiler:
                     profiler.enable()
                 while await campaigns.dispatcher.run(campaign.id, max_seconds=3600) == "more":
@@ -211,12 +221,14 @@ async def run(args: argparse.Namespace) -> None:
                     profiler.disable()
                     profiler.dump_stats(args.profile)
                 dispatch_seconds = time.perf_counter() - started
+                dispatch_cpu = time.process_time() - cpu
                 progress = await campaigns.store.progress(campaign.id, runtime.clock.now())
                 dispatch_per_s = progress.sent / dispatch_seconds
                 print(
                     f"dispatch: {progress.sent} sent in {dispatch_seconds:.1f} s ="
                     f" {dispatch_per_s:,.0f}/s ({dispatch_per_s / peer_per_s:.0%} of baseline;"
-                    f" failed {progress.failed}, pending {progress.pending})"
+                    f" failed {progress.failed}, pending {progress.pending});"
+                    f" {dispatch_cpu / max(progress.sent, 1) * 1e6:.0f} µs CPU/send"
                 )
         finally:
             assert peers.stdin is not None

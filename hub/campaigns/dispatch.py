@@ -20,10 +20,9 @@ import asyncio
 import logging
 import random
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime, timedelta
-from itertools import islice
-from typing import Literal
+from typing import Any, Literal
 
 from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
@@ -65,53 +64,103 @@ def is_throttle(exc: ProviderRejected) -> bool:
     return exc.provider_code in THROTTLE_CODES or "(HTTP 429)" in exc.reason
 
 
+Sendable = tuple[Recipient, Contact]
+
+
 class Claims:
-    """The batch's recipients, claimed (`pending → sending`) `size` at a time as
+    """One pass's recipients, claimed (`pending → sending`) `size` at a time as
     the senders need them: one statement for several sends, and never more
-    than `size` rows claimed ahead of their sends."""
+    than `size` rows claimed ahead of their sends.
+
+    The checked recipients come a batch at a time from `next_batch` (None: the
+    pass is over). The next batch is asked for while `low` of the current one
+    are still to be claimed, so its reads and checks overlap the current one's
+    last sends instead of leaving the provider idle between batches."""
 
     def __init__(
         self,
         store: CampaignStore,
         clock: Clock,
         campaign_id: str,
-        sendable: list[tuple[Recipient, Contact]],
+        next_batch: Callable[[], Coroutine[Any, Any, list[Sendable] | None]],
+        *,
         size: int,
+        low: int,
     ) -> None:
         self.store = store
         self.clock = clock
         self.campaign_id = campaign_id
-        self.queue = iter(sendable)
+        self.next_batch = next_batch
         self.size = max(1, size)
-        self.ready: deque[tuple[Recipient, Contact]] = deque()
+        self.low = low
+        self.queue: deque[Sendable] = deque()
+        self.ready: deque[Sendable] = deque()
         self.lock = asyncio.Lock()
+        self.reading: asyncio.Task[list[Sendable] | None] | None = None
+        self.more = True  # next_batch has not said None yet
         self.exhausted = False
 
-    async def take(self) -> tuple[Recipient, Contact] | None:
-        """The next claimed recipient, or None when the batch has no more."""
+    def _read_ahead(self) -> None:
+        if self.more and self.reading is None and len(self.queue) <= self.low:
+            self.reading = asyncio.create_task(self.next_batch(), name="campaign-next-batch")
+
+    async def _read(self) -> None:
+        """Wait for the batch being read and queue it."""
+        assert self.reading is not None
+        try:
+            batch = await asyncio.shield(self.reading)
+        finally:
+            if self.reading.done():
+                self.reading = None
+        if batch is None:
+            self.more = False
+        else:
+            self.queue.extend(batch)
+
+    async def take(self) -> Sendable | None:
+        """The next claimed recipient, or None when the pass has no more."""
         while not self.ready:
             if self.exhausted:
                 return None
             async with self.lock:
                 if self.ready or self.exhausted:
                     continue  # another sender claimed meanwhile
-                chunk = list(islice(self.queue, self.size))
-                if not chunk:
-                    self.exhausted = True
-                    return None
+                self._read_ahead()
+                if not self.queue:
+                    if self.reading is None:
+                        self.exhausted = True
+                        return None
+                    await self._read()
+                    continue
+                chunk = [self.queue.popleft() for _ in range(min(self.size, len(self.queue)))]
+                self._read_ahead()
                 claimed = set(
                     await self.store.claim(
                         self.campaign_id, [r.contact_id for r, _ in chunk], self.clock.now()
                     )
                 )
                 self.ready.extend(item for item in chunk if item[0].contact_id in claimed)
+                if self.reading is not None and self.reading.done():
+                    await self._read()
         return self.ready.popleft()
 
     async def release(self) -> None:
-        """Give back what was claimed and will not be sent this turn (it stopped)."""
+        """Give back what was claimed and will not be sent this turn (it stopped);
+        a batch still being read is let finish (its skips and holds are written)
+        and left pending."""
+        self.exhausted = True
+        if self.reading is not None:
+            reading, self.reading = self.reading, None
+            await asyncio.wait({reading})
+            if not reading.cancelled() and reading.exception() is not None:
+                log.warning(
+                    "reading the next batch failed as the turn stopped",
+                    exc_info=reading.exception(),
+                    extra={"event": "campaign.read_failed", "campaign_id": self.campaign_id},
+                )
         left = [r.contact_id for r, _ in self.ready]
         self.ready.clear()
-        self.exhausted = True
+        self.queue.clear()
         await self.store.release(self.campaign_id, left, self.clock.now())
 
 
@@ -250,12 +299,8 @@ class Dispatcher:
             current = await self.store.get_campaign(campaign_id)
             if current is None or current.status != "running":
                 return "idle" if current is None else _stopped(current.status)
-            due = await self.store.due_recipients(
-                campaign_id, self.clock.now(), self.options.batch_size
-            )
-            if not due:
+            if not await self._pass(campaign, channel, messages, hold, deadline):
                 return await self._settle(campaign)
-            await self._batch(campaign, channel, messages, due, hold)
             await self.announce(campaign.id)
         return "more"
 
@@ -302,14 +347,97 @@ class Dispatcher:
             )
         return "completed"
 
-    async def _batch(
+    async def _pass(
         self,
         campaign: Campaign,
         channel: Channel,
         messages: CampaignMessages,
-        due: list[Recipient],
         hold: Hold,
-    ) -> None:
+        deadline: float,
+    ) -> int:
+        """One pass over the campaign's due recipients in contact order, a batch
+        at a time, until none is left after the last one read, the deadline
+        passes, or the campaign stops. Returns how many were due (0: nothing
+        is due now). Rows that fall due behind the pass (a retry, a window
+        that opened) wait for the next one."""
+        loop = asyncio.get_running_loop()
+        seen = 0
+        after: str | None = None
+        stopped = False
+
+        async def next_batch() -> list[Sendable] | None:
+            nonlocal seen, after
+            if stopped or hold.lost or (seen and loop.time() >= deadline):
+                return None
+            due = await self.store.due_recipients(
+                campaign.id, self.clock.now(), self.options.batch_size, after=after
+            )
+            if not due:
+                return None
+            seen += len(due)
+            after = due[-1].contact_id
+            await self.announce(campaign.id)  # at most once a second
+            return await self._check(campaign, due)
+
+        # `concurrency` sends in flight all the time (not a chunk waiting for its
+        # slowest send before the next chunk starts, nor a batch waiting for the
+        # next one to be read). Recipients are claimed a few at a time, one
+        # statement for `concurrency` of them, just ahead of their sends;
+        # outcomes are written together once per turn of the event loop. A crash
+        # in between leaves rows `sending`, which the next turn settles by asking
+        # the provider (`_recover`), as for a crash mid-send.
+        # Each send takes its slot of the account's rate in `_send`, right before
+        # the step that reaches the provider (the HTTP request; SMTP's final
+        # "."), not at the claim: slots taken before waits on the store and the
+        # network would let arrivals at the provider bunch past the rate.
+        concurrency = self.options.concurrency
+        claims = Claims(
+            self.store,
+            self.clock,
+            campaign.id,
+            next_batch,
+            size=concurrency,
+            low=max(2 * concurrency, self.options.batch_size // 4),
+        )
+        outcomes = OutcomeWriter(self.store, campaign.id)
+        done = 0
+
+        async def sender() -> None:
+            nonlocal done, stopped
+            while not (stopped or hold.lost):
+                taken = await claims.take()
+                if taken is None:
+                    return
+                recipient, contact = taken
+                outcomes.add(await self._send(campaign, channel, messages, recipient, contact))
+                done += 1
+                if done % concurrency == 0 and not stopped:
+                    current = await self.store.get_campaign(campaign.id)
+                    if current is None or current.status != "running":
+                        stopped = True  # paused or cancelled
+
+        try:
+            await asyncio.gather(*(sender() for _ in range(concurrency)))
+        finally:
+            # What was claimed and not sent goes back to pending for the next
+            # turn; what was sent is written before the turn goes on.
+            await claims.release()
+            await outcomes.drain()
+        if stopped:
+            current = await self.store.get_campaign(campaign.id)
+            if current is not None and current.status == "cancelled":
+                # Rows given back or set to retry after the cancel skipped the
+                # pending ones: skipped as well.
+                await self.store.skip_all_pending(campaign.id, "cancelled", self.clock.now())
+            # Tell the figures now that the sends in flight are done (the pause
+            # told them while those were still `sending`).
+            await self.announce(campaign.id, force=True)
+        return seen
+
+    async def _check(self, campaign: Campaign, due: list[Recipient]) -> list[Sendable]:
+        """The due recipients that may be sent now, their contacts read fresh:
+        the opted out, bouncing and deleted are skipped, those outside their
+        window held until it opens, those over the daily cap skipped."""
         now = self.clock.now()
         rules = self.options.rules_for(campaign.account_id)
         contacts = await self.store.contacts([r.contact_id for r in due])
@@ -353,52 +481,7 @@ class Dispatcher:
         )
         capped = [r.contact_id for (r, _, _), ok in zip(ready, allowed, strict=True) if not ok]
         await self.store.skip(campaign.id, capped, "frequency_cap", now)
-        sendable = [(r, c) for (r, c, _), ok in zip(ready, allowed, strict=True) if ok]
-        # `concurrency` sends in flight all the time (not a chunk waiting for its
-        # slowest send before the next chunk starts). Recipients are claimed a
-        # few at a time, one statement for `concurrency` of them, just ahead of
-        # their sends; outcomes are written together once per turn of the event
-        # loop. A crash in between leaves rows `sending`, which the next turn
-        # settles by asking the provider (`_recover`), as for a crash mid-send.
-        # Each send takes its slot of the account's rate in `_send`, right before
-        # the step that reaches the provider (the HTTP request; SMTP's final
-        # "."), not at the claim: slots taken before waits on the store and the
-        # network would let arrivals at the provider bunch past the rate.
-        claims = Claims(self.store, self.clock, campaign.id, sendable, self.options.concurrency)
-        outcomes = OutcomeWriter(self.store, campaign.id)
-        done = 0
-        stopped = False
-
-        async def sender() -> None:
-            nonlocal done, stopped
-            while not (stopped or hold.lost):
-                taken = await claims.take()
-                if taken is None:
-                    return
-                recipient, contact = taken
-                outcomes.add(await self._send(campaign, channel, messages, recipient, contact))
-                done += 1
-                if done % self.options.concurrency == 0 and not stopped:
-                    current = await self.store.get_campaign(campaign.id)
-                    if current is None or current.status != "running":
-                        stopped = True  # paused or cancelled
-
-        try:
-            await asyncio.gather(*(sender() for _ in range(self.options.concurrency)))
-        finally:
-            # What was claimed and not sent goes back to pending for the next
-            # turn; what was sent is written before the turn goes on.
-            await claims.release()
-            await outcomes.drain()
-        if stopped:
-            current = await self.store.get_campaign(campaign.id)
-            if current is not None and current.status == "cancelled":
-                # Rows given back or set to retry after the cancel skipped the
-                # pending ones: skipped as well.
-                await self.store.skip_all_pending(campaign.id, "cancelled", self.clock.now())
-            # Tell the figures now that the sends in flight are done (the pause
-            # told them while those were still `sending`).
-            await self.announce(campaign.id, force=True)
+        return [(r, c) for (r, c, _), ok in zip(ready, allowed, strict=True) if ok]
 
     async def _send(
         self,

@@ -215,14 +215,19 @@ class MongoCampaignStore(CampaignStore):
             if any(e.get("code") != DUPLICATE_KEY for e in errors):
                 raise
 
-    async def due_recipients(self, campaign_id: str, now: datetime, limit: int) -> list[Recipient]:
+    async def due_recipients(
+        self, campaign_id: str, now: datetime, limit: int, *, after: str | None = None
+    ) -> list[Recipient]:
+        query: dict[str, Any] = {
+            "campaign_id": campaign_id,
+            "status": "pending",
+            "$or": [{"not_before": None}, {"not_before": {"$lte": now}}],
+        }
+        if after is not None:
+            query["contact_id"] = {"$gt": after}
         documents = await self.db._find(
             RECIPIENTS,
-            {
-                "campaign_id": campaign_id,
-                "status": "pending",
-                "$or": [{"not_before": None}, {"not_before": {"$lte": now}}],
-            },
+            query,
             sort=[("contact_id", ASCENDING)],
             limit=limit,
         )

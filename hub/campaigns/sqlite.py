@@ -232,11 +232,14 @@ class SqliteCampaignStore(CampaignStore):
             )
         return int(row["n"]) if row else 0
 
-    async def due_recipients(self, campaign_id: str, now: datetime, limit: int) -> list[Recipient]:
+    async def due_recipients(
+        self, campaign_id: str, now: datetime, limit: int, *, after: str | None = None
+    ) -> list[Recipient]:
         rows = await self.db._fetch_all(
             "SELECT * FROM campaign_recipients WHERE campaign_id = ? AND status = 'pending'"
-            " AND (not_before IS NULL OR not_before <= ?) ORDER BY contact_id LIMIT ?",
-            (campaign_id, to_ms(now), limit),
+            " AND contact_id > ? AND (not_before IS NULL OR not_before <= ?)"
+            " ORDER BY contact_id LIMIT ?",
+            (campaign_id, after or "", to_ms(now), limit),
         )
         return [RECIPIENTS.decode(r) for r in rows]
 

@@ -81,8 +81,13 @@ class CampaignStore(ABC):
         twice (existing rows are kept). Returns the campaign's row count."""
 
     @abstractmethod
-    async def due_recipients(self, campaign_id: str, now: datetime, limit: int) -> list[Recipient]:
-        """Pending rows whose window is open (`not_before` unset or passed)."""
+    async def due_recipients(
+        self, campaign_id: str, now: datetime, limit: int, *, after: str | None = None
+    ) -> list[Recipient]:
+        """Pending rows whose window is open (`not_before` unset or passed), by
+        contact id; with `after`, only those whose contact id sorts after it (the
+        next page of one pass over the campaign, while the page before it is
+        still pending in the sender's hands)."""
 
     @abstractmethod
     async def next_waiting(self, campaign_id: str) -> datetime | None:

@@ -181,6 +181,12 @@ async def test_recipient_state_machine_is_compare_and_set(
     ids = sorted(p.id for p in people)
     due = await campaigns.due_recipients(campaign.id, NOW, 10)
     assert [r.contact_id for r in due] == ids and all(r.status == "pending" for r in due)
+    # One pass a page at a time: the next page starts after the last contact read.
+    page = await campaigns.due_recipients(campaign.id, NOW, 3)
+    assert [r.contact_id for r in page] == ids[:3]
+    rest = await campaigns.due_recipients(campaign.id, NOW, 3, after=page[-1].contact_id)
+    assert [r.contact_id for r in rest] == ids[3:]
+    assert await campaigns.due_recipients(campaign.id, NOW, 3, after=ids[-1]) == []
 
     assert await campaigns.claim(campaign.id, ids[:2], NOW) == ids[:2]
     assert await campaigns.claim(campaign.id, ids[:3], NOW) == ids[2:3]  # taken ones stay taken
