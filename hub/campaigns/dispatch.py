@@ -49,6 +49,9 @@ Turn = Literal["busy", "idle", "more", "waiting", "completed", "paused", "cancel
 
 THROTTLE_CODES = frozenset({"20429", "429", "421"})
 FAR_FUTURE = timedelta(days=3650)
+# How often a sending pass reads the campaign's status (a pause or cancel stops
+# it within this much, plus the sends then in flight).
+STATUS_EVERY = 0.1
 
 
 class Hold:
@@ -165,26 +168,48 @@ class Claims:
 
 
 class OutcomeWriter:
-    """Sends' outcomes, written in one statement per turn of the event loop
-    rather than one transaction per send. `drain` waits for all of them and
-    raises what a write raised (its rows stay `sending`, for `_recover`)."""
+    """Sends' outcomes, written `size` at a time in one statement rather than one
+    transaction per send; fewer are written once the first of them has waited
+    `delay` seconds, so the rows of a slow campaign do not stay `sending` long.
+    `drain` writes what is left, waits for all of it and raises what a write
+    raised (its rows stay `sending`, for `_recover`)."""
 
-    def __init__(self, store: CampaignStore, campaign_id: str) -> None:
+    def __init__(
+        self, store: CampaignStore, campaign_id: str, *, size: int, delay: float = 0.05
+    ) -> None:
         self.store = store
         self.campaign_id = campaign_id
+        self.size = max(1, size)
+        self.delay = delay
         self.waiting: list[Outcome] = []
         self.writing: asyncio.Task[None] | None = None
+        self.due: asyncio.Future[None] | None = None  # set: write what is waiting now
+        self.draining = False
         self.error: Exception | None = None
 
     def add(self, outcome: Outcome) -> None:
         self.waiting.append(outcome)
         if self.writing is None:
             self.writing = asyncio.create_task(self._write(), name="campaign-outcomes")
+        elif len(self.waiting) >= self.size:
+            self._write_now()
+
+    def _write_now(self) -> None:
+        if self.due is not None and not self.due.done():
+            self.due.set_result(None)
 
     async def _write(self) -> None:
-        await asyncio.sleep(0)  # let this turn's other sends add theirs
+        loop = asyncio.get_running_loop()
         try:
             while self.waiting:
+                if len(self.waiting) < self.size and not self.draining:
+                    self.due = loop.create_future()
+                    timer = loop.call_later(self.delay, self._write_now)
+                    try:
+                        await self.due
+                    finally:
+                        timer.cancel()
+                        self.due = None
                 batch, self.waiting = self.waiting, []
                 await self.store.finish_many(self.campaign_id, batch)
         except Exception as exc:  # the store failed: drain() raises it
@@ -193,6 +218,8 @@ class OutcomeWriter:
             self.writing = None
 
     async def drain(self) -> None:
+        self.draining = True
+        self._write_now()
         while self.writing is not None:
             await asyncio.shield(self.writing)
         if self.error is not None:
@@ -399,19 +426,19 @@ class Dispatcher:
             size=concurrency,
             low=max(2 * concurrency, self.options.batch_size // 4),
         )
-        outcomes = OutcomeWriter(self.store, campaign.id)
-        done = 0
+        outcomes = OutcomeWriter(self.store, campaign.id, size=concurrency)
+        next_check = loop.time() + STATUS_EVERY
 
         async def sender() -> None:
-            nonlocal done, stopped
+            nonlocal next_check, stopped
             while not (stopped or hold.lost):
                 taken = await claims.take()
                 if taken is None:
                     return
                 recipient, contact = taken
                 outcomes.add(await self._send(campaign, channel, messages, recipient, contact))
-                done += 1
-                if done % concurrency == 0 and not stopped:
+                if loop.time() >= next_check and not stopped:
+                    next_check = loop.time() + STATUS_EVERY
                     current = await self.store.get_campaign(campaign.id)
                     if current is None or current.status != "running":
                         stopped = True  # paused or cancelled
