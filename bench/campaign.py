@@ -22,8 +22,10 @@ do not share the hub's CPU time slice.
 The last line is `launch_per_s=<float> dispatch_per_s=<float>`.
 Compare runs on the same machine only; anything else using the CPU skews it.
 Each rate is followed by this process's CPU time per send (the hub and the
-client library, not the peers): less swayed by a busy machine than the rates,
-and the difference between the two lines is the hub's own cost per recipient.
+client library, not the peers): less swayed by a busy machine than the rates;
+the difference between the two is the hub's own cost per recipient, and their
+ratio what dispatch reaches of the baseline when both are CPU-bound (as they
+are on an idle machine with the peers on another core).
 """
 
 from __future__ import annotations
@@ -223,12 +225,14 @@ async def run(args: argparse.Namespace) -> None:
                 dispatch_seconds = time.perf_counter() - started
                 dispatch_cpu = time.process_time() - cpu
                 progress = await campaigns.store.progress(campaign.id, runtime.clock.now())
+                dispatch_cpu_us = dispatch_cpu / max(progress.sent, 1) * 1e6
                 dispatch_per_s = progress.sent / dispatch_seconds
                 print(
                     f"dispatch: {progress.sent} sent in {dispatch_seconds:.1f} s ="
                     f" {dispatch_per_s:,.0f}/s ({dispatch_per_s / peer_per_s:.0%} of baseline;"
                     f" failed {progress.failed}, pending {progress.pending});"
-                    f" {dispatch_cpu / max(progress.sent, 1) * 1e6:.0f} µs CPU/send"
+                    f" {dispatch_cpu_us:.0f} µs CPU/send ({peer_cpu_us / dispatch_cpu_us:.0%} of"
+                    " baseline's rate when both are CPU-bound)"
                 )
         finally:
             assert peers.stdin is not None

@@ -52,6 +52,8 @@ FAR_FUTURE = timedelta(days=3650)
 # How often a sending pass reads the campaign's status (a pause or cancel stops
 # it within this much, plus the sends then in flight).
 STATUS_EVERY = 0.1
+# Progress is counted at most once a second, and for at most 1/this of the time.
+ANNOUNCE_SHARE = 20
 
 
 class Hold:
@@ -239,7 +241,8 @@ class Dispatcher:
         bus: EventBus | None = None,
     ) -> None:
         self.bus = bus
-        self._announced: dict[str, float] = {}  # campaign id -> when progress was last sent
+        # campaign id -> when its progress may next be counted and sent
+        self._next_announcement: dict[str, float] = {}
         self.store = store
         self.channels = channels
         self.clock = clock
@@ -333,14 +336,22 @@ class Dispatcher:
 
     async def announce(self, campaign_id: str, *, force: bool = False) -> None:
         """Publish `campaign.progress` (the figures) on the event bus, at most
-        once a second per campaign: what a live page shows without polling."""
+        once a second per campaign: what a live page shows without polling.
+
+        The figures are a count over every row of the campaign (about 90 ms of
+        CPU for a hundred thousand, on a thread but on the same two cores as
+        the sends), so a large campaign is counted less often: never more than
+        1/ANNOUNCE_SHARE of the time."""
         if self.bus is None:
             return
-        now = asyncio.get_running_loop().time()
-        if not force and now - self._announced.get(campaign_id, 0.0) < 1.0:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        if not force and started < self._next_announcement.get(campaign_id, 0.0):
             return
-        self._announced[campaign_id] = now
+        self._next_announcement[campaign_id] = started + 1.0  # meanwhile: no second count
         progress = await self.store.progress(campaign_id, self.clock.now())
+        took = loop.time() - started
+        self._next_announcement[campaign_id] = started + max(1.0, took * ANNOUNCE_SHARE)
         campaign = await self.store.get_campaign(campaign_id)
         data = {
             "campaign_id": campaign_id,

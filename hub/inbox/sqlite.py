@@ -316,6 +316,13 @@ class _Table:
         self.flat = flat
         # Columns a flat model needs turned into their type (a date, nested records).
         self.convert = dict(convert or {})
+        # Each column that is not kept as stored, with how it is read (one look-up
+        # per value instead of four).
+        self.readers = {
+            column: read
+            for column in {*self.json, *self.times, *self.flags, *self.convert}
+            if (read := self._reader(column)) is not None
+        }
         self.columns = [f for f in model.model_fields if f not in skip]
         # Rows holding every field are built directly (`construct_complete`).
         plain = not model.__private_attributes__ and model.__pydantic_post_init__ is None
@@ -345,19 +352,29 @@ class _Table:
     def row_values(self, record: BaseModel) -> list[Any]:
         return [self.encode(c, getattr(record, c)) for c in self.columns]
 
+    def _reader(self, column: str) -> Callable[[Any], Any] | None:
+        """How a column's stored value (not null) becomes the model's; None: as is."""
+        read: Callable[[Any], Any] | None = None
+        if column in self.json:
+            read = from_json
+        elif column in self.times:
+            read = from_ms
+        elif column in self.flags:
+            read = bool
+        convert = self.convert.get(column)
+        if convert is None or read is None:
+            return convert or read
+        stored = read
+        return lambda value: convert(stored(value))
+
     def decode(self, row: sqlite3.Row, **extra: Any) -> Any:
+        readers = self.readers
         fields: dict[str, Any] = {}
-        for column in row.keys():
-            value = row[column]
+        for column, value in zip(row.keys(), row, strict=True):
             if value is not None:
-                if column in self.json:
-                    value = from_json(value)
-                elif column in self.times:
-                    value = from_ms(value)
-                elif column in self.flags:
-                    value = bool(value)
-                if column in self.convert:
-                    value = self.convert[column](value)
+                read = readers.get(column)
+                if read is not None:
+                    value = read(value)
             fields[column] = value
         fields.update(extra)
         if self.flat:
