@@ -91,8 +91,10 @@ class Claims:
         *,
         size: int,
         low: int,
+        before_claim: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
+        self.before_claim = before_claim
         self.clock = clock
         self.campaign_id = campaign_id
         self.next_batch = next_batch
@@ -139,6 +141,7 @@ class Claims:
                     continue
                 chunk = [self.queue.popleft() for _ in range(min(self.size, len(self.queue)))]
                 self._read_ahead()
+                self.before_claim()
                 claimed = set(
                     await self.store.claim(
                         self.campaign_id, [r.contact_id for r, _ in chunk], self.clock.now()
@@ -195,6 +198,11 @@ class OutcomeWriter:
             self.writing = asyncio.create_task(self._write(), name="campaign-outcomes")
         elif len(self.waiting) >= self.size:
             self._write_now()
+
+    def write_soon(self) -> None:
+        """Write what is waiting on the next turn of the loop (a claim about to be
+        made then shares its commit)."""
+        self._write_now()
 
     def _write_now(self) -> None:
         if self.due is not None and not self.due.done():
@@ -429,6 +437,7 @@ class Dispatcher:
         # "."), not at the claim: slots taken before waits on the store and the
         # network would let arrivals at the provider bunch past the rate.
         concurrency = self.options.concurrency
+        outcomes = OutcomeWriter(self.store, campaign.id, size=concurrency)
         claims = Claims(
             self.store,
             self.clock,
@@ -436,8 +445,10 @@ class Dispatcher:
             next_batch,
             size=concurrency,
             low=max(2 * concurrency, self.options.batch_size // 4),
+            # The sends done so far are written in the claim's transaction (one
+            # commit where there were two: the rows sit on the same pages).
+            before_claim=outcomes.write_soon,
         )
-        outcomes = OutcomeWriter(self.store, campaign.id, size=concurrency)
         next_check = loop.time() + STATUS_EVERY
 
         async def sender() -> None:
