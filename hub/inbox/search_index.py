@@ -140,7 +140,9 @@ class SearchIndexer:
             end = min(top, mark + CHUNK)
             await asyncio.to_thread(
                 store._w.execute,
-                f"INSERT INTO {source.index} (rowid, words)"
+                # OR REPLACE: a rowid used again (were rows ever deleted) takes
+                # its new text rather than stopping the indexer on a conflict.
+                f"INSERT OR REPLACE INTO {source.index} (rowid, words)"
                 f" SELECT rowid, {source.words} FROM {source.table} WHERE rowid > ? AND rowid <= ?",
                 (mark, end),
             )
