@@ -69,8 +69,20 @@ class Detached:
         self.failed = failed
         self._running: set[asyncio.Task[None]] = set()
 
-    def subscribe(self, bus: EventBus, event_type: str, handler: Handler) -> None:
+    def subscribe(
+        self,
+        bus: EventBus,
+        event_type: str,
+        handler: Handler,
+        *,
+        wanted: Callable[[Event], bool] | None = None,
+    ) -> None:
+        """`wanted`: a cheap look at the event, on the publisher's step, that
+        says when the handler surely has nothing to do (no task is started)."""
+
         async def start(event: Event) -> None:
+            if wanted is not None and not wanted(event):
+                return
             task = asyncio.create_task(
                 self._guarded(handler, event), name=f"{self.name}:{event.type}"
             )

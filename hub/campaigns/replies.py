@@ -60,7 +60,24 @@ class CampaignReplies:
     def attach(self, bus: EventBus) -> None:
         """Look at each inbound message in the process that stored it, in a task
         of its own: the webhook that brought it is answered without waiting."""
-        self._detached.subscribe(bus, "message.created", self._on_message)
+        self._detached.subscribe(bus, "message.created", self._on_message, wanted=self._may_reply)
+
+    def _may_reply(self, event: Event) -> bool:
+        """Whether a new message may be a campaign reply, from what is at hand:
+        not when it is no customer's, or when it names no earlier message and no
+        campaign has sent lately (the answer `_campaigns_recently` keeps)."""
+        data = event.data["message"]
+        if data["direction"] != "inbound" or data["sender"]["kind"] != "contact":
+            return False
+        thread = data.get("thread") or {}
+        if thread.get("in_reply_to") or thread.get("references"):
+            return True
+        recently = self._recently
+        fresh = (
+            recently is not None
+            and asyncio.get_running_loop().time() - recently[0] <= self.RECHECK_SECONDS
+        )
+        return not fresh or bool(recently and recently[1])
 
     async def settled(self) -> None:
         """Wait until every message seen so far has been looked at (tests, shutdown)."""

@@ -54,6 +54,10 @@ from hub.inbox.model import (
     to_ms,
 )
 from hub.inbox.search import fold
+from hub.inbox.search_index import CONVERSATION_HAS_TEXT, SearchIndexer, glob_anywhere, reindex_sql
+from hub.inbox.search_index import CONVERSATIONS as CONVERSATION_WORDS
+from hub.inbox.search_index import MESSAGES as MESSAGE_WORDS
+from hub.inbox.search_index import MIGRATION as SEARCH_INDEX_MIGRATION
 from hub.inbox.store import (
     ConversationCursor,
     ConversationFilter,
@@ -271,6 +275,9 @@ MIGRATIONS: list[str | list[str]] = [
         """CREATE INDEX conversations_waiting ON conversations (created_at, id)
         WHERE assignee_id IS NULL AND status != 'resolved'""",
     ],
+    # Agents' text searches read an index (hub.inbox.search_index), filled behind
+    # the writers from the first row on.
+    SEARCH_INDEX_MIGRATION,
 ]
 
 
@@ -518,6 +525,8 @@ class SqliteStore(Store):
         self._group: asyncio.Future[None] | None = None  # the open group commit
         self._group_units = 0  # units in it that succeeded
         self._checkpointer: asyncio.Task[None] | None = None
+        self.indexer = SearchIndexer(self)
+        self._indexing: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------
     async def open(self) -> None:
@@ -533,6 +542,7 @@ class SqliteStore(Store):
             self._close_connections()
             raise StoreUnavailable(f"cannot open SQLite store at {self.path}: {exc}") from exc
         self._checkpointer = asyncio.create_task(self._checkpoint_forever(), name="sqlite-wal")
+        self._indexing = asyncio.create_task(self.indexer.run_forever(), name="sqlite-search")
 
     def _connect(self, *, busy_timeout_ms: int) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -607,13 +617,14 @@ class SqliteStore(Store):
             checkpointer.close()
 
     async def close(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.cancel()
-            try:
-                await self._checkpointer
-            except asyncio.CancelledError:
-                pass
-            self._checkpointer = None
+        for task in (self._checkpointer, self._indexing):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        self._checkpointer = self._indexing = None
         self._commit_group()
         if self._writer is not None:
             try:
@@ -993,14 +1004,10 @@ class SqliteStore(Store):
             where.append("last_activity_at <= ?")
             params.append(to_ms(view.inactive_since))
         if view.text:
-            pattern = "%" + _like_escape(fold(view.text)) + "%"
-            where.append(
-                "(hub_fold(subject) LIKE ? ESCAPE '\\'"
-                " OR hub_fold(contact_address) LIKE ? ESCAPE '\\'"
-                " OR id IN (SELECT conversation_id FROM messages"
-                " WHERE hub_fold(text) LIKE ? ESCAPE '\\'))"
-            )
-            params.extend([pattern] * 3)
+            folded = fold(view.text)
+            glob, like = glob_anywhere(folded), "%" + _like_escape(folded) + "%"
+            where.append(CONVERSATION_HAS_TEXT)
+            params.extend([glob, like, glob, like])
         if cursor:
             after = ConversationCursor.decode(cursor)
             where.append("(last_activity_at < ? OR (last_activity_at = ? AND id < ?))")
@@ -1025,12 +1032,13 @@ class SqliteStore(Store):
     async def update_conversation(
         self, conversation_id: str, *, expect: Expectation | None = None, **changes: Any
     ) -> bool:
-        return await self._update(
-            CONVERSATIONS,
-            conversation_id,
-            expect,
-            changes,
-        )
+        if "subject" not in changes and "contact_address" not in changes:
+            return await self._update(CONVERSATIONS, conversation_id, expect, changes)
+        async with self.transaction():
+            changed = await self._update(CONVERSATIONS, conversation_id, expect, changes)
+            if changed:
+                await self._write(reindex_sql(CONVERSATION_WORDS), (conversation_id,))
+            return changed
 
     async def record_inbound_activity(self, conversation_id: str, at: datetime) -> None:
         await self._write(
@@ -1093,12 +1101,11 @@ class SqliteStore(Store):
         self, message_id: str, *, expect: Expectation | None = None, **changes: Any
     ) -> bool:
         try:
-            return await self._update(
-                MESSAGES,
-                message_id,
-                expect,
-                changes,
-            )
+            async with self.transaction():
+                changed = await self._update(MESSAGES, message_id, expect, changes)
+                if changed and "text" in changes:
+                    await self._write(reindex_sql(MESSAGE_WORDS), (message_id,))
+                return changed
         except Conflict as exc:
             raise DuplicateMessage(f"another message already has that key ({exc.message})") from exc
 

@@ -1,0 +1,163 @@
+"""The embedded store's search index: agents' text searches read it instead of
+folding every message and conversation ever stored.
+
+Searching by scanning called `fold()` (Python) once per message and twice per
+conversation: over a second per search for a hundred thousand messages, with
+the process's GIL taken by the search for all that time (its webhooks ran
+only in the interpreter's switch intervals). The index is two FTS5 tables with the trigram
+tokenizer over folded text (`fold`: lower case, no diacritics), one for
+messages' text and one for conversations' subject and address: they answer
+the same question — "this text appears anywhere", case and marks aside —
+from the index, in milliseconds, with no Python per row.
+
+Rows are indexed behind the writers, not in the ingest path: `SearchIndexer`
+adds new rows (by rowid, past a mark kept per table in the database) every
+few seconds, in small transactions that hold the write lock a few
+milliseconds each. A search reads the index up to the mark and scans only the
+rows past it, so it always sees everything, the newest included. A row whose
+indexed text changes (a call's summary, a conversation's subject) is
+re-indexed in the transaction that changes it.
+
+Only the first `INDEXED_CHARS` characters of a message are indexed (a
+mailing-list digest should not cost megabytes of index); detail=none keeps
+the index about the size of the text itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from hub.errors import StoreUnavailable
+
+if TYPE_CHECKING:
+    from hub.inbox.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+
+INDEXED_CHARS = 20_000
+INDEX_EVERY_SECONDS = 2.0
+# Rows indexed per transaction: ~20 µs each, so the write lock is held a few
+# milliseconds at a time and webhooks queued behind it barely notice.
+CHUNK = 250
+
+
+@dataclass(frozen=True)
+class Source:
+    """One indexed table: its index table, and what of a row is indexed (SQL
+    over the row, folded with `hub_fold`)."""
+
+    table: str
+    index: str
+    words: str
+
+    @property
+    def mark(self) -> str:
+        return f"(SELECT last_rowid FROM search_marks WHERE name = '{self.table}')"
+
+
+MESSAGES = Source("messages", "message_words", f"hub_fold(substr(text, 1, {INDEXED_CHARS}))")
+CONVERSATIONS = Source(
+    "conversations",
+    "conversation_words",
+    "hub_fold(COALESCE(subject, '')) || char(10) || hub_fold(contact_address)",
+)
+SOURCES = (MESSAGES, CONVERSATIONS)
+
+MIGRATION = [
+    # case_sensitive 1: the text is folded before it is indexed, and GLOB (exact
+    # on folded text) is what such a table answers from its index.
+    *(
+        f"CREATE VIRTUAL TABLE {source.index} USING fts5("
+        "words, tokenize = 'trigram case_sensitive 1', detail = 'none')"
+        for source in SOURCES
+    ),
+    "CREATE TABLE search_marks (name TEXT PRIMARY KEY, last_rowid INTEGER NOT NULL)",
+    "INSERT INTO search_marks (name, last_rowid) VALUES ('messages', 0), ('conversations', 0)",
+]
+
+# Conversations (as the `conversations` row being filtered) whose subject or
+# address, or one of whose messages, holds the text. Parameters: the GLOB
+# pattern, the LIKE pattern, the GLOB pattern, the LIKE pattern.
+CONVERSATION_HAS_TEXT = (
+    f"(conversations.rowid IN (SELECT rowid FROM {CONVERSATIONS.index} WHERE words GLOB ?)"
+    f" OR (conversations.rowid > {CONVERSATIONS.mark} AND {CONVERSATIONS.words} LIKE ? ESCAPE '\\')"
+    " OR id IN (SELECT conversation_id FROM messages WHERE rowid IN"
+    f" (SELECT rowid FROM {MESSAGES.index} WHERE words GLOB ?))"
+    " OR id IN (SELECT conversation_id FROM messages"
+    f" WHERE rowid > {MESSAGES.mark} AND {MESSAGES.words} LIKE ? ESCAPE '\\'))"
+)
+
+
+def reindex_sql(source: Source) -> str:
+    """Re-index one row by id (a no-op until the indexer has reached it)."""
+    return (
+        f"UPDATE {source.index} SET words = (SELECT {source.words} FROM {source.table}"
+        f" WHERE id = ?1) WHERE rowid = (SELECT rowid FROM {source.table} WHERE id = ?1)"
+    )
+
+
+def glob_anywhere(folded_query: str) -> str:
+    """A GLOB pattern matching `folded_query` literally anywhere."""
+    escaped = "".join(f"[{c}]" if c in "*?[" else c for c in folded_query)
+    return f"*{escaped}*"
+
+
+class SearchIndexer:
+    """Adds stored rows to the index, behind the writers, `CHUNK` at a time.
+
+    Each chunk is one unit of the store's group commit (the mark moves with the
+    rows it covers, or neither does); its one heavy statement runs on a thread,
+    as the reports rollup's, so the event loop keeps serving meanwhile. Several
+    processes on one database take turns: the mark is read under the lock.
+    """
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+
+    async def catch_up(self) -> int:
+        """Index every row past the marks; returns how many."""
+        done = 0
+        for source in SOURCES:
+            while indexed := await self._chunk(source):
+                done += indexed
+                await asyncio.sleep(0)  # let queued webhooks take the write lock
+        return done
+
+    async def _chunk(self, source: Source) -> int:
+        store = self.store
+        async with store.transaction():
+            row = await store._fetch_one(
+                f"SELECT {source.mark} AS mark, (SELECT MAX(rowid) FROM {source.table}) AS top",
+                (),
+            )
+            assert row is not None
+            mark, top = row["mark"], row["top"]
+            if top is None or top <= mark:
+                return 0
+            end = min(top, mark + CHUNK)
+            await asyncio.to_thread(
+                store._w.execute,
+                # OR REPLACE: a rowid used again (were rows ever deleted) takes
+                # its new text rather than stopping the indexer on a conflict.
+                f"INSERT OR REPLACE INTO {source.index} (rowid, words)"
+                f" SELECT rowid, {source.words} FROM {source.table} WHERE rowid > ? AND rowid <= ?",
+                (mark, end),
+            )
+            await store._write(
+                "UPDATE search_marks SET last_rowid = ? WHERE name = ?", (end, source.table)
+            )
+        return int(end - mark)
+
+    async def run_forever(self) -> None:
+        while True:
+            await asyncio.sleep(INDEX_EVERY_SECONDS)
+            try:
+                await self.catch_up()
+            except StoreUnavailable as exc:
+                log.warning(
+                    "search index not updated; trying again",
+                    extra={"event": "search.index_failed", "reason": exc.message},
+                )

@@ -1,0 +1,143 @@
+"""The embedded store's search index (hub.inbox.search_index): searches answer
+the same before a row is indexed (the scan past the mark) and after (the
+index), changed text is re-indexed, and the store indexes by itself."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from hub.inbox import search_index
+from hub.inbox.sqlite import SqliteStore
+from hub.inbox.store import ConversationFilter
+from tests.conftest import eventually
+from tests.inbox.test_store_contract import saved_conversation, saved_message
+
+TEXTS = {
+    "refund": "Tôi muốn HOÀN TIỀN đơn 100%",
+    "glob": "mã giảm giá *SALE?[50]* hết hạn",
+    "under": "đúng_hạn giao hàng",
+    "email": "gửi hoá đơn về Lan.Nguyen@Example.VN nhé",
+}
+QUERIES = {
+    "+84900000002": ["under"],  # a conversation's address
+    "hoan tien": ["refund"],
+    "hoàn tiền đơn": ["refund"],
+    "0%": ["refund"],
+    "%": ["refund"],
+    "*sale?[50]*": ["glob"],
+    "[50]": ["glob"],
+    "?": ["glob"],
+    "_": ["under"],
+    "đúng_hạn": ["under"],
+    "lan.nguyen@example": ["email"],
+    "hoa don": ["email"],
+    "don": ["email", "refund"],
+    "không có": [],
+}
+
+
+@pytest.fixture
+async def store(tmp_path: Path):
+    store = SqliteStore(tmp_path / "hub.db")
+    await store.open()
+    yield store
+    await store.close()
+
+
+async def seed(store: SqliteStore) -> dict[str, str]:
+    named = {}
+    for minute, (name, text) in enumerate(TEXTS.items()):
+        conversation = await saved_conversation(store, contact_address=f"+8490000000{minute}")
+        await saved_message(store, conversation, text=text)
+        named[conversation.id] = name
+    return named
+
+
+async def found(store: SqliteStore, named: dict[str, str], query: str) -> list[str]:
+    page = await store.list_conversations(ConversationFilter(text=query), limit=20)
+    return sorted(named[c.id] for c in page.items)
+
+
+def mark(path: Path, table: str = "messages") -> tuple[int, int, int]:
+    """(the index's mark, the newest row's rowid, rows in the index) of a table."""
+    index = {"messages": "message_words", "conversations": "conversation_words"}[table]
+    with sqlite3.connect(path) as db:
+        last = db.execute("SELECT last_rowid FROM search_marks WHERE name = ?", (table,)).fetchone()
+        top = db.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {table}").fetchone()
+        rows = db.execute(f"SELECT COUNT(*) FROM {index}").fetchone()
+    return last[0], top[0], rows[0]
+
+
+async def test_searches_answer_the_same_before_and_after_indexing(store, tmp_path):
+    named = await seed(store)
+    assert mark(tmp_path / "hub.db")[0] == 0
+    before = {query: await found(store, named, query) for query in QUERIES}
+    assert before == QUERIES  # past the mark: the scan finds them
+
+    assert await store.indexer.catch_up() == 2 * len(TEXTS)  # messages and conversations
+    for table in ("messages", "conversations"):
+        assert mark(tmp_path / "hub.db", table) == (len(TEXTS), len(TEXTS), len(TEXTS))
+    after = {query: await found(store, named, query) for query in QUERIES}
+    assert after == QUERIES  # nothing past the mark: the index alone finds them
+    assert await store.indexer.catch_up() == 0
+
+
+async def test_a_message_whose_text_changes_is_found_by_its_new_text(store):
+    conversation = await saved_conversation(store)
+    message = await saved_message(store, conversation, text="Cuộc gọi nhỡ")
+    named = {conversation.id: "call"}
+    await store.indexer.catch_up()
+    assert await found(store, named, "goi nho") == ["call"]
+    assert await store.update_message(message.id, text="Cuộc gọi đã trả lời (2 phút)")
+    assert await found(store, named, "goi nho") == []
+    assert await found(store, named, "da tra loi") == ["call"]
+
+
+async def test_many_messages_are_indexed_in_chunks(store, tmp_path, monkeypatch):
+    monkeypatch.setattr(search_index, "CHUNK", 7)
+    conversation = await saved_conversation(store)
+    async with store.transaction():
+        for n in range(30):
+            await saved_message(store, conversation, text=f"tin nhắn số {n:03d}")
+    assert await store.indexer.catch_up() == 31
+    assert mark(tmp_path / "hub.db") == (30, 30, 30)
+    assert await found(store, {conversation.id: "c"}, "so 017") == ["c"]
+
+
+async def test_only_the_first_indexed_characters_of_a_long_message_are_indexed(store):
+    conversation = await saved_conversation(store)
+    head = "đầu thư "
+    filler = "x" * search_index.INDEXED_CHARS
+    await saved_message(store, conversation, text=head + filler + " cuối thư")
+    await store.indexer.catch_up()
+    named = {conversation.id: "long"}
+    assert await found(store, named, "dau thu") == ["long"]
+    assert await found(store, named, "cuoi thu") == []  # past the indexed part
+
+
+async def test_the_store_indexes_new_messages_by_itself(store, tmp_path):
+    conversation = await saved_conversation(store)
+    await saved_message(store, conversation, text="xin chào")
+
+    async def indexed() -> bool:
+        last, top, _ = mark(tmp_path / "hub.db")
+        return last == top == 1
+
+    await eventually(indexed, timeout=search_index.INDEX_EVERY_SECONDS * 4)
+
+
+async def test_a_conversation_whose_subject_changes_is_found_by_its_new_subject(store):
+    conversation = await saved_conversation(
+        store, subject="Đơn hàng 17", contact_address="lan@x.vn"
+    )
+    named = {conversation.id: "c"}
+    await store.indexer.catch_up()
+    assert await found(store, named, "don hang 17") == ["c"]
+    assert await found(store, named, "LAN@X") == ["c"]
+    assert await store.update_conversation(conversation.id, subject="Đổi trả áo khoác")
+    assert await found(store, named, "don hang 17") == []
+    assert await found(store, named, "doi tra ao") == ["c"]
+    assert await found(store, named, "lan@x.vn") == ["c"]
