@@ -88,6 +88,39 @@ async def test_sms_campaign_sends_once_each_skips_opted_out_and_holds_quiet_hour
     assert [r["reason"] for r in page["items"]] == ["opted_out"]
 
 
+async def test_a_campaign_of_many_batches_read_ahead_sends_each_once_and_checks_each(
+    campaign_hub: Any, twilio_peer: TwilioPeer
+) -> None:
+    # Batches of 4 with 3 sends in flight: each batch is read and checked while
+    # the one before it sends, across a pass of several batches.
+    app: CampaignHub = await campaign_hub(batch_size=4, concurrency=3)
+    people = [
+        contact(
+            f"Khách {n}",
+            phone=f"+849010001{n:02d}",
+            opted_out="sms" if n % 5 == 3 else None,
+            timezone="America/New_York" if n == 17 else None,
+        )
+        for n in range(23)
+    ]
+    for person in people:
+        await app.store.add_contact(person)
+    campaign = await create(app, channel="sms", account_id="hotline", text="Hi {{ contact.name }}")
+    status, launched = await app.api("POST", f"/api/v1/campaigns/{campaign['id']}/launch")
+    assert status == 200 and launched["recipient_count"] == 23
+
+    result = await finished(app, campaign["id"], sent=23 - 4 - 1)
+    progress = result["progress"]
+    assert (progress["opted_out"], progress["waiting"], progress["failed"]) == (4, 1, 0)
+    bodies = [(m.get("To"), m.get("Body")) for m in twilio_peer.sent]
+    expected = {
+        f"+849010001{n:02d}": f"Hi Khách {n}\nTu choi QC: soan TC gui 8xxx"
+        for n in range(23)
+        if n % 5 != 3 and n != 17
+    }
+    assert len(bodies) == len(expected) and dict(bodies) == expected
+
+
 async def _announced(announced: list[dict[str, Any]], status: str) -> bool:
     return bool(announced) and announced[-1]["status"] == status
 
