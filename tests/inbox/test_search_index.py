@@ -102,7 +102,12 @@ async def test_many_messages_are_indexed_in_chunks(store, tmp_path, monkeypatch)
     async with store.transaction():
         for n in range(30):
             await saved_message(store, conversation, text=f"tin nhắn số {n:03d}")
-    assert await store.indexer.catch_up() == 31
+    monkeypatch.setattr(search_index, "CHUNK_CHARS", 40)  # "tin nhắn số 000": 15 characters
+    assert await store.indexer._chunk(search_index.MESSAGES) == 2  # 30, and 45 > 40 stops
+    monkeypatch.setattr(search_index, "CHUNK_CHARS", 1)
+    assert await store.indexer._chunk(search_index.MESSAGES) == 1  # the first row always
+    monkeypatch.setattr(search_index, "CHUNK_CHARS", 10_000)
+    assert await store.indexer.catch_up() == 27 + 1  # the rest, and the conversation
     assert mark(tmp_path / "hub.db") == (30, 30, 30)
     assert await found(store, {conversation.id: "c"}, "so 017") == ["c"]
 
