@@ -13,8 +13,10 @@ do not share the hub's CPU time slice.
 1. launch: the audience snapshot (one INSERT ... SELECT into recipient rows),
    timed alone: recipients/s. Target: >= 20,000/s.
 2. baseline: the same channel's `send()` called `--baseline` times with the
-   same concurrency as the dispatcher, nothing else (no store, no limits): what
-   the peer and the client library allow, the ceiling for dispatch.
+   same concurrency as the dispatcher, nothing else (no store, no limits), with
+   messages like the campaign's (the SMS opt-out line; the e-mail's
+   List-Unsubscribe headers and footer): what the peer and the client library
+   allow, the ceiling for dispatch.
 3. dispatch: the dispatcher sends the whole campaign (consent, window, cap,
    rate limiter, state written before and after each send) with no rate limit:
    recipients/s, and its ratio to the baseline.
@@ -54,6 +56,7 @@ from hub.settings import HubSettings  # noqa: E402
 
 TOKEN_ENV = "HUB_BENCH_TWILIO_TOKEN"
 NOON_IN_VIETNAM = datetime(2026, 3, 10, 5, 0, tzinfo=UTC)
+SMS_OPT_OUT = "Tu choi QC: soan TC gui 8xxx"
 
 
 async def serve_peers() -> None:
@@ -87,7 +90,7 @@ def settings_for(folder: Path, twilio_port: int, smtp_port: int, concurrency: in
                 "send_from": "00:00",
                 "send_until": "00:00",
                 "daily_cap": 0,
-                "sms_opt_out_text": "Tu choi QC: soan TC gui 8xxx",
+                "sms_opt_out_text": SMS_OPT_OUT,
             },
         },
         accounts=[
@@ -133,6 +136,40 @@ async def seed(runtime: Any, count: int) -> None:
                 )
 
 
+def baseline_message(account: str, n: int) -> OutboundMessage:
+    """What the campaign sends to recipient `n`, as the channel gets it (the SMS
+    with the opt-out instruction, the e-mail with its List-Unsubscribe headers
+    and footer), built without the dispatcher: the provider's side of a send,
+    and the client library's, cost what they cost for the real message."""
+    if account == "hotline":
+        return OutboundMessage(
+            message_id=f"base{n}",
+            conversation_id="bench",
+            account_id=account,
+            to=f"+848{n:08d}",
+            text=f"Chào Khách {n}, giảm 20%!\n{SMS_OPT_OUT}",
+            automated=True,
+            created_at=NOON_IN_VIETNAM,
+        )
+    url = f"https://hub.example.vn/unsubscribe/{'x' * 120}{n}"
+    return OutboundMessage(
+        message_id=f"base{n}",
+        conversation_id="bench",
+        account_id=account,
+        to=f"b{n}@example.com",
+        contact_name=f"Khách {n}",
+        text=f"Chào Khách {n}, giảm 20%!\n\n--\nUnsubscribe: {url}",
+        subject="Ưu đãi",
+        automated=True,
+        created_at=NOON_IN_VIETNAM,
+        headers={
+            "List-Unsubscribe": f"<{url}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            "Precedence": "bulk",
+        },
+    )
+
+
 async def baseline(runtime: Any, account: str, count: int, concurrency: int) -> tuple[float, float]:
     """(sends/s, this process's CPU µs per send)."""
     channel = runtime.channels[account]
@@ -143,17 +180,7 @@ async def baseline(runtime: Any, account: str, count: int, concurrency: int) -> 
     async def sender() -> None:
         while not queue.empty():
             n = queue.get_nowait()
-            await channel.send(
-                OutboundMessage(
-                    message_id=f"base{n}",
-                    conversation_id="bench",
-                    account_id=account,
-                    to=f"+848{n:08d}" if account == "hotline" else f"b{n}@example.com",
-                    text=f"Chào Khách {n}, giảm 20%!",
-                    subject="Ưu đãi",
-                    created_at=NOON_IN_VIETNAM,
-                )
-            )
+            await channel.send(baseline_message(account, n))
 
     started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(sender() for _ in range(concurrency)))
