@@ -466,10 +466,11 @@ AUDIT = _Table("audit_log", AuditEntry, json=("detail",), times=("at",), flat=Tr
 CANNED = _Table("canned_responses", CannedResponse, times=("created_at",), flat=True)
 
 
-# Each checkpoint ends with an fsync of the database file, and the loop's next
-# WAL writes wait on the file system meanwhile: under steady ingest, a
-# checkpoint every 5 s put webhook p99 at 25-30 ms, every second at ~20 ms
-# (none at all: ~13 ms), measured at 1,000 messages/s.
+# A checkpoint is a burst of page copying and an fsync (25-100 ms on its
+# thread; the loop itself never blocked on it in strace) that competes for
+# the CPUs with the loop: under steady ingest at 1,000 messages/s, a checkpoint
+# every 5 s put webhook p99 at 25-30 ms, every second at 14-22 ms (none at
+# all: ~13 ms). Smaller and more often, then.
 CHECKPOINT_EVERY_SECONDS = 1.0
 
 
@@ -604,8 +605,8 @@ class SqliteStore(Store):
 
         Every second rather than after every commit: a page written many times
         in between (a busy conversation index) is copied back only once; and
-        not every few seconds: the bigger checkpoint's fsync stalled the loop
-        longer (see CHECKPOINT_EVERY_SECONDS).
+        not every few seconds: a bigger checkpoint's burst slowed webhooks
+        more (see CHECKPOINT_EVERY_SECONDS).
         """
         checkpointer = self._connect(busy_timeout_ms=0)
         try:
