@@ -59,6 +59,7 @@ class Source:
     index: str
     words: str
     size: str  # how many characters `words` folds
+    fields: frozenset[str]  # the model's fields `words` reads: a change re-indexes
 
     @property
     def mark(self) -> str:
@@ -70,12 +71,14 @@ MESSAGES = Source(
     "message_words",
     f"hub_fold(substr(text, 1, {INDEXED_CHARS}))",
     f"MIN(length(text), {INDEXED_CHARS})",
+    frozenset({"text"}),
 )
 CONVERSATIONS = Source(
     "conversations",
     "conversation_words",
     "hub_fold(COALESCE(subject, '')) || char(10) || hub_fold(contact_address)",
     "length(COALESCE(subject, '')) + length(contact_address)",
+    frozenset({"subject", "contact_address"}),
 )
 SOURCES = (MESSAGES, CONVERSATIONS)
 

@@ -58,6 +58,7 @@ from hub.inbox.search_index import CONVERSATION_HAS_TEXT, SearchIndexer, glob_an
 from hub.inbox.search_index import CONVERSATIONS as CONVERSATION_WORDS
 from hub.inbox.search_index import MESSAGES as MESSAGE_WORDS
 from hub.inbox.search_index import MIGRATION as SEARCH_INDEX_MIGRATION
+from hub.inbox.search_index import Source as SearchSource
 from hub.inbox.store import (
     ConversationCursor,
     ConversationFilter,
@@ -888,6 +889,24 @@ class SqliteStore(Store):
         sql = f"UPDATE {table.name} SET {sets} WHERE {' AND '.join(where)}"
         return await self._write(sql, params) == 1
 
+    async def _update_indexed(
+        self,
+        table: _Table,
+        source: SearchSource,
+        record_id: str,
+        expect: Expectation | None,
+        changes: Mapping[str, Any],
+    ) -> bool:
+        """`_update` of a row the search index holds: re-indexed in the same
+        transaction when a change touches what is indexed (only then)."""
+        if source.fields.isdisjoint(changes):
+            return await self._update(table, record_id, expect, changes)
+        async with self.transaction():
+            changed = await self._update(table, record_id, expect, changes)
+            if changed:
+                await self._write(reindex_sql(source), (record_id,))
+            return changed
+
     # -- contacts --------------------------------------------------------
     async def add_contact(self, contact: Contact) -> None:
         async with self.transaction():
@@ -1039,13 +1058,9 @@ class SqliteStore(Store):
     async def update_conversation(
         self, conversation_id: str, *, expect: Expectation | None = None, **changes: Any
     ) -> bool:
-        if "subject" not in changes and "contact_address" not in changes:
-            return await self._update(CONVERSATIONS, conversation_id, expect, changes)
-        async with self.transaction():
-            changed = await self._update(CONVERSATIONS, conversation_id, expect, changes)
-            if changed:
-                await self._write(reindex_sql(CONVERSATION_WORDS), (conversation_id,))
-            return changed
+        return await self._update_indexed(
+            CONVERSATIONS, CONVERSATION_WORDS, conversation_id, expect, changes
+        )
 
     async def record_inbound_activity(self, conversation_id: str, at: datetime) -> None:
         await self._write(
@@ -1108,11 +1123,7 @@ class SqliteStore(Store):
         self, message_id: str, *, expect: Expectation | None = None, **changes: Any
     ) -> bool:
         try:
-            async with self.transaction():
-                changed = await self._update(MESSAGES, message_id, expect, changes)
-                if changed and "text" in changes:
-                    await self._write(reindex_sql(MESSAGE_WORDS), (message_id,))
-                return changed
+            return await self._update_indexed(MESSAGES, MESSAGE_WORDS, message_id, expect, changes)
         except Conflict as exc:
             raise DuplicateMessage(f"another message already has that key ({exc.message})") from exc
 
