@@ -128,10 +128,11 @@ class SearchIndexer:
     rows it covers, or neither does) and runs on the event loop, bounded by
     `CHUNK` rows and `CHUNK_CHARS` characters. Not on a thread: folding calls
     Python for every row, and a thread doing so while the loop is busy gets the
-    GIL only between the loop's system calls, so a chunk that takes 5 ms on
-    the loop took ten times that on a thread, holding the write lock (measured:
-    ingest p99 at half load 7 ms -> 40 ms). Several processes on one database
-    take turns: the mark is read under the lock.
+    GIL only between the loop's system calls, holding the write lock all the
+    while (measured on 100,000 messages alone: 26,600 rows/s on a thread,
+    46,900/s on the loop). Several processes on one database take turns: the
+    mark is read under the lock. A table with nothing past its mark costs one
+    read, no write transaction.
     """
 
     def __init__(self, store: SqliteStore) -> None:
@@ -141,10 +142,20 @@ class SearchIndexer:
         """Index every row past the marks; returns how many."""
         done = 0
         for source in SOURCES:
+            if not await self._behind(source):
+                continue
             while indexed := await self._chunk(source):
                 done += indexed
                 await asyncio.sleep(PAUSE_SECONDS)  # webhooks go first
         return done
+
+    async def _behind(self, source: Source) -> bool:
+        """Whether rows stand past the mark (read without the write lock)."""
+        row = await self.store._fetch_one(
+            f"SELECT EXISTS (SELECT 1 FROM {source.table} WHERE rowid > {source.mark}) AS behind",
+            (),
+        )
+        return bool(row and row["behind"])
 
     async def _chunk(self, source: Source) -> int:
         store = self.store
@@ -157,14 +168,15 @@ class SearchIndexer:
                 " WHERE rowid > ? ORDER BY rowid LIMIT ?",
                 (mark, CHUNK),
             )
-            if not sizes:
-                return 0
-            end, total = sizes[0]["rowid"], 0
+            taken = total = 0
             for size in sizes:
                 total += size["size"] or 0
-                if total > CHUNK_CHARS and size["rowid"] != sizes[0]["rowid"]:
-                    break
-                end = size["rowid"]
+                if taken and total > CHUNK_CHARS:
+                    break  # the first row is always taken, however long
+                taken += 1
+            if not taken:
+                return 0
+            end = sizes[taken - 1]["rowid"]
             # OR REPLACE: a rowid used again (were rows ever deleted) takes its
             # new text rather than stopping the indexer on a conflict.
             await store._write(
@@ -175,7 +187,7 @@ class SearchIndexer:
             await store._write(
                 "UPDATE search_marks SET last_rowid = ? WHERE name = ?", (end, source.table)
             )
-        return sum(1 for size in sizes if size["rowid"] <= end)
+        return taken
 
     async def run_forever(self) -> None:
         while True:
