@@ -197,14 +197,11 @@ class OutcomeWriter:
         if self.writing is None:
             self.writing = asyncio.create_task(self._write(), name="campaign-outcomes")
         elif len(self.waiting) >= self.size:
-            self._write_now()
+            self.write_soon()
 
     def write_soon(self) -> None:
         """Write what is waiting on the next turn of the loop (a claim about to be
         made then shares its commit)."""
-        self._write_now()
-
-    def _write_now(self) -> None:
         if self.due is not None and not self.due.done():
             self.due.set_result(None)
 
@@ -214,7 +211,7 @@ class OutcomeWriter:
             while self.waiting:
                 if len(self.waiting) < self.size and not self.draining:
                     self.due = loop.create_future()
-                    timer = loop.call_later(self.delay, self._write_now)
+                    timer = loop.call_later(self.delay, self.write_soon)
                     try:
                         await self.due
                     finally:
@@ -229,7 +226,7 @@ class OutcomeWriter:
 
     async def drain(self) -> None:
         self.draining = True
-        self._write_now()
+        self.write_soon()
         while self.writing is not None:
             await asyncio.shield(self.writing)
         if self.error is not None:
@@ -429,7 +426,7 @@ class Dispatcher:
         # slowest send before the next chunk starts, nor a batch waiting for the
         # next one to be read). Recipients are claimed a few at a time, one
         # statement for `concurrency` of them, just ahead of their sends;
-        # outcomes are written together once per turn of the event loop. A crash
+        # outcomes are written `concurrency` at a time (`OutcomeWriter`). A crash
         # in between leaves rows `sending`, which the next turn settles by asking
         # the provider (`_recover`), as for a crash mid-send.
         # Each send takes its slot of the account's rate in `_send`, right before
