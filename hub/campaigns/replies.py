@@ -72,22 +72,16 @@ class CampaignReplies:
         thread = data.get("thread") or {}
         if thread.get("in_reply_to") or thread.get("references"):
             return True
-        recently = self._recently
-        fresh = (
-            recently is not None
-            and asyncio.get_running_loop().time() - recently[0] <= self.RECHECK_SECONDS
-        )
-        return not fresh or bool(recently and recently[1])
+        return self._known_recently() is not False
 
     async def settled(self) -> None:
         """Wait until every message seen so far has been looked at (tests, shutdown)."""
         await self._detached.settled()
 
     async def _on_message(self, event: Event) -> None:
-        data = event.data["message"]
-        if data["direction"] == "inbound" and data["sender"]["kind"] == "contact":
-            message = Message.model_validate(data)
-            await self.on_reply(message, contact_id=event.data.get("contact_id"))
+        # Only a customer's messages get here (`_may_reply`).
+        message = Message.model_validate(event.data["message"])
+        await self.on_reply(message, contact_id=event.data.get("contact_id"))
 
     async def on_reply(self, message: Message, *, contact_id: str | None = None) -> str | None:
         """Link a customer's message to the campaign send it answers, once.
@@ -127,10 +121,20 @@ class CampaignReplies:
         """Whether any campaign may have sent since `since`, asked at most every
         few seconds: most messages arrive when no campaign is near, and then
         cost nothing here."""
-        now = asyncio.get_running_loop().time()
-        if self._recently is None or now - self._recently[0] > self.RECHECK_SECONDS:
-            self._recently = (now, await self.store.any_sent_since(since))
-        return self._recently[1]
+        known = self._known_recently()
+        if known is None:
+            known = await self.store.any_sent_since(since)
+            self._recently = (asyncio.get_running_loop().time(), known)
+        return known
+
+    def _known_recently(self) -> bool | None:
+        """The last answer of `_campaigns_recently`, or None once it is stale."""
+        if self._recently is None:
+            return None
+        asked, answer = self._recently
+        if asyncio.get_running_loop().time() - asked > self.RECHECK_SECONDS:
+            return None
+        return answer
 
     async def _answered(
         self, message: Message, conversation: Conversation
