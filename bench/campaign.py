@@ -21,6 +21,10 @@ do not share the hub's CPU time slice.
    rate limiter, state written before and after each send) with no rate limit:
    recipients/s, and its ratio to the baseline.
 
+Both phases also print how busy each side was: this process (hub) and the
+peers' process, as a share of one core. Whichever is near 100 % is what limits
+the rate: "limited by the peers" means the peers' figure is the high one.
+
 The last line is `launch_per_s=<float> dispatch_per_s=<float>`.
 Compare runs on the same machine only; anything else using the CPU skews it.
 Each rate is followed by this process's CPU time per send (the hub and the
@@ -46,6 +50,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from processes import cpu_seconds  # noqa: E402
 
 from hub.app import open_runtime  # noqa: E402
 from hub.campaigns.model import AudienceFilter  # noqa: E402
@@ -170,6 +176,23 @@ def baseline_message(account: str, n: int) -> OutboundMessage:
     )
 
 
+class Busy:
+    """How busy this process and the peers' were over a phase, each as a share
+    of one core."""
+
+    def __init__(self, peers_pid: int) -> None:
+        self.peers_pid = peers_pid
+        self.started = time.perf_counter()
+        self.ours = time.process_time()
+        self.theirs = cpu_seconds(peers_pid)
+
+    def shares(self) -> str:
+        wall = time.perf_counter() - self.started
+        ours = (time.process_time() - self.ours) / wall
+        theirs = (cpu_seconds(self.peers_pid) - self.theirs) / wall
+        return f"busy: hub {ours:.0%}, peers {theirs:.0%}"
+
+
 async def baseline(runtime: Any, account: str, count: int, concurrency: int) -> tuple[float, float]:
     """(sends/s, this process's CPU µs per send)."""
     channel = runtime.channels[account]
@@ -233,14 +256,16 @@ async def run(args: argparse.Namespace) -> None:
                 await campaigns.store.update_campaign(
                     campaign.id, status="running", launched_at=runtime.clock.now()
                 )
+                busy = Busy(peers.pid)
                 peer_per_s, peer_cpu_us = await baseline(
                     runtime, account, args.baseline, args.concurrency
                 )
                 print(
                     f"baseline: {peer_per_s:,.0f} sends/s (channel.send alone, {args.baseline});"
-                    f" {peer_cpu_us:.0f} µs CPU/send"
+                    f" {peer_cpu_us:.0f} µs CPU/send; {busy.shares()}"
                 )
                 profiler = cProfile.Profile() if args.profile else None
+                busy = Busy(peers.pid)
                 started, cpu = time.perf_counter(), time.process_time()
                 if profiler:
                     profiler.enable()
@@ -251,6 +276,7 @@ async def run(args: argparse.Namespace) -> None:
                     profiler.dump_stats(args.profile)
                 dispatch_seconds = time.perf_counter() - started
                 dispatch_cpu = time.process_time() - cpu
+                shares = busy.shares()
                 progress = await campaigns.store.progress(campaign.id, runtime.clock.now())
                 dispatch_cpu_us = dispatch_cpu / max(progress.sent, 1) * 1e6
                 dispatch_per_s = progress.sent / dispatch_seconds
@@ -259,7 +285,7 @@ async def run(args: argparse.Namespace) -> None:
                     f" {dispatch_per_s:,.0f}/s ({dispatch_per_s / peer_per_s:.0%} of baseline;"
                     f" failed {progress.failed}, pending {progress.pending});"
                     f" {dispatch_cpu_us:.0f} µs CPU/send ({peer_cpu_us / dispatch_cpu_us:.0%} of"
-                    " baseline's rate when both are CPU-bound)"
+                    f" baseline's rate when both are CPU-bound); {shares}"
                 )
         finally:
             assert peers.stdin is not None

@@ -1,19 +1,24 @@
-"""Twilio SMS: signed webhooks in, the twilio library out, status callbacks,
-opt-out keywords and consent on every send, segments and diacritics."""
+"""Twilio SMS: signed webhooks in, form POSTs to the Messages API out, status
+callbacks, opt-out keywords and consent on every send, segments and diacritics."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import urlencode
 
+import aiohttp
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from hub.channels.twilio.rest import form_body
 from hub.clock import FrozenClock
 from hub.inbox.model import Identity
 from hub.inbox.store import ConversationFilter
 from tests.channels.twilio_hub import add_agent, start_twilio_hub, text_in
 from tests.conftest import API_SECRET, eventually
 from tests.peers.api_sender import message, signed
-from tests.peers.twilio import LINE, TwilioPeer, recorded
+from tests.peers.twilio import ACCOUNT_SID, AUTH_TOKEN, LINE, TwilioPeer, recorded
 
 
 @pytest.fixture
@@ -166,6 +171,41 @@ async def test_reply_goes_out_with_segments_and_status_callbacks_move_it_forward
     assert (await peer.status_callback(request, "delivered"))[0] == 204
     stored = await hub.runtime.store.get_message(message_id)
     assert stored.status == "delivered" and stored.meta["twilio_status"] == "delivered"
+
+
+async def test_a_send_is_one_form_post_to_the_messages_api_as_twilio_documents_it(hub, peer):
+    _, token = await add_agent(hub, "lan@shop.vn")
+    await text_in(peer, "Alo", sid="SM" + "4" * 31 + "5")
+    [inbound] = await everything(hub)
+    text = "Giảm 20% + quà: a&b=c, #1 ~ 100%? Xem https://shop.vn/?a=1&b=2\nHết."
+    await settled(hub, await reply(hub, token, inbound.conversation_id, text), "sent")
+    [request] = peer.sent
+    assert request.form["Body"] == [text] and request.form["To"] == ["+84901234567"]
+    assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert request.headers["Accept"] == "application/json"
+    auth = aiohttp.BasicAuth.decode(request.auth or "")
+    assert (auth.login, auth.password) == (ACCOUNT_SID, AUTH_TOKEN)
+
+
+@given(st.lists(st.tuples(st.text(), st.text()), max_size=4))
+def test_form_bodies_are_encoded_exactly_as_urlencode_does(fields):
+    assert form_body(fields) == urlencode(fields).encode("ascii")
+
+
+async def test_an_accepted_send_with_an_unreadable_answer_is_sent_once(hub, peer):
+    """Twilio took the message (201) but what came back is not its JSON (a proxy
+    in between): the message is sent, not tried again, and its status callbacks
+    still find it."""
+    _, token = await add_agent(hub, "lan@shop.vn")
+    await text_in(peer, "Alo", sid="SM" + "4" * 30 + "56")
+    [inbound] = await everything(hub)
+    peer.garbled = 1
+    message_id = await reply(hub, token, inbound.conversation_id, "Dạ vâng")
+    sent = await settled(hub, message_id, "sent", "failed")
+    assert sent.status == "sent" and sent.attempts == 1 and sent.external_id is None
+    [request] = peer.sent
+    assert (await peer.status_callback(request, "delivered"))[0] == 204
+    assert (await hub.runtime.store.get_message(message_id)).status == "delivered"
 
 
 async def test_undelivered_callback_fails_the_message_with_twilios_error_code(hub, peer):

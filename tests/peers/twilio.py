@@ -2,10 +2,13 @@
 webhook sender signing every request with `twilio.request_validator`.
 
 REST: `POST /2010-04-01/Accounts/{sid}/Messages.json` with Basic auth, as the
-`twilio` library sends it. It answers with Twilio's own bodies
+`twilio` library and hub send it. It answers with Twilio's own bodies
 (`tests/data/twilio/`): 201 with the Message resource, 401 (20003) for bad
 credentials, 400 with 21211 for an invalid `To`, 21610 for an unsubscribed
-recipient, and scripted 429/5xx answers (`answers = [429, 503]`).
+recipient, scripted 429/5xx answers (`answers = [429, 503]`), and accepted
+messages answered with a body that is not JSON (`garbled = n`), as a proxy
+in between might. A create that is not form-encoded finds no `To` (400, 21211),
+as at Twilio.
 
 Webhooks: Twilio signs the URL it was configured with (the hub's public URL)
 and the proxy forwards to the hub; `public_url` → `hub_url` plays that proxy.
@@ -56,6 +59,7 @@ class SentMessage:
     form: dict[str, list[str]]
     auth: str | None
     at: float = 0.0  # when it arrived (time.time())
+    headers: dict[str, str] = field(default_factory=dict)
 
     def get(self, name: str) -> str | None:
         values = self.form.get(name)
@@ -73,6 +77,7 @@ class TwilioPeer:
     sent: list[SentMessage] = field(default_factory=list)
     resources: list[dict[str, Any]] = field(default_factory=list)  # as the API lists them
     answers: list[int] = field(default_factory=list)  # scripted errors, then 201
+    garbled: int = 0  # how many of the next accepted messages get a non-JSON answer
     list_answers: list[int] = field(default_factory=list)  # the same, for listing messages
     unsubscribed: set[str] = field(default_factory=set)
     invalid: set[str] = field(default_factory=set)
@@ -123,7 +128,18 @@ class TwilioPeer:
         if to in self.unsubscribed:
             return web.json_response(recorded("error_21610"), status=400)
         sid = "SM" + secrets.token_hex(16)
-        self.sent.append(SentMessage(sid, form, request.headers.get("Authorization"), time.time()))
+        self.sent.append(
+            SentMessage(
+                sid,
+                form,
+                request.headers.get("Authorization"),
+                time.time(),
+                dict(request.headers),
+            )
+        )
+        if self.garbled:
+            self.garbled -= 1
+            return web.Response(status=201, text="<html>Created</html>", content_type="text/html")
         body = recorded(
             "message_created",
             sid=sid,

@@ -12,8 +12,10 @@ anything is read into the inbox; a bad one is 403 and nothing is stored. Every
 webhook is idempotent: a replayed inbound message is a duplicate, a replayed
 status never moves a message back, a replayed call callback adds nothing.
 
-Outbound SMS go through the `twilio` library's async client, on hub's shared
-aiohttp session, with a status callback URL naming hub's message id.
+Outbound SMS are one form POST to the Messages API (`rest.MessagesApi`), on
+hub's shared aiohttp session, with a status callback URL naming hub's message
+id; listing sent messages (checking a send cut off by a crash) goes through the
+`twilio` library's async client.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from twilio.rest import Client
 from hub.channels.base import Channel, OutboundMessage, Receipt
 from hub.channels.twilio import messaging, voice
 from hub.channels.twilio.options import TwilioOptions
+from hub.channels.twilio.rest import MessagesApi
 from hub.channels.twilio.signature import public_request_url, verify
 from hub.errors import (
     InvalidRequest,
@@ -60,6 +63,7 @@ class TwilioChannel(Channel):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._client: Client | None = None
+        self._messages: MessagesApi | None = None
 
     # -- plumbing ----------------------------------------------------------
     @property
@@ -80,6 +84,16 @@ class TwilioChannel(Channel):
             client.api.base_url = str(self.options.api_base_url).rstrip("/")
             self._client = client
         return self._client
+
+    def messages(self) -> MessagesApi:
+        if self._messages is None:
+            self._messages = MessagesApi(
+                self.context.http,
+                str(self.options.api_base_url),
+                self.options.account_sid,
+                self.options.auth_token,
+            )
+        return self._messages
 
     def routes(self) -> list[web.RouteDef]:
         base = self.base_path
@@ -191,33 +205,18 @@ class TwilioChannel(Channel):
 
     async def send(self, message: OutboundMessage) -> Receipt:
         prepared = messaging.prepare_text(message.text, strip=self.options.strip_diacritics)
-        params: dict[str, Any] = {
-            "to": message.to,
-            "body": prepared.body,
-            "status_callback": f"{self.public_base}/sms/status?message={message.message_id}",
-        }
+        fields = [
+            ("To", message.to),
+            ("Body", prepared.body),
+            ("StatusCallback", f"{self.public_base}/sms/status?message={message.message_id}"),
+        ]
         if self.options.messaging_service_sid:
-            params["messaging_service_sid"] = self.options.messaging_service_sid
+            fields.append(("MessagingServiceSid", self.options.messaging_service_sid))
         if self.options.from_number:
-            params["from_"] = self.options.from_number
+            fields.append(("From", self.options.from_number))
         media = [a.url for a in message.attachments if a.url]
-        if media:
-            params["media_url"] = media[: messaging.MAX_MEDIA]
-        try:
-            created = await self.client().messages.create_async(**params)
-        except TwilioException as exc:
-            status = int(getattr(exc, "status", 0) or 0)
-            code = getattr(exc, "code", None)
-            reason, retryable = messaging.refusal(
-                status, code if isinstance(code, int) else None, str(getattr(exc, "msg", exc))
-            )
-            raise ProviderRejected(
-                reason, retryable=retryable, provider_code=str(code) if code else None
-            ) from exc
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise ProviderRejected(
-                f"Twilio unreachable: {type(exc).__name__}: {exc}", retryable=True
-            ) from exc
+        fields += [("MediaUrl", url) for url in media[: messaging.MAX_MEDIA]]
+        created = await self.messages().create(fields)
         return Receipt(
             external_id=created.sid,
             status="sent",
