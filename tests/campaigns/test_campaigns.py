@@ -158,6 +158,9 @@ async def test_email_campaign_carries_one_click_unsubscribe_that_works(
     assert mail["Subject"] == "Ưu đãi cho Bình" and received.rcpt_tos == ["binh@example.com"]
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     link = mail["List-Unsubscribe"].strip("<>")
+    # As it is on the wire: a URL in angle brackets, never RFC 2047-encoded
+    # (mail clients would not offer the one-click unsubscribe).
+    assert f"\r\nList-Unsubscribe: <{link}>\r\n".encode() in received.data
     path = link.split("/unsubscribe/", 1)[1]
 
     # A mail scanner's GET changes nothing; the one-click POST unsubscribes.

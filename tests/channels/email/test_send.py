@@ -106,6 +106,32 @@ def test_the_golden_reply_is_a_proper_utf8_multipart_alternative():
     assert raw.isascii() and all(len(line) <= 78 for line in raw.split(b"\r\n"))
 
 
+# An Outlook/Exchange Message-ID: with "In-Reply-To: " before it, longer than a line.
+OUTLOOK_ID = (
+    "<SN6PR04MB4110F1B2A0C1D2E3F4A5B6C7D8E9F0A1B2C3@SN6PR04MB4110.namprd04.prod.outlook.com>"
+)
+
+
+async def test_a_reply_to_a_long_message_id_names_it_verbatim_so_it_threads(email_hub, smtp_peer):
+    """Message ids are never RFC 2047-encoded, however long: receivers do not
+    decode encoded-words in In-Reply-To or References, and the reply would
+    fall out of the customer's thread."""
+    hub = await email_hub()
+    raw = mail(2, sender="chi.tran@contoso.vn", message_id="<placeholder@contoso.vn>")
+    raw = raw.replace(b"<placeholder@contoso.vn>", OUTLOOK_ID.encode())
+    conversation = await customer_writes(hub, raw)
+    sent = await reply(hub, conversation, "Dạ, em đã nhận được ạ.", "r-long")
+    assert (await status_of(hub, sent["id"], "sent", "failed"))["status"] == "sent"
+    [received] = smtp_peer.received
+    headers = received.data.split(b"\r\n\r\n", 1)[0]
+    assert f"\r\nIn-Reply-To: {OUTLOOK_ID}\r\n".encode() in headers
+    assert f"\r\nReferences: {OUTLOOK_ID}\r\n".encode() in headers
+    assert b"=?" not in headers.split(b"\r\nIn-Reply-To:", 1)[1].split(b"\r\nMIME-Version")[0]
+    assert all(len(line) <= 998 for line in received.data.split(b"\r\n"))
+    parsed = email.message_from_bytes(received.data, policy=default)
+    assert parsed["In-Reply-To"] == OUTLOOK_ID and parsed["References"] == OUTLOOK_ID
+
+
 async def test_attachments_go_out_with_their_utf8_names(email_hub, smtp_peer):
     hub = await email_hub()
     conversation = await customer_writes(hub, mail(1, sender="a@example.vn"))
