@@ -25,6 +25,10 @@ Both phases also print how busy each side was: this process (hub) and the
 peers' process, as a share of one core. Whichever is near 100 % is what limits
 the rate: "limited by the peers" means the peers' figure is the high one.
 
+The process is set up as `hub worker` sets up its own (`hub.process`: uvloop
+where installed, the server's garbage-collector thresholds); `--event-loop
+asyncio` runs it on the standard loop instead.
+
 The last line is `launch_per_s=<float> dispatch_per_s=<float>`.
 Compare runs on the same machine only; anything else using the CPU skews it.
 Each rate is followed by this process's CPU time per send (the hub and the
@@ -58,6 +62,7 @@ from hub.campaigns.model import AudienceFilter  # noqa: E402
 from hub.channels.base import OutboundMessage  # noqa: E402
 from hub.clock import FrozenClock  # noqa: E402
 from hub.inbox.model import Contact, Identity  # noqa: E402
+from hub.process import new_event_loop, tune_for_server  # noqa: E402
 from hub.settings import HubSettings  # noqa: E402
 
 TOKEN_ENV = "HUB_BENCH_TWILIO_TOKEN"
@@ -301,12 +306,20 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--baseline", type=int, default=5_000, help="sends for the baseline")
     parser.add_argument("--profile", help="write a cProfile of the dispatch here")
+    parser.add_argument(
+        "--event-loop",
+        choices=["auto", "uvloop", "asyncio"],
+        default="auto",
+        help="as `server.event_loop`: auto is uvloop where installed, like `hub worker`",
+    )
     parser.add_argument("--peer-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.peer_server:
         asyncio.run(serve_peers())
     else:
-        asyncio.run(run(args))
+        tune_for_server()  # as `hub worker` does
+        with asyncio.Runner(loop_factory=lambda: new_event_loop(args.event_loop)) as runner:
+            runner.run(run(args))
 
 
 if __name__ == "__main__":
