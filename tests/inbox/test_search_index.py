@@ -235,3 +235,27 @@ async def test_a_contact_merged_away_leaves_the_index_and_its_rowid_is_indexed_a
         await store.indexer.catch_up()
     last, top, rows = mark(tmp_path / "hub.db", "contacts")
     assert last == top and rows == 2
+
+
+async def test_a_store_from_before_the_contact_index_gets_it_filled(tmp_path):
+    """An upgraded hub: the contacts it already holds are indexed behind the
+    writers and found all along."""
+    path = tmp_path / "old.db"
+    store = SqliteStore(path)
+    await store.open()
+    named = await seed_contacts(store)
+    await store.close()
+    with sqlite3.connect(path) as db:  # as the database was before this index
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        db.execute("DROP TABLE contact_words")
+        db.execute("DELETE FROM search_marks WHERE name = 'contacts'")
+        db.execute(f"PRAGMA user_version = {version - 1}")
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        assert await contacts_found(store, named, "tran thi") == ["lan"]
+        await store.indexer.catch_up()
+        assert mark(path, "contacts")[0] == mark(path, "contacts")[1]
+        assert await contacts_found(store, named, "901234567") == ["binh"]
+    finally:
+        await store.close()
