@@ -27,6 +27,7 @@ import email.policy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from email.header import Header
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -132,9 +133,9 @@ def compose(
     message = EmailMessage(policy=POLICY)
     _set_verbatim(message, "Message-ID", message_id)
     message["Date"] = format_datetime(date)
-    message["From"] = sender
-    message["To"] = to
-    message["Subject"] = reply_subject(subject, thread.in_reply_to is not None, text)
+    _set_words(message, "From", sender)
+    _set_words(message, "To", to)
+    _set_words(message, "Subject", reply_subject(subject, thread.in_reply_to is not None, text))
     if thread.in_reply_to:
         _set_verbatim(message, "In-Reply-To", thread.in_reply_to)
     if thread.references:
@@ -180,6 +181,37 @@ def _set_verbatim(message: EmailMessage, name: str, value: str) -> None:
             lines.append(" " + word)
             width = 1 + len(word)
     message.set_raw(name, "\r\n".join(lines))
+
+
+def _set_words(message: EmailMessage, name: str, value: str | Address) -> None:
+    """Add a header of words (a Subject; a From or To with its display name):
+    through the policy when it fits on one line of 76 (or needs no
+    encoded-words), else as whole encoded-words that keep their spaces.
+
+    Folding a value with encoded-words, the email package leaves the space
+    between two words outside the encoded-words at the fold, where receivers
+    drop it (RFC 2047 section 6.2: space between encoded-words is not text):
+    "Dịch vụ Bình An" reads "Dịch vụBình An" in Gmail and Outlook. The legacy
+    `email.header.Header` puts the spaces inside the encoded-words, cuts only
+    between characters and keeps lines to 76 (RFC 2047 section 2)."""
+    folded = POLICY.header_factory(name, value).fold(policy=POLICY)
+    if folded.find("=?") < 0 or (folded.count("\n") == 1 and len(folded) <= RFC2047_LINE + 2):
+        message.set_raw(name, folded[len(name) + 2 :].removesuffix("\r\n"))
+        return
+    if not isinstance(value, Address):
+        message.set_raw(name, _encoded_words(name, value))
+        return
+    words = _encoded_words(name, value.display_name)
+    last = words.rsplit("\n", 1)[-1] if "\n" in words else f"{name}: {words}"
+    fold = " " if len(last) + len(value.addr_spec) + 3 <= RFC2047_LINE else "\r\n "
+    message.set_raw(name, f"{words}{fold}<{value.addr_spec}>")
+
+
+RFC2047_LINE = 76
+
+
+def _encoded_words(name: str, text: str) -> str:
+    return Header(text, "utf-8", header_name=name).encode(linesep="\r\n", maxlinelen=RFC2047_LINE)
 
 
 def _transfer_encoding(text: str) -> str:

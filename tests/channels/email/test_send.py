@@ -3,14 +3,19 @@ pooled connections, TLS and login, retries on 4xx, failure on 5xx, DKIM."""
 
 from __future__ import annotations
 
+import base64
 import email
+import re
 from datetime import UTC, datetime
+from email.header import decode_header, make_header
 from email.policy import default
 from pathlib import Path
 
 import pytest
 
+from hub.channels.base import OutboundMessage
 from hub.clock import FrozenClock
+from hub.inbox.model import new_id
 from tests.channels.email.mails import mail
 from tests.conftest import eventually
 from tests.peers.smtp_server import SmtpPeer
@@ -310,7 +315,6 @@ async def test_sending_twice_for_one_message_sends_the_same_message_id(email_hub
     await status_of(hub, sent["id"], "sent")
     outbound = await hub.runtime.store.get_message(sent["id"])
     channel = hub.runtime.channels["support"]
-    from hub.channels.base import OutboundMessage
 
     again = OutboundMessage(
         message_id=outbound.id,
@@ -331,3 +335,70 @@ async def test_sending_twice_for_one_message_sends_the_same_message_id(email_hub
         == email.message_from_bytes(second.data)["Message-ID"]
     )
     assert first.data == second.data
+
+
+def wire_header(data: bytes, name: str) -> str:
+    """A header's value as it is on the wire: unfolded, nothing decoded."""
+    head = data.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    for field in re.split(r"\r\n(?![ \t])", head):
+        field_name, _, value = field.partition(":")
+        if field_name.lower() == name.lower():
+            return value.replace("\r\n", "").strip()
+    raise AssertionError(f"no {name} header")
+
+
+def as_a_receiver_reads(value: str) -> str:
+    """RFC 2047 decoding as Gmail and Outlook do it: the space between two
+    encoded-words is not text (section 6.2); the email package's legacy decoder
+    follows the same rule."""
+    return str(make_header(decode_header(value)))
+
+
+async def send_direct(hub, peer: SmtpPeer, **fields) -> bytes:
+    """One message through the account's channel; the bytes `peer` got."""
+    channel = hub.runtime.channels["support"]
+    before = len(peer.received)
+    message = OutboundMessage(
+        message_id=new_id(),
+        conversation_id="c1",
+        account_id="support",
+        to="khach@example.vn",
+        text="Dạ, shop xin gửi thông tin ạ.",
+        created_at=T0,
+        **fields,
+    )
+    await channel.send(message)
+    return peer.received[before].data
+
+
+LONG_SUBJECT = (
+    "Đơn hàng #1042 của chị Nguyễn Thị Bình đã được giao thành công,"
+    " cảm ơn chị đã mua sắm tại cửa hàng chúng tôi"
+)
+LONG_NAME = "Công ty TNHH Thương mại và Dịch vụ Bình An"
+
+
+async def test_long_vietnamese_subjects_and_names_keep_their_spaces_on_the_wire(
+    email_hub, smtp_peer
+):
+    """Folded onto several lines, every space stays inside an encoded-word:
+    between two encoded-words a receiver drops it ("cảmơn", "Dịch vụBình").
+    Each encoded-word is at most 75 characters and cut between characters,
+    each line at most 76 (RFC 2047 section 2)."""
+    hub = await email_hub(display_name=LONG_NAME)
+    customer = "Nguyễn Thị Bình (Phòng Kinh doanh, Chi nhánh Hà Nội)"
+    data = await send_direct(hub, smtp_peer, subject=LONG_SUBJECT, contact_name=customer)
+    assert as_a_receiver_reads(wire_header(data, "Subject")) == LONG_SUBJECT
+    assert as_a_receiver_reads(wire_header(data, "From")) == f"{LONG_NAME} <support@shop.vn>"
+    assert as_a_receiver_reads(wire_header(data, "To")) == f"{customer} <khach@example.vn>"
+    head = data.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    words = re.findall(r"=\?utf-8\?([bq])\?([^?]*)\?=", head)
+    assert len(words) >= 6
+    for encoding, text in words:
+        assert len(text) + len("=?utf-8?b??=") <= 75
+        raw = base64.b64decode(text) if encoding == "b" else text.encode()
+        raw.decode("utf-8")  # whole characters in every word
+    assert all(len(line) <= 76 for line in head.split("\r\n") if "=?" in line)
+    # Short ones still go as the email package writes them (the golden file).
+    data = await send_direct(hub, smtp_peer, subject="Re: Đơn hàng #1042 chưa giao")
+    assert "Subject: Re: =?utf-8?b?xJDGoW4gaMOgbmcgIzEwNDIgY2jGsGE=?= giao\r\n" in data.decode()
