@@ -25,6 +25,7 @@ from hub.channels.base import (
     ReportFailure,
 )
 from hub.channels.email.compose import OutgoingFile, compose, message_id_for
+from hub.channels.email.idn import UnsendableAddress, ascii_address
 from hub.channels.email.imap import FetchedMail, ImapMailbox, ImapPoller
 from hub.channels.email.options import EmailOptions
 from hub.channels.email.parse import Mailbox, ParsedEmail, Part, parse
@@ -61,6 +62,10 @@ class EmailChannel(Channel):
         self.state: ChannelState = context.state
         self.report_failure: ReportFailure = context.report_failure
         self.pollers: list[ImapPoller] = []
+        try:
+            self.sender_address = ascii_address(self.options.address)
+        except UnsendableAddress as exc:
+            raise ConfigError(f"account {account.id!r}: {exc}") from exc
         self.smtp: SmtpPool | None = None
         if self.options.smtp_host:
             security = self.options.smtp_security
@@ -292,15 +297,16 @@ class EmailChannel(Channel):
         domain = self.options.message_id_domain or self.options.domain
         message_id = message_id_for(message.message_id, domain)
         try:
-            to = Address(message.contact_name, addr_spec=message.to)
-        except (ValueError, IndexError) as exc:  # email.headerregistry's refusals
+            recipient = ascii_address(message.to)
+            to = Address(message.contact_name, addr_spec=recipient)
+        except (ValueError, IndexError) as exc:  # ours and email.headerregistry's refusals
             raise ProviderRejected(
                 f"cannot address mail to {message.to!r}: {exc}", retryable=False
             ) from exc
         data = compose(
             message_id=message_id,
             sender=Address(
-                self.options.display_name or self.account.name, addr_spec=self.options.address
+                self.options.display_name or self.account.name, addr_spec=self.sender_address
             ),
             to=to,
             subject=message.subject,
@@ -324,7 +330,7 @@ class EmailChannel(Channel):
                 await handing_over(message_id)
 
         answer = await self.smtp.send(
-            self.options.address, [message.to], data, before_final_dot=before_final_dot
+            self.sender_address, [recipient], data, before_final_dot=before_final_dot
         )
         return Receipt(
             external_id=message_id,

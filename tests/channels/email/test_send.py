@@ -15,6 +15,7 @@ import pytest
 
 from hub.channels.base import OutboundMessage
 from hub.clock import FrozenClock
+from hub.errors import ProviderRejected
 from hub.inbox.model import new_id
 from tests.channels.email.mails import mail
 from tests.conftest import eventually
@@ -358,14 +359,13 @@ async def send_direct(hub, peer: SmtpPeer, **fields) -> bytes:
     """One message through the account's channel; the bytes `peer` got."""
     channel = hub.runtime.channels["support"]
     before = len(peer.received)
+    defaults = {"to": "khach@example.vn", "text": "Dạ, shop xin gửi thông tin ạ."}
     message = OutboundMessage(
         message_id=new_id(),
         conversation_id="c1",
         account_id="support",
-        to="khach@example.vn",
-        text="Dạ, shop xin gửi thông tin ạ.",
         created_at=T0,
-        **fields,
+        **{**defaults, **fields},
     )
     await channel.send(message)
     return peer.received[before].data
@@ -402,3 +402,24 @@ async def test_long_vietnamese_subjects_and_names_keep_their_spaces_on_the_wire(
     # Short ones still go as the email package writes them (the golden file).
     data = await send_direct(hub, smtp_peer, subject="Re: Đơn hàng #1042 chưa giao")
     assert "Subject: Re: =?utf-8?b?xJDGoW4gaMOgbmcgIzEwNDIgY2jGsGE=?= giao\r\n" in data.decode()
+
+
+async def test_a_vietnamese_domain_goes_out_in_its_ascii_form(email_hub, smtp_peer):
+    """An SMTP server without SMTPUTF8 takes only ASCII addresses, and an
+    encoded-word inside an address is not allowed (RFC 2047 section 5): the
+    domain goes as IDNA ("xn--..."), in the envelope and in To alike."""
+    hub = await email_hub()
+    data = await send_direct(hub, smtp_peer, to="khach@bưuđiện.vn", contact_name="Khách")
+    assert smtp_peer.received[-1].rcpt_tos == ["khach@xn--buin-1ua66gr30m.vn"]
+    assert wire_header(data, "To") == "=?utf-8?q?Kh=C3=A1ch?= <khach@xn--buin-1ua66gr30m.vn>"
+
+
+async def test_a_non_ascii_name_before_the_at_fails_saying_why_and_sends_nothing(
+    email_hub, smtp_peer
+):
+    hub = await email_hub()
+    with pytest.raises(ProviderRejected) as refused:
+        await send_direct(hub, smtp_peer, to="khách@example.vn")
+    assert not refused.value.retryable
+    assert "needs SMTPUTF8" in refused.value.reason and "khách@example.vn" in refused.value.reason
+    assert smtp_peer.received == []
