@@ -423,3 +423,35 @@ async def test_a_non_ascii_name_before_the_at_fails_saying_why_and_sends_nothing
     assert not refused.value.retryable
     assert "needs SMTPUTF8" in refused.value.reason and "khách@example.vn" in refused.value.reason
     assert smtp_peer.received == []
+
+
+@pytest.mark.parametrize("handover", [False, True])
+async def test_lines_of_dots_arrive_as_written_on_either_send_path(email_hub, smtp_peer, handover):
+    """SMTP dot-stuffing ("." at a line start doubled, RFC 5321 4.5.2) is the
+    SMTP client's job, done once: the server's copy (unstuffed) is the composed
+    message, dots and all, whether sent in one go or in two steps."""
+    hub = await email_hub()
+    channel = hub.runtime.channels["support"]
+    text = "Line one\n.\n..\n.hidden\nEnd"
+    message = OutboundMessage(
+        message_id=new_id(),
+        conversation_id="c1",
+        account_id="support",
+        to="khach@example.vn",
+        text=text,
+        created_at=T0,
+    )
+    handed: list[str] = []
+
+    async def handing_over(message_id: str) -> None:
+        handed.append(message_id)
+
+    if handover:
+        await channel.send_with_handover(message, handing_over)
+    else:
+        await channel.send(message)
+    [received] = smtp_peer.received
+    assert b"\r\n.\r\n..\r\n.hidden\r\n" in received.data
+    plain = next(email.message_from_bytes(received.data, policy=default).iter_parts())
+    assert plain.get_content() == text.replace("\n", "\r\n") + "\r\n"
+    assert len(handed) == int(handover)
