@@ -25,7 +25,7 @@ from hub.channels.base import (
     ReportFailure,
 )
 from hub.channels.email.compose import OutgoingFile, compose, message_id_for
-from hub.channels.email.idn import UnsendableAddress, ascii_address
+from hub.channels.email.idn import UnsendableAddress, ascii_address, ascii_domain
 from hub.channels.email.imap import FetchedMail, ImapMailbox, ImapPoller
 from hub.channels.email.options import EmailOptions
 from hub.channels.email.parse import Mailbox, ParsedEmail, Part, parse
@@ -62,8 +62,11 @@ class EmailChannel(Channel):
         self.state: ChannelState = context.state
         self.report_failure: ReportFailure = context.report_failure
         self.pollers: list[ImapPoller] = []
-        try:
+        try:  # what goes on the wire: ASCII (IDNA) domains, see hub.channels.email.idn
             self.sender_address = ascii_address(self.options.address)
+            domain = self.sender_address.rpartition("@")[2]
+            self.message_id_domain = ascii_domain(self.options.message_id_domain or domain)
+            dkim_domain = ascii_domain(self.options.dkim_domain or domain)
         except UnsendableAddress as exc:
             raise ConfigError(f"account {account.id!r}: {exc}") from exc
         self.smtp: SmtpPool | None = None
@@ -86,7 +89,7 @@ class EmailChannel(Channel):
         if self.options.dkim_private_key and self.options.dkim_selector:
             self.dkim = DkimKey(
                 self.options.dkim_selector,
-                self.options.dkim_domain or self.options.domain,
+                dkim_domain,
                 self.options.dkim_private_key,
             )
             try:  # a key that cannot sign is a config error now, not a failed reply later
@@ -294,8 +297,7 @@ class EmailChannel(Channel):
                 )
             elif attachment.url:
                 text += f"\n\n{attachment.name or 'Attachment'}: {attachment.url}"
-        domain = self.options.message_id_domain or self.options.domain
-        message_id = message_id_for(message.message_id, domain)
+        message_id = message_id_for(message.message_id, self.message_id_domain)
         try:
             recipient = ascii_address(message.to)
             to = Address(message.contact_name, addr_spec=recipient)

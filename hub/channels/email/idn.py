@@ -36,7 +36,17 @@ def ascii_address(address: str) -> str:
             " (RFC 6531); hub sends only ASCII addresses"
         )
     try:
-        domain = idna.encode(domain, uts46=True).decode("ascii")
+        return f"{local}@{ascii_domain(domain)}"
+    except UnsendableAddress as exc:
+        raise UnsendableAddress(f"{address!r}: {exc}") from exc
+
+
+def ascii_domain(domain: str) -> str:
+    """`domain` in IDNA ASCII form, as Message-IDs and DKIM's d= need it.
+    Raises UnsendableAddress when it is not a valid internationalised name."""
+    if domain.isascii():
+        return domain
+    try:
+        return idna.encode(domain, uts46=True).decode("ascii")
     except idna.IDNAError as exc:
-        raise UnsendableAddress(f"{address!r}: the domain is not a valid IDN ({exc})") from exc
-    return f"{local}@{domain}"
+        raise UnsendableAddress(f"{domain!r} is not a valid domain name ({exc})") from exc

@@ -19,6 +19,7 @@ from hub.errors import ProviderRejected
 from hub.inbox.model import new_id
 from tests.channels.email.mails import mail
 from tests.conftest import eventually
+from tests.peers.dkim_dns import DkimDns
 from tests.peers.smtp_server import SmtpPeer
 from tests.web.test_api import add_agent
 
@@ -455,3 +456,25 @@ async def test_lines_of_dots_arrive_as_written_on_either_send_path(email_hub, sm
     plain = next(email.message_from_bytes(received.data, policy=default).iter_parts())
     assert plain.get_content() == text.replace("\n", "\r\n") + "\r\n"
     assert len(handed) == int(handover)
+
+
+async def test_an_account_on_a_vietnamese_domain_writes_it_in_ascii_everywhere(
+    email_hub, smtp_peer, tmp_path, monkeypatch
+):
+    """MAIL FROM, From, the Message-ID and DKIM's d= all carry the IDNA form:
+    a Message-ID is ASCII by definition (an encoded-word there is not one), and
+    the receiver looks the DKIM key up under the ASCII name."""
+    ascii_domain = "xn--cahng-tqa2694c.vn"
+    dns = DkimDns(tmp_path, domain=ascii_domain)
+    monkeypatch.setenv("HUB_TEST_DKIM_KEY", dns.private_key)
+    hub = await email_hub(
+        address="support@cửahàng.vn",
+        dkim_selector=dns.selector,
+        dkim_private_key_env="HUB_TEST_DKIM_KEY",
+    )
+    data = await send_direct(hub, smtp_peer)
+    assert smtp_peer.received[-1].mail_from == f"support@{ascii_domain}"
+    assert wire_header(data, "From").endswith(f" <support@{ascii_domain}>")
+    assert re.fullmatch(rf"<\w+\.hub@{re.escape(ascii_domain)}>", wire_header(data, "Message-ID"))
+    assert f" d={ascii_domain};" in wire_header(data, "DKIM-Signature")
+    assert dns.verify(data)
