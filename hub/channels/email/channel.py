@@ -24,7 +24,7 @@ from hub.channels.base import (
     Receipt,
     ReportFailure,
 )
-from hub.channels.email.compose import OutgoingFile, compose, message_id_for
+from hub.channels.email.compose import OutgoingFile, compose, header_words, message_id_for
 from hub.channels.email.idn import UnsendableAddress, ascii_address, ascii_domain
 from hub.channels.email.imap import FetchedMail, ImapMailbox, ImapPoller
 from hub.channels.email.options import EmailOptions
@@ -300,7 +300,7 @@ class EmailChannel(Channel):
         message_id = message_id_for(message.message_id, self.message_id_domain)
         try:
             recipient = ascii_address(message.to)
-            to = Address(message.contact_name, addr_spec=recipient)
+            to = Address(header_words(message.contact_name), addr_spec=recipient)
         except (ValueError, IndexError) as exc:  # ours and email.headerregistry's refusals
             raise ProviderRejected(
                 f"cannot address mail to {message.to!r}: {exc}", retryable=False
@@ -308,7 +308,8 @@ class EmailChannel(Channel):
         data = compose(
             message_id=message_id,
             sender=Address(
-                self.options.display_name or self.account.name, addr_spec=self.sender_address
+                header_words(self.options.display_name or self.account.name),
+                addr_spec=self.sender_address,
             ),
             to=to,
             subject=message.subject,

@@ -90,12 +90,26 @@ def reply_subject(subject: str, replying: bool, text: str = "") -> str:
     """The Subject line: "Re: " before the thread's subject when answering; when
     the conversation has none (it began where there are no subjects), the first
     words of the message, so the mail is not "(no subject)" in the inbox."""
-    subject = " ".join(subject.split())
+    subject = header_words(subject)
     if not subject:
-        return first_words(text) or "(no subject)"
+        return header_words(first_words(text)) or "(no subject)"
     if not replying or subject.lower().startswith(("re:", "re :")):
         return subject
     return f"Re: {subject}"
+
+
+# C0 and C1 control characters (NUL, BEL, ESC, DEL...) have no place in a
+# header (RFC 5322 section 3.2.5: text is printable characters and spaces);
+# a NUL gets the mail refused or cut short by receiving servers.
+_CONTROLS = {code: " " for code in [*range(0x20), *range(0x7F, 0xA0)]}
+
+
+def header_words(text: str) -> str:
+    """`text` as words for a header (a subject, a display name): one line,
+    control characters as spaces, runs of spaces as one. A name typed with a
+    line break (an import, a sender's own From) would otherwise stop the mail:
+    the email package refuses CR and LF in a name."""
+    return " ".join(text.translate(_CONTROLS).split())
 
 
 def first_words(text: str, limit: int = SUBJECT_WORDS_CHARS) -> str:

@@ -478,3 +478,20 @@ async def test_an_account_on_a_vietnamese_domain_writes_it_in_ascii_everywhere(
     assert re.fullmatch(rf"<\w+\.hub@{re.escape(ascii_domain)}>", wire_header(data, "Message-ID"))
     assert f" d={ascii_domain};" in wire_header(data, "DKIM-Signature")
     assert dns.verify(data)
+
+
+async def test_control_characters_in_a_name_or_subject_never_reach_the_wire(email_hub, smtp_peer):
+    """A contact named with a line break (an import, a sender's own encoded
+    From) is still written to, as one line; NUL and other controls, which
+    receiving servers refuse or cut at, become spaces; no header is injected."""
+    hub = await email_hub()
+    data = await send_direct(
+        hub,
+        smtp_peer,
+        contact_name="Nguyễn\r\nVăn\x00 Bình",
+        subject="Đơn\x1b hàng\r\nBcc: x@evil.test",
+    )
+    head = data.split(b"\r\n\r\n", 1)[0]
+    assert as_a_receiver_reads(wire_header(data, "To")) == "Nguyễn Văn Bình <khach@example.vn>"
+    assert as_a_receiver_reads(wire_header(data, "Subject")) == "Đơn hàng Bcc: x@evil.test"
+    assert b"\r\nBcc:" not in head and not any(byte < 0x20 for byte in head.replace(b"\r\n", b""))
