@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime
 from html import escape
 
@@ -167,7 +167,11 @@ def compose(
         maintype, _, subtype = file.content_type.partition("/")
         if not subtype:
             maintype, subtype = "application", "octet-stream"
-        message.add_attachment(file.data, maintype=maintype, subtype=subtype, filename=file.name)
+        name = header_words(file.name) or "attachment"
+        message.add_attachment(file.data, maintype=maintype, subtype=subtype, filename=name)
+        if not name.isascii():
+            *_, part = message.iter_parts()  # the one just added
+            _name_for_outlook(part, f"{maintype}/{subtype}", name)
     seed = message_id.strip("<>").split("@", 1)[0]
     for index, part in enumerate(p for p in message.walk() if p.is_multipart()):
         # "=_" never occurs in quoted-printable or base64 text, so it cannot clash.
@@ -226,6 +230,19 @@ RFC2047_LINE = 76
 
 def _encoded_words(name: str, text: str) -> str:
     return Header(text, "utf-8", header_name=name).encode(linesep="\r\n", maxlinelen=RFC2047_LINE)
+
+
+def _name_for_outlook(part: MIMEPart, content_type: str, name: str) -> None:
+    """Also name a non-ASCII attachment in Content-Type, as encoded-words
+    (`name="=?utf-8?b?...?="`), beside the RFC 2231 `filename*=` the email
+    package writes in Content-Disposition. Outlook (and Exchange, and some
+    webmail) do not read RFC 2231 names, the split ones of long names least of
+    all, and show "ATT00001.bin" or "Untitled attachment"; encoded-words there
+    are outside RFC 2047 (section 5) but are what Gmail and Outlook themselves
+    send, and clients that read `filename*` take that first."""
+    words = _encoded_words("Content-Type", name)  # base64 or Q: no '"' in it
+    del part["Content-Type"]
+    part.set_raw("Content-Type", f'{content_type};\r\n name="{words}"')
 
 
 def _transfer_encoding(text: str) -> str:
