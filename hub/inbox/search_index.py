@@ -6,7 +6,8 @@ conversation: over a second per search for a hundred thousand messages, with
 the process's GIL taken by the search for all that time (its webhooks ran
 only in the interpreter's switch intervals). The index is two FTS5 tables with the trigram
 tokenizer over folded text (`fold`: lower case, no diacritics), one for
-messages' text and one for conversations' subject and address: they answer
+messages' text, one for conversations' subject and address, and one for
+contacts' names and addresses (what the contact finder matches): they answer
 the same question — "this text appears anywhere", case and marks aside —
 from the index, in milliseconds, with no Python per row.
 
@@ -15,8 +16,9 @@ adds new rows (by rowid, past a mark kept per table in the database) every
 few seconds, in small transactions that hold the write lock a few
 milliseconds each. A search reads the index up to the mark and scans only the
 rows past it, so it always sees everything, the newest included. A row whose
-indexed text changes (a call's summary, a conversation's subject) is
-re-indexed in the transaction that changes it.
+indexed text changes (a call's summary, a conversation's subject, a contact's
+name or addresses) is re-indexed in the transaction that changes it; a contact
+merged away takes its entry with it.
 
 Only the first `INDEXED_CHARS` characters of a message are indexed (a
 mailing-list digest should not cost megabytes of index); detail=none keeps
@@ -80,18 +82,38 @@ CONVERSATIONS = Source(
     "length(COALESCE(subject, '')) + length(contact_address)",
     frozenset({"subject", "contact_address"}),
 )
-SOURCES = (MESSAGES, CONVERSATIONS)
+# A contact's name, then each of its addresses, one per line (so no match
+# spans two of them).
+CONTACTS = Source(
+    "contacts",
+    "contact_words",
+    "hub_fold(name) || COALESCE((SELECT char(10) || group_concat(hub_fold(address), char(10))"
+    " FROM identities WHERE contact_id = contacts.id), '')",
+    "length(name) + 40",
+    frozenset({"name"}),
+)
+SOURCES = (MESSAGES, CONVERSATIONS, CONTACTS)
 
-MIGRATION = [
+
+def _index_table(source: Source) -> str:
     # case_sensitive 1: the text is folded before it is indexed, and GLOB (exact
     # on folded text) is what such a table answers from its index.
-    *(
+    return (
         f"CREATE VIRTUAL TABLE {source.index} USING fts5("
         "words, tokenize = 'trigram case_sensitive 1', detail = 'none')"
-        for source in SOURCES
-    ),
+    )
+
+
+MIGRATION = [
+    _index_table(MESSAGES),
+    _index_table(CONVERSATIONS),
     "CREATE TABLE search_marks (name TEXT PRIMARY KEY, last_rowid INTEGER NOT NULL)",
     "INSERT INTO search_marks (name, last_rowid) VALUES ('messages', 0), ('conversations', 0)",
+]
+# The contact finder's index, added later: filled behind the writers like the rest.
+CONTACTS_MIGRATION = [
+    _index_table(CONTACTS),
+    "INSERT INTO search_marks (name, last_rowid) VALUES ('contacts', 0)",
 ]
 
 # Conversations (as the `conversations` row being filtered) whose subject or
@@ -105,6 +127,26 @@ CONVERSATION_HAS_TEXT = (
     " OR id IN (SELECT conversation_id FROM messages"
     f" WHERE rowid > {MESSAGES.mark} AND {MESSAGES.words} LIKE ? ESCAPE '\\'))"
 )
+
+
+# Contacts whose name or an address holds the text, by id. Parameters: the
+# GLOB pattern, the LIKE pattern, the limit.
+CONTACTS_WITH_TEXT = (
+    "SELECT id FROM contacts"
+    f" WHERE rowid IN (SELECT rowid FROM {CONTACTS.index} WHERE words GLOB ?)"
+    f" OR (rowid > {CONTACTS.mark} AND {CONTACTS.words} LIKE ? ESCAPE '\\')"
+    " ORDER BY id LIMIT ?"
+)
+# Before a contact row is deleted: its entry goes, and should its rowid be
+# given again (SQLite gives a new row the largest rowid + 1, so the last row's
+# can be), the mark steps back below it, so that the row which takes it is
+# indexed as new. Parameter: the contact's id.
+FORGET_CONTACT = [
+    f"DELETE FROM {CONTACTS.index} WHERE rowid = (SELECT rowid FROM contacts WHERE id = ?1)",
+    "UPDATE search_marks SET last_rowid = MIN(last_rowid, (SELECT rowid - 1 FROM contacts"
+    " WHERE id = ?1)) WHERE name = 'contacts'"
+    " AND (SELECT rowid FROM contacts WHERE id = ?1) = (SELECT MAX(rowid) FROM contacts)",
+]
 
 
 def reindex_sql(source: Source) -> str:

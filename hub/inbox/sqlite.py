@@ -54,7 +54,16 @@ from hub.inbox.model import (
     to_ms,
 )
 from hub.inbox.search import fold
-from hub.inbox.search_index import CONVERSATION_HAS_TEXT, SearchIndexer, glob_anywhere, reindex_sql
+from hub.inbox.search_index import CONTACTS as CONTACT_WORDS
+from hub.inbox.search_index import CONTACTS_MIGRATION as CONTACT_INDEX_MIGRATION
+from hub.inbox.search_index import (
+    CONTACTS_WITH_TEXT,
+    CONVERSATION_HAS_TEXT,
+    FORGET_CONTACT,
+    SearchIndexer,
+    glob_anywhere,
+    reindex_sql,
+)
 from hub.inbox.search_index import CONVERSATIONS as CONVERSATION_WORDS
 from hub.inbox.search_index import MESSAGES as MESSAGE_WORDS
 from hub.inbox.search_index import MIGRATION as SEARCH_INDEX_MIGRATION
@@ -279,6 +288,8 @@ MIGRATIONS: list[str | list[str]] = [
     # Agents' text searches read an index (hub.inbox.search_index), filled behind
     # the writers from the first row on.
     SEARCH_INDEX_MIGRATION,
+    # The contact finder reads one too.
+    CONTACT_INDEX_MIGRATION,
 ]
 
 
@@ -966,11 +977,12 @@ class SqliteStore(Store):
                 (contact_id,),
             )
             await self._insert_identity(contact_id, identity, (last["p"] if last else -1) + 1)
+            await self._write(reindex_sql(CONTACT_WORDS), (contact_id,))
 
     async def update_contact(
         self, contact_id: str, *, expect: Expectation | None = None, **changes: Any
     ) -> bool:
-        return await self._update(CONTACTS, contact_id, expect, changes)
+        return await self._update_indexed(CONTACTS, CONTACT_WORDS, contact_id, expect, changes)
 
     # -- conversations ---------------------------------------------------
     async def add_conversation(self, conversation: Conversation) -> None:
@@ -1336,12 +1348,9 @@ class SqliteStore(Store):
         return dict(sorted(counts.items()))
 
     async def search_contacts(self, text: str, *, limit: int) -> list[Contact]:
-        pattern = "%" + _like_escape(fold(text)) + "%"
+        folded = fold(text)
         rows = await self._fetch_all_long(
-            "SELECT id FROM contacts WHERE hub_fold(name) LIKE ? ESCAPE '\\'"
-            " UNION SELECT contact_id FROM identities WHERE hub_fold(address) LIKE ? ESCAPE '\\'"
-            " ORDER BY 1 LIMIT ?",
-            (pattern, pattern, limit),
+            CONTACTS_WITH_TEXT, (glob_anywhere(folded), f"%{_like_escape(folded)}%", limit)
         )
         found = [await self.get_contact(r[0]) for r in rows]
         return [c for c in found if c is not None]
@@ -1370,4 +1379,7 @@ class SqliteStore(Store):
                 None,
                 merged_fields(keep, merged),
             )
+            for sql in FORGET_CONTACT:
+                await self._write(sql, (merged_id,))
             await self._write("DELETE FROM contacts WHERE id = ?", (merged_id,))
+            await self._write(reindex_sql(CONTACT_WORDS), (keep_id,))

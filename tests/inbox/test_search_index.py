@@ -13,7 +13,12 @@ from hub.inbox import search_index
 from hub.inbox.sqlite import SqliteStore
 from hub.inbox.store import ConversationFilter
 from tests.conftest import eventually
-from tests.inbox.test_store_contract import saved_conversation, saved_message
+from tests.inbox.test_store_contract import (
+    identity,
+    saved_contact,
+    saved_conversation,
+    saved_message,
+)
 
 TEXTS = {
     "refund": "Tôi muốn HOÀN TIỀN đơn 100%",
@@ -63,7 +68,11 @@ async def found(store: SqliteStore, named: dict[str, str], query: str) -> list[s
 
 def mark(path: Path, table: str = "messages") -> tuple[int, int, int]:
     """(the index's mark, the newest row's rowid, rows in the index) of a table."""
-    index = {"messages": "message_words", "conversations": "conversation_words"}[table]
+    index = {
+        "messages": "message_words",
+        "conversations": "conversation_words",
+        "contacts": "contact_words",
+    }[table]
     with sqlite3.connect(path) as db:
         last = db.execute("SELECT last_rowid FROM search_marks WHERE name = ?", (table,)).fetchone()
         top = db.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {table}").fetchone()
@@ -77,7 +86,8 @@ async def test_searches_answer_the_same_before_and_after_indexing(store, tmp_pat
     before = {query: await found(store, named, query) for query in QUERIES}
     assert before == QUERIES  # past the mark: the scan finds them
 
-    assert await store.indexer.catch_up() == 2 * len(TEXTS)  # messages and conversations
+    # Messages, conversations and their contacts.
+    assert await store.indexer.catch_up() == 3 * len(TEXTS)
     for table in ("messages", "conversations"):
         assert mark(tmp_path / "hub.db", table) == (len(TEXTS), len(TEXTS), len(TEXTS))
     after = {query: await found(store, named, query) for query in QUERIES}
@@ -107,7 +117,7 @@ async def test_many_messages_are_indexed_in_chunks(store, tmp_path, monkeypatch)
     monkeypatch.setattr(search_index, "CHUNK_CHARS", 1)
     assert await store.indexer._chunk(search_index.MESSAGES) == 1  # the first row always
     monkeypatch.setattr(search_index, "CHUNK_CHARS", 10_000)
-    assert await store.indexer.catch_up() == 27 + 1  # the rest, and the conversation
+    assert await store.indexer.catch_up() == 27 + 2  # the rest, the conversation, its contact
     assert mark(tmp_path / "hub.db") == (30, 30, 30)
     assert await found(store, {conversation.id: "c"}, "so 017") == ["c"]
 
@@ -146,3 +156,82 @@ async def test_a_conversation_whose_subject_changes_is_found_by_its_new_subject(
     assert await found(store, named, "don hang 17") == []
     assert await found(store, named, "doi tra ao") == ["c"]
     assert await found(store, named, "lan@x.vn") == ["c"]
+
+
+# -- the contact finder --------------------------------------------------------
+CONTACT_QUERIES = {
+    "tran thi": ["lan"],
+    "LAN.TRAN@": ["lan"],
+    "901234567": ["binh"],
+    "binh": ["binh"],
+    "100%": ["percent"],
+    "%": ["percent"],
+    "_": ["under"],
+    "an": ["lan", "under"],
+    "lan\nbinh": [],  # a name and an address never run together
+    "không có": [],
+}
+
+
+async def seed_contacts(store: SqliteStore) -> dict[str, str]:
+    people = [
+        (
+            "lan",
+            await saved_contact(
+                store, identity("email", "lan.tran@example.vn"), name="Trần Thị Lan"
+            ),
+        ),
+        ("binh", await saved_contact(store, identity("phone", "+84901234567"), name="Bình")),
+        ("percent", await saved_contact(store, name="Khách 100%")),
+        ("under", await saved_contact(store, identity("zalo", "an_nguyen"), name="Ân")),
+    ]
+    return {contact.id: name for name, contact in people}
+
+
+async def contacts_found(store: SqliteStore, named: dict[str, str], query: str) -> list[str]:
+    return sorted(named[c.id] for c in await store.search_contacts(query, limit=20))
+
+
+async def test_contacts_are_found_the_same_before_and_after_indexing(store, tmp_path):
+    named = await seed_contacts(store)
+    before = {q: await contacts_found(store, named, q) for q in CONTACT_QUERIES}
+    assert before == CONTACT_QUERIES  # past the mark: the scan finds them
+    await store.indexer.catch_up()
+    last, top, rows = mark(tmp_path / "hub.db", "contacts")
+    assert last == top and rows == len(named)
+    after = {q: await contacts_found(store, named, q) for q in CONTACT_QUERIES}
+    assert after == CONTACT_QUERIES  # from the index
+
+
+async def test_a_contact_renamed_or_given_an_address_is_found_by_it(store):
+    named = await seed_contacts(store)
+    await store.indexer.catch_up()
+    [binh] = [c for c, name in named.items() if name == "binh"]
+    assert await store.update_contact(binh, name="Phạm Văn Bảo")
+    await store.link_identity(binh, identity("email", "bao.pham@example.vn"))
+    assert await contacts_found(store, named, "pham van bao") == ["binh"]
+    assert await contacts_found(store, named, "bao.pham@") == ["binh"]
+    assert await contacts_found(store, named, "binh") == []
+    assert await contacts_found(store, named, "901234567") == ["binh"]
+
+
+async def test_a_contact_merged_away_leaves_the_index_and_its_rowid_is_indexed_again(
+    store, tmp_path
+):
+    """The merged contact is the newest row: a contact added next is given its
+    rowid again, and must be found by its own name, not the one before it."""
+    keep = await saved_contact(store, identity("phone", "+84901234567"), name="Lan")
+    gone = await saved_contact(store, identity("email", "qt@example.vn"), name="Tuấn")
+    await store.indexer.catch_up()
+    await store.merge_contacts(keep.id, gone.id)
+    assert [c.id for c in await store.search_contacts("qt@", limit=5)] == [keep.id]
+    assert await store.search_contacts("tuấn", limit=5) == []
+    assert await store.search_contacts("lan", limit=5) == [await store.get_contact(keep.id)]
+
+    newcomer = await saved_contact(store, name="Cường")
+    for indexed in (False, True):
+        assert await store.search_contacts("cuong", limit=5) == [newcomer], indexed
+        assert await store.search_contacts("tuấn", limit=5) == [], indexed
+        await store.indexer.catch_up()
+    last, top, rows = mark(tmp_path / "hub.db", "contacts")
+    assert last == top and rows == 2
