@@ -23,6 +23,7 @@ from hub.clock import Clock
 from hub.inbox.model import new_id
 from hub.settings import HubSettings
 from tests.peers.callback import CallbackPeer
+from tests.peers.dkim_dns import DkimDns
 
 API_SECRET = "test-secret-0123456789"
 
@@ -164,3 +165,9 @@ async def eventually(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s: {check.__qualname__}")
         await asyncio.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def dkim_dns(tmp_path_factory: pytest.TempPathFactory) -> DkimDns:
+    """A DKIM key for shop.vn (selector hub2026) and the DNS that publishes it."""
+    return DkimDns(tmp_path_factory.mktemp("dkim"))

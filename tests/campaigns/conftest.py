@@ -37,7 +37,7 @@ async def smtp_peer() -> AsyncIterator[SmtpPeer]:
     await peer.stop()
 
 
-def email_account(peer: SmtpPeer) -> dict[str, Any]:
+def email_account(peer: SmtpPeer, **options: Any) -> dict[str, Any]:
     return {
         "id": "news",
         "channel": "email",
@@ -46,6 +46,7 @@ def email_account(peer: SmtpPeer) -> dict[str, Any]:
         "smtp_host": peer.host,
         "smtp_port": peer.port,
         "smtp_security": "none",
+        **options,
     }
 
 
@@ -73,7 +74,7 @@ def campaign_hub(
     smtp_peer: SmtpPeer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Callable[..., Awaitable[CampaignHub]]:
-    async def start(**campaigns: Any) -> CampaignHub:
+    async def start(email_options: dict[str, Any] | None = None, **campaigns: Any) -> CampaignHub:
         clock = FrozenClock(START)
         settings_overrides = {
             "batch_size": 50,
@@ -98,7 +99,7 @@ def campaign_hub(
             start_hub,
             twilio_peer,
             monkeypatch,
-            extra_accounts=[email_account(smtp_peer)],
+            extra_accounts=[email_account(smtp_peer, **(email_options or {}))],
             clock=clock,
             voice={"enabled": False},
         )

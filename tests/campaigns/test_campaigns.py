@@ -14,6 +14,7 @@ from hub.inbox.store import ConversationFilter
 from tests.campaigns.conftest import CampaignHub, contact
 from tests.channels.twilio_hub import text_in
 from tests.conftest import eventually
+from tests.peers.dkim_dns import DkimDns
 from tests.peers.smtp_server import SmtpPeer
 from tests.peers.twilio import TwilioPeer
 
@@ -181,6 +182,36 @@ async def test_email_campaign_carries_one_click_unsubscribe_that_works(
     await eventually(lambda: _status(app, second["id"], "completed"))
     _, result = await app.api("GET", f"/api/v1/campaigns/{second['id']}")
     assert result["progress"]["opted_out"] == 1 and len(smtp_peer.received) == 1
+
+
+async def test_email_campaign_signs_its_one_click_unsubscribe_headers_with_dkim(
+    campaign_hub: Any, smtp_peer: SmtpPeer, dkim_dns: DkimDns, monkeypatch: Any
+) -> None:
+    """RFC 8058 section 4: List-Unsubscribe and List-Unsubscribe-Post MUST be
+    covered by the DKIM signature, or Gmail and Yahoo do not offer one-click
+    unsubscribe (and count the bulk mail against the sender)."""
+    monkeypatch.setenv("HUB_TEST_DKIM_KEY", dkim_dns.private_key)
+    app: CampaignHub = await campaign_hub(
+        email_options={
+            "dkim_selector": dkim_dns.selector,
+            "dkim_private_key_env": "HUB_TEST_DKIM_KEY",
+        }
+    )
+    await app.store.add_contact(contact("Nguyễn Văn Bình", email="binh@example.com"))
+    campaign = await create(app, channel="email", account_id="news", text="Xin chào!")
+    await app.api("POST", f"/api/v1/campaigns/{campaign['id']}/launch")
+    await finished(app, campaign["id"], sent=1)
+    [received] = smtp_peer.received
+    assert dkim_dns.verify(received.data)  # the bytes the receiver got
+    signed = dkim_dns.signed_headers(received.data)
+    for name in ("from", "list-unsubscribe", "list-unsubscribe-post", "precedence"):
+        assert name in signed, name
+    # A relay that rewrites the link (or drops the one-click line) breaks it.
+    head, body = received.data.split(b"\r\n\r\n", 1)
+    tampered = head.replace(b"List-Unsubscribe: <", b"List-Unsubscribe: <https://evil.test/?")
+    assert tampered != head and not dkim_dns.verify(tampered + b"\r\n\r\n" + body)
+    dropped = head.replace(b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click", b"")
+    assert dropped != head and not dkim_dns.verify(dropped + b"\r\n\r\n" + body)
 
 
 async def test_daily_cap_skips_the_message_over_it_in_the_recipients_day(

@@ -24,7 +24,8 @@ from hub.channels.base import (
     Receipt,
     ReportFailure,
 )
-from hub.channels.email.compose import OutgoingFile, compose, message_id_for
+from hub.channels.email.compose import OutgoingFile, compose, header_words, message_id_for
+from hub.channels.email.idn import UnsendableAddress, ascii_address, ascii_domain
 from hub.channels.email.imap import FetchedMail, ImapMailbox, ImapPoller
 from hub.channels.email.options import EmailOptions
 from hub.channels.email.parse import Mailbox, ParsedEmail, Part, parse
@@ -61,6 +62,13 @@ class EmailChannel(Channel):
         self.state: ChannelState = context.state
         self.report_failure: ReportFailure = context.report_failure
         self.pollers: list[ImapPoller] = []
+        try:  # what goes on the wire: ASCII (IDNA) domains, see hub.channels.email.idn
+            self.sender_address = ascii_address(self.options.address)
+            domain = self.sender_address.rpartition("@")[2]
+            self.message_id_domain = ascii_domain(self.options.message_id_domain or domain)
+            dkim_domain = ascii_domain(self.options.dkim_domain or domain)
+        except UnsendableAddress as exc:
+            raise ConfigError(f"account {account.id!r}: {exc}") from exc
         self.smtp: SmtpPool | None = None
         if self.options.smtp_host:
             security = self.options.smtp_security
@@ -81,7 +89,7 @@ class EmailChannel(Channel):
         if self.options.dkim_private_key and self.options.dkim_selector:
             self.dkim = DkimKey(
                 self.options.dkim_selector,
-                self.options.dkim_domain or self.options.domain,
+                dkim_domain,
                 self.options.dkim_private_key,
             )
             try:  # a key that cannot sign is a config error now, not a failed reply later
@@ -289,18 +297,19 @@ class EmailChannel(Channel):
                 )
             elif attachment.url:
                 text += f"\n\n{attachment.name or 'Attachment'}: {attachment.url}"
-        domain = self.options.message_id_domain or self.options.domain
-        message_id = message_id_for(message.message_id, domain)
+        message_id = message_id_for(message.message_id, self.message_id_domain)
         try:
-            to = Address(message.contact_name, addr_spec=message.to)
-        except (ValueError, IndexError) as exc:  # email.headerregistry's refusals
+            recipient = ascii_address(message.to)
+            to = Address(header_words(message.contact_name), addr_spec=recipient)
+        except (ValueError, IndexError) as exc:  # ours and email.headerregistry's refusals
             raise ProviderRejected(
                 f"cannot address mail to {message.to!r}: {exc}", retryable=False
             ) from exc
         data = compose(
             message_id=message_id,
             sender=Address(
-                self.options.display_name or self.account.name, addr_spec=self.options.address
+                header_words(self.options.display_name or self.account.name),
+                addr_spec=self.sender_address,
             ),
             to=to,
             subject=message.subject,
@@ -324,7 +333,7 @@ class EmailChannel(Channel):
                 await handing_over(message_id)
 
         answer = await self.smtp.send(
-            self.options.address, [message.to], data, before_final_dot=before_final_dot
+            self.sender_address, [recipient], data, before_final_dot=before_final_dot
         )
         return Receipt(
             external_id=message_id,

@@ -27,8 +27,9 @@ import email.policy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from email.header import Header
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime
 from html import escape
 
@@ -89,12 +90,26 @@ def reply_subject(subject: str, replying: bool, text: str = "") -> str:
     """The Subject line: "Re: " before the thread's subject when answering; when
     the conversation has none (it began where there are no subjects), the first
     words of the message, so the mail is not "(no subject)" in the inbox."""
-    subject = " ".join(subject.split())
+    subject = header_words(subject)
     if not subject:
-        return first_words(text) or "(no subject)"
+        return header_words(first_words(text)) or "(no subject)"
     if not replying or subject.lower().startswith(("re:", "re :")):
         return subject
     return f"Re: {subject}"
+
+
+# C0 and C1 control characters (NUL, BEL, ESC, DEL...) have no place in a
+# header (RFC 5322 section 3.2.5: text is printable characters and spaces);
+# a NUL gets the mail refused or cut short by receiving servers.
+_CONTROLS = {code: " " for code in [*range(0x20), *range(0x7F, 0xA0)]}
+
+
+def header_words(text: str) -> str:
+    """`text` as words for a header (a subject, a display name): one line,
+    control characters as spaces, runs of spaces as one. A name typed with a
+    line break (an import, a sender's own From) would otherwise stop the mail:
+    the email package refuses CR and LF in a name."""
+    return " ".join(text.translate(_CONTROLS).split())
 
 
 def first_words(text: str, limit: int = SUBJECT_WORDS_CHARS) -> str:
@@ -132,9 +147,9 @@ def compose(
     message = EmailMessage(policy=POLICY)
     _set_verbatim(message, "Message-ID", message_id)
     message["Date"] = format_datetime(date)
-    message["From"] = sender
-    message["To"] = to
-    message["Subject"] = reply_subject(subject, thread.in_reply_to is not None, text)
+    _set_words(message, "From", sender)
+    _set_words(message, "To", to)
+    _set_words(message, "Subject", reply_subject(subject, thread.in_reply_to is not None, text))
     if thread.in_reply_to:
         _set_verbatim(message, "In-Reply-To", thread.in_reply_to)
     if thread.references:
@@ -152,7 +167,11 @@ def compose(
         maintype, _, subtype = file.content_type.partition("/")
         if not subtype:
             maintype, subtype = "application", "octet-stream"
-        message.add_attachment(file.data, maintype=maintype, subtype=subtype, filename=file.name)
+        name = header_words(file.name) or "attachment"
+        message.add_attachment(file.data, maintype=maintype, subtype=subtype, filename=name)
+        if not name.isascii():
+            *_, part = message.iter_parts()  # the one just added
+            _name_for_outlook(part, f"{maintype}/{subtype}", name)
     seed = message_id.strip("<>").split("@", 1)[0]
     for index, part in enumerate(p for p in message.walk() if p.is_multipart()):
         # "=_" never occurs in quoted-printable or base64 text, so it cannot clash.
@@ -180,6 +199,50 @@ def _set_verbatim(message: EmailMessage, name: str, value: str) -> None:
             lines.append(" " + word)
             width = 1 + len(word)
     message.set_raw(name, "\r\n".join(lines))
+
+
+def _set_words(message: EmailMessage, name: str, value: str | Address) -> None:
+    """Add a header of words (a Subject; a From or To with its display name):
+    through the policy when it fits on one line of 76 (or needs no
+    encoded-words), else as whole encoded-words that keep their spaces.
+
+    Folding a value with encoded-words, the email package leaves the space
+    between two words outside the encoded-words at the fold, where receivers
+    drop it (RFC 2047 section 6.2: space between encoded-words is not text):
+    "Dịch vụ Bình An" reads "Dịch vụBình An" in Gmail and Outlook. The legacy
+    `email.header.Header` puts the spaces inside the encoded-words, cuts only
+    between characters and keeps lines to 76 (RFC 2047 section 2)."""
+    folded = POLICY.header_factory(name, value).fold(policy=POLICY)
+    if folded.find("=?") < 0 or (folded.count("\n") == 1 and len(folded) <= RFC2047_LINE + 2):
+        message.set_raw(name, folded[len(name) + 2 :].removesuffix("\r\n"))
+        return
+    if not isinstance(value, Address):
+        message.set_raw(name, _encoded_words(name, value))
+        return
+    words = _encoded_words(name, value.display_name)
+    last = words.rsplit("\n", 1)[-1] if "\n" in words else f"{name}: {words}"
+    fold = " " if len(last) + len(value.addr_spec) + 3 <= RFC2047_LINE else "\r\n "
+    message.set_raw(name, f"{words}{fold}<{value.addr_spec}>")
+
+
+RFC2047_LINE = 76
+
+
+def _encoded_words(name: str, text: str) -> str:
+    return Header(text, "utf-8", header_name=name).encode(linesep="\r\n", maxlinelen=RFC2047_LINE)
+
+
+def _name_for_outlook(part: MIMEPart, content_type: str, name: str) -> None:
+    """Also name a non-ASCII attachment in Content-Type, as encoded-words
+    (`name="=?utf-8?b?...?="`), beside the RFC 2231 `filename*=` the email
+    package writes in Content-Disposition. Outlook (and Exchange, and some
+    webmail) do not read RFC 2231 names, the split ones of long names least of
+    all, and show "ATT00001.bin" or "Untitled attachment"; encoded-words there
+    are outside RFC 2047 (section 5) but are what Gmail and Outlook themselves
+    send, and clients that read `filename*` take that first."""
+    words = _encoded_words("Content-Type", name)  # base64 or Q: no '"' in it
+    del part["Content-Type"]
+    part.set_raw("Content-Type", f'{content_type};\r\n name="{words}"')
 
 
 def _transfer_encoding(text: str) -> str:

@@ -10,9 +10,18 @@ import dkim
 
 from hub.errors import ConfigError
 
+# What the signature covers (a header listed but absent is signed as absent, so
+# it cannot be added on the way). RFC 8058 section 4: List-Unsubscribe and
+# List-Unsubscribe-Post MUST be signed, or Gmail and Yahoo do not offer the
+# one-click unsubscribe; Reply-To, Precedence and the auto-reply markers change
+# where answers go and how receivers treat the mail, so a relay must not add or
+# change them either. "from" twice: a second From added later breaks the
+# signature (RFC 6376 section 8.15; dkimpy's own default does the same).
 SIGNED_HEADERS = [
     b"from",
+    b"reply-to",
     b"to",
+    b"cc",
     b"subject",
     b"date",
     b"message-id",
@@ -20,7 +29,14 @@ SIGNED_HEADERS = [
     b"references",
     b"mime-version",
     b"content-type",
+    b"content-transfer-encoding",
+    b"list-unsubscribe",
+    b"list-unsubscribe-post",
+    b"list-id",
+    b"precedence",
     b"auto-submitted",
+    b"x-auto-response-suppress",
+    b"from",
 ]
 
 

@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import base64
 import email
-import subprocess
+import re
 from datetime import UTC, datetime
+from email.header import decode_header, make_header
 from email.policy import default
 from pathlib import Path
 
-import dkim
 import pytest
 
+from hub.channels.base import OutboundMessage
 from hub.clock import FrozenClock
+from hub.errors import ProviderRejected
+from hub.inbox.model import new_id
 from tests.channels.email.mails import mail
 from tests.conftest import eventually
+from tests.peers.dkim_dns import DkimDns
 from tests.peers.smtp_server import SmtpPeer
 from tests.web.test_api import add_agent
 
@@ -153,9 +157,12 @@ async def test_attachments_go_out_with_their_utf8_names(email_hub, smtp_peer):
     assert part.get_filename() == "Hóa đơn tháng 1.pdf"
     assert part.get_content_type() == "application/pdf"
     assert part.get_content() == pdf
-    assert b"filename*=utf-8''H%C3%B3a%20%C4%91%C6%A1n%20th%C3%A1ng%201.pdf" in (
-        smtp_peer.received[0].data
-    )
+    data = smtp_peer.received[0].data
+    assert b"filename*=utf-8''H%C3%B3a%20%C4%91%C6%A1n%20th%C3%A1ng%201.pdf" in data
+    # Outlook reads the name from Content-Type, as encoded-words (Gmail sends it so).
+    named = re.search(rb'\r\nContent-Type: application/pdf;\r\n name="([^"]+)"\r\n', data)
+    assert named is not None
+    assert as_a_receiver_reads(named[1].decode().replace("\r\n", "")) == "Hóa đơn tháng 1.pdf"
 
 
 async def test_one_connection_is_reused_and_reopened_when_the_server_drops_it(email_hub, smtp_peer):
@@ -276,37 +283,19 @@ async def test_what_the_hub_sends_by_itself_is_marked_auto_submitted(email_hub, 
     assert message["X-Auto-Response-Suppress"] == "All"
 
 
-@pytest.fixture(scope="module")
-def dkim_key(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("dkim")
-    key = folder / "key.pem"
-    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
-    public = subprocess.run(
-        ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    return key.read_text(), base64.b64encode(public).decode()
-
-
 async def test_replies_are_dkim_signed_when_a_key_is_configured(
-    email_hub, smtp_peer, dkim_key, monkeypatch
+    email_hub, smtp_peer, dkim_dns, monkeypatch
 ):
-    private, public = dkim_key
-    monkeypatch.setenv("HUB_TEST_DKIM_KEY", private)
+    monkeypatch.setenv("HUB_TEST_DKIM_KEY", dkim_dns.private_key)
     hub = await email_hub(dkim_selector="hub2026", dkim_private_key_env="HUB_TEST_DKIM_KEY")
     conversation = await customer_writes(hub, mail(1))
     sent = await reply(hub, conversation, "Có chữ ký DKIM", "r1")
     await status_of(hub, sent["id"], "sent")
     data = smtp_peer.received[0].data
     assert data.startswith(b"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=shop.vn;")
-
-    def dns(name: bytes, timeout: int = 5) -> bytes:
-        assert name == b"hub2026._domainkey.shop.vn."
-        return f"v=DKIM1; k=rsa; p={public}".encode()
-
-    assert dkim.verify(data, dnsfunc=dns)
-    assert not dkim.verify(data.replace(b"Co", b"Ko"), dnsfunc=dns)  # tampering breaks it
+    assert dkim_dns.verify(data)
+    assert dkim_dns.lookups[-1] == b"hub2026._domainkey.shop.vn."
+    assert not dkim_dns.verify(data.replace(b"Co", b"Ko"))  # tampering breaks it
 
 
 async def test_a_dkim_key_that_cannot_sign_is_refused_at_start(
@@ -331,7 +320,6 @@ async def test_sending_twice_for_one_message_sends_the_same_message_id(email_hub
     await status_of(hub, sent["id"], "sent")
     outbound = await hub.runtime.store.get_message(sent["id"])
     channel = hub.runtime.channels["support"]
-    from hub.channels.base import OutboundMessage
 
     again = OutboundMessage(
         message_id=outbound.id,
@@ -352,3 +340,161 @@ async def test_sending_twice_for_one_message_sends_the_same_message_id(email_hub
         == email.message_from_bytes(second.data)["Message-ID"]
     )
     assert first.data == second.data
+
+
+def wire_header(data: bytes, name: str) -> str:
+    """A header's value as it is on the wire: unfolded, nothing decoded."""
+    head = data.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    for field in re.split(r"\r\n(?![ \t])", head):
+        field_name, _, value = field.partition(":")
+        if field_name.lower() == name.lower():
+            return value.replace("\r\n", "").strip()
+    raise AssertionError(f"no {name} header")
+
+
+def as_a_receiver_reads(value: str) -> str:
+    """RFC 2047 decoding as Gmail and Outlook do it: the space between two
+    encoded-words is not text (section 6.2); the email package's legacy decoder
+    follows the same rule."""
+    return str(make_header(decode_header(value)))
+
+
+async def send_direct(hub, peer: SmtpPeer, **fields) -> bytes:
+    """One message through the account's channel; the bytes `peer` got."""
+    channel = hub.runtime.channels["support"]
+    before = len(peer.received)
+    defaults = {"to": "khach@example.vn", "text": "Dạ, shop xin gửi thông tin ạ."}
+    message = OutboundMessage(
+        message_id=new_id(),
+        conversation_id="c1",
+        account_id="support",
+        created_at=T0,
+        **{**defaults, **fields},
+    )
+    await channel.send(message)
+    return peer.received[before].data
+
+
+LONG_SUBJECT = (
+    "Đơn hàng #1042 của chị Nguyễn Thị Bình đã được giao thành công,"
+    " cảm ơn chị đã mua sắm tại cửa hàng chúng tôi"
+)
+LONG_NAME = "Công ty TNHH Thương mại và Dịch vụ Bình An"
+
+
+async def test_long_vietnamese_subjects_and_names_keep_their_spaces_on_the_wire(
+    email_hub, smtp_peer
+):
+    """Folded onto several lines, every space stays inside an encoded-word:
+    between two encoded-words a receiver drops it ("cảmơn", "Dịch vụBình").
+    Each encoded-word is at most 75 characters and cut between characters,
+    each line at most 76 (RFC 2047 section 2)."""
+    hub = await email_hub(display_name=LONG_NAME)
+    customer = "Nguyễn Thị Bình (Phòng Kinh doanh, Chi nhánh Hà Nội)"
+    data = await send_direct(hub, smtp_peer, subject=LONG_SUBJECT, contact_name=customer)
+    assert as_a_receiver_reads(wire_header(data, "Subject")) == LONG_SUBJECT
+    assert as_a_receiver_reads(wire_header(data, "From")) == f"{LONG_NAME} <support@shop.vn>"
+    assert as_a_receiver_reads(wire_header(data, "To")) == f"{customer} <khach@example.vn>"
+    head = data.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    words = re.findall(r"=\?utf-8\?([bq])\?([^?]*)\?=", head)
+    assert len(words) >= 6
+    for encoding, text in words:
+        assert len(text) + len("=?utf-8?b??=") <= 75
+        raw = base64.b64decode(text) if encoding == "b" else text.encode()
+        raw.decode("utf-8")  # whole characters in every word
+    assert all(len(line) <= 76 for line in head.split("\r\n") if "=?" in line)
+    # Short ones still go as the email package writes them (the golden file).
+    data = await send_direct(hub, smtp_peer, subject="Re: Đơn hàng #1042 chưa giao")
+    assert "Subject: Re: =?utf-8?b?xJDGoW4gaMOgbmcgIzEwNDIgY2jGsGE=?= giao\r\n" in data.decode()
+
+
+async def test_a_vietnamese_domain_goes_out_in_its_ascii_form(email_hub, smtp_peer):
+    """An SMTP server without SMTPUTF8 takes only ASCII addresses, and an
+    encoded-word inside an address is not allowed (RFC 2047 section 5): the
+    domain goes as IDNA ("xn--..."), in the envelope and in To alike."""
+    hub = await email_hub()
+    data = await send_direct(hub, smtp_peer, to="khach@bưuđiện.vn", contact_name="Khách")
+    assert smtp_peer.received[-1].rcpt_tos == ["khach@xn--buin-1ua66gr30m.vn"]
+    assert wire_header(data, "To") == "=?utf-8?q?Kh=C3=A1ch?= <khach@xn--buin-1ua66gr30m.vn>"
+
+
+async def test_a_non_ascii_name_before_the_at_fails_saying_why_and_sends_nothing(
+    email_hub, smtp_peer
+):
+    hub = await email_hub()
+    with pytest.raises(ProviderRejected) as refused:
+        await send_direct(hub, smtp_peer, to="khách@example.vn")
+    assert not refused.value.retryable
+    assert "needs SMTPUTF8" in refused.value.reason and "khách@example.vn" in refused.value.reason
+    assert smtp_peer.received == []
+
+
+@pytest.mark.parametrize("handover", [False, True])
+async def test_lines_of_dots_arrive_as_written_on_either_send_path(email_hub, smtp_peer, handover):
+    """SMTP dot-stuffing ("." at a line start doubled, RFC 5321 4.5.2) is the
+    SMTP client's job, done once: the server's copy (unstuffed) is the composed
+    message, dots and all, whether sent in one go or in two steps."""
+    hub = await email_hub()
+    channel = hub.runtime.channels["support"]
+    text = "Line one\n.\n..\n.hidden\nEnd"
+    message = OutboundMessage(
+        message_id=new_id(),
+        conversation_id="c1",
+        account_id="support",
+        to="khach@example.vn",
+        text=text,
+        created_at=T0,
+    )
+    handed: list[str] = []
+
+    async def handing_over(message_id: str) -> None:
+        handed.append(message_id)
+
+    if handover:
+        await channel.send_with_handover(message, handing_over)
+    else:
+        await channel.send(message)
+    [received] = smtp_peer.received
+    assert b"\r\n.\r\n..\r\n.hidden\r\n" in received.data
+    plain = next(email.message_from_bytes(received.data, policy=default).iter_parts())
+    assert plain.get_content() == text.replace("\n", "\r\n") + "\r\n"
+    assert len(handed) == int(handover)
+
+
+async def test_an_account_on_a_vietnamese_domain_writes_it_in_ascii_everywhere(
+    email_hub, smtp_peer, tmp_path, monkeypatch
+):
+    """MAIL FROM, From, the Message-ID and DKIM's d= all carry the IDNA form:
+    a Message-ID is ASCII by definition (an encoded-word there is not one), and
+    the receiver looks the DKIM key up under the ASCII name."""
+    ascii_domain = "xn--cahng-tqa2694c.vn"
+    dns = DkimDns(tmp_path, domain=ascii_domain)
+    monkeypatch.setenv("HUB_TEST_DKIM_KEY", dns.private_key)
+    hub = await email_hub(
+        address="support@cửahàng.vn",
+        dkim_selector=dns.selector,
+        dkim_private_key_env="HUB_TEST_DKIM_KEY",
+    )
+    data = await send_direct(hub, smtp_peer)
+    assert smtp_peer.received[-1].mail_from == f"support@{ascii_domain}"
+    assert wire_header(data, "From").endswith(f" <support@{ascii_domain}>")
+    assert re.fullmatch(rf"<\w+\.hub@{re.escape(ascii_domain)}>", wire_header(data, "Message-ID"))
+    assert f" d={ascii_domain};" in wire_header(data, "DKIM-Signature")
+    assert dns.verify(data)
+
+
+async def test_control_characters_in_a_name_or_subject_never_reach_the_wire(email_hub, smtp_peer):
+    """A contact named with a line break (an import, a sender's own encoded
+    From) is still written to, as one line; NUL and other controls, which
+    receiving servers refuse or cut at, become spaces; no header is injected."""
+    hub = await email_hub()
+    data = await send_direct(
+        hub,
+        smtp_peer,
+        contact_name="Nguyễn\r\nVăn\x00 Bình",
+        subject="Đơn\x1b hàng\r\nBcc: x@evil.test",
+    )
+    head = data.split(b"\r\n\r\n", 1)[0]
+    assert as_a_receiver_reads(wire_header(data, "To")) == "Nguyễn Văn Bình <khach@example.vn>"
+    assert as_a_receiver_reads(wire_header(data, "Subject")) == "Đơn hàng Bcc: x@evil.test"
+    assert b"\r\nBcc:" not in head and not any(byte < 0x20 for byte in head.replace(b"\r\n", b""))
