@@ -169,7 +169,7 @@ def baseline_message(account: str, n: int) -> OutboundMessage:
         account_id=account,
         to=f"b{n}@example.com",
         contact_name=f"Khách {n}",
-        text=f"Chào Khách {n}, giảm 20%!\n\n--\nUnsubscribe: {url}",
+        text=f"Chào Khách {n}, giảm 20%!\n\n-- \nHủy đăng ký nhận thư: {url}",
         subject="Ưu đãi",
         automated=True,
         created_at=NOON_IN_VIETNAM,

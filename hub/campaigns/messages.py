@@ -12,9 +12,16 @@ from typing import Any, Literal
 
 from hub.campaigns.model import CONSENT_KEY, Campaign, Recipient
 from hub.campaigns.unsubscribe import UnsubscribeLinks
-from hub.care.templates import Template, Templates, contact_context
+from hub.care.templates import Template, Templates, contact_context, language_of
 from hub.channels.base import Channel, OutboundMessage
 from hub.inbox.model import Contact
+
+# The line under every campaign e-mail, in the recipient's language (else
+# English), after the "-- " that mail clients show as the start of a footer.
+UNSUBSCRIBE_FOOTER = {
+    "vi": "Hủy đăng ký nhận thư: {url}",
+    "en": "Unsubscribe: {url}",
+}
 
 # What a campaign's template may use besides contact, company and now.
 CAMPAIGN_VARIABLES = frozenset({"campaign", "unsubscribe_url"})
@@ -105,7 +112,9 @@ class CampaignMessages:
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
                 "Precedence": "bulk",
             }
-            text = f"{text}\n\n--\nUnsubscribe: {url}"
+            language = language_of(contact.language) or self.default_language
+            footer = UNSUBSCRIBE_FOOTER.get(language, UNSUBSCRIBE_FOOTER["en"])
+            text = f"{text}\n\n-- \n{footer.format(url=url)}"
         return OutboundMessage(
             message_id=recipient.key,
             conversation_id=self.campaign.id,

@@ -162,6 +162,11 @@ async def test_email_campaign_carries_one_click_unsubscribe_that_works(
     # As it is on the wire: a URL in angle brackets, never RFC 2047-encoded
     # (mail clients would not offer the one-click unsubscribe).
     assert f"\r\nList-Unsubscribe: <{link}>\r\n".encode() in received.data
+    # The same link under the mail, in the contact's language, a link in the HTML.
+    text, html = mail.get_body(("plain",)), mail.get_body(("html",))
+    assert text is not None and html is not None
+    assert text.get_content().endswith(f"\r\n-- \r\nHủy đăng ký nhận thư: {link}\r\n")
+    assert f'Hủy đăng ký nhận thư: <a href="{link}">{link}</a>' in html.get_content()
     path = link.split("/unsubscribe/", 1)[1]
 
     # A mail scanner's GET changes nothing; the one-click POST unsubscribes.

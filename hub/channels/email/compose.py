@@ -24,6 +24,7 @@ than a line keeps a line of its own (RFC 5322 allows 998 characters).
 from __future__ import annotations
 
 import email.policy
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -122,11 +123,32 @@ def first_words(text: str, limit: int = SUBJECT_WORDS_CHARS) -> str:
     return cut.rstrip(" ,.;:-") + "…"
 
 
+# A web link in escaped text: up to a space or an escaped character other than
+# "&" (so never past a quote or markup), without the punctuation that ends a
+# sentence after it ("xem https://shop.vn/don/12." must not link the stop).
+_LINK = re.compile(r"https?://(?:[^\s&]|&amp;)+")
+_AFTER_LINK = ".,;:!?)]}"
+
+
 def text_to_html(text: str) -> str:
-    """The HTML twin of a plain-text reply: escaped, paragraphs and line breaks kept."""
+    """The HTML twin of a plain-text reply: escaped, paragraphs and line breaks
+    kept, web links made links (an order's tracking page, a campaign's
+    unsubscribe link)."""
     paragraphs = [p for p in text.replace("\r\n", "\n").split("\n\n")]
-    body = "".join(f"<p>{escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs if p.strip())
+    body = "".join(
+        f"<p>{_linked(escape(p)).replace(chr(10), '<br>')}</p>" for p in paragraphs if p.strip()
+    )
     return f'<!doctype html><html><body><div dir="auto">{body}</div></body></html>'
+
+
+def _linked(escaped: str) -> str:
+    def link(found: re.Match[str]) -> str:
+        url = found.group(0).rstrip(_AFTER_LINK)
+        if url.endswith("://"):
+            return found.group(0)
+        return f'<a href="{url}">{url}</a>{found.group(0)[len(url) :]}'
+
+    return _LINK.sub(link, escaped)
 
 
 def compose(

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from hub.channels.base import OutboundMessage
+from hub.channels.email.compose import text_to_html
 from hub.clock import FrozenClock
 from hub.errors import ProviderRejected
 from hub.inbox.model import new_id
@@ -134,6 +135,25 @@ async def test_a_reply_to_a_long_message_id_names_it_verbatim_so_it_threads(emai
     assert all(len(line) <= 998 for line in received.data.split(b"\r\n"))
     parsed = email.message_from_bytes(received.data, policy=default)
     assert parsed["In-Reply-To"] == OUTLOOK_ID and parsed["References"] == OUTLOOK_ID
+
+
+def test_links_in_a_reply_are_links_in_its_html_twin_and_nothing_else_is():
+    html = text_to_html(
+        "Theo dõi đơn: https://shop.vn/don/12?a=1&b=2. Hoặc (https://shop.vn/hd).\n"
+        '<b>https://evil.test/"onmouseover="alert(1)</b> https://'
+    )
+    assert (
+        '<a href="https://shop.vn/don/12?a=1&amp;b=2">https://shop.vn/don/12?a=1&amp;b=2</a>. '
+        in html
+    )
+    assert '(<a href="https://shop.vn/hd">https://shop.vn/hd</a>).' in html
+    # Customer-supplied or agent-typed markup stays text; a link stops at a quote.
+    assert '<a href="https://evil.test/">https://evil.test/</a>&quot;onmouseover' in html
+    assert (
+        "<b>" not in html
+        and html.count("<a ") == 3
+        and html.endswith("https://</p></div></body></html>")
+    )
 
 
 async def test_attachments_go_out_with_their_utf8_names(email_hub, smtp_peer):
