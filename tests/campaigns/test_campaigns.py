@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import email
 import email.policy
+import logging
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from hub.events import Event
 from hub.inbox.store import ConversationFilter
-from tests.campaigns.conftest import CampaignHub, contact
+from tests.campaigns.conftest import CampaignHub, contact, email_account
 from tests.channels.twilio_hub import text_in
 from tests.conftest import eventually
 from tests.peers.dkim_dns import DkimDns
@@ -442,3 +445,16 @@ async def test_a_scheduled_campaign_starts_when_its_time_comes_and_replies_land_
     [conversation] = page.items
     [message] = await app.store.list_messages(conversation.id)
     assert message.text == "Còn hàng không?" and message.direction == "inbound"
+
+
+@pytest.mark.parametrize(("public_url", "warned"), [(None, True), ("https://hub.shop.vn", False)])
+async def test_an_unsubscribe_link_that_is_not_https_is_warned_about_at_start(
+    make_settings, start_hub, smtp_peer, caplog, public_url, warned
+):
+    """RFC 8058 one-click needs an https link: Gmail and Yahoo show no
+    unsubscribe button for anything else."""
+    settings = make_settings(accounts=[email_account(smtp_peer)], server={"public_url": public_url})
+    with caplog.at_level(logging.WARNING, logger="hub.campaigns.runtime"):
+        await start_hub(settings)
+    said = [r for r in caplog.records if "not https" in r.getMessage()]
+    assert bool(said) == warned
