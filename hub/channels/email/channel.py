@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from email.headerregistry import Address
 from typing import Any
 
@@ -171,8 +171,8 @@ class EmailChannel(Channel):
             parsed = parse(raw, max_attachment_bytes=cap)
         if parsed.error is not None:
             raise InvalidRequest(parsed.error)
-        sender = _reply_address(parsed)
-        if sender.address.lower() in self.addresses:
+        sender = customer_of(parsed, self.addresses)
+        if sender is None:
             log.info(
                 "own mail in the mailbox ignored",
                 extra={"event": "email.own", "account_id": self.account.id},
@@ -201,7 +201,9 @@ class EmailChannel(Channel):
         parsed = parse(headers + b"\r\n", max_attachment_bytes=0)
         if parsed.error is not None:
             raise InvalidRequest(parsed.error)
-        sender = _reply_address(parsed)
+        sender = customer_of(parsed, self.addresses) or _usable(parsed.sender)
+        if sender is None:
+            raise InvalidRequest("the e-mail has no usable sender address (From / Reply-To)")
         limit = self.options.max_message_bytes
         parsed.text = (
             f"[This e-mail is {size / 1_048_576:.1f} MB, over this account's limit of"
@@ -354,16 +356,43 @@ class EmailChannel(Channel):
             await self.smtp.close()
 
 
-def _reply_address(parsed: ParsedEmail) -> Mailbox:
-    """Who wrote it and where answers go: From, else Reply-To. InvalidRequest
-    when there is no usable address."""
-    for candidate in ([parsed.sender] if parsed.sender else []) + parsed.reply_to:
-        try:
-            email_identity(candidate.address)
-            return candidate
-        except InvalidRequest:
-            continue
+def customer_of(parsed: ParsedEmail, own: Collection[str]) -> Mailbox | None:
+    """Who a mail is from as the inbox sees it, which is where answers go: the
+    first usable Reply-To that is not one of the account's own addresses, else
+    From. None when the mail is the account's own (From one of `own`, and no one
+    else to answer). Raises InvalidRequest when no address is usable.
+
+    Reply-To first (RFC 5322 section 3.6.2: answers go there): a website's
+    contact form mails the shop from the shop's own address, or from a no-reply
+    service, with the customer in Reply-To. Taking From, every form was one
+    "no-reply" contact answered into the void, and a form sent as the shop
+    itself was dropped as the shop's own mail."""
+    for mailbox in parsed.reply_to:
+        usable = _usable(mailbox)
+        if usable is not None and usable.address.lower() not in own:
+            if not usable.name and parsed.sender and _same(parsed.sender, usable):
+                usable = Mailbox(parsed.sender.name, usable.address)
+            return usable
+    sender = _usable(parsed.sender)
+    if sender is not None:
+        return None if sender.address.lower() in own else sender
+    if any(_usable(m) for m in parsed.reply_to):
+        return None  # only our own address to answer
     raise InvalidRequest("the e-mail has no usable sender address (From / Reply-To)")
+
+
+def _usable(mailbox: Mailbox | None) -> Mailbox | None:
+    if mailbox is None:
+        return None
+    try:
+        email_identity(mailbox.address)
+    except InvalidRequest:
+        return None
+    return mailbox
+
+
+def _same(a: Mailbox, b: Mailbox) -> bool:
+    return a.address.lower() == b.address.lower()
 
 
 def dedupe_key(parsed: ParsedEmail, raw: bytes) -> str:
@@ -391,7 +420,7 @@ def normalise(
     meta: dict[str, Any] = {
         "raw_key": raw_key,
         "email": {
-            "from": sender.as_json(),
+            "from": (parsed.sender or sender).as_json(),
             "to": [m.as_json() for m in parsed.to],
             "cc": [m.as_json() for m in parsed.cc],
             "reply_to": [m.as_json() for m in parsed.reply_to],

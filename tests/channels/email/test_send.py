@@ -518,3 +518,64 @@ async def test_control_characters_in_a_name_or_subject_never_reach_the_wire(emai
     assert as_a_receiver_reads(wire_header(data, "To")) == "Nguyễn Văn Bình <khach@example.vn>"
     assert as_a_receiver_reads(wire_header(data, "Subject")) == "Đơn hàng Bcc: x@evil.test"
     assert b"\r\nBcc:" not in head and not any(byte < 0x20 for byte in head.replace(b"\r\n", b""))
+
+
+# -- who a mail is from: Reply-To before From ----------------------------------------
+
+
+async def test_a_website_form_sent_as_the_shop_with_the_customer_in_reply_to_reaches_the_inbox(
+    email_hub, smtp_peer
+):
+    """Contact forms mail the shop from the shop's own address (so SPF and DMARC
+    pass), with the customer in Reply-To: that is the customer, and the answer
+    goes to them, not to the shop nor into the void."""
+    hub = await email_hub()
+    raw = mail(
+        3,
+        sender="support@shop.vn",
+        name="Website shop.vn",
+        subject="Liên hệ từ website",
+        headers={"Reply-To": "Nguyễn Văn An <an.nguyen@gmail.com>"},
+    )
+    outcome = await hub.runtime.channels["support"].receive(raw, source={"test": True})
+    assert outcome is not None, "the form was dropped as the shop's own mail"
+    contact = await hub.runtime.store.get_contact(outcome.contact_id)
+    assert contact.name == "Nguyễn Văn An"
+    assert [i.address for i in contact.identities] == ["an.nguyen@gmail.com"]
+    sent = await reply(hub, outcome.conversation_id, "Dạ, shop đã nhận được ạ.", "form-1")
+    assert (await status_of(hub, sent["id"], "sent", "failed"))["status"] == "sent"
+    [received] = smtp_peer.received
+    assert received.rcpt_tos == ["an.nguyen@gmail.com"]
+    to = received.data.split(b"\r\nTo: ", 1)[1].split(b"\r\n", 1)[0]
+    assert to.endswith(b" <an.nguyen@gmail.com>")
+
+
+async def test_forms_from_a_no_reply_service_are_one_contact_per_customer(email_hub):
+    hub = await email_hub()
+    channel = hub.runtime.channels["support"]
+    first = await channel.receive(
+        mail(4, sender="no-reply@forms.example", headers={"Reply-To": "lan@example.vn"}),
+        source={"test": True},
+    )
+    second = await channel.receive(
+        mail(5, sender="no-reply@forms.example", headers={"Reply-To": "binh@example.vn"}),
+        source={"test": True},
+    )
+    assert first is not None and second is not None
+    assert first.contact_id != second.contact_id
+    assert first.conversation_id != second.conversation_id
+
+
+async def test_the_shops_own_mail_is_still_ignored_and_a_reply_to_the_shop_is_not_the_customer(
+    email_hub,
+):
+    hub = await email_hub()
+    channel = hub.runtime.channels["support"]
+    assert await channel.receive(mail(6, sender="support@shop.vn"), source={"test": True}) is None
+    outcome = await channel.receive(
+        mail(7, sender="khach@example.vn", headers={"Reply-To": "support@shop.vn"}),
+        source={"test": True},
+    )
+    assert outcome is not None
+    contact = await hub.runtime.store.get_contact(outcome.contact_id)
+    assert [i.address for i in contact.identities] == ["khach@example.vn"]
