@@ -477,10 +477,13 @@ def _sized(
 # -- loops and reports -------------------------------------------------------
 def _read_loops(message: Message, result: ParsedEmail, _: int) -> None:
     result.report = delivery_report(message)
+    sender = result.sender.address if result.sender else None
+    if sender and any(m.address.lower() != sender.lower() for m in result.reply_to):
+        # A no-reply address that names someone to answer is a website form or
+        # a service writing for a person: its sender's name says nothing.
+        sender = None
     result.automated = automated_reason(
-        lambda name: header(message, name),
-        result.sender.address if result.sender else None,
-        _content_type(message),
+        lambda name: header(message, name), sender, _content_type(message)
     )
 
 

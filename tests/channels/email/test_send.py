@@ -564,6 +564,12 @@ async def test_forms_from_a_no_reply_service_are_one_contact_per_customer(email_
     assert first is not None and second is not None
     assert first.contact_id != second.contact_id
     assert first.conversation_id != second.conversation_id
+    # Written by a person through a form: care messages may answer it.
+    message = await hub.runtime.store.get_message(first.message_id)
+    assert "automated" not in message.meta
+    notice = await channel.receive(mail(8, sender="no-reply@forms.example"), source={"t": 1})
+    assert notice is not None
+    assert (await hub.runtime.store.get_message(notice.message_id)).meta["automated"] is True
 
 
 async def test_the_shops_own_mail_is_still_ignored_and_a_reply_to_the_shop_is_not_the_customer(
