@@ -374,7 +374,9 @@ def token_create(config: Path | None, data_dir: Path | None, agent_email: str, n
 )
 @click.option("--tag", "tags", multiple=True, help="Add this tag to every imported contact.")
 @click.option("--region", help="Country of phone numbers without +code (default: inbox's).")
-@click.option("--delimiter", default=",", show_default=True, help="Cell separator.")
+@click.option(
+    "--delimiter", help="Cell separator (default: , ; tab or |, whichever the header line uses)."
+)
 @click.option(
     "--rejects",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -387,17 +389,23 @@ def import_contacts(
     mappings: tuple[str, ...],
     tags: tuple[str, ...],
     region: str | None,
-    delimiter: str,
+    delimiter: str | None,
     rejects: Path | None,
 ) -> None:
-    """Import contacts from a CSV file (UTF-8, header row first).
+    """Import contacts from a CSV file (header row first).
 
-    Phones become E.164; a row whose phone or e-mail is already a contact's is
-    merged into that contact. Every rejected row is listed with its line and
-    why; the command exits 1 if any was rejected.
+    The file may be UTF-8 (Excel's "CSV UTF-8", Google Sheets), UTF-16
+    (Excel's "Unicode Text") or Windows-1258 (Excel's "CSV" on a Vietnamese
+    Windows); the command says which it read. Phones become E.164; a row whose
+    phone or e-mail is already a contact's is merged into that contact.
+    Birthdays are day first (03/04/1990 is 3 April) or YYYY-MM-DD. Every
+    rejected row is listed with its line and why; the command exits 1 if any
+    was rejected.
     """
     import csv
+    import io
 
+    from hub.campaigns.csv_text import decode, delimiter_of
     from hub.campaigns.importer import ContactImporter, rejects_csv
     from hub.clock import SystemClock
 
@@ -407,32 +415,44 @@ def import_contacts(
         if not sep or not column:
             raise click.BadParameter(f"{item!r}: use COLUMN=FIELD", param_hint="--map")
         mapping[column] = target.strip()
+    if delimiter is not None and len(delimiter) != 1:
+        raise click.BadParameter("one character", param_hint="--delimiter")
     settings = settings_from(config, data_dir=data_dir)
     try:
-        with file.open(encoding="utf-8-sig", newline="") as handle:
-            total = max(sum(1 for _ in csv.reader(handle, delimiter=delimiter)) - 1, 0)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        decoded = decode(file.read_bytes())
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {file}: {exc}") from exc
+    except HubError as exc:
+        raise click.ClickException(f"cannot read {file}: {exc.message}") from exc
+    delimiter = delimiter or delimiter_of(decoded.text)
+    shown = {"\t": "tab"}.get(delimiter, repr(delimiter))
+    click.echo(f"{file.name}: read as {decoded.encoding}, cells separated by {shown}", err=True)
+    try:
+        rows = csv.reader(io.StringIO(decoded.text, newline=""), delimiter=delimiter)
+        total = max(sum(1 for _ in rows) - 1, 0)
+    except csv.Error as exc:
         raise click.ClickException(f"cannot read {file}: {exc}") from exc
 
     async def work(store: Any) -> Any:
         importer = ContactImporter(
             store, SystemClock().now, default_region=region or settings.inbox.default_region
         )
-        with (
-            file.open(encoding="utf-8-sig", newline="") as handle,
-            click.progressbar(length=total, label=f"importing {file.name}", file=sys.stderr) as bar,
-        ):
+        with click.progressbar(
+            length=total, label=f"importing {file.name}", file=sys.stderr
+        ) as bar:
             return await importer.import_csv(
-                handle, mapping=mapping, extra_tags=tags, delimiter=delimiter, progress=bar.update
+                io.StringIO(decoded.text, newline=""),
+                mapping=mapping,
+                extra_tags=tags,
+                delimiter=delimiter,
+                progress=bar.update,
             )
 
-    try:
-        report = run(lambda: with_store(settings, work))
-    except UnicodeDecodeError as exc:
-        raise click.ClickException(f"{file} is not UTF-8 text: {exc}") from exc
+    report = run(lambda: with_store(settings, work))
     click.echo(
         f"{report.rows} rows: {report.created} created, {report.merged} merged,"
         f" {len(report.rejected)} rejected"
+        + (f" ({report.blank} blank rows skipped)" if report.blank else "")
     )
     for rejected in report.rejected[:20]:
         click.echo(f"  line {rejected.line}: {rejected.reason}", err=True)

@@ -21,18 +21,22 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 
+from hub.campaigns.csv_text import delimiter_of
 from hub.errors import IdentityTaken, InvalidRequest
 from hub.inbox.addresses import normalise_email, normalise_phone
 from hub.inbox.model import Consent, ConsentStatus, Contact, Identity
+from hub.inbox.search import fold
 from hub.inbox.store import Store
 
 FIELDS = (
@@ -52,26 +56,65 @@ CONSENT_VALUES: dict[str, ConsentStatus] = {
         ("no", "n", "false", "0", "opted_out", "opt-out", "không", "khong"), "opted_out"
     ),
 }
+# Column names as people type them, lower-cased and without diacritics (see
+# `default_field`): "Họ và tên", "SĐT", "Số ĐT", "Điện thoại", "E-mail:"...
 ALIASES = {
-    "full name": "name",
-    "fullname": "name",
-    "họ tên": "name",
-    "ho ten": "name",
-    "mobile": "phone",
-    "phone number": "phone",
-    "số điện thoại": "phone",
-    "so dien thoai": "phone",
-    "sdt": "phone",
-    "e-mail": "email",
-    "mail": "email",
-    "lang": "language",
-    "tz": "timezone",
-    "date of birth": "birthday",
-    "ngày sinh": "birthday",
-    "labels": "tags",
+    **dict.fromkeys(
+        (
+            "full name",
+            "fullname",
+            "customer",
+            "customer name",
+            "contact name",
+            "ho ten",
+            "ho va ten",
+            "ten",
+            "ten khach hang",
+            "ho ten khach hang",
+            "ho va ten khach hang",
+            "khach hang",
+        ),
+        "name",
+    ),
+    **dict.fromkeys(
+        (
+            "mobile",
+            "phone number",
+            "tel",
+            "telephone",
+            "so dien thoai",
+            "sdt",
+            "so dt",
+            "dt",
+            "dien thoai",
+            "dien thoai di dong",
+            "di dong",
+            "so di dong",
+            "dtdd",
+        ),
+        "phone",
+    ),
+    **dict.fromkeys(("e-mail", "e mail", "mail", "dia chi email", "thu dien tu"), "email"),
+    **dict.fromkeys(("lang", "ngon ngu"), "language"),
+    **dict.fromkeys(("tz", "mui gio"), "timezone"),
+    **dict.fromkeys(
+        ("date of birth", "dob", "ngay sinh", "sinh nhat", "ngay thang nam sinh"), "birthday"
+    ),
+    **dict.fromkeys(("labels", "nhan"), "tags"),
 }
 TAG_SEPARATORS = re.compile(r"[;|,]")
 LANGUAGE = re.compile(r"^[a-z]{2,3}([-_][A-Za-z]{2,4})?$")
+# A phone column that Excel took for numbers: "84901234567.0" (or ",0" with
+# Vietnamese regional settings) is whole; "9.01234567E+08" has lost digits.
+WHOLE_NUMBER = re.compile(r"^(\d+)[.,]0+$")
+SCIENTIFIC = re.compile(r"^\d+([.,]\d+)?[eE][+-]?\d+$")
+DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y", "%Y/%m/%d")
+# A birthday column that Excel took for numbers holds day counts from its 1900
+# date system (day 1 is 1900-01-01, and it counts a 29 February 1900 that never
+# was: so from day 61 on, day n is 1899-12-30 + n). Five digits are 1927-05-18
+# (10000) to 2173 (99999): a four-digit number is a year, not a date.
+EXCEL_SERIAL = re.compile(r"^\d{5}$")
+EXCEL_EPOCH = date(1899, 12, 30)
 MAX_ROWS_PER_TRANSACTION = 500
 
 
@@ -87,6 +130,8 @@ class ImportReport:
     created: int = 0
     merged: int = 0
     rejected: list[Rejected] = field(default_factory=list)
+    blank: int = 0  # rows without a single filled cell (Excel's empty lines), skipped
+    delimiter: str = ","  # the cell separator the file was read with
 
     @property
     def rows(self) -> int:
@@ -136,9 +181,13 @@ def column_map(header: Iterable[str], mapping: Mapping[str, str] | None) -> dict
 
 def default_field(column: str) -> str:
     """The field a column maps to when nobody says otherwise: its own name or a
-    common alias ("" for a column that is ignored)."""
-    key = column.strip().lower()
-    return ALIASES.get(key, key if key in FIELDS or key.startswith("attributes.") else "")
+    common alias ("" for a column that is ignored), whatever the case, spacing,
+    diacritics, byte-order mark or trailing ":" ("Số ĐT:" is a phone column)."""
+    key = " ".join(unicodedata.normalize("NFC", column).replace("\ufeff", " ").split())
+    key = key.rstrip(":").strip().lower()
+    if key in FIELDS or key.startswith("attributes."):
+        return key
+    return ALIASES.get(" ".join(fold(key).split()), "")
 
 
 def read_row(row: Mapping[str, str], columns: Mapping[str, str], region: str) -> ContactRow:
@@ -146,7 +195,7 @@ def read_row(row: Mapping[str, str], columns: Mapping[str, str], region: str) ->
     values: dict[str, str] = {}
     attributes: dict[str, str] = {}
     for column, target in columns.items():
-        text = (row.get(column) or "").strip()
+        text = unicodedata.normalize("NFC", (row.get(column) or "").strip())
         if not text:
             continue
         if target.startswith("attributes."):
@@ -198,9 +247,19 @@ def read_row(row: Mapping[str, str], columns: Mapping[str, str], region: str) ->
 
 def _phone(raw: str, region: str) -> str:
     """E.164, and a number that exists (a campaign list wants real numbers, not
-    merely possible ones)."""
+    merely possible ones). A number Excel stored as a number is taken back when
+    it is whole ("901234567": the leading 0 dropped; "84901234567.0"), refused
+    when in scientific notation (its digits are lost, never guessed)."""
+    if SCIENTIFIC.match(raw):
+        raise InvalidRequest(
+            f"phone: {raw!r} is in scientific notation, which has lost the number's digits"
+            " (the spreadsheet treated the column as numbers): format the column as Text,"
+            " type the numbers again and export"
+        )
+    whole = WHOLE_NUMBER.match(raw)
+    text = whole[1] if whole else raw
     try:
-        e164 = normalise_phone(raw, region)
+        e164 = normalise_phone(text, region)
     except InvalidRequest as exc:
         raise InvalidRequest(f"phone: {exc.message}") from exc
     if not phonenumbers.is_valid_number(phonenumbers.parse(e164)):
@@ -209,12 +268,17 @@ def _phone(raw: str, region: str) -> str:
 
 
 def _date(text: str) -> date:
-    for pattern in ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y"):
+    """A birthday as Vietnamese write it: day first, so 03/04/1990 is 3 April
+    1990 (also 3/4/1990, 03-04-1990, 03.04.1990), or ISO 1990-04-03; a
+    five-digit number is an Excel serial date (1900 date system), converted."""
+    if EXCEL_SERIAL.match(text):
+        return EXCEL_EPOCH + timedelta(days=int(text))
+    for pattern in DATE_FORMATS:
         try:
             return datetime.strptime(text, pattern).date()
         except ValueError:
             continue
-    raise InvalidRequest(f"birthday: {text!r} is not a date (YYYY-MM-DD or DD/MM/YYYY)")
+    raise InvalidRequest(f"birthday: {text!r} is not a date (DD/MM/YYYY, day first, or YYYY-MM-DD)")
 
 
 class ContactImporter:
@@ -229,7 +293,7 @@ class ContactImporter:
         *,
         mapping: Mapping[str, str] | None = None,
         extra_tags: Iterable[str] = (),
-        delimiter: str = ",",
+        delimiter: str | None = None,
         progress: Callable[[int], None] | None = None,
         report: ImportReport | None = None,
         rows_per_transaction: int = MAX_ROWS_PER_TRANSACTION,
@@ -237,16 +301,22 @@ class ContactImporter:
         """Import every row of `text` (lines of a CSV file with a header row).
         Raises InvalidRequest when the header cannot be used at all. `report`, if
         given, is filled as the rows go (for a live progress display) and returned.
+        Without a `delimiter`, the header line says which of , ; tab | it is.
 
         The rows of one transaction are written without a turn of the event loop
         (the SQLite store runs statements on the loop's thread): a hub serving
         requests meanwhile imports in small transactions."""
-        reader = csv.DictReader(iter(text), delimiter=delimiter)
+        lines = iter(text)
+        first = next(lines, None)
+        if first is None:
+            raise InvalidRequest("the file is empty: it needs a header row")
+        report = report if report is not None else ImportReport()
+        report.delimiter = delimiter or delimiter_of(first)
+        reader = csv.DictReader(itertools.chain([first], lines), delimiter=report.delimiter)
         if reader.fieldnames is None:
             raise InvalidRequest("the file is empty: it needs a header row")
         columns = column_map(reader.fieldnames, mapping)
         tags = [t for t in extra_tags if t]
-        report = report if report is not None else ImportReport()
         for chunk in _chunks(_numbered(reader), rows_per_transaction):
             async with self.store.transaction():
                 for line, row in chunk:
@@ -264,7 +334,12 @@ class ContactImporter:
         report: ImportReport,
     ) -> None:
         clean = {k: v for k, v in row.items() if isinstance(k, str) and isinstance(v, str)}
-        if None in row:  # more cells than the header has columns
+        surplus = next((v for k, v in row.items() if k is None), None) or ()  # DictReader's
+        extra = [cell for cell in surplus if cell.strip()]
+        if not extra and not any(v.strip() for v in clean.values()):
+            report.blank += 1  # an empty line, or one of only separators (Excel's)
+            return
+        if extra:  # more filled cells than the header has columns
             report.rejected.append(Rejected(line, "more cells than the header has columns", clean))
             return
         try:
