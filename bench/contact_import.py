@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hub.app import open_runtime  # noqa: E402
+from hub.campaigns.csv_text import decode  # noqa: E402
 from hub.campaigns.imports import ContactImports  # noqa: E402
 from hub.settings import HubSettings  # noqa: E402
 
@@ -112,8 +113,10 @@ async def run(args: argparse.Namespace) -> None:
             probe = Probe()
             probing = asyncio.create_task(probe.run())
             started = time.perf_counter()
+            decoded = decode(text.encode())  # as the upload endpoint reads its body
             state = await imports.start(
-                text,
+                decoded.text,
+                encoding=decoded.encoding,
                 mapping={"Thành phố": "attributes.city", "Nhãn": "tags"},
                 file_name="bench.csv",
             )

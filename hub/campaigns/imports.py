@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from hub.campaigns.csv_text import UTF8, delimiter_of
 from hub.campaigns.importer import ContactImporter, ImportReport, column_map, rejects_csv
 from hub.clock import Clock
 from hub.errors import HubError, InvalidRequest, NotFound, QueueUnavailable
@@ -66,6 +67,11 @@ class ContactImport(BaseModel):
     rejected: list[RejectedRow] = Field(
         default_factory=list, description=f"the first {SHOWN_REJECTED} rejected rows"
     )
+    blank: int = Field(0, description="rows without a filled cell, skipped")
+    encoding: str = Field(
+        UTF8, description="UTF-8, UTF-16 or Windows-1258: what the file was read as"
+    )
+    delimiter: str = Field(",", description="the cell separator, given or found from the header")
     error: str | None = Field(None, description="why the import stopped (status failed)")
     heartbeat: float = Field(0.0, description="wall-clock seconds of the last save")
 
@@ -83,8 +89,10 @@ class _Counted:
             yield line
 
 
-def header_of(text: str, delimiter: str) -> list[str]:
-    """The first row of a CSV text (its column names). Raises InvalidRequest."""
+def header_of(text: str, delimiter: str | None = None) -> list[str]:
+    """The first row of a CSV text (its column names), the delimiter found from
+    it when not given. Raises InvalidRequest."""
+    delimiter = delimiter or delimiter_of(text)
     try:
         header = next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), None)
     except csv.Error as exc:
@@ -125,14 +133,20 @@ class ContactImports:
         mapping: Mapping[str, str],
         tags: Sequence[str] = (),
         region: str | None = None,
-        delimiter: str = ",",
+        delimiter: str | None = None,
+        encoding: str = UTF8,
         file_name: str = "",
         started_by: str | None = None,
     ) -> ContactImport:
         """Check the header and the mapping now (a bad one is refused with
-        InvalidRequest before anything runs), then import in the background."""
+        InvalidRequest before anything runs), then import in the background.
+        `text` is the file as `csv_text.decode` read it, `encoding` what it was
+        read as (shown in the report); without a `delimiter`, the header says."""
+        delimiter = delimiter or delimiter_of(text)
         column_map(header_of(text, delimiter), mapping)
         state = ContactImport(
+            encoding=encoding,
+            delimiter=delimiter,
             id=new_id(),
             status="running",
             file_name=file_name[:200],
@@ -216,6 +230,7 @@ class ContactImports:
         state.created = report.created
         state.merged = report.merged
         state.rejected_count = len(report.rejected)
+        state.blank = report.blank
         shown = len(state.rejected)
         state.rejected.extend(
             RejectedRow(line=r.line, reason=r.reason, row=r.row)

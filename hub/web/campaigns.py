@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub.campaigns.csv_text import decode
 from hub.campaigns.importer import ContactImporter
 from hub.campaigns.messages import TEMPLATE_VARIABLES
 from hub.campaigns.model import AudienceFilter, CampaignChannel
@@ -137,16 +138,15 @@ async def get_audience(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/contacts/import")
 async def import_contacts(request: web.Request) -> web.Response:
-    """A CSV file as the body (UTF-8, header row first). Query: `map=Column=field`
-    (repeatable), `tag=...` (repeatable), `region=VN`, `delimiter=,`. Answers the
-    report: created, merged, and every rejected row with its line and reason."""
+    """A CSV file as the body (header row first; UTF-8, UTF-16 or Windows-1258,
+    see `hub.campaigns.csv_text`). Query: `map=Column=field` (repeatable),
+    `tag=...` (repeatable), `region=VN`, `delimiter=,` (default: found from the
+    header line). Answers the report: the `encoding` and `delimiter` the file
+    was read with, created, merged, `blank` (empty rows skipped), and every
+    rejected row with its line and reason."""
     campaigns = service(request)
     mapping, tags, delimiter = import_options(request)
-    raw = await request.read()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidRequest(f"the body is not UTF-8 text (byte {exc.start})") from exc
+    decoded = decode(await request.read())
     importer = ContactImporter(
         campaigns.inbox_store,
         campaigns.clock.now,
@@ -154,7 +154,7 @@ async def import_contacts(request: web.Request) -> web.Response:
     )
     try:
         report = await importer.import_csv(
-            io.StringIO(text, newline=""),
+            io.StringIO(decoded.text, newline=""),
             mapping=mapping,
             extra_tags=tags,
             delimiter=delimiter,
@@ -163,7 +163,10 @@ async def import_contacts(request: web.Request) -> web.Response:
         raise InvalidRequest(f"the body is not CSV this hub can read: {exc}") from exc
     return web.json_response(
         {
+            "encoding": decoded.encoding,
+            "delimiter": report.delimiter,
             "rows": report.rows,
+            "blank": report.blank,
             "created": report.created,
             "merged": report.merged,
             "rejected": [

@@ -15,12 +15,13 @@ file is refused with 413, before it is all read when it says its length).
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
+import itertools
 
 from aiohttp import web
 
+from hub.campaigns.csv_text import decode, delimiter_of
 from hub.campaigns.importer import FIELDS, default_field
 from hub.campaigns.imports import ContactImports, header_of
 from hub.errors import InvalidRequest, PayloadTooLarge, StoreUnavailable
@@ -43,16 +44,17 @@ def imports(request: web.Request) -> ContactImports:
     return found
 
 
-def import_options(request: web.Request) -> tuple[dict[str, str], list[str], str]:
-    """`map=Column=field` (repeatable), `tag=` (repeatable), `delimiter=`."""
+def import_options(request: web.Request) -> tuple[dict[str, str], list[str], str | None]:
+    """`map=Column=field` (repeatable), `tag=` (repeatable), `delimiter=` (absent
+    or empty: found from the header line)."""
     mapping: dict[str, str] = {}
     for item in request.query.getall("map", []):
         column, sep, target = item.partition("=")
         if not sep or not column:
             raise InvalidRequest(f"map: {item!r} is not Column=field")
         mapping[column] = target.strip()
-    delimiter = request.query.get("delimiter", ",")
-    if len(delimiter) != 1:
+    delimiter = request.query.get("delimiter") or None
+    if delimiter is not None and len(delimiter) != 1:
         raise InvalidRequest("delimiter: one character")
     tags = [t.strip() for t in request.query.getall("tag", []) if t.strip()]
     return mapping, tags, delimiter
@@ -75,17 +77,6 @@ async def read_limited(request: web.Request, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def decode(raw: bytes, *, final: bool = True) -> str:
-    """UTF-8 text (a byte-order mark dropped). `final=False` leaves a character
-    cut at the end of a piece of the file out instead of failing on it."""
-    try:
-        return codecs.getincrementaldecoder("utf-8-sig")().decode(raw, final=final)
-    except UnicodeDecodeError as exc:
-        raise InvalidRequest(
-            f"the file is not UTF-8 text (byte {exc.start}); save it as CSV UTF-8"
-        ) from exc
-
-
 @routes.post("/api/v1/contacts/imports/preview")
 async def preview_import(request: web.Request) -> web.Response:
     """The columns of a CSV file and the field each maps to by default.
@@ -93,16 +84,20 @@ async def preview_import(request: web.Request) -> web.Response:
     The body is the start of the file (up to 64 KiB: a longer body is cut).
     Answers `columns` ([{"name", "field"}], field "" for an ignored column),
     `rows` (the first few rows, as lists of cells) and `fields` (what a column
-    can map to, besides `attributes.<name>`)."""
+    can map to, besides `attributes.<name>`), with the `encoding` the file is
+    read as and the `delimiter` (given, or found from the header line)."""
     imports(request)
     _, _, delimiter = import_options(request)
     raw = await request.content.read(PREVIEW_MAX_BYTES)
-    text = decode(raw, final=len(raw) < PREVIEW_MAX_BYTES)
+    decoded = decode(raw, final=len(raw) < PREVIEW_MAX_BYTES)
+    text = decoded.text
+    delimiter = delimiter or delimiter_of(text)
     header = header_of(text, delimiter)
     try:
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
         next(reader)
-        rows = [row for _, row in zip(range(SAMPLE_ROWS), reader, strict=False)]
+        filled = (row for row in reader if any(cell.strip() for cell in row))
+        rows = list(itertools.islice(filled, SAMPLE_ROWS))
     except csv.Error as exc:
         raise InvalidRequest(f"the file is not CSV this hub can read: {exc}") from exc
     return web.json_response(
@@ -110,6 +105,8 @@ async def preview_import(request: web.Request) -> web.Response:
             "columns": [{"name": name, "field": default_field(name)} for name in header],
             "rows": rows,
             "fields": list(FIELDS),
+            "encoding": decoded.encoding,
+            "delimiter": delimiter,
         }
     )
 
@@ -118,7 +115,8 @@ async def preview_import(request: web.Request) -> web.Response:
 async def start_import(request: web.Request) -> web.Response:
     """Upload a CSV file of contacts to import in the background.
 
-    The body is the file (UTF-8, header row first); the query as for
+    The body is the file (header row first; UTF-8, UTF-16 or Windows-1258, see
+    `hub.campaigns.csv_text`); the query as for
     `POST /api/v1/contacts/import`, plus `name` (the file's name, shown in the
     report). A header or mapping that cannot work is refused at once (422);
     otherwise 202 with the import's state, to follow at
@@ -126,8 +124,10 @@ async def start_import(request: web.Request) -> web.Response:
     jobs = imports(request)
     mapping, tags, delimiter = import_options(request)
     raw = await read_limited(request, request.app[IMPORT_MAX_BYTES])
+    decoded = decode(raw)
     state = await jobs.start(
-        decode(raw),
+        decoded.text,
+        encoding=decoded.encoding,
         mapping=mapping,
         tags=tags,
         region=request.query.get("region") or None,

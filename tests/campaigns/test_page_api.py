@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+from pathlib import Path
 from typing import Any
 
 from hub.campaigns.imports import STALE_SECONDS, ContactImport
@@ -21,6 +22,7 @@ from tests.campaigns.test_campaigns import _status, create
 from tests.conftest import eventually
 
 CSV_TYPE = {"Content-Type": "text/csv"}
+DATA = Path(__file__).parent.parent / "data" / "campaigns"
 FILE = (
     "Họ tên,Số điện thoại,E-mail,city,Ghi chú\n"
     "Nguyễn Văn Bình,0901 234 567,,Hà Nội,vip\n"
@@ -88,6 +90,41 @@ async def test_a_csv_import_runs_in_the_background_and_reports_each_rejected_row
     assert counted == {"count": 1}
 
 
+async def test_excel_and_unicode_text_files_import_without_choosing_anything(
+    campaign_hub: Any,
+) -> None:
+    """The page sends no delimiter (its "automatic" choice): Excel's Windows-1258
+    ";" file and its UTF-16 tab-separated "Unicode Text" both import, and the
+    report says what each was read as."""
+    app: CampaignHub = await campaign_hub()
+    excel = (DATA / "excel-vietnamese-windows.csv").read_bytes()
+    status, preview = await app.api(
+        "POST", "/api/v1/contacts/imports/preview?delimiter=", data=excel, headers=CSV_TYPE
+    )
+    assert status == 200, preview
+    assert (preview["encoding"], preview["delimiter"]) == ("Windows-1258", ";")
+    assert [c["field"] for c in preview["columns"]][:4] == ["name", "phone", "email", "birthday"]
+    assert [row[0] for row in preview["rows"]] == [
+        "Nguyễn Văn Bình", "Trần Thị Hoà", "Lê Văn Ẩn", "Phạm Thu Hương",
+    ]  # fmt: skip
+    status, started = await app.api(
+        "POST", "/api/v1/contacts/imports?name=excel.csv", data=excel, headers=CSV_TYPE
+    )
+    assert status == 202, started
+    state = await imported(app, started["id"])
+    assert (state["encoding"], state["delimiter"], state["status"]) == ("Windows-1258", ";", "done")
+    assert (state["created"], state["blank"], state["rejected_count"]) == (3, 2, 1)
+    assert "scientific notation" in state["rejected"][0]["reason"]
+
+    unicode_text = (DATA / "excel-unicode-text.txt").read_bytes()
+    status, report = await app.api("POST", "/api/v1/contacts/import", data=unicode_text)
+    assert status == 200, report
+    assert (report["encoding"], report["delimiter"]) == ("UTF-16", "\t")
+    assert (report["created"], report["rejected"]) == (2, [])
+    status, found = await app.api("GET", "/api/v1/contacts?q=do%20thi%20mai")
+    assert status == 200 and [c["name"] for c in found["items"]] == ["Đỗ Thị Mai"], found
+
+
 async def test_an_import_refuses_bad_files_clearly_and_agents_entirely(campaign_hub: Any) -> None:
     app: CampaignHub = await campaign_hub(import_max_bytes=2048)
     big = ("name,phone\n" + "Bình,0901234567\n" * 200).encode()
@@ -101,7 +138,8 @@ async def test_an_import_refuses_bad_files_clearly_and_agents_entirely(campaign_
     status, body = await app.api("POST", "/api/v1/contacts/imports", data=chunks())
     assert status == 413, body  # no Content-Length: counted while reading
     for data, problem in [
-        (b"\xff\xfename", "UTF-8"),
+        (b"name,\x81phone\n", "neither UTF-8, UTF-16 nor Windows-1258 text (byte 5)"),
+        ("Tên,SĐT\n".encode() + b"\xe2,0901234567\n", "a byte that is not UTF-8"),
         (b"", "empty"),
         (b"name,city\nA,B\n", "phone or email"),
     ]:

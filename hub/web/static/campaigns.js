@@ -198,9 +198,12 @@ function slug(text) {
 async function importScreen(main) {
   const file = el('input', { id: 'import-file', type: 'file', accept: '.csv,text/csv' });
   const tags = el('input', { id: 'import-tags', placeholder: t('c_tags_placeholder'), maxlength: '300' });
+  // Automatic by default: the hub finds the separator from the header line
+  // (Excel with Vietnamese regional settings writes ";").
   const delimiter = el('select', { id: 'import-delimiter' },
+    el('option', { value: '', ...tx('c_delimiter_auto') }),
     el('option', { value: ',', text: ', (comma)' }), el('option', { value: ';', text: '; (semicolon)' }),
-    el('option', { value: '\t', text: 'Tab' }));
+    el('option', { value: '\t', text: 'Tab' }), el('option', { value: '|', text: '|' }));
   const mapping = el('div', { id: 'import-mapping', class: 'm-mapping' });
   const start = el('button', { id: 'import-start', type: 'submit', ...tx('c_import_start'), disabled: true });
   const progress = el('div', { id: 'import-progress', class: 'm-card', hidden: true });
@@ -220,7 +223,7 @@ async function importScreen(main) {
     const query = new URLSearchParams({ delimiter: delimiter.value });
     const preview = await api('POST', `/api/v1/contacts/imports/preview?${query}`, head,
       { raw: true, headers: { 'Content-Type': 'text/csv' } });
-    mapping.append(mappingTable(preview));
+    mapping.append(el('p', { class: 'm-hint', id: 'import-read-as', text: readAs(preview) }), mappingTable(preview));
     start.disabled = false;
   });
   file.addEventListener('change', readColumns);
@@ -240,6 +243,12 @@ async function importScreen(main) {
       followImport(progress, started, start);
     }).finally(() => { if (!state.importTimer) start.disabled = false; });
   });
+}
+
+// Which encoding and separator the file was read with: a marketer who sees odd
+// names knows why (a file saved in another code page than it says).
+function readAs(s) {
+  return t('c_read_as', { encoding: s.encoding, delimiter: s.delimiter === '\t' ? 'Tab' : s.delimiter });
 }
 
 function mappingTable(preview) {
@@ -270,6 +279,7 @@ function followImport(panel, importState, button) {
     const statusText = t(`c_import_${s.status}`);
     fill(panel,
       el('h3', { text: `${s.file_name} — ${statusText}` }),
+      el('p', { class: 'm-muted', id: 'import-file-read-as', text: readAs(s) + (s.blank ? ` ${t('c_blank_rows', { count: number(s.blank) })}` : '') }),
       el('div', { class: 'm-progress' }, bar, el('span', { text: `${percent}%` })),
       figures,
       s.error ? el('p', { class: 'm-error', text: s.error }) : null);
