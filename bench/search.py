@@ -41,6 +41,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -158,40 +159,42 @@ async def set_mark(store: SqliteStore, rowid: int, table: str = "messages") -> N
     await store._write("UPDATE search_marks SET last_rowid = ? WHERE name = ?", (rowid, table))
 
 
-async def time_contact_queries(
-    store: SqliteStore, repeat: int
+Search = Callable[[str], Awaitable[int]]  # a query -> how many it found
+
+
+async def time_queries(
+    queries: dict[str, str], search: Search, repeat: int
 ) -> tuple[dict[str, float], float, int]:
+    """(median seconds per query, the loop's worst lag, hits in all)."""
     medians: dict[str, float] = {}
     hits = 0
     with Ticker() as ticker:
-        for name, query in CONTACT_QUERIES.items():
+        for name, query in queries.items():
             times = []
             for _ in range(repeat):
                 started = time.perf_counter()
-                found = await store.search_contacts(query, limit=20)
-                times.append(time.perf_counter() - started)
-                await asyncio.sleep(0.01)
-            hits += len(found)
-            medians[name] = statistics.median(times)
-        worst = ticker.worst
-    return medians, worst, hits
-
-
-async def time_queries(store: SqliteStore, repeat: int) -> tuple[dict[str, float], float, int]:
-    medians: dict[str, float] = {}
-    hits = 0
-    with Ticker() as ticker:
-        for name, query in QUERIES.items():
-            times = []
-            for _ in range(repeat):
-                started = time.perf_counter()
-                page = await store.list_conversations(ConversationFilter(text=query), limit=25)
+                found = await search(query)
                 times.append(time.perf_counter() - started)
                 await asyncio.sleep(0.01)  # the ticker runs between searches too
-            hits += len(page.items)
+            hits += found
             medians[name] = statistics.median(times)
         worst = ticker.worst
     return medians, worst, hits
+
+
+def conversations_with(store: SqliteStore) -> Search:
+    async def search(query: str) -> int:
+        page = await store.list_conversations(ConversationFilter(text=query), limit=25)
+        return len(page.items)
+
+    return search
+
+
+def contacts_with(store: SqliteStore) -> Search:
+    async def search(query: str) -> int:
+        return len(await store.search_contacts(query, limit=20))
+
+    return search
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -214,9 +217,13 @@ async def run(args: argparse.Namespace) -> None:
             )
             top = args.messages
             await set_mark(store, 0)
-            scan, scan_lag, scan_hits = await time_queries(store, args.repeat)
+            scan, scan_lag, scan_hits = await time_queries(
+                QUERIES, conversations_with(store), args.repeat
+            )
             await set_mark(store, top)
-            index, index_lag, index_hits = await time_queries(store, args.repeat)
+            index, index_lag, index_hits = await time_queries(
+                QUERIES, conversations_with(store), args.repeat
+            )
             assert scan_hits == index_hits, (scan_hits, index_hits)
 
             await seed_contacts(store, args.contacts)
@@ -224,12 +231,12 @@ async def run(args: argparse.Namespace) -> None:
             row = await store._fetch_one("SELECT MAX(rowid) AS top FROM contacts", ())
             assert row is not None
             await set_mark(store, 0, "contacts")
-            contact_scan, contact_scan_lag, scan_hits = await time_contact_queries(
-                store, args.repeat
+            contact_scan, contact_scan_lag, scan_hits = await time_queries(
+                CONTACT_QUERIES, contacts_with(store), args.repeat
             )
             await set_mark(store, row["top"], "contacts")
-            contact_index, contact_index_lag, index_hits = await time_contact_queries(
-                store, args.repeat
+            contact_index, contact_index_lag, index_hits = await time_queries(
+                CONTACT_QUERIES, contacts_with(store), args.repeat
             )
             assert scan_hits == index_hits, (scan_hits, index_hits)
         finally:

@@ -8,8 +8,10 @@ company sees three strangers.
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 
+import idna
 import phonenumbers
 
 from hub.errors import InvalidRequest
@@ -38,10 +40,20 @@ def normalise_phone(raw: str, default_region: str) -> str:
 
 
 def normalise_email(raw: str) -> str:
-    """Lower-cased address; raises InvalidRequest if it cannot be an e-mail address."""
-    text = raw.strip().lower()
+    """Lower-cased address, its domain in Unicode (NFC) form: mail from
+    "khach@xn--buin-1ua66gr30m.vn" (as servers and bounce reports write it) is
+    the same customer as "khach@bưuđiện.vn" (as people type it). Raises
+    InvalidRequest if it cannot be an e-mail address."""
+    text = unicodedata.normalize("NFC", raw.strip()).lower()
     if not EMAIL.match(text):
         raise InvalidRequest(f"{raw!r} is not an e-mail address")
+    local, _, domain = text.rpartition("@")
+    if "xn--" in domain:
+        try:
+            domain = unicodedata.normalize("NFC", idna.decode(domain, uts46=True))
+        except idna.IDNAError:
+            pass  # not a valid IDN: kept as written; the mail server decides
+        text = f"{local}@{domain}"
     return text
 
 

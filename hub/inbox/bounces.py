@@ -20,6 +20,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from hub.errors import InvalidRequest
+from hub.inbox.addresses import normalise_email
 from hub.inbox.inbound import DeliveryFailure
 from hub.inbox.model import Contact, Message
 from hub.inbox.service import InboxService
@@ -30,9 +32,17 @@ BOUNCING = "bouncing"
 
 
 def is_bouncing(contact: Contact, address: str) -> bool:
-    """Whether mail to `address` (any case) has bounced for good."""
+    """Whether mail to `address` (any case, a domain in either IDN form) has
+    bounced for good."""
     flagged = contact.attributes.get(BOUNCING)
-    return isinstance(flagged, dict) and address.strip().lower() in flagged
+    return isinstance(flagged, dict) and _key(address) in flagged
+
+
+def _key(address: str) -> str:
+    try:
+        return normalise_email(address)
+    except InvalidRequest:
+        return address.strip().lower()
 
 
 async def record_failure(inbox: InboxService, failure: DeliveryFailure) -> Message | None:
@@ -107,7 +117,7 @@ async def flag_bouncing(
 ) -> None:
     """Mark `address` of the contact as bouncing (once; `source` names the
     message or campaign that bounced)."""
-    address = address.strip().lower()
+    address = _key(address)
     for _ in range(5):  # compare-and-set: an agent may edit attributes meanwhile
         contact = await inbox.store.get_contact(contact_id)
         if contact is None:

@@ -123,3 +123,37 @@ async def test_a_bounce_of_mail_the_hub_never_sent_is_kept_as_an_automated_messa
     stored = await hub.runtime.store.get_message(outcome.message_id)
     assert stored.meta["automated"] is True
     assert stored.sender.name == "" and "could not" in stored.text
+
+
+IDN = "khach@bưuđiện.vn"
+IDN_ASCII = "khach@xn--buin-1ua66gr30m.vn"
+
+
+async def test_a_vietnamese_domain_is_one_customer_in_either_form_and_its_bounce_counts(
+    make_settings, start_hub, smtp_peer, email_account
+):
+    """Mail servers and bounce reports write an internationalised domain in its
+    ASCII form, people type it in Vietnamese: one contact, and a bounce naming
+    the ASCII form flags the address the contact holds."""
+    hub = await start_hub(make_settings(accounts=[email_account(smtp=smtp_peer)]))
+    hub.agent, hub.token = await add_agent(hub, "lan@shop.vn")
+    first = await customer_writes(hub, mail(1, sender=IDN_ASCII))
+    again = await customer_writes(hub, mail(2, sender=IDN.upper().replace("Ư", "ư")))
+    store = hub.runtime.store
+    contact_id = (await store.get_conversation(first)).contact_id
+    assert (await store.get_conversation(again)).contact_id == contact_id
+    assert [i.address for i in (await store.get_contact(contact_id)).identities] == [IDN]
+
+    sent = await reply(hub, first, "Dạ shop còn hàng ạ.", "r-idn")
+    await status_of(hub, sent["id"], "sent")
+    assert smtp_peer.received[-1].rcpt_tos == [IDN_ASCII]
+    message_id = (await store.get_message(sent["id"])).thread.message_id
+    report = bounce_of(message_id).replace(b"khong-ton-tai@gmail.com", IDN_ASCII.encode())
+    await hub.runtime.channels["support"].receive(report, source={"test": True})
+    await status_of(hub, sent["id"], "failed")
+
+    async def flagged():
+        return is_bouncing(await store.get_contact(contact_id), IDN)
+
+    await eventually(flagged)
+    assert is_bouncing(await store.get_contact(contact_id), IDN_ASCII)
