@@ -368,9 +368,10 @@ def token_create(config: Path | None, data_dir: Path | None, agent_email: str, n
     "mappings",
     multiple=True,
     metavar="COLUMN=FIELD",
-    help="Map a column to a field (name, phone, email, language, timezone, birthday, tags,"
-    " consent.sms, consent.email (yes/no), attributes.<key>; empty to ignore it). Columns"
-    " named like a field map by themselves.",
+    help="Map a column to a field (name, phone, email, language, timezone, birthday (day"
+    " first: 03/04/1990 is 3 April), tags, consent.sms, consent.email (yes/no),"
+    " attributes.<key>; empty to ignore it). Columns named like a field, or as people"
+    " usually name them (Họ và tên, SĐT, Điện thoại, E-mail, Ngày sinh...), map by themselves.",
 )
 @click.option("--tag", "tags", multiple=True, help="Add this tag to every imported contact.")
 @click.option("--region", help="Country of phone numbers without +code (default: inbox's).")

@@ -1,10 +1,17 @@
 """Contacts from a CSV file into the contact book the support team uses.
 
+The text comes decoded by `hub.campaigns.csv_text` (whatever the spreadsheet
+saved it as); the separator is found from the header line unless given.
 Columns map to fields (`name`, `phone`, `email`, `language`, `timezone`,
 `birthday`, `tags`, `consent.sms`, `consent.email`, `attributes.<key>`); by
-default a column maps to the field of its own name (or a common alias:
-"mobile", "số điện thoại", "e-mail"...). Phones become E.164 (`default_region`
-for numbers without a country code).
+default a column maps to the field of its own name or a common alias ("Họ và
+tên", "SĐT", "Điện thoại", "Di động", "E-mail:", "Ngày sinh"... in any case,
+with or without diacritics). Phones become E.164 (`default_region` for numbers
+without a country code; numbers Excel stored as numbers are taken back when
+whole, refused in scientific notation). Birthdays are day first, as in Vietnam:
+03/04/1990 is 3 April 1990 (or ISO 1990-04-03; a five-digit number is an Excel
+serial date). Text is stored in Unicode NFC. Rows without a filled cell (Excel
+writes them as lines of separators) are skipped and counted, not rejected.
 
 A consent column says yes or no (yes/no, true/false, 1/0, opted_in/opted_out,
 có/không; empty: not known). An opt-out on file always stands: an import never

@@ -136,6 +136,7 @@ REPORT_QUERY = {
     "label": "conversations carrying any of these labels",
     "format": "json (default) or csv (a download, one line per row)",
 }
+DELIMITER = "the cell separator (default: , ; tab or |, whichever the header line uses)"
 QUERY = {
     "/api/v1/conversations": {
         "status": "comma-separated: open, pending, snoozed, resolved",
@@ -153,20 +154,21 @@ QUERY = {
     "/api/v1/audit": {"before": "next_cursor of the previous page"},
     "/api/v1/contacts": {"q": "2 to 200 characters of a name, phone or address"},
     "/api/v1/contacts/import": {
-        "map": "Column=field (repeatable): name, phone, email, language, timezone, birthday,"
-        " tags, consent.sms, consent.email (yes/no) or attributes.<key>",
+        "map": "Column=field (repeatable): name, phone, email, language, timezone, birthday"
+        " (day first: 03/04/1990 is 3 April), tags, consent.sms, consent.email (yes/no) or"
+        " attributes.<key>",
         "tag": "a tag for every imported contact (repeatable)",
         "region": "country of phone numbers without +code (default: the inbox's)",
-        "delimiter": "the cell separator (default ,)",
+        "delimiter": DELIMITER,
     },
     "/api/v1/contacts/imports": {
         "map": "Column=field (repeatable), as for /api/v1/contacts/import",
         "tag": "a tag for every imported contact (repeatable)",
         "region": "country of phone numbers without +code (default: the inbox's)",
-        "delimiter": "the cell separator (default ,)",
+        "delimiter": DELIMITER,
         "name": "the file's name, shown with the report",
     },
-    "/api/v1/contacts/imports/preview": {"delimiter": "the cell separator (default ,)"},
+    "/api/v1/contacts/imports/preview": {"delimiter": DELIMITER},
     "/api/v1/campaigns/{id}/recipients": {
         "format": "`csv`: every recipient (with the contact's name) as one CSV file",
         "status": "pending, sending, sent, delivered, failed or skipped",
