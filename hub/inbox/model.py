@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
+import unicodedata
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -79,6 +80,15 @@ def utc_ms(moment: datetime) -> datetime:
 Moment = Annotated[datetime, AfterValidator(utc_ms)]
 
 
+def nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+# A person's name in composed form (NFC), however it arrived (macOS and some
+# files write "Nguyễn" decomposed): one string for search, dedupe and display.
+PersonName = Annotated[str, AfterValidator(nfc)]
+
+
 class Record(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -105,7 +115,7 @@ class Consent(Record):
 
 class Contact(Record):
     id: str = Field(default_factory=new_id)
-    name: str = ""
+    name: PersonName = ""
     identities: list[Identity] = Field(default_factory=list)
     language: str | None = None
     timezone: str | None = None

@@ -32,10 +32,17 @@ def fold(text: str | None) -> str:
     return unicodedata.normalize("NFC", stripped).casefold()
 
 
+# Combining marks after a letter: text stored decomposed (NFD, as macOS mail
+# clients and some files write "Nguyễn": "e" + U+0302 + U+0303) still matches.
+_MARKS = "[\u0300-\u036f]*"
+
+
 def pattern(query: str) -> str:
-    """A regular expression matching `query` anywhere, whatever the case and marks."""
+    """A regular expression matching `query` anywhere, whatever the case and
+    marks, in composed (NFC) or decomposed (NFD) text."""
     parts = []
     for char in fold(query):
         variants = _VARIANTS.get(char)
-        parts.append(f"[{variants}{variants.upper()}]" if variants else re.escape(char))
+        part = f"[{variants}{variants.upper()}]" if variants else re.escape(char)
+        parts.append(part + _MARKS if char.isalpha() else part)
     return "".join(parts)

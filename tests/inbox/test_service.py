@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import unicodedata
 from datetime import timedelta
 
 import pytest
@@ -265,3 +266,14 @@ async def test_a_new_conversation_starts_in_its_accounts_team(make_settings):
         outcome = await runtime.inbox.ingest(inbound("m1", ("api:shop", "u1")))
         conversation = await runtime.store.get_conversation(outcome.conversation_id)
         assert conversation.team_id == "care"
+
+
+async def test_a_name_that_arrives_decomposed_is_kept_composed(hub):
+    """macOS and some files write "Nguyễn" as "Nguye" + two combining marks: the
+    contact keeps one form, so searches and exact filters find it."""
+    decomposed = unicodedata.normalize("NFD", "Nguyễn Thị Ánh")
+    assert decomposed != "Nguyễn Thị Ánh"
+    outcome = await hub.inbox.ingest(inbound("m-nfd", ("api:shop", "u-nfd"), name=decomposed))
+    contact = await hub.store.get_contact(outcome.contact_id)
+    assert contact.name == "Nguyễn Thị Ánh"
+    assert [c.id for c in await hub.store.search_contacts("nguyễn thị", limit=5)] == [contact.id]
