@@ -20,7 +20,7 @@ from tests.channels.test_api import post
 from tests.channels.test_webchat import agent_stream, api_account, reply, status_becomes
 from tests.conftest import eventually
 from tests.peers.api_sender import message
-from tests.peers.website import Website
+from tests.peers.website import NONCE, Website
 from tests.web.test_api import add_agent
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -111,9 +111,10 @@ class Widget:
         await self.connected()
 
     async def connected(self, timeout: float = 15_000) -> None:
-        await self.page.wait_for_function(
-            "document.querySelector('#hub-chat')?.getAttribute('data-state') === 'online'",
-            timeout=timeout,
+        # A locator, not wait_for_function: that evaluates a string, which a
+        # page's strict Content-Security-Policy refuses.
+        await self.page.locator(f"{HOST}[data-state=online]").wait_for(
+            state="attached", timeout=timeout
         )
 
     async def open(self) -> None:
@@ -441,3 +442,210 @@ async def test_the_configured_colour_paints_the_widget(browser, widget_settings,
     await widget.shows("What colour is this?", sender="visitor")
     for part in (".head", "[data-part=message][data-from=visitor] .b", "[data-part=send]"):
         assert await widget.page.evaluate(BACKGROUND_JS, part) == red, part
+
+
+# -- the widget on real websites and real phones ---------------------------------
+
+ARTIFACTS = Path(__file__).parent.parent / "artifacts"
+# What shop themes really ship: resets that reach every element, a root font
+# size for rem maths, and a sticky header on the highest z-index there is.
+HOSTILE_CSS = """<style>
+*{box-sizing:content-box!important;margin:0}
+button{all:unset}
+html{font-size:10px}
+div{position:relative;z-index:1}
+textarea{font-size:1.2rem}
+.site-header{position:fixed;left:0;right:0;top:0;height:64px;z-index:2147483647;background:#222}
+</style>"""
+SITE_HEADER = '<header class="site-header"></header>'
+TOPMOST_JS = """selector => {
+  const node = document.querySelector('#hub-chat').shadowRoot.querySelector(selector);
+  const box = node.getBoundingClientRect();
+  const x = box.left + box.width / 2, y = box.top + box.height / 2;
+  return document.elementFromPoint(x, y)?.id === 'hub-chat'
+    && node.contains(document.querySelector('#hub-chat').shadowRoot.elementFromPoint(x, y));
+}"""
+
+
+async def in_shadow(widget: Widget, selector: str, script: str) -> Any:
+    """Run `script` (a function body) with `node`, the widget's part at `selector`."""
+    return await widget.page.locator(f"{HOST} {selector}").evaluate(f"node => {{ {script} }}")
+
+
+async def test_a_hostile_site_stylesheet_and_a_doubled_snippet_do_not_break_the_widget(
+    browser, hub, site
+):
+    site.head, site.body, site.snippets = HOSTILE_CSS, SITE_HEADER, 2
+    widget = await new_widget(
+        browser, viewport={"width": 360, "height": 640}, is_mobile=True, has_touch=True
+    )
+    await widget.load(site.url())
+    assert await widget.page.locator(HOST).count() == 1  # pasted twice, shown once
+    box = await widget.part("bubble").bounding_box()
+    assert box is not None and (box["width"], box["height"]) == (56, 56)
+    assert await widget.page.evaluate(TOPMOST_JS, "[data-part=bubble]")
+    await widget.open()
+    # Full screen on the phone, over the site's max-z-index header: the close
+    # button is reachable, not hidden under the header.
+    assert await widget.page.evaluate(TOPMOST_JS, "[data-part=close]")
+    assert await in_shadow(widget, "[data-part=input]", "return getComputedStyle(node).boxSizing")
+    await widget.say("Trang của shop có CSS riêng")
+    await widget.shows("Trang của shop có CSS riêng")
+    await only_conversation(hub)
+    ARTIFACTS.mkdir(exist_ok=True)
+    await widget.page.screenshot(path=str(ARTIFACTS / "webchat-hostile-site.png"))
+
+
+async def test_a_strict_content_security_policy_still_gets_a_styled_working_widget(
+    browser, hub, site
+):
+    ws_origin = site.hub_url.replace("http://", "ws://")
+    site.csp = (
+        f"default-src 'self'; script-src {site.hub_url}; connect-src {ws_origin};"
+        f" style-src 'self' 'nonce-{NONCE}'; img-src 'self'; require-trusted-types-for 'script'"
+    )
+    widget = await new_widget(browser)
+    await widget.page.add_init_script(
+        "window.__violations = [];"
+        "document.addEventListener('securitypolicyviolation',"
+        " e => window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));"
+    )
+    await widget.load(site.url())
+    await widget.open()
+    assert (
+        await in_shadow(widget, "[data-part=bubble]", "return getComputedStyle(node).position")
+        == "fixed"
+    )
+    box = await widget.part("bubble").bounding_box()
+    assert box is not None and (box["width"], box["height"]) == (56, 56)
+    await widget.say("CSP nghiêm ngặt")
+    await widget.shows("CSP nghiêm ngặt")
+    assert await widget.page.evaluate("window.__violations") == []
+
+
+async def test_on_a_small_phone_the_chat_fits_and_the_input_does_not_zoom(browser, hub, site):
+    widget = await new_widget(
+        browser, viewport={"width": 360, "height": 640}, is_mobile=True, has_touch=True
+    )
+    await widget.load(site.url())
+    bubble = await widget.part("bubble").bounding_box()
+    assert bubble is not None and bubble["x"] + bubble["width"] <= 360
+    await widget.part("bubble").tap()
+    await widget.part("panel").wait_for(state="visible")
+    panel = await widget.part("panel").bounding_box()
+    assert panel == {"x": 0, "y": 0, "width": 360, "height": 640}
+    assert not await widget.part("bubble").is_visible()  # the panel has its own close
+    field = await widget.part("input").bounding_box()
+    assert field is not None and field["y"] + field["height"] <= 640
+    # iOS zooms into any field whose text is smaller than 16px, and stays zoomed.
+    size = await in_shadow(widget, "[data-part=input]", "return getComputedStyle(node).fontSize")
+    assert float(size.removesuffix("px")) >= 16
+    await widget.say("Gửi từ điện thoại 📱")
+    await widget.shows("Gửi từ điện thoại 📱")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await widget.page.screenshot(path=str(ARTIFACTS / "webchat-phone-360.png"))
+    await widget.part("close").tap()
+    await widget.part("bubble").wait_for(state="visible")
+
+
+async def test_links_in_replies_open_safely_in_a_new_tab_and_long_words_wrap(browser, hub, site):
+    widget = await new_widget(browser, viewport={"width": 800, "height": 700})
+    await widget.load(site.url())
+    await widget.open()
+    await widget.say("Cho em xem mẫu ạ")
+    await widget.shows("Cho em xem mẫu ạ")
+    conversation_id = await only_conversation(hub)
+    text = (
+        "Mẫu đây ạ: https://shop.example.vn/ao-thun?size=M&mau=do, hoặc "
+        "(http://shop.example.vn/sale). Không phải link: javascript:alert(1) " + "x" * 300
+    )
+    await reply(hub, conversation_id, text)
+    await widget.shows(text)
+    links = await widget.page.evaluate(
+        """() => Array.from(document.querySelector('#hub-chat').shadowRoot
+          .querySelectorAll('[data-part=message][data-from=agent] .b a'))
+          .map(a => [a.getAttribute('href'), a.textContent, a.target, a.rel])"""
+    )
+    assert links == [
+        [
+            "https://shop.example.vn/ao-thun?size=M&mau=do",
+            "https://shop.example.vn/ao-thun?size=M&mau=do",
+            "_blank",
+            "noopener noreferrer nofollow",
+        ],
+        [
+            "http://shop.example.vn/sale",
+            "http://shop.example.vn/sale",
+            "_blank",
+            "noopener noreferrer nofollow",
+        ],
+    ]
+    fits = await in_shadow(
+        widget,
+        "[data-part=message][data-from=agent]:not(.greeting) .b",
+        "return node.scrollWidth <= node.clientWidth"
+        " && node.getBoundingClientRect().right <= node.closest('.list').getBoundingClientRect().right",
+    )
+    assert fits
+
+
+async def test_the_keyboard_alone_opens_uses_and_closes_the_chat(browser, hub, site):
+    widget = await new_widget(browser)
+    await widget.load(site.url())
+    bubble = widget.part("bubble")
+    assert await bubble.get_attribute("aria-label") == "Open chat"
+    assert await bubble.get_attribute("aria-expanded") == "false"
+    await bubble.focus()
+    await widget.page.keyboard.press("Enter")
+    await widget.part("panel").wait_for(state="visible")
+    assert await bubble.get_attribute("aria-expanded") == "true"
+    assert await widget.part("input").evaluate("node => node.getRootNode().activeElement === node")
+    await widget.page.keyboard.type("chỉ dùng bàn phím")
+    await widget.page.keyboard.press("Tab")
+    assert await widget.part("send").evaluate("node => node.getRootNode().activeElement === node")
+    assert (await widget.part("send").inner_text()) == "Send"
+    await widget.page.keyboard.press("Enter")
+    await widget.shows("chỉ dùng bàn phím")
+    await widget.page.keyboard.press("Escape")
+    await widget.part("panel").wait_for(state="hidden")
+    # Focus goes back to the launcher, not lost to the top of the page.
+    assert await bubble.evaluate("node => node.getRootNode().activeElement === node")
+
+
+async def test_enter_that_ends_an_ime_composition_does_not_send_half_a_word(browser, hub, site):
+    widget = await new_widget(browser)
+    await widget.load(site.url())
+    await widget.open()
+    field = widget.part("input")
+    await field.fill("Cho em hỏi gi")
+    # Safari (macOS and iOS) fires the Enter that commits a Telex/VNI word with
+    # isComposing already false, but keyCode 229; Chromium with isComposing.
+    for init in ("{key: 'Enter', keyCode: 229}", "{key: 'Enter', isComposing: true}"):
+        await field.evaluate(
+            f"node => node.dispatchEvent(new KeyboardEvent('keydown', {{...{init}, bubbles: true, cancelable: true}}))"
+        )
+    await asyncio.sleep(0.3)
+    assert await field.input_value() == "Cho em hỏi gi"
+    assert await widget.transcript() == []
+    await field.fill("Cho em hỏi giá")
+    await field.press("Enter")
+    await widget.shows("Cho em hỏi giá")
+
+
+async def test_the_widget_speaks_the_site_language_unless_told_otherwise(browser, hub, site):
+    site.html_lang = "vi"
+    widget = await new_widget(browser, locale="en-US")
+    await widget.load(site.url())
+    assert await widget.part("bubble").get_attribute("aria-label") == "Mở khung chat"
+    await widget.open()
+    await widget.part("list").get_by_text("Xin chào! Shop giúp gì được ạ?").wait_for()
+
+    site.html_lang = "en-GB"
+    english = await new_widget(browser, locale="vi-VN")
+    await english.load(site.url())
+    assert await english.part("bubble").get_attribute("aria-label") == "Open chat"
+
+    site.html_lang = ""  # no lang on the page: the browser's
+    browser_vi = await new_widget(browser, locale="vi-VN")
+    await browser_vi.load(site.url())
+    assert await browser_vi.part("bubble").get_attribute("aria-label") == "Mở khung chat"

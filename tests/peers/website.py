@@ -1,11 +1,18 @@
 """A company's website with the chat widget pasted in: a real HTTP server on
-its own origin, serving pages with the one `<script>` tag the company adds."""
+its own origin, serving pages with the one `<script>` tag the company adds.
+
+Real shop sites are not kind to an embedded widget: `head` adds the site's own
+CSS (resets, a header on the highest z-index), `csp` sends a strict
+Content-Security-Policy, `snippets` pastes the tag more than once (a theme and
+a plugin both adding it) and `html_lang` is the page's own language."""
 
 from __future__ import annotations
 
 import html
 
 from aiohttp import web
+
+NONCE = "site-own-style"  # a CSP may let the site's own <style> in with this
 
 
 class Website:
@@ -15,6 +22,11 @@ class Website:
         self.hub_url = ""  # set once the hub is up (the hub needs our origin first)
         self.account = "web"
         self.lang: str | None = None
+        self.html_lang = ""  # many sites leave it out
+        self.head = ""
+        self.body = ""
+        self.csp: str | None = None
+        self.snippets = 1
         self._runner: web.AppRunner | None = None
 
     @property
@@ -43,14 +55,19 @@ class Website:
         page = request.match_info.get("page", "home")
         lang = f' data-lang="{html.escape(self.lang)}"' if self.lang else ""
         src = html.escape(f"{self.hub_url}/widget.js")
-        body = f"""<!doctype html><html lang="vi"><head><meta charset="utf-8">
+        snippet = (
+            f'<script src="{src}" data-account="{html.escape(self.account)}"{lang} async></script>'
+        )
+        html_lang = f' lang="{html.escape(self.html_lang)}"' if self.html_lang else ""
+        body = f"""<!doctype html><html{html_lang}><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1">
 <title>Cửa hàng ABC — {html.escape(page)}</title>
-<style>body{{font:16px/1.5 Georgia,serif;margin:0;padding:2rem;background:#fbf8f3;color:#333}}
-.card{{max-width:36rem;background:#fff;padding:1.5rem;border-radius:8px}}</style></head>
+<style nonce="{NONCE}">body{{font:16px/1.5 Georgia,serif;margin:0;padding:2rem;background:#fbf8f3;color:#333}}
+.card{{max-width:36rem;background:#fff;padding:1.5rem;border-radius:8px}}</style>{self.head}</head>
 <body><div class="card"><h1>Cửa hàng ABC</h1>
 <p>Áo thun cotton, giao hàng toàn quốc. Trang: {html.escape(page)}.</p>
-<p><a href="/other">Một trang khác</a></p></div>
-<script src="{src}" data-account="{html.escape(self.account)}"{lang} async></script>
+<p><a href="/other">Một trang khác</a></p></div>{self.body}
+{snippet * self.snippets}
 </body></html>"""
-        return web.Response(text=body, content_type="text/html")
+        headers = {"Content-Security-Policy": self.csp} if self.csp else {}
+        return web.Response(text=body, content_type="text/html", headers=headers)

@@ -3,7 +3,14 @@
  *   <script src="https://hub.example/widget.js" data-account="ACCOUNT" async></script>
  *
  * Optional attributes: data-lang="en|vi" (default: the account's setting, else
- * the browser's language). window.HubChat.open() / .close() open and close it.
+ * the page's <html lang>, else the browser's language). window.HubChat.open() /
+ * .close() open and close it.
+ *
+ * It lives in a shadow root, styled by a constructed stylesheet (no <style>
+ * element, no style attribute, no innerHTML), so a site's own CSS does not
+ * reach it and a strict Content-Security-Policy (style-src without
+ * 'unsafe-inline', Trusted Types) does not break it. The site's policy must
+ * allow this script (script-src) and its socket (connect-src wss://hub...).
  *
  * Everything a visitor or an agent wrote is put on screen with textContent,
  * never as HTML. The visitor token lives in localStorage, so a returning
@@ -234,17 +241,29 @@
     render();
   }
   function setOpen(open) {
+    var wasOpen = isOpen;
     isOpen = open;
     if (open) unread = 0;
     render(true);
-    if (open) { acknowledge(); if (ui.compose && !ui.compose.hidden) ui.compose.querySelector("textarea").focus(); }
+    if (open) {
+      acknowledge();
+      // The first field to fill: the pre-chat form's, else the message box.
+      var field = ui.slot.querySelector("input") || (!ui.compose.hidden && ui.compose.querySelector("textarea"));
+      if (field) field.focus();
+    } else if (wasOpen && root.activeElement) {
+      // Focus was inside the closed panel: back to the launcher, not lost.
+      ui.bubble.focus();
+    }
   }
 
   // -- the view ---------------------------------------------------------------
   var host, root, ui = {};
   function chooseLanguage() {
+    // The page's own language before the browser's: a Vietnamese shop's
+    // visitor on an English-language phone still reads the site in Vietnamese.
     var wanted = script.getAttribute("data-lang") ||
-      (config.language !== "auto" ? config.language : (navigator.language || "en"));
+      (config.language !== "auto" ? config.language
+        : document.documentElement.lang || navigator.language || "en");
     lang = String(wanted).toLowerCase().indexOf("vi") === 0 ? "vi" : "en";
     t = STRINGS[lang];
   }
@@ -254,14 +273,15 @@
     if (text != null) node.textContent = text;
     return node;
   }
+  // Fields are 16px: iOS zooms into a smaller field on focus and stays zoomed.
   var CSS =
     ":host{all:initial}[hidden]{display:none!important}*{box-sizing:border-box;font:14px/1.4 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif}" +
-    ".bubble{position:fixed;right:20px;bottom:20px;width:56px;height:56px;border-radius:50%;border:0;cursor:pointer;" +
-    "background:var(--c);color:#fff;box-shadow:0 4px 14px rgba(0,0,0,.25);z-index:2147483000;display:flex;align-items:center;justify-content:center}" +
+    ".bubble{position:fixed;right:20px;bottom:calc(20px + env(safe-area-inset-bottom,0px));width:56px;height:56px;border-radius:50%;border:0;cursor:pointer;" +
+    "background:var(--c);color:#fff;box-shadow:0 4px 14px rgba(0,0,0,.25);z-index:2147483647;display:flex;align-items:center;justify-content:center}" +
     ".bubble svg{width:28px;height:28px;fill:#fff}.badge{position:absolute;top:-4px;right:-4px;min-width:20px;height:20px;border-radius:10px;" +
     "background:#d93025;color:#fff;font-size:12px;line-height:20px;text-align:center;padding:0 5px}" +
     ".panel{position:fixed;right:20px;bottom:88px;width:370px;height:min(580px,calc(100vh - 120px));background:#fff;border-radius:14px;" +
-    "box-shadow:0 8px 30px rgba(0,0,0,.25);z-index:2147483000;display:flex;flex-direction:column;overflow:hidden;color:#1f1f1f}" +
+    "box-shadow:0 8px 30px rgba(0,0,0,.25);z-index:2147483647;display:flex;flex-direction:column;overflow:hidden;color:#1f1f1f}" +
     ".head{background:var(--c);color:#fff;padding:14px 16px;display:flex;align-items:flex-start;gap:8px}" +
     ".head div{flex:1}.title{font-weight:600;font-size:16px}.status{font-size:12px;opacity:.9;margin-top:2px}" +
     ".dot{display:inline-block;width:8px;height:8px;border-radius:50%;margin-right:6px;background:#9aa0a6}.on .dot{background:#34d399}" +
@@ -273,20 +293,63 @@
     ".pending .b{opacity:.6}.failed .b{background:#fde8e8;color:#9b1c1c}.b a{color:inherit;text-decoration:underline}" +
     ".note{font-size:12px;color:#6b7280;text-align:center;padding:4px 12px}.err{color:#b42318;font-size:12px;padding:4px 12px}" +
     ".form{padding:12px;border-top:1px solid #e3e5e8;display:flex;flex-direction:column;gap:8px;background:#fff}" +
-    ".form p{margin:0;color:#374151}.form input{width:100%;padding:8px 10px;border:1px solid #cfd3d8;border-radius:8px}" +
+    ".form p{margin:0;color:#374151}.form input{width:100%;padding:8px 10px;border:1px solid #cfd3d8;border-radius:8px;font-size:16px}" +
     ".btns{display:flex;gap:8px}.btn{background:var(--c);color:#fff;border:0;border-radius:8px;padding:8px 14px;cursor:pointer;font-weight:600}" +
     ".btn.ghost{background:none;color:#374151}.compose{display:flex;gap:8px;padding:10px;border-top:1px solid #e3e5e8;align-items:flex-end}" +
-    ".compose textarea{flex:1;resize:none;border:1px solid #cfd3d8;border-radius:10px;padding:8px 10px;max-height:96px;min-height:38px}" +
-    "@media (max-width:480px){.panel{right:0;bottom:0;width:100vw;height:100%;border-radius:0}}";
-  var ICON = '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H8l-4 4V6a2 2 0 0 1 2-2z"/></svg>';
+    ".compose textarea{flex:1;resize:none;border:1px solid #cfd3d8;border-radius:10px;padding:8px 10px;max-height:96px;min-height:38px;font-size:16px}" +
+    "@media (max-width:480px){.panel{right:0;bottom:0;width:100vw;height:100%;border-radius:0}" +
+    // The full-screen panel has its own close button; the launcher under it
+    // would only be a stray, focusable control.
+    ":host([data-open]) .bubble{display:none}}";
+  function icon() {
+    // Built node by node: innerHTML is refused on pages with Trusted Types.
+    var ns = "http://www.w3.org/2000/svg", svg = document.createElementNS(ns, "svg");
+    var path = document.createElementNS(ns, "path");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("aria-hidden", "true");
+    path.setAttribute("d", "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H8l-4 4V6a2 2 0 0 1 2-2z");
+    svg.appendChild(path);
+    return svg;
+  }
+  function styleRoot() {
+    // A constructed stylesheet is not an inline style to a Content-Security-
+    // Policy; a <style> element is the fallback for browsers without one.
+    try {
+      var sheet = new CSSStyleSheet();
+      sheet.replaceSync(CSS);
+      root.adoptedStyleSheets = [sheet];
+    } catch (e) {
+      root.appendChild(el("style", {}, CSS));
+    }
+    // Page rules on the host element (div{position:relative;z-index:1},
+    // transforms) would trap the fixed panel under the site's own layers.
+    host.style.setProperty("all", "initial", "important");
+  }
+  // http(s) links in message text, up to the end of the URL: trailing
+  // punctuation of the sentence (.,;:!?) and an unmatched ")" are not part of it.
+  var LINK = /https?:\/\/[^\s<>"']+/gi;
+  function linked(node, text) {
+    var at = 0, match;
+    LINK.lastIndex = 0;
+    while ((match = LINK.exec(text))) {
+      var url = match[0].replace(/[.,;:!?]+$/, "");
+      if (/\)$/.test(url) && url.split("(").length < url.split(")").length) url = url.slice(0, -1);
+      LINK.lastIndex = match.index + url.length;
+      node.appendChild(document.createTextNode(text.slice(at, match.index)));
+      node.appendChild(el("a", { href: url, target: "_blank", rel: "noopener noreferrer nofollow" }, url));
+      at = match.index + url.length;
+    }
+    node.appendChild(document.createTextNode(text.slice(at)));
+    return node;
+  }
 
   function build() {
     if (host) return;
     host = el("div", { id: "hub-chat" });
     root = host.attachShadow({ mode: "open" });
-    root.appendChild(el("style", {}, CSS));
-    ui.bubble = el("button", { "class": "bubble", "data-part": "bubble" });
-    ui.bubble.innerHTML = ICON; // a constant of this file, never visitor or agent text
+    styleRoot();
+    ui.bubble = el("button", { "class": "bubble", "data-part": "bubble", type: "button", "aria-expanded": "false" });
+    ui.bubble.appendChild(icon());
     ui.badge = el("span", { "class": "badge", "data-part": "unread", hidden: "" });
     ui.bubble.appendChild(ui.badge);
     ui.bubble.onclick = function () { setOpen(!isOpen); };
@@ -298,7 +361,7 @@
     ui.title = titles.appendChild(el("div", { "class": "title" }));
     ui.status = titles.appendChild(el("div", { "class": "status", "data-part": "status" }));
     ui.head.appendChild(titles);
-    ui.close = el("button", { "class": "x", "data-part": "close" }, "×");
+    ui.close = el("button", { "class": "x", "data-part": "close", type: "button" }, "×");
     ui.close.onclick = function () { setOpen(false); };
     ui.head.appendChild(ui.close);
     ui.panel.appendChild(ui.head);
@@ -306,6 +369,9 @@
     ui.notes = ui.panel.appendChild(el("div"));
     ui.slot = ui.panel.appendChild(el("div"));
     ui.compose = ui.panel.appendChild(composer());
+    root.addEventListener("keydown", function (event) {
+      if (isOpen && event.key === "Escape" && !event.isComposing) { event.preventDefault(); setOpen(false); }
+    });
     root.appendChild(ui.panel);
     document.body.appendChild(host);
     window.addEventListener("online", function () { if (!ws) connect(); });
@@ -315,7 +381,7 @@
     var row = el("div", { "data-part": "message", "data-from": view.from, "data-id": view.id || "",
       "class": "row " + view.from + (state ? " " + state : "") });
     if (view.from === "agent" && view.author) row.appendChild(el("div", { "class": "meta" }, view.author));
-    var bubble = el("div", { "class": "b", title: view.at ? new Date(view.at).toLocaleString() : "" }, view.text);
+    var bubble = linked(el("div", { "class": "b", title: view.at ? new Date(view.at).toLocaleString() : "" }), view.text || "");
     (view.attachments || []).forEach(function (file) {
       if (!/^https?:\/\//i.test(file.url)) return;
       bubble.appendChild(document.createTextNode(bubble.childNodes.length ? "\n" : ""));
@@ -331,6 +397,8 @@
     host.setAttribute("data-state", connected ? "online" : everConnected ? "reconnecting" : "connecting");
     host.setAttribute("lang", lang);
     ui.bubble.setAttribute("aria-label", isOpen ? t.close : t.open);
+    ui.bubble.setAttribute("aria-expanded", String(isOpen));
+    host.toggleAttribute("data-open", isOpen);
     ui.badge.textContent = String(unread);
     ui.badge.hidden = !unread;
     ui.panel.hidden = !isOpen;
@@ -440,7 +508,11 @@
       idle = setTimeout(function () { typingSent = 0; send({ type: "typing", typing: false }); }, 5000);
     };
     input.onkeydown = function (event) {
-      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); submit(); }
+      // The Enter that commits an IME word (Telex, VNI) is not a send: Chromium
+      // says isComposing, Safari only keyCode 229.
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+        event.preventDefault(); submit();
+      }
     };
     function submit() {
       var text = input.value;
