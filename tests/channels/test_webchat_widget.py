@@ -20,6 +20,7 @@ from tests.channels.test_api import post
 from tests.channels.test_webchat import agent_stream, api_account, reply, status_becomes
 from tests.conftest import eventually
 from tests.peers.api_sender import message
+from tests.peers.network_path import NetworkPath
 from tests.peers.website import NONCE, Website
 from tests.web.test_api import add_agent
 
@@ -583,8 +584,9 @@ async def test_links_in_replies_open_safely_in_a_new_tab_and_long_words_wrap(bro
     fits = await in_shadow(
         widget,
         "[data-part=message][data-from=agent]:not(.greeting) .b",
+        "const list = node.closest('.list').getBoundingClientRect();"
         "return node.scrollWidth <= node.clientWidth"
-        " && node.getBoundingClientRect().right <= node.closest('.list').getBoundingClientRect().right",
+        " && node.getBoundingClientRect().right <= list.right",
     )
     assert fits
 
@@ -620,9 +622,11 @@ async def test_enter_that_ends_an_ime_composition_does_not_send_half_a_word(brow
     await field.fill("Cho em hỏi gi")
     # Safari (macOS and iOS) fires the Enter that commits a Telex/VNI word with
     # isComposing already false, but keyCode 229; Chromium with isComposing.
-    for init in ("{key: 'Enter', keyCode: 229}", "{key: 'Enter', isComposing: true}"):
+    for init in ({"keyCode": 229}, {"isComposing": True}):
         await field.evaluate(
-            f"node => node.dispatchEvent(new KeyboardEvent('keydown', {{...{init}, bubbles: true, cancelable: true}}))"
+            "(node, init) => node.dispatchEvent(new KeyboardEvent('keydown',"
+            " {key: 'Enter', bubbles: true, cancelable: true, ...init}))",
+            init,
         )
     await asyncio.sleep(0.3)
     assert await field.input_value() == "Cho em hỏi gi"
@@ -649,3 +653,39 @@ async def test_the_widget_speaks_the_site_language_unless_told_otherwise(browser
     browser_vi = await new_widget(browser, locale="vi-VN")
     await browser_vi.load(site.url())
     assert await browser_vi.part("bubble").get_attribute("aria-label") == "Mở khung chat"
+
+
+async def test_a_connection_that_died_silently_is_replaced_when_the_phone_is_back(
+    browser, hub, site
+):
+    path = NetworkPath("127.0.0.1", hub.client.port)
+    await path.start()
+    site.hub_url = path.url
+    try:
+        widget = await new_widget(browser, viewport={"width": 360, "height": 640}, is_mobile=True)
+        await widget.load(site.url())
+        await widget.open()
+        await widget.say("trước khi đổi mạng")
+        await widget.shows("trước khi đổi mạng")
+        conversation_id = await only_conversation(hub)
+
+        # Wi-Fi to 4G: the open socket goes silent without closing.
+        await widget.page.context.set_offline(True)
+        path.silence()
+        answer = await reply(hub, conversation_id, "trả lời lúc đang mất mạng")
+        await widget.say("viết lúc đang mất mạng")
+        await widget.page.context.set_offline(False)  # the browser says "online"
+
+        await widget.shows("trả lời lúc đang mất mạng", sender="agent")
+        await widget.shows("viết lúc đang mất mạng", sender="visitor")
+        await status_becomes(hub, answer["id"], "read")
+        texts = [row["text"] for row in await widget.transcript()]
+        assert texts == [
+            "trước khi đổi mạng",
+            "trả lời lúc đang mất mạng",
+            "viết lúc đang mất mạng",
+        ]
+        stored = [m["text"] for m in await api_timeline(hub, conversation_id)]
+        assert stored == texts  # nothing lost, nothing twice
+    finally:
+        await path.stop()

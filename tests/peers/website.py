@@ -62,7 +62,8 @@ class Website:
         body = f"""<!doctype html><html{html_lang}><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1">
 <title>Cửa hàng ABC — {html.escape(page)}</title>
-<style nonce="{NONCE}">body{{font:16px/1.5 Georgia,serif;margin:0;padding:2rem;background:#fbf8f3;color:#333}}
+<style nonce="{NONCE}">
+body{{font:16px/1.5 Georgia,serif;margin:0;padding:2rem;background:#fbf8f3;color:#333}}
 .card{{max-width:36rem;background:#fff;padding:1.5rem;border-radius:8px}}</style>{self.head}</head>
 <body><div class="card"><h1>Cửa hàng ABC</h1>
 <p>Áo thun cotton, giao hàng toàn quốc. Trang: {html.escape(page)}.</p>

@@ -17,7 +17,8 @@
  * visitor continues the same conversation; messages not yet acknowledged by
  * the hub are kept there too and sent again after a reconnect (the hub stores
  * each client id once). The socket reconnects with backoff and resumes from the
- * last message shown; repeats are dropped by message id. Wire protocol:
+ * last message shown; repeats are dropped by message id. A socket that went
+ * silent without closing is found by a ping and replaced. Wire protocol:
  * hub/channels/webchat/protocol.py.
  */
 (function () {
@@ -79,6 +80,13 @@
   var seenUpTo = null, seenAll = false, typingName = null, typingTimer = null;
   var sentAck = {};            // "received"/"seen" -> last up_to sent
   var typingSent = 0, errorText = "";
+  // A socket can die without closing (a phone asleep, Wi-Fi to 4G): neither end
+  // is told for minutes. The widget asks ("ping") when the browser is back
+  // online or in view, and every PING_EVERY while in view; no frame within
+  // PING_WAIT and the socket is dropped for a new one. A connection attempt
+  // not welcomed within CONNECT_WAIT is dropped the same way.
+  var PING_EVERY = 30000, PING_WAIT = 5000, CONNECT_WAIT = 10000;
+  var lastHeard = 0, probe = null;
 
   function clientId() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
@@ -113,6 +121,7 @@
     retryTimer = null;
     try { ws = new WebSocket(socketUrl); } catch (e) { return scheduleReconnect(); }
     var socket = ws;
+    setTimeout(function () { if (socket === ws && !connected) drop(socket, false); }, CONNECT_WAIT);
     socket.onopen = function () {
       socket.send(JSON.stringify({
         type: "hello", token: load("token", null), after: lastId(),
@@ -121,6 +130,7 @@
     };
     socket.onmessage = function (event) {
       var frame;
+      lastHeard = Date.now();
       try { frame = JSON.parse(event.data); } catch (e) { return; }
       if (socket === ws) receive(frame);
     };
@@ -131,6 +141,26 @@
       render();
       scheduleReconnect();
     };
+  }
+  function drop(socket, now) {
+    // Closing a dead socket waits for a closing handshake that never comes:
+    // forget it at once (its late events are ignored) and open another.
+    socket.onclose = socket.onmessage = socket.onopen = null;
+    try { socket.close(); } catch (e) { /* already closed */ }
+    ws = null;
+    connected = false;
+    render();
+    if (now) connect(); else scheduleReconnect();
+  }
+  function checkAlive() {
+    if (!ws) { connect(); return; }
+    if (!connected || probe) return;  // connecting: CONNECT_WAIT watches it
+    var socket = ws, asked = Date.now();
+    probe = setTimeout(function () {
+      probe = null;
+      if (socket === ws && lastHeard < asked) drop(socket, true);
+    }, PING_WAIT);
+    send({ type: "ping" });
   }
   function scheduleReconnect() {
     if (retryTimer) return;
@@ -374,8 +404,12 @@
     });
     root.appendChild(ui.panel);
     document.body.appendChild(host);
-    window.addEventListener("online", function () { if (!ws) connect(); });
-    document.addEventListener("visibilitychange", function () { acknowledge(); if (!ws) connect(); });
+    window.addEventListener("online", checkAlive);
+    document.addEventListener("visibilitychange", function () {
+      acknowledge();
+      if (document.visibilityState === "visible") checkAlive();
+    });
+    setInterval(function () { if (document.visibilityState === "visible") checkAlive(); }, PING_EVERY);
   }
   function messageRow(view, state) {
     var row = el("div", { "data-part": "message", "data-from": view.from, "data-id": view.id || "",
