@@ -629,6 +629,10 @@ async def test_bad_options_are_named(settings_with, start_hub):
         await start_hub(settings_with(webchat_account(allowed_origins=["shop.example.vn"])))
     with pytest.raises(ConfigError, match="color"):
         await start_hub(settings_with(webchat_account(color="red")))
+    with pytest.raises(ConfigError, match="launcher_side"):
+        await start_hub(settings_with(webchat_account(launcher_side="middle")))
+    with pytest.raises(ConfigError, match="launcher_bottom"):
+        await start_hub(settings_with(webchat_account(launcher_bottom=-5)))
 
 
 # -- across hub processes and restarts ----------------------------------------------------

@@ -689,3 +689,66 @@ async def test_a_connection_that_died_silently_is_replaced_when_the_phone_is_bac
         assert stored == texts  # nothing lost, nothing twice
     finally:
         await path.stop()
+
+
+async def test_a_second_tab_shares_the_conversation_without_doubling_it(browser, hub, site):
+    context = await browser.new_context()
+    first = Widget(await context.new_page())
+    await first.load(site.url())
+    await first.open()
+    await first.say("tab một")
+    await first.shows("tab một")
+    second = Widget(await context.new_page())
+    await second.load(site.url("/san-pham"))
+    await second.open()
+    await second.shows("tab một")
+    await second.say("tab hai")
+    await first.shows("tab hai")
+    conversation_id = await only_conversation(hub)
+    await reply(hub, conversation_id, "trả lời cả hai tab")
+    for tab in (first, second):
+        await tab.shows("trả lời cả hai tab")
+        assert [row["text"] for row in await tab.transcript()] == [
+            "tab một",
+            "tab hai",
+            "trả lời cả hai tab",
+        ]
+
+
+# A shop's own fixed bottom bar on phones, with its most important button.
+BOTTOM_BAR = (
+    '<nav style="position:fixed;left:0;right:0;bottom:0;height:64px;background:#fff;'
+    'display:flex;justify-content:flex-end;align-items:center;z-index:50">'
+    '<button id="buy" style="width:120px;height:44px;margin-right:12px">Mua ngay</button></nav>'
+)
+ON_TOP_JS = """id => {
+  const box = document.getElementById(id).getBoundingClientRect();
+  return document.elementFromPoint(box.right - 30, box.top + 10)?.id === id;
+}"""
+
+
+async def test_the_launcher_can_be_moved_off_the_sites_own_bottom_buttons(
+    browser, widget_settings, start_hub, site
+):
+    site.body = BOTTOM_BAR
+    phone = {"viewport": {"width": 360, "height": 640}, "is_mobile": True, "has_touch": True}
+    hub = await start_hub(widget_settings())
+    site.hub_url = str(hub.client.make_url("")).rstrip("/")
+    default = await new_widget(browser, **phone)
+    await default.load(site.url())
+    assert not await default.page.evaluate(ON_TOP_JS, "buy")  # the bubble covers "buy"
+    await hub.client.close()
+
+    hub = await start_hub(widget_settings(launcher_bottom=76, launcher_side="left"))
+    site.hub_url = str(hub.client.make_url("")).rstrip("/")
+    moved = await new_widget(browser, **phone)
+    await moved.load(site.url())
+    assert await moved.page.evaluate(ON_TOP_JS, "buy")
+    box = await moved.part("bubble").bounding_box()
+    assert box is not None and box["x"] == 20 and box["y"] + box["height"] == 640 - 76
+    await moved.open()
+    panel = await moved.part("panel").bounding_box()
+    assert panel == {"x": 0, "y": 0, "width": 360, "height": 640}  # still the whole screen
+    await moved.part("close").tap()
+    ARTIFACTS.mkdir(exist_ok=True)
+    await moved.page.screenshot(path=str(ARTIFACTS / "webchat-launcher-moved.png"))

@@ -376,6 +376,7 @@ class WebChatChannel(Channel):
             "language": options.language,
             "prechat": {"mode": options.prechat_form, "fields": options.prechat_fields},
             "max_chars": options.max_message_chars,
+            "launcher": {"side": options.launcher_side, "bottom": options.launcher_bottom},
         }
 
     async def _close_surely(self, socket: VisitorSocket) -> None:

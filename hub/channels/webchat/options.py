@@ -45,6 +45,10 @@ class WebChatOptions(BaseModel):
     title: str | dict[Language, str] = Field("", description="default: the account's name")
     greeting: str | dict[Language, str] = ""
     language: Literal["auto", "en", "vi"] = "auto"
+    launcher_side: Literal["right", "left"] = "right"
+    launcher_bottom: int = Field(
+        20, ge=0, le=400, description="px above the screen's bottom: clear the site's own bar"
+    )
     prechat_form: Literal["off", "optional", "required"] = "off"
     prechat_fields: list[PrechatField] = Field(
         default_factory=lambda: list[PrechatField](["name", "email"]), min_length=1

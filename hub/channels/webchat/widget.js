@@ -306,12 +306,13 @@
   // Fields are 16px: iOS zooms into a smaller field on focus and stays zoomed.
   var CSS =
     ":host{all:initial}[hidden]{display:none!important}*{box-sizing:border-box;font:14px/1.4 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif}" +
-    ".bubble{position:fixed;right:20px;bottom:calc(20px + env(safe-area-inset-bottom,0px));width:56px;height:56px;border-radius:50%;border:0;cursor:pointer;" +
+    ".bubble{position:fixed;right:20px;bottom:calc(var(--lb,20px) + env(safe-area-inset-bottom,0px));width:56px;height:56px;border-radius:50%;border:0;cursor:pointer;" +
     "background:var(--c);color:#fff;box-shadow:0 4px 14px rgba(0,0,0,.25);z-index:2147483647;display:flex;align-items:center;justify-content:center}" +
     ".bubble svg{width:28px;height:28px;fill:#fff}.badge{position:absolute;top:-4px;right:-4px;min-width:20px;height:20px;border-radius:10px;" +
     "background:#d93025;color:#fff;font-size:12px;line-height:20px;text-align:center;padding:0 5px}" +
-    ".panel{position:fixed;right:20px;bottom:88px;width:370px;height:min(580px,calc(100vh - 120px));background:#fff;border-radius:14px;" +
+    ".panel{position:fixed;right:20px;bottom:calc(var(--lb,20px) + 68px);width:370px;height:min(580px,calc(100vh - var(--lb,20px) - 100px));background:#fff;border-radius:14px;" +
     "box-shadow:0 8px 30px rgba(0,0,0,.25);z-index:2147483647;display:flex;flex-direction:column;overflow:hidden;color:#1f1f1f}" +
+    ":host([data-side=left]) .bubble,:host([data-side=left]) .panel{right:auto;left:20px}" +
     ".head{background:var(--c);color:#fff;padding:14px 16px;display:flex;align-items:flex-start;gap:8px}" +
     ".head div{flex:1}.title{font-weight:600;font-size:16px}.status{font-size:12px;opacity:.9;margin-top:2px}" +
     ".dot{display:inline-block;width:8px;height:8px;border-radius:50%;margin-right:6px;background:#9aa0a6}.on .dot{background:#34d399}" +
@@ -327,7 +328,7 @@
     ".btns{display:flex;gap:8px}.btn{background:var(--c);color:#fff;border:0;border-radius:8px;padding:8px 14px;cursor:pointer;font-weight:600}" +
     ".btn.ghost{background:none;color:#374151}.compose{display:flex;gap:8px;padding:10px;border-top:1px solid #e3e5e8;align-items:flex-end}" +
     ".compose textarea{flex:1;resize:none;border:1px solid #cfd3d8;border-radius:10px;padding:8px 10px;max-height:96px;min-height:38px;font-size:16px}" +
-    "@media (max-width:480px){.panel{right:0;bottom:0;width:100vw;height:100%;border-radius:0}" +
+    "@media (max-width:480px){.panel,:host([data-side=left]) .panel{left:0;right:0;bottom:0;width:100vw;height:100%;border-radius:0}" +
     // The full-screen panel has its own close button; the launcher under it
     // would only be a stray, focusable control.
     ":host([data-open]) .bubble{display:none}}";
@@ -428,6 +429,9 @@
   function render(scroll) {
     if (!host || !config) return;
     host.style.setProperty("--c", config.color);
+    var launcher = config.launcher || { side: "right", bottom: 20 };
+    host.style.setProperty("--lb", launcher.bottom + "px");
+    host.setAttribute("data-side", launcher.side);
     host.setAttribute("data-state", connected ? "online" : everConnected ? "reconnecting" : "connecting");
     host.setAttribute("lang", lang);
     ui.bubble.setAttribute("aria-label", isOpen ? t.close : t.open);
