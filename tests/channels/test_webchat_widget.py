@@ -752,3 +752,47 @@ async def test_the_launcher_can_be_moved_off_the_sites_own_bottom_buttons(
     await moved.part("close").tap()
     ARTIFACTS.mkdir(exist_ok=True)
     await moved.page.screenshot(path=str(ARTIFACTS / "webchat-launcher-moved.png"))
+
+
+WATCH_LIST_JS = """() => {
+  const list = document.querySelector('#hub-chat').shadowRoot.querySelector('[data-part=list]');
+  window.__announced = [];
+  window.__removed = 0;
+  for (const row of list.children) row.__before = true;
+  new MutationObserver(records => records.forEach(r => {
+    r.addedNodes.forEach(n => window.__announced.push(n.textContent));
+    window.__removed += r.removedNodes.length;
+  })).observe(list, {childList: true});
+}"""
+
+
+async def test_screen_readers_hear_each_new_message_once_not_the_whole_chat_again(
+    browser, hub, site
+):
+    widget = await new_widget(browser)
+    await widget.load(site.url())
+    await widget.open()
+    await widget.say("câu hỏi một")
+    await widget.shows("câu hỏi một")
+    conversation_id = await only_conversation(hub)
+    await reply(hub, conversation_id, "trả lời một")
+    await widget.shows("trả lời một")
+    await widget.page.evaluate(WATCH_LIST_JS)
+
+    stream = agent_stream(hub, hub.token)
+    await stream.connect()
+    await stream.send({"type": "typing", "conversation_id": conversation_id, "typing": True})
+    await widget.part("typing").wait_for()
+    await reply(hub, conversation_id, "trả lời hai")
+    await widget.shows("trả lời hai")
+    await widget.say("câu hỏi hai")
+    await widget.shows("câu hỏi hai")  # "sending…", then stored: the same row
+    await stream.close()
+    announced = await widget.page.evaluate("window.__announced")
+    assert announced == ["Lan is typing…", "Lan" + "trả lời hai", "câu hỏi hai" + "Sending…"]
+    # The rows that were there are still the very same nodes.
+    kept = await widget.page.evaluate(
+        """() => Array.from(document.querySelector('#hub-chat').shadowRoot
+          .querySelectorAll('[data-part=message]')).map(row => Boolean(row.__before))"""
+    )
+    assert kept == [True, True, True, False, False]

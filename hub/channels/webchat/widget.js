@@ -397,6 +397,7 @@
     ui.head.appendChild(ui.close);
     ui.panel.appendChild(ui.head);
     ui.list = ui.panel.appendChild(el("div", { "class": "list", "data-part": "list", "aria-live": "polite" }));
+    ui.typing = el("div", { "class": "note", "data-part": "typing" });
     ui.notes = ui.panel.appendChild(el("div"));
     ui.slot = ui.panel.appendChild(el("div"));
     ui.compose = ui.panel.appendChild(composer());
@@ -425,6 +426,29 @@
     row.appendChild(bubble);
     return row;
   }
+  var rows = {};  // key (client id, else message id) -> { content, node, note, noteNode }
+  function rowFor(key, view, state, note) {
+    // A row is made again only when what it says changes; a message going from
+    // "sending" to stored, or being seen, keeps its node and changes in place.
+    var content = JSON.stringify([view.from, view.author || "", view.text, view.attachments || []]);
+    var row = rows[key];
+    if (!row || row.content !== content) {
+      row = rows[key] = { content: content, node: messageRow(view, state), note: "", noteNode: null };
+    }
+    var node = row.node, name = "row " + view.from + (state ? " " + state : "");
+    if (node.className !== name) node.className = name;
+    if (node.getAttribute("data-id") !== (view.id || "")) node.setAttribute("data-id", view.id || "");
+    var title = view.at ? new Date(view.at).toLocaleString() : "";
+    var bubble = node.querySelector(".b");
+    if (bubble.title !== title) bubble.title = title;
+    var noteText = note ? note.part + ":" + note.text : "";
+    if (row.note !== noteText) {
+      if (row.noteNode) node.removeChild(row.noteNode);
+      row.noteNode = note ? node.appendChild(el("div", { "class": "meta", "data-part": note.part }, note.text)) : null;
+      row.note = noteText;
+    }
+    return node;
+  }
   var slotKind = null;
   function render(scroll) {
     if (!host || !config) return;
@@ -451,26 +475,35 @@
     ui.status.appendChild(document.createTextNode(agentsOnline ? t.online : t.offline));
 
     var list = ui.list, stick = scroll || list.scrollHeight - list.scrollTop - list.clientHeight < 40;
-    list.textContent = "";
-    if (config.greeting[lang]) list.appendChild(messageRow({ from: "agent", text: config.greeting[lang] }, "greeting"));
-    var all = ordered(), lastSeenVisitor = null, seenIndex = -1;
+    var wanted = [], shown = {};
+    function show(key, view, state, note) { shown[key] = true; wanted.push(rowFor(key, view, state, note)); }
+    if (config.greeting[lang]) show("greeting", { from: "agent", text: config.greeting[lang] }, "greeting", null);
+    var all = ordered(), seenIndex = -1, lastSeenVisitor = -1;
     all.forEach(function (view, i) { if (seenAll || view.id === seenUpTo) seenIndex = i; });
+    all.forEach(function (view, i) { if (view.from === "visitor" && i <= seenIndex) lastSeenVisitor = i; });
     all.forEach(function (view, i) {
-      list.appendChild(messageRow(view));
-      if (view.from === "visitor" && i <= seenIndex) lastSeenVisitor = list.lastChild;
+      show("m:" + (view.client_id || view.id), view, "", i === lastSeenVisitor ? { part: "seen", text: t.seen } : null);
     });
-    if (lastSeenVisitor) lastSeenVisitor.appendChild(el("div", { "class": "meta", "data-part": "seen" }, t.seen));
     outbox.forEach(function (p) {
-      if (p.kind === "identify") return;
-      list.appendChild(messageRow({ from: "visitor", text: p.text }, "pending"))
-        .appendChild(el("div", { "class": "meta" }, t.sending));
+      if (p.kind !== "identify") show("m:" + p.client_id, { from: "visitor", text: p.text }, "pending", { part: "sending", text: t.sending });
     });
     Object.keys(failed).forEach(function (id) {
-      if (!failed[id].text) return;
-      list.appendChild(messageRow({ from: "visitor", text: failed[id].text }, "failed"))
-        .appendChild(el("div", { "class": "meta", "data-part": "failed" }, t.failed + ": " + failed[id].reason));
+      if (failed[id].text) show("m:" + id, { from: "visitor", text: failed[id].text }, "failed",
+        { part: "failed", text: t.failed + ": " + failed[id].reason });
     });
-    if (typingName) list.appendChild(el("div", { "class": "note", "data-part": "typing" }, t.typing.replace("{name}", typingName)));
+    if (typingName) {
+      var typing = t.typing.replace("{name}", typingName);
+      if (ui.typing.textContent !== typing) ui.typing.textContent = typing;
+      wanted.push(ui.typing);
+    }
+    // Reconciled, not rebuilt: the list is an aria-live region, and a screen
+    // reader reads out every node put into it; rebuilding it on each frame (a
+    // typing notice, a receipt) would read the whole chat out again.
+    wanted.forEach(function (node, i) {
+      if (list.childNodes[i] !== node) list.insertBefore(node, list.childNodes[i] || null);
+    });
+    while (list.childNodes.length > wanted.length) list.removeChild(list.lastChild);
+    Object.keys(rows).forEach(function (key) { if (!shown[key]) delete rows[key]; });
     if (stick) list.scrollTop = list.scrollHeight;
 
     ui.notes.textContent = "";
