@@ -796,3 +796,29 @@ async def test_screen_readers_hear_each_new_message_once_not_the_whole_chat_agai
           .querySelectorAll('[data-part=message]')).map(row => Boolean(row.__before))"""
     )
     assert kept == [True, True, True, False, False]
+
+
+async def test_a_message_written_offline_survives_its_tab_being_closed(browser, hub, site):
+    path = NetworkPath("127.0.0.1", hub.client.port)
+    await path.start()
+    site.hub_url = path.url
+    try:
+        context = await browser.new_context()
+        first, second = Widget(await context.new_page()), Widget(await context.new_page())
+        await first.load(site.url())
+        await second.load(site.url("/san-pham"))
+        await first.open()
+        await second.open()
+        path.silence()  # the phone loses the network: both tabs' sockets go silent
+        await first.say("viết ở tab một khi mất mạng")
+        await second.say("viết ở tab hai khi mất mạng")
+        await first.page.close()  # closed before the network came back
+
+        await second.page.evaluate("window.dispatchEvent(new Event('online'))")
+        await second.shows("viết ở tab một khi mất mạng")
+        await second.shows("viết ở tab hai khi mất mạng")
+        conversation_id = await only_conversation(hub)
+        stored = sorted(m["text"] for m in await api_timeline(hub, conversation_id))
+        assert stored == ["viết ở tab hai khi mất mạng", "viết ở tab một khi mất mạng"]
+    finally:
+        await path.stop()

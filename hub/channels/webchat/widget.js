@@ -75,7 +75,10 @@
   var config = null, lang = "en", t = STRINGS.en;
   var agentsOnline = true, known = {}, isOpen = false, unread = 0;
   var messages = {};           // id -> view
-  var outbox = load("outbox", []);   // [{client_id, text, kind, fields}] not yet stored
+  // [{client_id, text, kind, fields}] not yet stored. Shared by the site's
+  // tabs: every change re-reads it first, so one tab never writes away another
+  // tab's unsent message (closed offline, it is sent by the tab still open).
+  var outbox = load("outbox", []);
   var failed = {};             // client_id -> reason (shown, not resent)
   var seenUpTo = null, seenAll = false, typingName = null, typingTimer = null;
   var sentAck = {};            // "received"/"seen" -> last up_to sent
@@ -111,6 +114,7 @@
     return isNew;
   }
   function dropPending(id) {
+    outbox = load("outbox", []);
     var kept = outbox.filter(function (p) { return p.client_id !== id; });
     if (kept.length !== outbox.length) { outbox = kept; save("outbox", outbox); }
   }
@@ -175,6 +179,7 @@
     return false;
   }
   function flushOutbox() {
+    outbox = load("outbox", []);
     outbox.forEach(function (p) {
       if (p.kind === "identify") send(Object.assign({ type: "identify", client_id: p.client_id }, p.fields));
       else send({ type: "message", client_id: p.client_id, text: p.text });
@@ -254,19 +259,22 @@
   }
 
   // -- actions ------------------------------------------------------------------
+  function queue(pending) {
+    outbox = load("outbox", []);
+    outbox.push(pending);
+    save("outbox", outbox);
+  }
   function sendText(text) {
     if (!text.trim()) return;
     if (config && text.length > config.max_chars) return;
     var pending = { client_id: clientId(), text: text, kind: "message", at: Date.now() };
-    outbox.push(pending);
-    save("outbox", outbox);
+    queue(pending);
     send({ type: "message", client_id: pending.client_id, text: text });
     render(true);
   }
   function identify(fields) {
     var pending = { client_id: clientId(), kind: "identify", fields: fields };
-    outbox.push(pending);
-    save("outbox", outbox);
+    queue(pending);
     send(Object.assign({ type: "identify", client_id: pending.client_id }, fields));
     render();
   }
@@ -407,6 +415,10 @@
     root.appendChild(ui.panel);
     document.body.appendChild(host);
     window.addEventListener("online", checkAlive);
+    window.addEventListener("storage", function (event) {
+      // Another tab queued or sent something: show it (it is this visitor's).
+      if (event.key === prefix + "outbox") { outbox = load("outbox", []); render(); }
+    });
     document.addEventListener("visibilitychange", function () {
       acknowledge();
       if (document.visibilityState === "visible") checkAlive();
