@@ -10,7 +10,6 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from telegram import error as tg_error
 
 from hub.channels.telegram import normalise, parse_update, rejection

@@ -132,7 +132,6 @@ class GraphPeer(LocalServer):
             {"recipient_id": body["recipient"]["id"], "message_id": f"m_sent{n:04d}"}
         )
 
-
     def _since_customer_wrote(self, recipient: str) -> timedelta | None:
         wrote = self.customer_wrote.get(recipient)
         if wrote is None or self.clock is None:
@@ -149,7 +148,9 @@ class GraphPeer(LocalServer):
             )
         kind = body.get("messaging_type")
         if kind not in ("RESPONSE", "UPDATE", "MESSAGE_TAG"):
-            return graph_error(100, "(#100) param messaging_type must be one of {RESPONSE, UPDATE, MESSAGE_TAG}")
+            return graph_error(
+                100, "(#100) param messaging_type must be one of {RESPONSE, UPDATE, MESSAGE_TAG}"
+            )
         since = self._since_customer_wrote(str(body["recipient"]["id"]))
         if since is None:
             return None
@@ -173,7 +174,8 @@ class GraphPeer(LocalServer):
             return graph_error(
                 100,
                 "(#100) Invalid parameter",
-                details=f"Param text['body'] must be at most {WHATSAPP_TEXT_LIMIT} characters long.",
+                details=f"Param text['body'] must be at most {WHATSAPP_TEXT_LIMIT} characters"
+                " long.",
             )
         since = self._since_customer_wrote(str(body.get("to")))
         if body.get("type") != "template" and since is not None and since > STANDARD_WINDOW:
