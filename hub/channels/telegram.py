@@ -307,7 +307,11 @@ class TelegramChannel(Channel):
             await request.shutdown()
 
     async def send(self, message: OutboundMessage) -> Receipt:
-        chat_id = int(message.to) if message.to.lstrip("-").isdigit() else message.to
+        chat_id = (
+            int(message.to)
+            if message.to.isascii() and message.to.lstrip("-").isdigit()
+            else message.to
+        )
         first: telegram.Message | None = None
         text = message.text
         try:

@@ -195,7 +195,7 @@ def customer_identities(wa_id: str, default_region: str) -> list[Identity]:
 
 
 def _time(seconds: str | None) -> datetime | None:
-    if not seconds or not seconds.isdigit():
+    if not seconds or not (seconds.isascii() and seconds.isdigit()):
         return None
     try:
         return datetime.fromtimestamp(int(seconds), UTC)
