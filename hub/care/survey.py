@@ -109,7 +109,11 @@ async def survey_answer(request: web.Request) -> web.Response:
     conversation_id = links.conversation_id(request.match_info["token"])
     form = await request.post()
     raw = form.get("score")
-    if not isinstance(raw, str) or not raw.strip().isdigit() or not 1 <= int(raw) <= 5:
+    if (
+        not isinstance(raw, str)
+        or not (raw.strip().isascii() and raw.strip().isdigit())
+        or not 1 <= int(raw) <= 5
+    ):
         raise InvalidRequest("score must be a whole number from 1 to 5")
     await request.app[SURVEY_INBOX].record_satisfaction(conversation_id, int(raw), how="link")
     return _page("Cảm ơn bạn! / Thank you!", f"<p>{int(raw)}/5</p>")

@@ -11,11 +11,18 @@ messages are ignored.
 Outbound: the Send API, `POST /{page-id}/messages` with
 `{"recipient": {"id": PSID}, "messaging_type": "RESPONSE", "message": ...}`.
 A message is text or one attachment (by URL), so a reply with attachments is
-sent as several Messenger messages: attachments first, then the text.
+sent as several Messenger messages: attachments first, then the text. A text
+takes at most 2000 characters (the Send API refuses longer with error 100), so
+a longer reply goes as several texts, in order.
 
 The customer is known by a page-scoped id (PSID): identity `messenger:<page>`.
 Replies are allowed within 24 hours of the customer's last message (Meta's
-standard messaging window).
+standard messaging window). With `human_agent_tag = true` (the app must have
+been granted Meta's Human Agent permission) a reply an agent wrote may go up
+to 7 days after it: when Meta refuses it as outside the 24 hours (error 10,
+subcode 2018278), it is sent again as `messaging_type: MESSAGE_TAG`,
+`tag: HUMAN_AGENT`. Automated messages (care rules) never carry the tag,
+which Meta reserves for a person's answer.
 """
 
 from __future__ import annotations
@@ -30,14 +37,23 @@ from hub.channels import meta
 from hub.channels.base import Channel, OutboundMessage, Receipt
 from hub.channels.batch import Batch, store_batch
 from hub.channels.media import location_text, media_kind
+from hub.channels.text_parts import split_text
+from hub.errors import ProviderRejected
 from hub.inbox.inbound import DeliveryReport, InboundMessage, InboundSender, ReplyWindow
 from hub.inbox.model import Attachment, Identity
 
 PROVIDER = "Messenger"
+TEXT_LIMIT = 2000  # characters in one Send API text message
+HUMAN_AGENT_WINDOW = timedelta(days=7)
 
 
 class MessengerOptions(meta.MetaOptions):
     page_id: str = Field(pattern=r"^\d{1,32}$")
+    human_agent_tag: bool = Field(
+        False,
+        description="agents may answer up to 7 days after the customer's last message,"
+        " with Meta's HUMAN_AGENT message tag (needs the Human Agent permission)",
+    )
 
 
 # -- the webhook's shape (only what hub reads; everything else is ignored) -----
@@ -253,6 +269,13 @@ class MessengerChannel(Channel):
 
     @property
     def reply_window(self) -> ReplyWindow | None:
+        if self.options.human_agent_tag:
+            return ReplyWindow(
+                length=timedelta(hours=self.options.reply_window_hours),
+                agent_length=HUMAN_AGENT_WINDOW,
+                rule="Messenger (Meta's 24-hour standard messaging window;"
+                " 7 days for an agent's reply, with the HUMAN_AGENT tag)",
+            )
         return ReplyWindow(
             length=timedelta(hours=self.options.reply_window_hours),
             rule="Messenger (Meta's 24-hour standard messaging window)",
@@ -282,18 +305,47 @@ class MessengerChannel(Channel):
         return f"{o.graph_url}/{o.graph_version}/{o.page_id}/messages"
 
     async def send(self, message: OutboundMessage) -> Receipt:
-        bodies = outbound_bodies(message)
+        may_tag = self.options.human_agent_tag and not message.automated
+        tagged = False
         first_id: str | None = None
-        for body in bodies:
-            answer = await meta.graph_post(
+        for body in outbound_bodies(message):
+            try:
+                answer = await self._post(human_agent(body) if tagged else body)
+            except ProviderRejected as exc:
+                if tagged or not may_tag or not meta.outside_window(exc):
+                    raise
+                # Past the 24 hours: the agent's answer may still go, tagged.
+                tagged = True
+                answer = await self._post(human_agent(body))
+            first_id = first_id or _str(answer.get("message_id"))
+        return Receipt(
+            external_id=first_id, status="sent", meta={"tag": "HUMAN_AGENT"} if tagged else {}
+        )
+
+    async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return await meta.graph_post(
                 self.context.http, PROVIDER, self._send_url, self.options.access_token, body
             )
-            first_id = first_id or _str(answer.get("message_id"))
-        return Receipt(external_id=first_id, status="sent")
+        except ProviderRejected as exc:
+            if body.get("tag") == "HUMAN_AGENT" and meta.outside_window(exc):
+                raise ProviderRejected(
+                    f"{PROVIDER}: outside the 7-day window of Meta's HUMAN_AGENT tag, or the"
+                    f" app lacks the Human Agent permission — {exc.reason}",
+                    retryable=False,
+                    provider_code=exc.provider_code,
+                ) from exc
+            raise
+
+
+def human_agent(body: dict[str, Any]) -> dict[str, Any]:
+    """A Send API request as a human agent's answer past the 24-hour window."""
+    return {**body, "messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT"}
 
 
 def outbound_bodies(message: OutboundMessage) -> list[dict[str, Any]]:
-    """The Send API requests for one reply: one per attachment, then the text."""
+    """The Send API requests for one reply: one per attachment, then the text in
+    as many messages of at most 2000 characters as it needs, in order."""
     recipient = {"id": message.to}
     bodies: list[dict[str, Any]] = []
     for attachment in message.attachments:
@@ -312,13 +364,12 @@ def outbound_bodies(message: OutboundMessage) -> list[dict[str, Any]]:
                 },
             }
         )
-    if message.text.strip() or not bodies:
+    texts = split_text(message.text, TEXT_LIMIT)
+    if not texts and not bodies:
+        texts = [message.text]
+    for text in texts:
         bodies.append(
-            {
-                "recipient": recipient,
-                "messaging_type": "RESPONSE",
-                "message": {"text": message.text},
-            }
+            {"recipient": recipient, "messaging_type": "RESPONSE", "message": {"text": text}}
         )
     return bodies
 

@@ -48,6 +48,13 @@ WINDOW_ERRORS = frozenset({(10, 2018278), (10, 2018109), (131047, None)})
 TOKEN_CODE = 190  # the access token expired or was revoked
 
 
+def outside_window(exc: ProviderRejected) -> bool:
+    """Whether Meta refused a send as outside the customer-service window."""
+    code, _, subcode = (exc.provider_code or "").partition("/")
+    pair = (_int(code), _int(subcode) if subcode else None)
+    return pair in WINDOW_ERRORS or (pair[0], None) in WINDOW_ERRORS
+
+
 def sign(app_secret: str, body: bytes) -> str:
     """The `X-Hub-Signature-256` value Meta sends for `body`."""
     return "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()

@@ -16,7 +16,10 @@ would carry the bot token).
 
 Outbound: `sendMessage`, and `sendPhoto` / `sendDocument` for attachments,
 whose bytes hub fetches from the attachment's URL and uploads (Telegram fetches
-few kinds of file by URL itself).
+few kinds of file by URL itself). Text goes as plain text (no `parse_mode`, so
+a "_" or "<" an agent types is shown, not parsed), at most 4096 UTF-16 units
+per message: a longer reply goes as several messages, in order. A 429's
+`retry_after` is when the worker tries again.
 
 The customer is the Telegram user id (identity `telegram`), which for a
 private chat is also the chat id replies go to. Telegram has no reply window.
@@ -27,6 +30,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from datetime import timedelta
 from typing import Any, Literal
 
 import telegram
@@ -38,6 +42,7 @@ from telegram.request import HTTPXRequest
 from hub.channels.base import Channel, ChannelContext, OutboundMessage, Receipt
 from hub.channels.batch import Batch, store_batch
 from hub.channels.media import download, location_text, media_kind
+from hub.channels.text_parts import split_text, utf16_length
 from hub.errors import InvalidRequest, ProviderRejected, SignatureInvalid
 from hub.inbox.addresses import phone_identity
 from hub.inbox.inbound import InboundMessage, InboundSender
@@ -49,6 +54,7 @@ log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 OFFSET_KEY = "telegram_offset"
 CAPTION_LIMIT = 1024
+TEXT_LIMIT = 4096  # UTF-16 code units in one sendMessage text
 
 
 class TelegramOptions(BaseModel):
@@ -301,12 +307,17 @@ class TelegramChannel(Channel):
             await request.shutdown()
 
     async def send(self, message: OutboundMessage) -> Receipt:
-        chat_id = int(message.to) if message.to.lstrip("-").isdigit() else message.to
+        chat_id = (
+            int(message.to)
+            if message.to.isascii() and message.to.lstrip("-").isdigit()
+            else message.to
+        )
         first: telegram.Message | None = None
         text = message.text
         try:
             files = [a for a in message.attachments if a.url]
-            caption = text if text.strip() and len(text) <= CAPTION_LIMIT and files else None
+            fits = utf16_length(text.strip()) <= CAPTION_LIMIT
+            caption = text if text.strip() and fits and files else None
             for index, attachment in enumerate(files):
                 content = await download(self.context.http, attachment)
                 upload = telegram.InputFile(content, filename=attachment.name or "file")
@@ -316,9 +327,10 @@ class TelegramChannel(Channel):
                 else:
                     sent = await self.bot.send_document(chat_id, upload, caption=this_caption)
                 first = first or sent
-            if text.strip() and caption is None:
-                sent = await self.bot.send_message(chat_id, text)
-                first = first or sent
+            if caption is None:
+                for part in split_text(text, TEXT_LIMIT, length=utf16_length):
+                    sent = await self.bot.send_message(chat_id, part)
+                    first = first or sent
         except tg_error.TelegramError as exc:
             raise rejection(exc) from exc
         if first is None:
@@ -332,8 +344,13 @@ def rejection(exc: tg_error.TelegramError) -> ProviderRejected:
     """A Bot API error as ProviderRejected: rate limits and network faults are
     retryable; a refused request (bad chat, bot blocked, bad token) is not."""
     if isinstance(exc, tg_error.RetryAfter):
+        wait = exc.retry_after
+        seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
         return ProviderRejected(
-            f"Telegram rate limit: {exc.message}", retryable=True, provider_code="429"
+            f"Telegram rate limit: {exc.message}",
+            retryable=True,
+            provider_code="429",
+            retry_after=seconds,
         )
     if isinstance(exc, tg_error.BadRequest):  # a NetworkError subclass: check it first
         return ProviderRejected(

@@ -33,6 +33,7 @@ from hub.channels import meta
 from hub.channels.base import Channel, OutboundMessage, Receipt
 from hub.channels.batch import Batch, store_batch
 from hub.channels.media import location_text, media_kind
+from hub.channels.text_parts import split_text
 from hub.errors import InvalidRequest, ProviderRejected
 from hub.inbox.addresses import normalise_phone
 from hub.inbox.inbound import DeliveryReport, InboundMessage, InboundSender, ReplyWindow
@@ -40,6 +41,7 @@ from hub.inbox.model import Attachment, DeliveryStatus, Identity
 
 PROVIDER = "WhatsApp"
 CAPTION_LIMIT = 1024
+TEXT_LIMIT = 4096  # characters in one text message's body
 
 
 class WhatsAppOptions(meta.MetaOptions):
@@ -193,7 +195,7 @@ def customer_identities(wa_id: str, default_region: str) -> list[Identity]:
 
 
 def _time(seconds: str | None) -> datetime | None:
-    if not seconds or not seconds.isdigit():
+    if not seconds or not (seconds.isascii() and seconds.isdigit()):
         return None
     try:
         return datetime.fromtimestamp(int(seconds), UTC)
@@ -404,7 +406,9 @@ def _media_error(media_id: str, status: int, text: str) -> ProviderRejected:
 
 def outbound_bodies(message: OutboundMessage) -> list[dict[str, Any]]:
     """The Cloud API requests for one reply: each attachment by link (the text as
-    the first captionable one's caption), and the text alone if it found no place."""
+    the first captionable one's caption), and the text alone if it found no place —
+    in as many messages of at most 4096 characters as it needs, in order (the
+    Cloud API refuses a longer body)."""
     to = message.to.removeprefix("+")
     base = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to}
     text = message.text.strip()
@@ -421,8 +425,9 @@ def outbound_bodies(message: OutboundMessage) -> list[dict[str, Any]]:
             media["caption"] = message.text
             text = ""
         bodies.append({**base, "type": wa_type, wa_type: media})
-    if text or not bodies:
-        bodies.append(
-            {**base, "type": "text", "text": {"preview_url": False, "body": message.text}}
-        )
+    texts = split_text(message.text, TEXT_LIMIT) if text else []
+    if not texts and not bodies:
+        texts = [message.text]
+    for part in texts:
+        bodies.append({**base, "type": "text", "text": {"preview_url": False, "body": part}})
     return bodies

@@ -95,10 +95,14 @@ class DeliveryReport(BaseModel):
 @dataclass(frozen=True)
 class ReplyWindow:
     """How long after the customer's last message a channel lets the business
-    reply freely, and the rule's name as an agent should read it."""
+    reply freely, and the rule's name as an agent should read it. Some providers
+    let a person answer for longer than automated messages (Messenger's
+    HUMAN_AGENT tag): `agent_length`, when set, is the window for replies an
+    agent wrote."""
 
     length: timedelta
     rule: str
+    agent_length: timedelta | None = None
 
 
 class DeliveryFailure(BaseModel):

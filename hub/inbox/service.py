@@ -606,7 +606,7 @@ class InboxService:
             earlier = await self.store.message_by_idempotency_key(conversation.id, idempotency_key)
             if earlier is not None:
                 return earlier, False
-        await self._check_reply_window(conversation)
+        await self._check_reply_window(conversation, by_agent=author is not None)
         now = self.clock.now()
         timeline = await self.store.list_messages(conversation.id)
         message = Message(
@@ -654,19 +654,21 @@ class InboxService:
         await self._announce(message_event("created", message))
         return message, True
 
-    async def _check_reply_window(self, conversation: Conversation) -> None:
+    async def _check_reply_window(self, conversation: Conversation, *, by_agent: bool) -> None:
         window = (
             self.reply_windows.reply_window(conversation.account_id) if self.reply_windows else None
         )
         if window is None:
             return
+        length = window.agent_length if by_agent and window.agent_length else window.length
         last = await self._last_customer_message_at(conversation.id)
         now = self.clock.now()
-        if last is not None and now - last <= window.length:
+        if last is not None and now - last <= length:
             return
         ago = "never" if last is None else f"{_hours(now - last)} ago"
+        who = "" if length == window.length else " an agent's"
         raise ReplyWindowClosed(
-            f"{window.rule}: replies are allowed only within {_hours(window.length)} of the"
+            f"{window.rule}:{who} replies are allowed only within {_hours(length)} of the"
             f" customer's last message, and the customer last wrote {ago}."
             " The reply was not sent; it can go out once the customer writes again."
         )

@@ -167,7 +167,7 @@ def conversation_filter(request: web.Request) -> ConversationFilter:
 
 def page_limit(request: web.Request) -> int:
     raw = request.query.get("limit", "25")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE:
         raise InvalidRequest(f"limit must be a whole number from 1 to {MAX_PAGE}")
     return int(raw)
 

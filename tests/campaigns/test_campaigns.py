@@ -295,8 +295,9 @@ async def test_contacts_import_through_the_api_reports_each_rejected_row(
                                                  "channel": "email"},
     )  # fmt: skip
     assert counted == {"count": 1}
+    broken = "name,phone\nNguyễn,0901234567\n".encode() + b"\xff\n"  # UTF-8 with a bad byte
     status, body = await app.api(
-        "POST", "/api/v1/contacts/import", data=b"\xff\xfe", headers={"Content-Type": "text/csv"}
+        "POST", "/api/v1/contacts/import", data=broken, headers={"Content-Type": "text/csv"}
     )
     assert status == 422 and "UTF-8" in body["error"]["message"]
     status, body = await app.api(

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from hub.channels.messenger import MessengerWebhook, normalise
 from hub.channels.meta import graph_rejection
 from hub.clock import FrozenClock
+from hub.errors import ReplyWindowClosed
 from hub.inbox.model import Attachment, Identity
 from tests.channels.messaging import (
     add_agent,
@@ -32,13 +33,17 @@ APP_SECRET = "meta-app-secret-0123"
 VERIFY = "verify-token-0123"
 TOKEN = "EAAG-page-access-token"
 PATH = "/webhooks/messenger/fanpage"
-# Just after the recorded messages were sent (2026-01-01 00:00 UTC).
+# The recorded text.json was sent at 2026-01-01 00:00 UTC; the tests start just after.
+CUSTOMER_WROTE = datetime(2026, 1, 1, 0, 0, tzinfo=UTC)
 START = datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-async def graph():
+async def graph(clock):
     peer = GraphPeer(TOKEN)
+    # Meta knows when the customer of text.json last wrote, and holds sends to it.
+    peer.clock = clock
+    peer.customer_wrote[PSID] = CUSTOMER_WROTE
     await peer.start()
     yield peer
     await peer.stop()
@@ -57,12 +62,8 @@ def clock():
     return FrozenClock(START)
 
 
-@pytest.fixture
-async def hub(make_settings, start_hub, graph, clock, monkeypatch):
-    monkeypatch.setenv("HUB_TEST_META_SECRET", APP_SECRET)
-    monkeypatch.setenv("HUB_TEST_META_VERIFY", VERIFY)
-    monkeypatch.setenv("HUB_TEST_META_TOKEN", TOKEN)
-    account = {
+def account_options(graph, **options):
+    return {
         "id": "fanpage",
         "channel": "messenger",
         "page_id": PAGE,
@@ -70,7 +71,25 @@ async def hub(make_settings, start_hub, graph, clock, monkeypatch):
         "verify_token_env": "HUB_TEST_META_VERIFY",
         "access_token_env": "HUB_TEST_META_TOKEN",
         "graph_url": graph.url,
+        **options,
     }
+
+
+@pytest.fixture
+def meta_env(monkeypatch):
+    monkeypatch.setenv("HUB_TEST_META_SECRET", APP_SECRET)
+    monkeypatch.setenv("HUB_TEST_META_VERIFY", VERIFY)
+    monkeypatch.setenv("HUB_TEST_META_TOKEN", TOKEN)
+
+
+@pytest.fixture
+async def hub(make_settings, start_hub, graph, clock, meta_env):
+    return await start_hub(make_settings(accounts=[account_options(graph)]), clock=clock)
+
+
+@pytest.fixture
+async def tagging_hub(make_settings, start_hub, graph, clock, meta_env):
+    account = account_options(graph, human_agent_tag=True)
     return await start_hub(make_settings(accounts=[account]), clock=clock)
 
 
@@ -391,3 +410,94 @@ async def test_store_outage_refuses_the_whole_batch_and_the_redelivery_stores_it
         blocker.close()
     assert (await deliver(hub, recorded("messenger", "batch.json"))).status == 200
     assert await stored_counts(hub) == (2, 3, 2)
+
+
+async def test_a_reply_over_2000_characters_goes_as_several_texts_in_order(hub, graph):
+    agent, _ = await add_agent(hub)
+    first = "Dạ, shop gửi anh thông tin chi tiết. " * 50  # 1850 characters
+    second = "Chính sách đổi trả trong 7 ngày. " * 40  # 1320 characters
+    text = first.strip() + "\n\n" + second.strip()
+    reply, _ = await hub.runtime.inbox.reply(await conversation_id(hub), agent, text)
+    sent = await wait_status(hub, reply.id, "sent")
+    texts = [r.body["message"]["text"] for r in graph.requests]
+    assert texts == [first.strip(), second.strip()]
+    assert all(r.body["messaging_type"] == "RESPONSE" for r in graph.requests)
+    assert sent.external_id == "m_sent0001"
+
+
+async def test_an_agent_reply_after_24_hours_goes_with_the_human_agent_tag(
+    tagging_hub, graph, clock
+):
+    """A customer who wrote on Friday evening is answered on Monday morning."""
+    hub = tagging_hub
+    conversation = await conversation_id(hub)
+    _, token = await add_agent(hub)
+    clock.advance(timedelta(days=2, hours=14))
+    response = await hub.api(
+        "POST", f"/api/v1/conversations/{conversation}/messages", token, json={"text": "Dạ còn ạ"}
+    )
+    assert response.status in (200, 201, 202), await response.text()
+    reply_id = (await response.json())["id"]
+    sent = await wait_status(hub, reply_id, "sent")
+    assert [(r.body["messaging_type"], r.body.get("tag")) for r in graph.requests] == [
+        ("RESPONSE", None),  # refused by Meta: past the 24 hours
+        ("MESSAGE_TAG", "HUMAN_AGENT"),
+    ]
+    assert sent.meta.get("tag") == "HUMAN_AGENT"
+
+
+async def test_within_24_hours_an_agent_reply_carries_no_tag(tagging_hub, graph):
+    agent, _ = await add_agent(tagging_hub)
+    reply, _ = await tagging_hub.runtime.inbox.reply(
+        await conversation_id(tagging_hub), agent, "Dạ còn ạ"
+    )
+    await wait_status(tagging_hub, reply.id, "sent")
+    assert [(r.body["messaging_type"], r.body.get("tag")) for r in graph.requests] == [
+        ("RESPONSE", None)
+    ]
+
+
+async def test_automated_messages_never_get_the_human_agent_window(tagging_hub, graph, clock):
+    conversation = await conversation_id(tagging_hub)
+    clock.advance(timedelta(hours=30))
+    with pytest.raises(ReplyWindowClosed, match="24 hours"):
+        await tagging_hub.runtime.inbox.reply(conversation, None, "Cảm ơn anh đã quan tâm")
+    assert graph.requests == []
+
+
+async def test_an_automated_message_meta_refuses_as_late_is_not_sent_tagged(
+    tagging_hub, graph, clock
+):
+    conversation = await conversation_id(tagging_hub)
+    # Meta counts from an earlier time than hub saw (hub accepts the reply; Meta does not).
+    graph.customer_wrote[PSID] = CUSTOMER_WROTE - timedelta(days=1)
+    reply, _ = await tagging_hub.runtime.inbox.reply(conversation, None, "Cảm ơn anh")
+    failed = await wait_status(tagging_hub, reply.id, "failed")
+    assert "outside Meta's 24-hour customer-service window" in failed.error
+    assert [r.body.get("tag") for r in graph.requests] == [None]
+
+
+async def test_an_agent_reply_after_7_days_is_refused_even_with_the_tag(tagging_hub, graph, clock):
+    conversation = await conversation_id(tagging_hub)
+    _, token = await add_agent(tagging_hub)
+    clock.advance(timedelta(days=7, hours=1))
+    response = await tagging_hub.api(
+        "POST", f"/api/v1/conversations/{conversation}/messages", token, json={"text": "còn ạ"}
+    )
+    assert response.status == 409
+    message = (await response.json())["error"]["message"]
+    assert "an agent's replies are allowed only within 7 days" in message
+    assert graph.requests == []
+
+
+async def test_without_the_permission_the_tagged_retry_fails_clearly_and_once(
+    tagging_hub, graph, clock
+):
+    graph.human_agent_permission = False
+    agent, _ = await add_agent(tagging_hub)
+    conversation = await conversation_id(tagging_hub)
+    clock.advance(timedelta(days=2))
+    reply, _ = await tagging_hub.runtime.inbox.reply(conversation, agent, "Dạ còn ạ")
+    failed = await wait_status(tagging_hub, reply.id, "failed")
+    assert "HUMAN_AGENT" in failed.error and "Human Agent permission" in failed.error
+    assert failed.attempts == 1 and len(graph.requests) == 2

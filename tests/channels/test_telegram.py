@@ -10,8 +10,9 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from telegram import error as tg_error
 
-from hub.channels.telegram import normalise, parse_update
+from hub.channels.telegram import normalise, parse_update, rejection
 from hub.errors import InvalidRequest
 from hub.inbox.model import Attachment, Identity
 from tests.channels.messaging import (
@@ -311,6 +312,35 @@ async def test_rate_limits_and_server_errors_are_retried(hub, bot_api):
     reply, _ = await hub.runtime.inbox.reply(await conversation_id(hub, bot_api), None, "hello")
     assert (await wait_status(hub, reply.id, "sent")).attempts == 3
     assert len(bot_api.calls_to("sendMessage")) == 3
+
+
+async def test_a_reply_over_4096_characters_goes_as_several_messages_in_order(hub, bot_api):
+    agent, _ = await add_agent(hub)
+    # Emoji count 2 toward Telegram's limit: 2100 of them are 4200 units.
+    first = "Dạ 😀 " * 700
+    second = "Chính sách đổi trả. " * 100
+    text = first.strip() + "\n" + second.strip()
+    reply, _ = await hub.runtime.inbox.reply(await conversation_id(hub, bot_api), agent, text)
+    sent = await wait_status(hub, reply.id, "sent")
+    parts = [c.fields["text"] for c in bot_api.calls_to("sendMessage")]
+    assert len(parts) == 2 and all("parse_mode" not in c.fields for c in bot_api.calls)
+    assert all(len(p.encode("utf-16-le")) // 2 <= 4096 for p in parts)
+    assert " ".join(parts).split() == text.split()  # every word, in order
+    assert sent.external_id == f"{USER}:9001"
+
+
+async def test_markup_characters_go_as_plain_text(hub, bot_api):
+    agent, _ = await add_agent(hub)
+    text = "Mã giảm giá: SALE_50 <b>hôm nay</b> *chỉ* [1 ngày]"
+    reply, _ = await hub.runtime.inbox.reply(await conversation_id(hub, bot_api), agent, text)
+    await wait_status(hub, reply.id, "sent")
+    [call] = bot_api.calls_to("sendMessage")
+    assert call.fields == {"chat_id": str(USER), "text": text}
+
+
+def test_a_rate_limit_says_when_to_try_again():
+    refused = rejection(tg_error.RetryAfter(17))
+    assert refused.retryable and refused.retry_after == 17
 
 
 async def test_telegram_has_no_reply_window(hub, bot_api):

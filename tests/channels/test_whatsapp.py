@@ -35,16 +35,19 @@ PHONE = Identity(channel="phone", address="+84901234567")
 
 
 @pytest.fixture
-async def graph():
-    peer = GraphPeer(TOKEN)
-    await peer.start()
-    yield peer
-    await peer.stop()
+def clock():
+    return FrozenClock(START)
 
 
 @pytest.fixture
-def clock():
-    return FrozenClock(START)
+async def graph(clock):
+    peer = GraphPeer(TOKEN)
+    # Meta knows when the customer of text.json last wrote (2026-01-01 00:00 UTC).
+    peer.clock = clock
+    peer.customer_wrote["84901234567"] = datetime(2026, 1, 1, tzinfo=UTC)
+    await peer.start()
+    yield peer
+    await peer.stop()
 
 
 @pytest.fixture
@@ -260,6 +263,17 @@ async def test_reply_with_an_image_carries_the_text_as_caption(hub, graph):
     [request] = graph.requests
     assert request.body["type"] == "image"
     assert request.body["image"] == {"link": "https://files.shop.vn/ao.jpg", "caption": "Mẫu mới ạ"}
+
+
+async def test_a_reply_over_4096_characters_goes_as_several_texts_in_order(hub, graph):
+    agent, _ = await add_agent(hub)
+    first = "Dạ, đơn hàng của anh gồm các sản phẩm sau. " * 90  # 3870 characters
+    second = "Giao hàng trong 2 ngày. " * 50
+    text = first.strip() + "\n\n" + second.strip()
+    reply, _ = await hub.runtime.inbox.reply(await conversation_id(hub), agent, text)
+    sent = await wait_status(hub, reply.id, "sent")
+    assert [r.body["text"]["body"] for r in graph.requests] == [first.strip(), second.strip()]
+    assert sent.external_id == "wamid.sent0001"
 
 
 async def test_provider_refusal_fails_the_reply_with_its_reason(hub, graph):

@@ -290,6 +290,26 @@ async def test_reply_with_an_image_and_a_file(hub, zalo, files):
     assert zalo.uploads == [("bang-gia.pdf", b"%PDF-1.4 price list")]
 
 
+async def test_a_reply_over_2000_characters_goes_as_several_texts_in_order(hub, zalo, files):
+    image = Attachment(
+        name="ao.jpg", content_type="image/jpeg", url=files.add("ao.jpg", b"JPEG", "image/jpeg")
+    )
+    first = "Dạ, shop gửi anh bảng size chi tiết của mẫu áo này. " * 30  # 1560 characters
+    second = "Đổi trả miễn phí trong 7 ngày. " * 30
+    text = first.strip() + "\n\n" + second.strip()
+    reply, _ = await hub.runtime.inbox.reply(
+        await conversation_id(hub), None, text, attachments=[image]
+    )
+    sent = await wait_status(hub, reply.id, "sent")
+    # Too long for the image's caption too: the image alone, then the text in order.
+    assert [r.body["message"].get("text") for r in zalo.sent] == [
+        None,
+        first.strip(),
+        second.strip(),
+    ]
+    assert sent.external_id == "zmsg0001"
+
+
 async def test_provider_refusal_fails_the_reply_with_its_reason(hub, zalo):
     zalo.answers = [{"error": -213, "message": "User has not followed OA"}]
     reply, _ = await hub.runtime.inbox.reply(await conversation_id(hub), None, "hello")

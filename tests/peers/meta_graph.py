@@ -1,18 +1,36 @@
 """A local Graph API that speaks Meta's Send API (Messenger) and WhatsApp Cloud
 API message endpoints, their answers and their error format, and a sender of
-signed webhooks as Meta sends them."""
+signed webhooks as Meta sends them.
+
+It refuses what Meta refuses (so a hub that sends it gets the real error):
+- a Messenger text over 2000 characters, a WhatsApp text body over 4096
+  (Graph error 100, invalid parameter);
+- a Messenger request without `messaging_type`;
+- once told when a customer last wrote (`customer_wrote`, read against
+  `clock`): a Messenger RESPONSE more than 24 hours later, a MESSAGE_TAG with
+  tag HUMAN_AGENT more than 7 days later or from an app without that
+  permission (error 10, subcode 2018278); a WhatsApp free-form message more
+  than 24 hours later (error 131047, "Re-engagement message").
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from hub.channels.meta import SIGNATURE_HEADER, sign
+from hub.clock import Clock
 from tests.peers.server import LocalServer
+
+MESSENGER_TEXT_LIMIT = 2000
+WHATSAPP_TEXT_LIMIT = 4096
+STANDARD_WINDOW = timedelta(hours=24)
+HUMAN_AGENT_WINDOW = timedelta(days=7)
 
 
 @dataclass
@@ -47,6 +65,9 @@ class GraphPeer(LocalServer):
         self.requests: list[GraphRequest] = []
         self.answers: list[tuple[int, dict[str, Any]]] = []  # scripted, in order
         self.media: dict[str, tuple[bytes, str]] = {}  # media id -> (bytes, mime type)
+        self.clock: Clock | None = None
+        self.customer_wrote: dict[str, datetime] = {}  # PSID / wa_id -> last message
+        self.human_agent_permission = True  # the app was granted the HUMAN_AGENT tag
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -94,8 +115,12 @@ class GraphPeer(LocalServer):
         if self.answers:
             status, answer = self.answers.pop(0)
             return web.json_response(answer, status=status)
+        whatsapp = body.get("messaging_product") == "whatsapp"
+        refusal = self._whatsapp_refusal(body) if whatsapp else self._messenger_refusal(body)
+        if refusal is not None:
+            return web.json_response(refusal, status=400)
         n = len(self.requests)
-        if body.get("messaging_product") == "whatsapp":
+        if whatsapp:
             return web.json_response(
                 {
                     "messaging_product": "whatsapp",
@@ -106,6 +131,61 @@ class GraphPeer(LocalServer):
         return web.json_response(
             {"recipient_id": body["recipient"]["id"], "message_id": f"m_sent{n:04d}"}
         )
+
+    def _since_customer_wrote(self, recipient: str) -> timedelta | None:
+        wrote = self.customer_wrote.get(recipient)
+        if wrote is None or self.clock is None:
+            return None
+        return self.clock.now() - wrote
+
+    def _messenger_refusal(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        text = (body.get("message") or {}).get("text")
+        if isinstance(text, str) and len(text) > MESSENGER_TEXT_LIMIT:
+            return graph_error(
+                100,
+                f"(#100) Length of param message[text] must be less than or equal to"
+                f" {MESSENGER_TEXT_LIMIT}",
+            )
+        kind = body.get("messaging_type")
+        if kind not in ("RESPONSE", "UPDATE", "MESSAGE_TAG"):
+            return graph_error(
+                100, "(#100) param messaging_type must be one of {RESPONSE, UPDATE, MESSAGE_TAG}"
+            )
+        since = self._since_customer_wrote(str(body["recipient"]["id"]))
+        if since is None:
+            return None
+        if kind == "MESSAGE_TAG":
+            allowed = (
+                body.get("tag") == "HUMAN_AGENT"
+                and self.human_agent_permission
+                and since <= HUMAN_AGENT_WINDOW
+            )
+        else:
+            allowed = since <= STANDARD_WINDOW
+        if allowed:
+            return None
+        return graph_error(
+            10, "(#10) This message is sent outside of allowed window.", subcode=2018278
+        )
+
+    def _whatsapp_refusal(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        text = (body.get("text") or {}).get("body") if body.get("type") == "text" else None
+        if isinstance(text, str) and len(text) > WHATSAPP_TEXT_LIMIT:
+            return graph_error(
+                100,
+                "(#100) Invalid parameter",
+                details=f"Param text['body'] must be at most {WHATSAPP_TEXT_LIMIT} characters"
+                " long.",
+            )
+        since = self._since_customer_wrote(str(body.get("to")))
+        if body.get("type") != "template" and since is not None and since > STANDARD_WINDOW:
+            return graph_error(
+                131047,
+                "Re-engagement message",
+                details="Message failed to send because more than 24 hours have passed since"
+                " the customer last replied to this number.",
+            )
+        return None
 
 
 async def post_webhook(

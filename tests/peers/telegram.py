@@ -3,7 +3,11 @@
 sendMessage/sendPhoto/sendDocument, with the Bot API's exact answer and error
 shapes (`{"ok": true, "result": ...}` / `{"ok": false, "error_code",
 "description", "parameters"?}`). It also plays Telegram's side of a webhook:
-it POSTs updates to the registered URL with the registered secret token."""
+it POSTs updates to the registered URL with the registered secret token.
+
+Like Telegram, it refuses a sendMessage text that is empty or longer than 4096
+characters (counted, as Telegram does, in UTF-16 code units): "Bad Request:
+message is too long" / "message text is empty"."""
 
 from __future__ import annotations
 
@@ -18,6 +22,11 @@ from aiohttp import web
 from tests.peers.server import LocalServer
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+TEXT_LIMIT = 4096
+
+
+class Refused(Exception):
+    """A Bot API method refused its arguments (HTTP 400)."""
 
 
 @dataclass
@@ -124,7 +133,11 @@ class TelegramPeer(LocalServer):
             return web.json_response(
                 {"ok": False, "error_code": 404, "description": "Not Found"}, status=404
             )
-        result = await handler(fields)
+        try:
+            result = await handler(fields)
+        except Refused as exc:
+            body = {"ok": False, "error_code": 400, "description": f"Bad Request: {exc}"}
+            return web.json_response(body, status=400)
         return web.json_response({"ok": True, "result": result})
 
     async def _setWebhook(self, fields: dict[str, str]) -> bool:
@@ -164,6 +177,11 @@ class TelegramPeer(LocalServer):
         }
 
     async def _sendMessage(self, fields: dict[str, str]) -> dict[str, Any]:
+        text = fields.get("text", "")
+        if not text.strip():
+            raise Refused("message text is empty")
+        if len(text.encode("utf-16-le")) // 2 > TEXT_LIMIT:
+            raise Refused("message is too long")
         return self._sent(fields, {"text": fields["text"]})
 
     async def _sendPhoto(self, fields: dict[str, str]) -> dict[str, Any]:

@@ -1,6 +1,9 @@
 """A local Zalo OA API: consultation messages (`/v3.0/oa/message/cs`), file
 upload, and the OAuth token endpoint with single-use refresh tokens; plus the
-signed events Zalo POSTs to a webhook."""
+signed events Zalo POSTs to a webhook.
+
+Like Zalo, it refuses a message text over 2000 characters (the OA API's
+documented maximum) with an invalid-parameter error."""
 
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ from aiohttp import web
 
 from hub.channels.zalo.events import SIGNATURE_HEADER, signature_header
 from tests.peers.server import LocalServer
+
+TEXT_LIMIT = 2000
 
 
 @dataclass
@@ -57,6 +62,11 @@ class ZaloPeer(LocalServer):
             return refused
         body = json.loads(await request.read())
         self.sent.append(ZaloRequest(request.headers["access_token"], body))
+        text = body.get("message", {}).get("text")
+        if isinstance(text, str) and len(text) > TEXT_LIMIT:
+            return web.json_response(
+                {"error": -201, "message": f"text must not exceed {TEXT_LIMIT} characters"}
+            )
         if self.answers:
             answer = self.answers.pop(0)
             if isinstance(answer, tuple):

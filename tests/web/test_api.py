@@ -111,6 +111,7 @@ async def test_list_pages_with_a_cursor_without_gaps_or_repeats(hub):
         ("status=closed", "status must be one of"),
         ("limit=0", "limit must be"),
         ("limit=1000", "limit must be"),
+        ("limit=%C2%B2", "limit must be"),  # "²" is a digit to str.isdigit, not to int()
         ("cursor=%%%", "cursor is not one this server gave out"),
     ],
 )

@@ -341,7 +341,9 @@ class CallAssembler:
         facts: dict[str, object] = {"ended": True}
         if answered:
             facts["end_reason"] = "completed"
-            facts["duration_seconds"] = int(billed) if billed.isdigit() else None
+            facts["duration_seconds"] = (
+                int(billed) if billed.isascii() and billed.isdigit() else None
+            )
         else:
             disposition = message.get("Disposition", "").upper()
             facts["end_reason"] = "busy" if disposition == "BUSY" else "no-answer"

@@ -86,7 +86,8 @@ def normalise_sms(
     if len(body) > MAX_BODY:
         raise InvalidRequest(f"Body: longer than {MAX_BODY} characters")
     raw_count = form.get("NumMedia", "0").strip() or "0"
-    if not raw_count.isdigit() or int(raw_count) > MAX_MEDIA:
+    # isdecimal() alone admits other scripts' digits ("²", "٣"), which int() refuses.
+    if not (raw_count.isascii() and raw_count.isdecimal()) or int(raw_count) > MAX_MEDIA:
         raise InvalidRequest(f"NumMedia: must be a whole number from 0 to {MAX_MEDIA}")
     attachments = []
     for n in range(int(raw_count)):
@@ -143,7 +144,7 @@ def parse_status(form: Mapping[str, str]) -> StatusReport:
     if twilio_status not in STATUSES:
         raise InvalidRequest(f"MessageStatus: unknown status {twilio_status!r}")
     raw_code = form.get("ErrorCode", "").strip()
-    if raw_code and not raw_code.isdigit():
+    if raw_code and not (raw_code.isascii() and raw_code.isdigit()):
         raise InvalidRequest("ErrorCode: not a number")
     code = int(raw_code) if raw_code else None
     status = STATUSES[twilio_status]

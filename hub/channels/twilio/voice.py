@@ -166,7 +166,7 @@ def _seconds(form: Mapping[str, str], name: str) -> int | None:
     raw = form.get(name, "").strip()
     if not raw:
         return None
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise InvalidRequest(f"{name}: not a whole number of seconds")
     return int(raw)
 

@@ -6,7 +6,9 @@ webhook URL), signed with `X-ZEvent-Signature`; see `events`.
 Outbound: `POST <api>/v3.0/oa/message/cs` with header `access_token` and
 `{"recipient": {"user_id"}, "message": {...}}`. Images go by URL in a media
 template (the text as their caption); other files are uploaded first
-(`POST <api>/v2.0/oa/upload/file`, multipart `file`) and sent by token.
+(`POST <api>/v2.0/oa/upload/file`, multipart `file`) and sent by token. A
+text takes at most 2000 characters, so a longer reply goes as several text
+messages, in order.
 Zalo answers HTTP 200 with `{"error": 0, "data": {"message_id"}}` on success
 and a negative `error` with a `message` otherwise.
 
@@ -31,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from hub.channels.base import Channel, ChannelContext, OutboundMessage, Receipt
 from hub.channels.batch import store_batch
 from hub.channels.media import download, media_kind
+from hub.channels.text_parts import split_text
 from hub.channels.zalo.events import SIGNATURE_HEADER, ZaloEvent, normalise, verify
 from hub.channels.zalo.tokens import TOKEN_ERRORS, TokenPair, ZaloTokens
 from hub.errors import ConfigError, InvalidRequest, ProviderRejected, describe_validation
@@ -45,6 +48,7 @@ OAUTH_URL = "https://oauth.zaloapp.com"
 RETRYABLE = frozenset({-32})
 # The follower has not interacted with the OA recently enough for a consultation message.
 WINDOW_ERRORS = frozenset({-230, -232})
+TEXT_LIMIT = 2000  # characters in one consultation message's text
 
 
 class ZaloOptions(BaseModel):
@@ -147,7 +151,8 @@ class ZaloChannel(Channel):
                         },
                     }
                 }
-                if message.text.strip() and not caption_used:
+                text = message.text.strip()
+                if text and not caption_used and len(text) <= TEXT_LIMIT:
                     payload["text"] = message.text
                     caption_used = True
             else:
@@ -158,12 +163,11 @@ class ZaloChannel(Channel):
             answer = await self._send_cs({"recipient": recipient, "message": payload})
             first_id = first_id or _message_id(answer)
             sent_any = True
-        if message.text.strip() and not caption_used:
-            answer = await self._send_cs(
-                {"recipient": recipient, "message": {"text": message.text}}
-            )
+        texts = [] if caption_used else split_text(message.text, TEXT_LIMIT)
+        for text in texts:
+            answer = await self._send_cs({"recipient": recipient, "message": {"text": text}})
             first_id = first_id or _message_id(answer)
-        elif not sent_any:
+        if not texts and not sent_any:
             raise ProviderRejected(
                 "nothing Zalo can send: no text and no file URL", retryable=False
             )

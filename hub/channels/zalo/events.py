@@ -144,7 +144,7 @@ def identity(oa_id: str, user_id: str) -> Identity:
 
 
 def _time(ms: str) -> datetime | None:
-    if not ms.isdigit():
+    if not (ms.isascii() and ms.isdigit()):
         return None
     try:
         return datetime.fromtimestamp(int(ms) / 1000, UTC)
@@ -166,7 +166,11 @@ def _attachment(item: ZaloAttachment) -> tuple[Attachment | None, str]:
     url = payload.url or payload.thumbnail
     if not url:
         return None, f"[{item.type}]"
-    size = int(payload.size) if payload.size and payload.size.isdigit() else None
+    size = (
+        int(payload.size)
+        if payload.size and payload.size.isascii() and payload.size.isdigit()
+        else None
+    )
     if item.type == "file":
         extension = (payload.type or "").lower()
         name = payload.name or (f"file.{extension}" if extension else "file")

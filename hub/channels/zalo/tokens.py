@@ -175,7 +175,7 @@ class ZaloTokens:
                 provider_code=str(answer.get("error")) if isinstance(answer, dict) else None,
             )
         expires_in = str(answer.get("expires_in") or "90000")
-        seconds = int(expires_in) if expires_in.isdigit() else 90000
+        seconds = int(expires_in) if expires_in.isascii() and expires_in.isdigit() else 90000
         return TokenPair(
             access_token=str(answer["access_token"]),
             refresh_token=str(answer.get("refresh_token") or refresh_token),
