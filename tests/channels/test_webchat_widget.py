@@ -822,3 +822,34 @@ async def test_a_message_written_offline_survives_its_tab_being_closed(browser, 
         assert stored == ["viết ở tab hai khi mất mạng", "viết ở tab một khi mất mạng"]
     finally:
         await path.stop()
+
+
+async def test_a_pasted_text_over_the_limit_is_kept_and_says_so_not_cut_short(
+    browser, widget_settings, start_hub, site
+):
+    hub = await start_hub(widget_settings(max_message_chars=40))
+    hub.agent, hub.token = await add_agent(hub, "lan@shop.vn", presence="online")
+    site.hub_url = str(hub.client.make_url("")).rstrip("/")
+    widget = await new_widget(browser)
+    await widget.load(site.url())
+    await widget.open()
+    pasted = "Địa chỉ giao hàng: 12 Nguyễn Huệ, Quận 1, TP.HCM 🏠"  # 50 characters
+    await widget.part("input").focus()
+    await widget.page.keyboard.insert_text(pasted)  # as a paste puts it in
+    assert await widget.part("input").input_value() == pasted  # all of it, not 40
+    await widget.part("input").press("Enter")
+    await widget.part("too-long").get_by_text("Too long to send: 50 of at most 40").wait_for()
+    assert await widget.part("input").input_value() == pasted  # not sent, not lost
+    grown = await widget.part("input").bounding_box()
+    assert grown is not None and grown["height"] > 60  # the box grew to show it
+    ARTIFACTS.mkdir(exist_ok=True)
+    await widget.part("panel").screenshot(path=str(ARTIFACTS / "webchat-too-long.png"))
+    assert await widget.transcript() == []
+
+    shorter = "12 Nguyễn Huệ, Quận 1, TP.HCM 🏠"  # 31: the emoji counts one, as in the hub
+    await widget.part("input").fill(shorter)
+    assert not await widget.part("too-long").is_visible()
+    await widget.part("input").press("Enter")
+    await widget.shows(shorter)
+    emptied = await widget.part("input").bounding_box()
+    assert emptied is not None and emptied["height"] < 45  # one line again

@@ -40,7 +40,8 @@
       prechatIntro: "Before we start, please tell us who you are.", name: "Name",
       email: "Email", phone: "Phone", start: "Start chat", skip: "Skip",
       typing: "{name} is typing…", someone: "Someone", seen: "Seen", sending: "Sending…",
-      failed: "Not sent", reconnecting: "Reconnecting…", you: "You"
+      failed: "Not sent", reconnecting: "Reconnecting…", you: "You",
+      tooLong: "Too long to send: {n} of at most {max} characters"
     },
     vi: {
       open: "Mở khung chat", close: "Đóng khung chat", placeholder: "Nhập tin nhắn…", send: "Gửi",
@@ -52,7 +53,7 @@
       name: "Họ và tên", email: "Email", phone: "Số điện thoại", start: "Bắt đầu chat",
       skip: "Bỏ qua", typing: "{name} đang soạn tin…", someone: "Nhân viên", seen: "Đã xem",
       sending: "Đang gửi…", failed: "Chưa gửi được", reconnecting: "Đang kết nối lại…",
-      you: "Bạn"
+      you: "Bạn", tooLong: "Tin nhắn quá dài: {n} ký tự, tối đa {max}"
     }
   };
 
@@ -264,9 +265,11 @@
     outbox.push(pending);
     save("outbox", outbox);
   }
+  // Characters as the hub counts them (code points: an emoji is one).
+  function chars(text) { return Array.from(text).length; }
   function sendText(text) {
     if (!text.trim()) return;
-    if (config && text.length > config.max_chars) return;
+    if (config && chars(text) > config.max_chars) return;
     var pending = { client_id: clientId(), text: text, kind: "message", at: Date.now() };
     queue(pending);
     send({ type: "message", client_id: pending.client_id, text: text });
@@ -335,7 +338,7 @@
     ".form p{margin:0;color:#374151}.form input{width:100%;padding:8px 10px;border:1px solid #cfd3d8;border-radius:8px;font-size:16px}" +
     ".btns{display:flex;gap:8px}.btn{background:var(--c);color:#fff;border:0;border-radius:8px;padding:8px 14px;cursor:pointer;font-weight:600}" +
     ".btn.ghost{background:none;color:#374151}.compose{display:flex;gap:8px;padding:10px;border-top:1px solid #e3e5e8;align-items:flex-end}" +
-    ".compose textarea{flex:1;resize:none;border:1px solid #cfd3d8;border-radius:10px;padding:8px 10px;max-height:96px;min-height:38px;font-size:16px}" +
+    ".compose{flex-wrap:wrap}.compose .err{flex-basis:100%;padding:0 2px}.compose textarea{flex:1;resize:none;border:1px solid #cfd3d8;border-radius:10px;padding:8px 10px;max-height:96px;min-height:38px;font-size:16px}" +
     "@media (max-width:480px){.panel,:host([data-side=left]) .panel{left:0;right:0;bottom:0;width:100vw;height:100%;border-radius:0}" +
     // The full-screen panel has its own close button; the launcher under it
     // would only be a stray, focusable control.
@@ -580,10 +583,27 @@
   }
   function composer() {
     var box = el("form", { "class": "compose" });
+    // No maxlength: it cuts a pasted text short without a word. Too long, the
+    // text stays in the box and says by how much, for the visitor to shorten.
     var input = el("textarea", { rows: "1", "data-part": "input", "aria-label": t.placeholder,
-      placeholder: t.placeholder, maxlength: String(config.max_chars) });
+      placeholder: t.placeholder, "aria-describedby": "hub-too-long" });
+    var tooLong = el("div", { "class": "err", id: "hub-too-long", "data-part": "too-long", role: "alert", hidden: "" });
     var idle = null;
+    function fits() {
+      var count = chars(input.value), ok = count <= config.max_chars;
+      tooLong.hidden = ok;
+      tooLong.textContent = ok ? "" : t.tooLong.replace("{n}", count).replace("{max}", config.max_chars);
+      input.setAttribute("aria-invalid", String(!ok));
+      return ok;
+    }
+    function grow() {
+      // As tall as its text, up to the CSS max-height (then it scrolls).
+      input.style.height = "auto";
+      input.style.height = input.scrollHeight + 2 + "px";
+    }
     input.oninput = function () {
+      fits();
+      grow();
       var now = Date.now();
       if (now - typingSent > 2000) { typingSent = now; send({ type: "typing", typing: true }); }
       // Stopped typing without sending: say so, rather than "typing…" for ever.
@@ -599,8 +619,9 @@
     };
     function submit() {
       var text = input.value;
-      if (!text.trim()) return;
+      if (!text.trim() || !fits()) return;
       input.value = "";
+      grow();
       typingSent = 0;
       clearTimeout(idle);
       send({ type: "typing", typing: false });
@@ -608,6 +629,7 @@
       input.focus();
     }
     box.onsubmit = function (event) { event.preventDefault(); submit(); };
+    box.appendChild(tooLong);
     box.appendChild(input);
     box.appendChild(el("button", { "class": "btn", type: "submit", "data-part": "send" }, t.send));
     return box;
