@@ -58,6 +58,7 @@ sys.path.insert(0, str(ROOT))
 from processes import cpu_seconds  # noqa: E402
 
 from hub.app import open_runtime  # noqa: E402
+from hub.campaigns.messages import UNSUBSCRIBE_FOOTER  # noqa: E402
 from hub.campaigns.model import AudienceFilter  # noqa: E402
 from hub.channels.base import OutboundMessage  # noqa: E402
 from hub.clock import FrozenClock  # noqa: E402
@@ -169,7 +170,7 @@ def baseline_message(account: str, n: int) -> OutboundMessage:
         account_id=account,
         to=f"b{n}@example.com",
         contact_name=f"Khách {n}",
-        text=f"Chào Khách {n}, giảm 20%!\n\n-- \nHủy đăng ký nhận thư: {url}",
+        text=f"Chào Khách {n}, giảm 20%!\n\n-- \n{UNSUBSCRIBE_FOOTER['vi'].format(url=url)}",
         subject="Ưu đãi",
         automated=True,
         created_at=NOON_IN_VIETNAM,
