@@ -290,6 +290,19 @@ MIGRATIONS: list[str | list[str]] = [
     SEARCH_INDEX_MIGRATION,
     # The contact finder reads one too.
     CONTACT_INDEX_MIGRATION,
+    # A message sent as several provider messages (a long text, files): the parts
+    # accepted so far on the message, and each part's provider id in a table of
+    # its own, so that a receipt naming any part finds the message.
+    """
+    ALTER TABLE messages ADD COLUMN sent_parts TEXT NOT NULL DEFAULT '[]';
+    CREATE TABLE message_parts (
+        channel TEXT NOT NULL,
+        account_id TEXT NOT NULL,
+        external_id TEXT NOT NULL,
+        message_id TEXT NOT NULL REFERENCES messages(id),
+        PRIMARY KEY (channel, account_id, external_id)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 
@@ -450,7 +463,7 @@ CONVERSATIONS = _Table(
 MESSAGES = _Table(
     "messages",
     Message,
-    json=("sender", "attachments", "thread", "meta"),
+    json=("sender", "attachments", "thread", "meta", "sent_parts"),
     times=("created_at", "updated_at"),
 )
 AGENTS = _Table(
@@ -1138,6 +1151,38 @@ class SqliteStore(Store):
             return await self._update_indexed(MESSAGES, MESSAGE_WORDS, message_id, expect, changes)
         except Conflict as exc:
             raise DuplicateMessage(f"another message already has that key ({exc.message})") from exc
+
+    async def record_sent_part(
+        self, message_id: str, index: int, external_id: str | None, *, attempt: int
+    ) -> bool:
+        async with self.transaction():
+            # '$[#]' is one past the end: the id is appended.
+            appended = await self._write(
+                "UPDATE messages SET sent_parts = json_insert(sent_parts, '$[#]', ?)"
+                " WHERE id = ? AND status = 'queued' AND attempts = ?"
+                " AND json_array_length(sent_parts) = ?",
+                (external_id, message_id, attempt, index),
+            )
+            if appended and external_id is not None:
+                # A provider that reused an id keeps it on the part that had it first.
+                await self._write(
+                    "INSERT OR IGNORE INTO message_parts"
+                    " (channel, account_id, external_id, message_id)"
+                    " SELECT channel, account_id, ?, id FROM messages WHERE id = ?",
+                    (external_id, message_id),
+                )
+        return appended == 1
+
+    async def message_by_sent_part(
+        self, channel: str, account_id: str, external_id: str
+    ) -> Message | None:
+        row = await self._fetch_one(
+            "SELECT messages.* FROM message_parts JOIN messages ON messages.id = message_id"
+            " WHERE message_parts.channel = ? AND message_parts.account_id = ?"
+            " AND message_parts.external_id = ?",
+            (channel, account_id, external_id),
+        )
+        return None if row is None else MESSAGES.decode(row)
 
     async def messages_awaiting_delivery(
         self, created_before: datetime, limit: int
