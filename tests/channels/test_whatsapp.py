@@ -310,6 +310,38 @@ async def test_a_status_on_a_part_waits_while_later_parts_are_still_going_out(hu
     assert (await hub.runtime.store.get_message(reply.id)).status == "delivered"
 
 
+async def test_a_failure_reported_on_a_part_while_parts_are_going_out_stops_the_rest(hub, graph):
+    graph.hold_at[2] = held = asyncio.Event()
+    text = "Dạ, đơn hàng của anh. " * 200 + "\n\n" + "Giao hàng trong 2 ngày."
+    reply, _ = await hub.runtime.inbox.reply(await conversation_id(hub), None, text)
+    await asyncio.wait_for(graph.holding.wait(), 10)
+    body = with_ids("whatsapp", "status_failed_window.json", "wamid.sent0001")
+    assert (await deliver(hub, body)).status == 200
+    failed = await hub.runtime.store.get_message(reply.id)
+    assert failed.status == "failed" and "(error 131047)" in failed.error
+    held.set()  # part 2 refused (503): the retry finds the reply failed and sends nothing
+    await asyncio.sleep(1)  # the retry comes within 0.25 s (test backoff): it has run
+    assert len(graph.requests) == 1 and graph.received == 2
+    assert (await hub.runtime.store.get_message(reply.id)).status == "failed"
+
+
+async def test_a_part_taken_after_the_reply_failed_is_the_last_one_sent(hub, graph):
+    """The failure lands while part 2 is with Meta, which takes it: part 2 cannot
+    be recorded on a failed reply, and the delivery stops there."""
+    graph.hold_at[2] = held = asyncio.Event()
+    graph.accept_held = True
+    text = "\n\n".join(["Dạ, đơn hàng của anh. " * 190] * 3)
+    reply, _ = await hub.runtime.inbox.reply(await conversation_id(hub), None, text)
+    await asyncio.wait_for(graph.holding.wait(), 10)
+    body = with_ids("whatsapp", "status_failed_window.json", "wamid.sent0001")
+    assert (await deliver(hub, body)).status == 200
+    held.set()
+    await asyncio.sleep(1)  # part 3 would have followed part 2 at once
+    assert len(graph.requests) == 2
+    stored = await hub.runtime.store.get_message(reply.id)
+    assert stored.status == "failed" and stored.sent_parts == ["wamid.sent0001"]
+
+
 async def test_a_failure_reported_on_a_later_part_fails_the_reply(hub, graph):
     text = "Dạ, đơn hàng của anh. " * 200 + "\n\n" + "Giao hàng trong 2 ngày."
     reply, _ = await hub.runtime.inbox.reply(await conversation_id(hub), None, text)

@@ -8,8 +8,8 @@ It refuses what Meta refuses (so a hub that sends it gets the real error):
 - a Messenger request without `messaging_type`;
 - what a test scripts: `answers` for the next requests, `answers_at` for the
   Nth request received (a 429 or 500 on part 2 of a reply), and `hold_at`, a
-  request kept waiting unrecorded, then refused 503, as a provider that never
-  took a message the hub died sending;
+  request kept waiting unrecorded, then refused 503 (a provider that never took
+  a message the hub died sending) or, with `accept_held`, taken;
 - once told when a customer last wrote (`customer_wrote`, read against
   `clock`): a Messenger RESPONSE more than 24 hours later, a MESSAGE_TAG with
   tag HUMAN_AGENT more than 7 days later or from an app without that
@@ -75,6 +75,7 @@ class GraphPeer(LocalServer):
         # The Nth message request waits, unrecorded, until the event is set; then 503.
         self.hold_at: dict[int, asyncio.Event] = {}
         self.holding = asyncio.Event()  # set once a request is held
+        self.accept_held = False  # a released request is taken after all, not refused
         self.media: dict[str, tuple[bytes, str]] = {}  # media id -> (bytes, mime type)
         self.clock: Clock | None = None
         self.customer_wrote: dict[str, datetime] = {}  # PSID / wa_id -> last message
@@ -132,7 +133,10 @@ class GraphPeer(LocalServer):
         if held is not None:
             self.holding.set()
             await held.wait()
-            return web.json_response(graph_error(2, "Service temporarily unavailable"), status=503)
+            if not self.accept_held:
+                return web.json_response(
+                    graph_error(2, "Service temporarily unavailable"), status=503
+                )
         self.requests.append(GraphRequest(request.path, dict(request.headers), body))
         if self.received in self.answers_at:
             status, answer = self.answers_at.pop(self.received)
