@@ -45,9 +45,7 @@ def _fold_table() -> dict[int, str | None]:
     """đ/Đ to d/D, and every nonspacing mark to nothing (built on first use:
     a walk over all of Unicode, ~80 ms)."""
     table: dict[int, str | None] = {
-        code: None
-        for code in range(sys.maxunicode + 1)
-        if unicodedata.category(chr(code)) == "Mn"
+        code: None for code in range(sys.maxunicode + 1) if unicodedata.category(chr(code)) == "Mn"
     }
     table.update(_LETTERS)
     return table
