@@ -320,6 +320,25 @@ def construct_complete(model: type[BaseModel], fields: dict[str, Any]) -> Any:
     return record
 
 
+_STORED_AS_IS: frozenset[Any] = frozenset({str, int, str | None, int | None})
+
+
+def _write_json(value: Any) -> str:
+    if type(value) is list and not value:
+        return "[]"
+    if type(value) is dict and not value:
+        return "{}"
+    return to_json(value).decode()
+
+
+def _write_plain(value: Any) -> Any:
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
 class _Table:
     """How one model maps onto one table: which columns hold JSON, times, booleans."""
 
@@ -356,6 +375,9 @@ class _Table:
             if (read := self._reader(column)) is not None
         }
         self.columns = [f for f in model.model_fields if f not in skip]
+        # Each column's writer, looked up once here rather than per value.
+        self.writers = {column: self._writer(column) for column in model.model_fields}
+        self.column_writers = [self.writers[c] for c in self.columns]
         # Rows holding every field are built directly (`construct_complete`).
         plain = not model.__private_attributes__ and model.__pydantic_post_init__ is None
         self.field_count = len(model.model_fields) if plain else -1
@@ -367,22 +389,27 @@ class _Table:
     def encode(self, column: str, value: Any) -> Any:
         if value is None:
             return None
-        if column in self.json:
-            if value == []:
-                return "[]"
-            if value == {}:
-                return "{}"
-            return to_json(value).decode()
-        if column in self.times:
-            return to_ms(value)
-        if isinstance(value, date):
-            return value.isoformat()
-        if isinstance(value, bool):
-            return int(value)
-        return value
+        writer = self.writers.get(column, _write_plain)
+        return value if writer is None else writer(value)
 
     def row_values(self, record: BaseModel) -> list[Any]:
-        return [self.encode(c, getattr(record, c)) for c in self.columns]
+        values = record.__dict__
+        return [
+            value if writer is None or value is None else writer(value)
+            for value, writer in zip(
+                [values[c] for c in self.columns], self.column_writers, strict=True
+            )
+        ]
+
+    def _writer(self, column: str) -> Callable[[Any], Any] | None:
+        """How a column's value (not None) is stored; None: as it is."""
+        if column in self.json:
+            return _write_json
+        if column in self.times:
+            return to_ms
+        if self.model.model_fields[column].annotation in _STORED_AS_IS:
+            return None
+        return _write_plain
 
     def _reader(self, column: str) -> Callable[[Any], Any] | None:
         """How a column's stored value (not null) becomes the model's; None: as is."""
@@ -689,14 +716,16 @@ class SqliteStore(Store):
         return self._reader
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
+    async def transaction(self, *, commit_now: bool = False) -> AsyncIterator[None]:
+        """All or nothing. `commit_now`: commit as soon as the block is done
+        rather than with the rest of this turn's group (ignored when nested)."""
         if self._in_transaction.get():
             # Nested: a savepoint, so a method that raises inside a caller's
             # transaction leaves nothing behind while the caller carries on.
             with self._savepoint("sp"):
                 yield
             return
-        async with self._outer_transaction():
+        async with self._outer_transaction(commit_now=commit_now):
             yield
 
     @contextmanager
