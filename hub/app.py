@@ -50,6 +50,7 @@ from hub.jobs import EmbeddedRedis, JobQueue, connect, redis_settings
 from hub.keys import hub_secret_key
 from hub.locks import RedisLocks
 from hub.metrics import Metrics
+from hub.outbound_http import Fetcher, FetchPolicy
 from hub.reports.service import ReportService
 from hub.reports.store import ReportStore
 from hub.routing.calls import CallTargets
@@ -200,6 +201,14 @@ async def open_runtime(
             headers={"User-Agent": f"hub/{__version__}"},
         )
         stack.push_async_callback(http.close)
+        files = Fetcher(
+            FetchPolicy(
+                allowed_networks=tuple(settings.delivery.fetch_allowed_networks),
+                timeout_seconds=settings.delivery.timeout_seconds,
+            ),
+            user_agent=f"hub/{__version__}",
+        )
+        stack.push_async_callback(files.close)
         metrics = Metrics()
         public_url = (
             settings.server.public_url or f"http://{settings.server.host}:{settings.server.port}"
@@ -257,6 +266,7 @@ async def open_runtime(
             customers=CustomerView(store, inbox),
             attachments=runtime.attachments,
             report_failure=runtime.report_failure,
+            files=files,
         )
         for account in settings.accounts:
             channel = channel_class(account.channel)(account, context)

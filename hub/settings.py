@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     SecretStr,
     field_validator,
     model_validator,
@@ -95,6 +96,11 @@ class DeliverySettings(_Section):
     sweep_interval_seconds: float = Field(30.0, gt=0)
     sweep_after_seconds: float = Field(
         60.0, ge=0, description="a queued message this old with no job is enqueued again"
+    )
+    fetch_allowed_networks: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="private networks hub may fetch a reply's file from (an intranet file"
+        " server); by default only public addresses (hub.outbound_http)",
     )
 
 

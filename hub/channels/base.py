@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -31,6 +31,7 @@ from hub.inbox.inbound import (
     ReplyWindow,
 )
 from hub.inbox.model import Agent, Attachment, DeliveryStatus, Identity, ThreadKeys
+from hub.outbound_http import Fetcher
 from hub.settings import AccountSettings
 
 if TYPE_CHECKING:
@@ -217,6 +218,8 @@ class ChannelContext:
     customers: CustomerView | None = None  # what a customer may see of their conversation
     attachments: AttachmentStore | None = None
     report_failure: ReportFailure | None = None
+    # URLs a reply names (files to upload): never hub's own network (hub.outbound_http)
+    files: Fetcher = field(default_factory=Fetcher)
 
 
 class Channel(ABC):

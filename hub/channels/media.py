@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-import aiohttp
-
 from hub.errors import ProviderRejected
 from hub.inbox.model import Attachment
+from hub.outbound_http import Fetcher
 
 MediaKind = Literal["image", "video", "audio", "file"]
 
@@ -33,33 +32,14 @@ def location_text(latitude: float, longitude: float, name: str = "", address: st
     return f"📍 {label} ({where}) {link}" if label else f"📍 {where} {link}"
 
 
-MAX_UPLOAD_BYTES = 50 * 1024 * 1024
-
-
-async def download(http: aiohttp.ClientSession, attachment: Attachment) -> bytes:
+async def download(files: Fetcher, attachment: Attachment) -> bytes:
     """The bytes behind an outbound attachment's URL, for providers that want an
-    upload rather than a link. ProviderRejected (retryable when it may pass) if
-    the file cannot be had."""
+    upload rather than a link, fetched under the hub's policy (public addresses
+    only, size-capped: hub.outbound_http). ProviderRejected (retryable when it
+    may pass) if the file cannot be had."""
     if not attachment.url:
         raise ProviderRejected(
             f"attachment {attachment.name or '(unnamed)'} has no URL to send it from",
             retryable=False,
         )
-    try:
-        async with http.get(attachment.url) as response:
-            if response.status >= 400:
-                raise ProviderRejected(
-                    f"attachment {attachment.url} answered {response.status}",
-                    retryable=response.status == 429 or response.status >= 500,
-                )
-            body = await response.content.read(MAX_UPLOAD_BYTES + 1)
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        raise ProviderRejected(
-            f"attachment {attachment.url} unreachable: {type(exc).__name__}", retryable=True
-        ) from exc
-    if len(body) > MAX_UPLOAD_BYTES:
-        raise ProviderRejected(
-            f"attachment {attachment.url} is larger than {MAX_UPLOAD_BYTES // 2**20} MB",
-            retryable=False,
-        )
-    return body
+    return await files.fetch(attachment.url)

@@ -330,7 +330,7 @@ class TelegramChannel(Channel):
             if attachment is None:
                 sent = await self.bot.send_message(chat_id, text or "")
             else:
-                content = await download(self.context.http, attachment)
+                content = await download(self.context.files, attachment)
                 upload = telegram.InputFile(content, filename=attachment.name or "file")
                 if media_kind(attachment) == "image":
                     sent = await self.bot.send_photo(chat_id, upload, caption=text)

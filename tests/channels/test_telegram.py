@@ -67,8 +67,14 @@ def tg_settings(make_settings, bot_api, monkeypatch):
     monkeypatch.setenv("HUB_TEST_TG_TOKEN", TOKEN)
     monkeypatch.setenv("HUB_TEST_TG_SECRET", SECRET)
 
-    def build(**options):
-        return make_settings(accounts=[account(bot_api, **options)])
+    def build(*, fetch_from_loopback: bool = True, **options):
+        # The replies' files are served by a local peer on 127.0.0.1, a network
+        # hub does not fetch from unless told (hub.outbound_http).
+        allowed = ["127.0.0.1/32"] if fetch_from_loopback else []
+        return make_settings(
+            accounts=[account(bot_api, **options)],
+            delivery={"fetch_allowed_networks": allowed},
+        )
 
     return build
 
@@ -297,6 +303,44 @@ async def test_reply_with_a_photo_and_a_document_uploads_the_files(hub, bot_api,
     assert sent_document.files["document"] == ("bang-gia.pdf", b"%PDF-1.4")
     assert "caption" not in sent_document.fields
     assert bot_api.calls_to("sendMessage") == []  # the text rode as the caption
+
+
+async def test_a_file_larger_than_one_read_is_uploaded_whole(hub, bot_api, files):
+    # One read of aiohttp's stream answers with what has arrived (64 KiB), not
+    # the whole file: the customer once got the first 64 KiB of a 1 MB PDF.
+    content = b"%PDF-1.4\n" + bytes(range(256)) * 4096
+    pdf = Attachment(
+        name="catalogue.pdf",
+        content_type="application/pdf",
+        url=files.add("catalogue.pdf", content, "application/pdf"),
+    )
+    reply, _ = await hub.runtime.inbox.reply(
+        await conversation_id(hub, bot_api), None, "", attachments=[pdf]
+    )
+    await wait_status(hub, reply.id, "sent")
+    [sent] = bot_api.calls_to("sendDocument")
+    assert sent.files["document"] == ("catalogue.pdf", content)
+
+
+async def test_a_reply_naming_a_file_on_hubs_own_network_is_refused_unfetched(
+    start_hub, tg_settings, bot_api, files
+):
+    # Whoever writes a reply names its files' URLs: without the policy they could
+    # have hub fetch its Redis, the cloud metadata service or an office server
+    # and upload the answer to a chat they read.
+    hub = await start_hub(tg_settings(webhook_url="http://placeholder", fetch_from_loopback=False))
+    await eventually(lambda: _async(bot_api.webhook_url is not None))
+    bot_api.webhook_url = str(hub.client.make_url(PATH))
+    secret = Attachment(
+        name="secret.txt", content_type="text/plain", url=files.add("s.txt", b"key", "text/plain")
+    )
+    reply, _ = await hub.runtime.inbox.reply(
+        await conversation_id(hub, bot_api), None, "", attachments=[secret]
+    )
+    failed = await wait_status(hub, reply.id, "failed")
+    assert "does not fetch from 127.0.0.1" in (failed.error or "")
+    assert failed.attempts == 1  # refused for good, not retried
+    assert bot_api.calls_to("sendDocument") == []
 
 
 async def test_provider_refusal_fails_the_reply_with_its_reason(hub, bot_api):

@@ -69,7 +69,12 @@ def clock():
 
 @pytest.fixture
 def zalo_settings(make_settings, zalo, monkeypatch):
-    return make_settings(accounts=[zalo_account(zalo, monkeypatch)])
+    # The replies' files are served by a local peer on 127.0.0.1, a network hub
+    # does not fetch from unless told (hub.outbound_http).
+    return make_settings(
+        accounts=[zalo_account(zalo, monkeypatch)],
+        delivery={"fetch_allowed_networks": ["127.0.0.1/32"]},
+    )
 
 
 def zalo_account(zalo: ZaloPeer, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:

@@ -165,7 +165,7 @@ class ZaloChannel(Channel):
                     payload["text"] = text
             else:
                 token = await self._upload(
-                    attachment.name or "file", await download(self.context.http, attachment)
+                    attachment.name or "file", await download(self.context.files, attachment)
                 )
                 payload = {"attachment": {"type": "file", "payload": {"token": token}}}
             answer = await self._send_cs({"recipient": recipient, "message": payload})
