@@ -10,6 +10,11 @@
 - `POST /api/v1/attachments` / `GET /api/v1/attachments/{key}`: a file an agent
   uploads to attach to a reply, kept in the attachment store.
 
+A reply's files (`reply_files`) are uploads or http(s) links, nothing else: a
+storage key is also how a channel finds a customer's file (`telegram:<file id>`,
+`whatsapp:<media id>`), and a reply naming one would have hub fetch, with the
+channel's credentials, a file from a conversation its author may not see.
+
 Customer files are served as downloads (`Content-Disposition: attachment`,
 `nosniff`, a sandboxing CSP), with a content type from a short list of plain
 file types (anything else, HTML and SVG included, is `application/octet-stream`):
@@ -114,6 +119,26 @@ async def message_for(request: web.Request) -> Message:
     if message is None or conversation is None or not may_see(request[AGENT], conversation):
         raise NotFound(f"message {request.match_info['id']} does not exist")
     return message
+
+
+def reply_files(store: AttachmentStore, attachments: list[Attachment]) -> None:
+    """Raise InvalidRequest unless each of a reply's files is an upload this hub
+    holds (`storage_key` from `POST /api/v1/attachments`) or an http(s) `url`."""
+    for n, attachment in enumerate(attachments):
+        where = f"attachments[{n}]"
+        if attachment.storage_key is not None:
+            if not store.exists(attachment.storage_key):
+                raise InvalidRequest(
+                    f"{where}.storage_key is not a file uploaded to POST /api/v1/attachments"
+                )
+        elif attachment.url is not None:
+            scheme = attachment.url.split(":", 1)[0].lower()
+            if scheme not in ("http", "https") or len(attachment.url) > 2048:
+                raise InvalidRequest(
+                    f"{where}.url must be an http(s) URL of at most 2048 characters"
+                )
+        else:
+            raise InvalidRequest(f"{where} needs a storage_key (an upload) or a url")
 
 
 @routes.get("/api/v1/messages/{id}/attachments/{index:\\d+}")

@@ -128,3 +128,46 @@ async def test_upload_then_download_and_the_cap_holds(hub):
 async def test_keys_that_are_not_stored_files_are_not_found(hub, key):
     response = await get(hub, f"/api/v1/attachments/{key}")
     assert response.status == 404
+
+
+@pytest.mark.parametrize(
+    "attachment",
+    [
+        {"name": "x", "storage_key": "whatsapp:1234567890"},  # a channel's key for a customer file
+        {"name": "x", "storage_key": "telegram:AgACAgIAAxkBAAIB"},
+        {"name": "x", "storage_key": "0" * 64},  # never uploaded
+        {"name": "x", "url": "file:///etc/passwd"},
+        {"name": "x", "url": "javascript:alert(document.cookie)"},
+        {"name": "x", "url": "gopher://127.0.0.1:6379/_FLUSHALL"},
+        {"name": "x"},
+    ],
+)
+async def test_a_reply_attaches_only_uploads_and_http_links(hub, message, attachment):
+    # A storage key is also how a channel fetches a customer's file with its own
+    # credentials: a reply naming one would read files of conversations its
+    # author may not see (GET .../attachments/n on the reply).
+    response = await hub.api(
+        "POST",
+        f"/api/v1/conversations/{message.conversation_id}/messages",
+        hub.token,
+        json={"text": "tệp", "attachments": [attachment]},
+    )
+    assert response.status == 422, await response.text()
+    assert "attachments[0]" in (await response.json())["error"]["message"]
+    messages = await hub.runtime.store.list_messages(message.conversation_id)
+    assert [m.direction for m in messages] == ["inbound"]
+
+
+async def test_a_reply_attaches_an_upload_and_a_link(hub, message):
+    upload = await hub.api(
+        "POST", "/api/v1/attachments?name=a.pdf", hub.token, data=PDF,
+        headers={"Content-Type": "application/pdf"},
+    )  # fmt: skip
+    link = {"name": "b.pdf", "url": "https://files.shop.vn/b.pdf"}
+    response = await hub.api(
+        "POST",
+        f"/api/v1/conversations/{message.conversation_id}/messages",
+        hub.token,
+        json={"text": "tệp", "attachments": [await upload.json(), link]},
+    )
+    assert response.status == 202, await response.text()
