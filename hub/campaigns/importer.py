@@ -45,6 +45,7 @@ from hub.inbox.addresses import normalise_email, normalise_phone
 from hub.inbox.model import Consent, ConsentStatus, Contact, Identity
 from hub.inbox.search import fold
 from hub.inbox.store import Store
+from hub.spreadsheet import cell
 
 FIELDS = (
     "name",
@@ -442,7 +443,9 @@ def _chunks(
 
 
 def rejects_csv(report: ImportReport) -> str:
-    """The rejected rows as CSV (line, reason, then the row's own cells)."""
+    """The rejected rows as CSV (line, reason, then the row's own cells), the
+    cells as text a spreadsheet never runs (`hub.spreadsheet`): the file came
+    from elsewhere, and the marketer opens this one in Excel to fix it."""
     buffer = io.StringIO()
     columns: list[str] = []
     for rejected in report.rejected:
@@ -453,6 +456,10 @@ def rejects_csv(report: ImportReport) -> str:
     writer.writerow(["line", "reason", *columns])
     for rejected in report.rejected:
         writer.writerow(
-            [rejected.line, rejected.reason, *(rejected.row.get(c, "") for c in columns)]
+            [
+                rejected.line,
+                cell(rejected.reason),
+                *(cell(rejected.row.get(c, "")) for c in columns),
+            ]
         )
     return buffer.getvalue()

