@@ -72,7 +72,7 @@ from hub.web import (
 )
 from hub.web import campaigns as web_campaigns
 from hub.web import reports as web_reports
-from hub.web.audit import AUDIT_CLOCK
+from hub.web.audit import AUDIT_CLOCK, TRUSTED_PROXIES
 from hub.web.auth import LoginGuard, Sessions, auth_middleware
 from hub.web.errors import error_middleware
 from hub.web.realtime import AgentStream
@@ -555,6 +555,7 @@ async def create_app(
     app[api.TEAMS] = list(settings.teams)
     app[api.JOBS] = runtime.jobs
     app[AUDIT_CLOCK] = runtime.clock
+    app[TRUSTED_PROXIES] = tuple(settings.server.trusted_proxies)
     app[sessions.SESSIONS] = session_store
     app[sessions.LOGIN_GUARD] = LoginGuard(
         runtime.redis,

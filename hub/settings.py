@@ -44,6 +44,11 @@ class ServerSettings(_Section):
         description="the address providers and browsers reach the hub at, when behind a proxy",
     )
     max_body_bytes: int = Field(1_048_576, ge=1024)
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="reverse proxies whose X-Forwarded-For names the client (the sign-in"
+        " guard counts per client address; the audit log records it)",
+    )
     shutdown_grace_seconds: float = Field(10.0, ge=0)
     event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
         "auto", description="auto: uvloop where installed, else asyncio's own loop"

@@ -4,6 +4,7 @@ admins at `GET /api/v1/audit`."""
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from aiohttp import web
@@ -13,10 +14,44 @@ from hub.inbox.model import AuditEntry
 from hub.inbox.store import Store
 
 AUDIT_CLOCK = web.AppKey("audit_clock", Clock)
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple[Network, ...])
 
 
 def client_address(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """Where the request came from, for the sign-in guard and the audit log.
+
+    Behind a reverse proxy every request comes from the proxy: counted per
+    address, five wrong passwords from anyone would lock everyone out. When the
+    peer is one of `server.trusted_proxies`, the client is the nearest
+    `X-Forwarded-For` entry that is not a trusted proxy (what the proxy itself
+    appended); entries further left are the client's own claims, and a peer that
+    is not a trusted proxy is believed about nothing."""
+    peer = request.remote or "unknown"
+    trusted = request.config_dict.get(TRUSTED_PROXIES, ())
+    if not trusted or not _within(peer, trusted):
+        return peer
+    hops = [
+        hop.strip()
+        for header in request.headers.getall("X-Forwarded-For", [])
+        for hop in header.split(",")
+    ]
+    for hop in reversed(hops):
+        if not _within(hop, trusted):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # not an address: nothing to believe
+        peer = hop
+    return peer
+
+
+def _within(address: str, networks: tuple[Network, ...]) -> bool:
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(parsed in network for network in networks)
 
 
 async def record(

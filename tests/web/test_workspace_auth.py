@@ -3,7 +3,7 @@ guard, API tokens shown once, and the audit trail of it all."""
 
 from __future__ import annotations
 
-from tests.web.conftest import PASSWORD, browser, call, sign_in
+from tests.web.conftest import PASSWORD, add_person, browser, call, sign_in
 
 
 async def test_sign_in_sets_an_httponly_samesite_session_cookie(team_hub):
@@ -162,3 +162,44 @@ async def test_sign_ins_failures_and_token_changes_are_in_the_audit_log(team_hub
     assert log["items"][1]["detail"]["address"] == "127.0.0.1"
     await call(team_hub, "GET", "/api/v1/audit", team_hub.lan, status=403)
     await call(team_hub, "GET", "/api/v1/audit", team_hub.mai, status=403)
+
+
+async def proxied_sign_in(hub, client: str, email: str, password: str):
+    """A sign-in as a reverse proxy on 127.0.0.1 forwards it from `client`."""
+    return await hub.client.post(
+        "/api/v1/auth/login",
+        json={"email": email, "password": password},
+        headers={"X-Forwarded-For": f"198.18.0.1, {client}"},  # the left part is the client's
+    )
+
+
+async def test_behind_a_trusted_proxy_failures_count_against_the_client_not_the_proxy(
+    make_settings, start_hub
+):
+    # Every request comes from the proxy: counted against its address, three
+    # wrong passwords from one attacker locked every agent out.
+    hub = await start_hub(
+        make_settings(workspace={"login_attempts": 3}, server={"trusted_proxies": ["127.0.0.1/32"]})
+    )
+    await add_person(hub, "lan@example.vn")
+    await add_person(hub, "minh@example.vn")
+    for _ in range(3):
+        failed = await proxied_sign_in(hub, "203.0.113.7", "lan@example.vn", "nope-nope")
+        assert failed.status == 401
+    attacker = await proxied_sign_in(hub, "203.0.113.7", "minh@example.vn", PASSWORD)
+    assert attacker.status == 429  # the attacker's address is used up
+    colleague = await proxied_sign_in(hub, "198.51.100.9", "minh@example.vn", PASSWORD)
+    assert colleague.status == 200
+    entries = await hub.runtime.store.list_audit(limit=10)
+    assert {e.detail["address"] for e in entries if e.action == "auth.sign_in_failed"} == {
+        "203.0.113.7"
+    }
+
+
+async def test_without_trusted_proxies_x_forwarded_for_is_not_believed(team_hub):
+    for n in range(3):  # login_attempts = 3 in this hub
+        failed = await proxied_sign_in(team_hub, f"203.0.113.{n}", "lan@example.vn", "nope")
+        assert failed.status == 401
+    # A new address claimed in the header does not escape the count.
+    again = await proxied_sign_in(team_hub, "203.0.113.99", "minh@example.vn", PASSWORD)
+    assert again.status == 429
