@@ -20,6 +20,11 @@ class InboundSender(BaseModel):
         min_length=1,
         description="the first is how this channel knows the sender; replies go to it",
     )
+    claimed: list[Identity] = Field(
+        default_factory=list,
+        description="addresses the sender typed but the channel cannot vouch for (a web-chat"
+        " form): given to their contact when nobody has them, never used to find a contact",
+    )
 
 
 Threading = Literal["contact", "reply_keys"]

@@ -413,16 +413,27 @@ class InboxService:
         linked to that contact (so a phone given in a chat finds the SMS history).
         Identities that belong to a different contact are left alone: merging
         people is an agent's decision, not a guess.
+
+        `claimed` identities (typed into a web-chat form) never choose the
+        contact: whoever typed someone else's e-mail would otherwise become that
+        person, and be shown their chat history and sent their replies.
         """
         identities = inbound.sender.identities
-        owners = await self.store.contacts_owning(identities)
+        claimed = [i for i in inbound.sender.claimed if i not in identities]
+        owners = await self.store.contacts_owning([*identities, *claimed])
         known = {i: c.id for c in owners for i in c.identities}
         owner_id = next((known[i] for i in identities if i in known), None)
         if owner_id is None:
             now = self.clock.now()
+            unowned = [i for i in claimed if i not in known]
+            if len(unowned) < len(claimed):
+                log.info(
+                    "claimed identity belongs to another contact; not linked",
+                    extra={"event": "contact.identity_conflict"},
+                )
             contact = Contact(
                 name=inbound.sender.name,
-                identities=list(dict.fromkeys(identities)),
+                identities=list(dict.fromkeys([*identities, *unowned])),
                 created_at=now,
                 updated_at=now,
             )
@@ -430,7 +441,7 @@ class InboxService:
             return contact, True
         owner = next(c for c in owners if c.id == owner_id)
         linked = False
-        for identity in identities:
+        for identity in [*identities, *claimed]:
             if identity in known:
                 if known[identity] != owner_id:
                     log.info(

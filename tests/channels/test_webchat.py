@@ -442,7 +442,9 @@ async def test_malformed_frames_are_answered_not_fatal(hub):
 # -- pre-chat details, offline ---------------------------------------------------------
 
 
-async def test_details_link_the_visitor_to_an_existing_contact(hub):
+async def test_details_are_a_claim_an_agent_turns_into_a_link_by_merging(hub):
+    # Typed details prove nothing (test_typing_someone_elses_email_does_not_open_
+    # their_chat): the visitor stays their own contact until an agent merges.
     shop = await post(
         hub, message("order-1", "cust-9", email="Binh@Example.VN", name="Nguyễn Văn Bình")
     )
@@ -453,19 +455,26 @@ async def test_details_link_the_visitor_to_an_existing_contact(hub):
         {"type": "identify", "client_id": "form-1", "name": "Bình", "email": "binh@example.vn"}
     )
     identified = await client.next("identified")
-    assert identified["known"]["email"] is True
+    assert identified["known"]["email"] is False  # the address is the shop contact's
     await client.say("Đơn hàng của tôi đâu?")
     ack = await client.next("ack")
     stored = await hub.runtime.store.get_message(ack["message"]["id"])
     conversation = await hub.runtime.store.get_conversation(stored.conversation_id)
-    assert conversation.contact_id == contact_id
-    contact = await hub.runtime.store.get_contact(contact_id)
-    assert Identity(channel="web", address=welcome["visitor_id"]) in contact.identities
+    assert conversation.contact_id != contact_id
     # The agent sees the details as an event in the timeline; the visitor does not.
     timeline = await hub.runtime.store.list_messages(conversation.id)
     assert [m.direction for m in timeline] == ["event", "inbound"]
     assert "binh@example.vn" in timeline[0].text
     await client.close()
+    merged = await hub.api(
+        "POST",
+        f"/api/v1/contacts/{contact_id}/merge",
+        hub.token,
+        json={"contact_id": conversation.contact_id},
+    )
+    assert merged.status == 200, await merged.text()
+    contact = await hub.runtime.store.get_contact(contact_id)
+    assert Identity(channel="web", address=welcome["visitor_id"]) in contact.identities
     back = visitor(hub, token=client.token)
     welcome = await back.connect()
     assert welcome["known"] == {"name": True, "email": True, "phone": False}
@@ -815,3 +824,45 @@ async def test_visitor_resumes_after_the_real_hub_is_killed_and_restarted(tmp_pa
             await back.close()
         finally:
             assert await asyncio.to_thread(second.interrupt) == 0, second.log()
+
+
+async def test_typing_someone_elses_email_does_not_open_their_chat(hub):
+    # The pre-chat form proves nothing: whoever typed a customer's e-mail into a
+    # fresh widget became that customer, was shown their chat on reconnecting
+    # (addresses, order numbers, codes) and was pushed the replies to them.
+    customer = visitor(hub)
+    await customer.connect()
+    await customer.send({"type": "identify", "client_id": "f1", "email": "mai@example.vn"})
+    await customer.next("identified")
+    await customer.say("Giao tới 12 Lê Lợi, đơn 777")
+    conversation_id = await conversation_of(hub, customer)
+    await reply(hub, conversation_id, "Mã hoàn tiền của chị: R-5521")
+    await customer.close()
+
+    stranger = visitor(hub)
+    await stranger.connect()
+    await stranger.send({"type": "identify", "client_id": "s1", "email": "mai@example.vn"})
+    identified = await stranger.next("identified")
+    assert identified["known"]["email"] is False  # not theirs to have
+    again = visitor(hub, token=stranger.token)
+    welcome = await again.connect()
+    assert welcome["conversation_id"] != conversation_id
+    assert not any("R-5521" in m["text"] or "Lê Lợi" in m["text"] for m in welcome["messages"])
+    later = await reply(hub, conversation_id, "Đơn 777 đã giao")
+    await asyncio.sleep(0.3)  # nothing is pushed to them: wait a moment to see it stays so
+    assert not any(f["message"]["id"] == later["id"] for f in again.of_type("message"))
+    await stranger.close()
+    await again.close()
+    # The address stays the customer's; the agent sees in the stranger's chat what
+    # they claimed, and merges the two contacts if it really is the same person.
+    [shared] = [
+        m
+        for m in await hub.runtime.store.list_messages(welcome["conversation_id"])
+        if m.direction == "event"
+    ]
+    assert "mai@example.vn" in shared.text
+    owners = await hub.runtime.store.contacts_owning(
+        [Identity(channel="email", address="mai@example.vn")]
+    )
+    [owner] = owners
+    assert owner.id == (await hub.runtime.store.get_conversation(conversation_id)).contact_id

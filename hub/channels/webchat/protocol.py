@@ -211,9 +211,11 @@ def normalise_details(
     frame: Identify, *, account_id: str, visitor_id: str, default_region: str
 ) -> InboundMessage:
     """The visitor's name, e-mail and phone as an event in their conversation.
-    The identities travel with it, so the inbox links the visitor to the contact
-    who already has that e-mail or phone (or gives them to the visitor's
-    contact). Raises InvalidRequest naming a bad e-mail or phone."""
+    The e-mail and phone are only claimed (anyone can type anyone's): they are
+    given to the visitor's contact when nobody has them, and never make the
+    visitor someone else, whose chat history the widget would then show them.
+    An agent who sees it is the same person merges the two contacts. Raises
+    InvalidRequest naming a bad e-mail or phone."""
     identities = [visitor_identity(visitor_id)]
     shared: list[str] = []
     if frame.name.strip():
@@ -234,7 +236,9 @@ def normalise_details(
         account_id=account_id,
         channel=CHANNEL,
         external_id=external_id(visitor_id, frame.client_id),
-        sender=InboundSender(name=frame.name.strip(), identities=identities),
+        sender=InboundSender(
+            name=frame.name.strip(), identities=identities[:1], claimed=identities[1:]
+        ),
         direction="event",
         text="The visitor shared their details: " + (", ".join(shared) or "(none)"),
         meta={"client_id": frame.client_id, "details": [i.channel for i in identities[1:]]},
