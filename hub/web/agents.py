@@ -17,6 +17,7 @@ from hub.web.api import BUS, INBOX, STORE, TEAMS, agent_json, me, read_body
 from hub.web.audit import record
 from hub.web.auth import hash_password
 from hub.web.permissions import require
+from hub.web.sessions import SESSIONS
 
 routes = web.RouteTableDef()
 
@@ -124,6 +125,7 @@ async def update_agent(request: web.Request) -> web.Response:
         action = "agent.reactivated" if changes["active"] else "agent.deactivated"
         await record(request, store, action, actor_id=admin.id, target=agent.id)
     if "password_hash" in changes:
+        await request.app[SESSIONS].end_all(agent.id)
         await record(request, store, "agent.password_set", actor_id=admin.id, target=agent.id)
     try:
         await request.app[BUS].publish(

@@ -95,15 +95,45 @@ class Sessions:
     def _key(self, session_id: str) -> str:
         return f"{self.prefix}:session:{hash_token(session_id)}"
 
+    def _agent_key(self, agent_id: str) -> str:
+        """The set of an agent's session keys, so that all can be ended at once."""
+        return f"{self.prefix}:agent-sessions:{agent_id}"
+
     async def start(self, agent_id: str) -> tuple[str, Session]:
         """A new session: its id (for the cookie, never stored) and its record."""
         session_id = secrets.token_urlsafe(32)
         session = Session(agent_id=agent_id, csrf_token=secrets.token_urlsafe(32))
+        key, agent_key = self._key(session_id), self._agent_key(agent_id)
         try:
-            await self.redis.set(self._key(session_id), session.model_dump_json(), ex=self.ttl)
+            # Sessions expire on their own (each use moves their end): forget the
+            # ended ones here, at sign-in, rather than on every request.
+            # redis-py types set commands as sync-or-async: hence the ignores.
+            listed = list(await self.redis.smembers(agent_key))  # type: ignore[misc]
+            if listed:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for old in listed:
+                        pipe.exists(old)
+                    found = await pipe.execute()
+                gone = [k for k, alive in zip(listed, found, strict=True) if not alive]
+                if gone:
+                    await self.redis.srem(agent_key, *gone)  # type: ignore[misc]
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.set(key, session.model_dump_json(), ex=self.ttl)
+                pipe.sadd(agent_key, key)
+                await pipe.execute()
         except (RedisError, OSError) as exc:
             raise QueueUnavailable(f"sessions unavailable: {exc}") from exc
         return session_id, session
+
+    async def end_all(self, agent_id: str) -> None:
+        """End every session of the agent (their password was changed: whoever
+        had it, or had a session made with it, is signed out everywhere)."""
+        agent_key = self._agent_key(agent_id)
+        try:
+            keys = await self.redis.smembers(agent_key)  # type: ignore[misc]
+            await self.redis.delete(agent_key, *keys)
+        except (RedisError, OSError) as exc:
+            raise QueueUnavailable(f"sessions unavailable: {exc}") from exc
 
     async def find(self, session_id: str) -> Session | None:
         """The live session with that id (its life starts again), or None."""

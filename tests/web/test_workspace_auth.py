@@ -203,3 +203,35 @@ async def test_without_trusted_proxies_x_forwarded_for_is_not_believed(team_hub)
     # A new address claimed in the header does not escape the count.
     again = await proxied_sign_in(team_hub, "203.0.113.99", "minh@example.vn", PASSWORD)
     assert again.status == 429
+
+
+async def test_a_new_password_signs_the_agent_out_everywhere(team_hub):
+    # A password is changed because someone else may have it: the sessions made
+    # with it (each use extends one, so it never ran out) end with it.
+    async with browser(team_hub) as tab, browser(team_hub) as other_tab:
+        await sign_in(tab, "lan@example.vn")
+        await sign_in(other_tab, "lan@example.vn")
+        await call(
+            team_hub,
+            "PATCH",
+            f"/api/v1/agents/{team_hub.lan.agent.id}",
+            team_hub.an,
+            json={"password": "a-brand-new-password"},
+        )
+        assert (await tab.get("/api/v1/agents/me")).status == 401
+        assert (await other_tab.get("/api/v1/agents/me")).status == 401
+        await sign_in(tab, "lan@example.vn", "a-brand-new-password")
+        assert (await tab.get("/api/v1/agents/me")).status == 200
+
+
+async def test_other_changes_keep_the_session(team_hub):
+    async with browser(team_hub) as tab:
+        await sign_in(tab, "lan@example.vn")
+        await call(
+            team_hub,
+            "PATCH",
+            f"/api/v1/agents/{team_hub.lan.agent.id}",
+            team_hub.an,
+            json={"name": "Lan Nguyễn"},
+        )
+        assert (await tab.get("/api/v1/agents/me")).status == 200
