@@ -144,8 +144,9 @@ class InboxService:
             async with self.store.transaction():
                 known = None
                 if inbound.threading == "contact" and inbound.consent is None:
+                    # Claimed identities too: one not yet the contact's is to be linked.
                     known = await self.store.known_sender(
-                        inbound.sender.identities, inbound.account_id
+                        [*inbound.sender.identities, *inbound.sender.claimed], inbound.account_id
                     )
                 if known is not None:
                     # The common case, decided in one read: nothing to create,

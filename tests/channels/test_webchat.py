@@ -866,3 +866,19 @@ async def test_typing_someone_elses_email_does_not_open_their_chat(hub):
     )
     [owner] = owners
     assert owner.id == (await hub.runtime.store.get_conversation(conversation_id)).contact_id
+
+
+async def test_an_email_left_after_chatting_is_given_to_the_visitors_contact(hub):
+    # A known visitor in an open conversation takes ingest's quick path; an
+    # address they claim that nobody has must still become theirs.
+    client = visitor(hub)
+    await client.connect()
+    await client.say("Hello")
+    conversation_id = await conversation_of(hub, client)
+    await client.send({"type": "identify", "client_id": "f1", "email": "tuan@example.vn"})
+    identified = await client.next("identified")
+    assert identified["known"]["email"] is True
+    conversation = await hub.runtime.store.get_conversation(conversation_id)
+    contact = await hub.runtime.store.get_contact(conversation.contact_id)
+    assert Identity(channel="email", address="tuan@example.vn") in contact.identities
+    await client.close()
