@@ -557,6 +557,9 @@ async def create_app(
     app[AUDIT_CLOCK] = runtime.clock
     app[TRUSTED_PROXIES] = tuple(settings.server.trusted_proxies)
     app[sessions.SESSIONS] = session_store
+    app[media.UPLOADS] = media.Uploads(
+        runtime.redis, settings.redis.prefix, timedelta(days=settings.attachments.upload_days)
+    )
     app[sessions.LOGIN_GUARD] = LoginGuard(
         runtime.redis,
         settings.redis.prefix,

@@ -81,6 +81,12 @@ class AttachmentSettings(_Section):
     max_bytes: int = Field(
         26_214_400, ge=1, description="larger attachments are recorded as too large, not kept"
     )
+    upload_days: float = Field(
+        7.0,
+        gt=0,
+        description="how long an agent's upload may be attached to a reply and downloaded by"
+        " them by its key (afterwards: through the message it was sent with)",
+    )
 
 
 class SmtpListenerSettings(_Section):

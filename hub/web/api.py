@@ -30,7 +30,7 @@ from hub.jobs import JobQueue
 from hub.settings import TeamSettings
 from hub.web.audit import record
 from hub.web.auth import AGENT
-from hub.web.media import ATTACHMENT_STORE, reply_files
+from hub.web.media import reply_files
 from hub.web.permissions import (
     conversation_scope,
     may_assign_to,
@@ -265,7 +265,7 @@ async def reply(request: web.Request) -> web.Response:
     `Idempotency-Key` header to make retries of this request safe."""
     await visible(request)
     body = await read_body(request, ReplyBody)
-    reply_files(request.app[ATTACHMENT_STORE], body.attachments)
+    await reply_files(request, body.attachments)
     message, created = await request.app[INBOX].reply(
         request.match_info["id"],
         me(request),

@@ -10,10 +10,15 @@
 - `POST /api/v1/attachments` / `GET /api/v1/attachments/{key}`: a file an agent
   uploads to attach to a reply, kept in the attachment store.
 
-A reply's files (`reply_files`) are uploads or http(s) links, nothing else: a
-storage key is also how a channel finds a customer's file (`telegram:<file id>`,
-`whatsapp:<media id>`), and a reply naming one would have hub fetch, with the
-channel's credentials, a file from a conversation its author may not see.
+The attachment store holds customers' files and raw mails next to agents'
+uploads, under the same kind of key. So a key is not a permission: an upload is
+served by key (and attached to a reply) only for the agent who uploaded it
+(`Uploads`, for `upload_days`); any other file only through its message, to whoever
+may see the conversation. A reply's files (`reply_files`) are such uploads or
+http(s) links, nothing else: a storage key is also how a channel finds a
+customer's file (`telegram:<file id>`, `whatsapp:<media id>`), and a reply
+naming one would have hub fetch, with the channel's credentials, a file from a
+conversation its author may not see.
 
 Customer files are served as downloads (`Content-Disposition: attachment`,
 `nosniff`, a sandboxing CSP), with a content type from a short list of plain
@@ -25,12 +30,16 @@ be. Names are sent both as ASCII and, when they need it, UTF-8 (RFC 6266).
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol, runtime_checkable
 from urllib.parse import quote
 
 from aiohttp import web
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
-from hub.errors import InvalidRequest, NotFound, PayloadTooLarge
+from hub.errors import InvalidRequest, NotFound, PayloadTooLarge, QueueUnavailable
 from hub.inbox.attachments import AttachmentStore
 from hub.inbox.model import Attachment, Message
 from hub.inbox.store import Store
@@ -46,7 +55,33 @@ class MediaSource(Protocol):
         ...
 
 
+@dataclass
+class Uploads:
+    """Which agent uploaded which file, remembered in Redis for `ttl`."""
+
+    redis: Redis
+    prefix: str
+    ttl: timedelta
+
+    def _key(self, agent_id: str, storage_key: str) -> str:
+        return f"{self.prefix}:upload:{agent_id}:{storage_key}"
+
+    async def add(self, agent_id: str, storage_key: str) -> None:
+        try:
+            await self.redis.set(self._key(agent_id, storage_key), 1, ex=self.ttl)
+        except (RedisError, OSError) as exc:
+            raise QueueUnavailable(f"uploads unavailable: {exc}") from exc
+
+    async def made_by(self, agent_id: str, storage_key: str) -> bool:
+        """Whether the agent uploaded the file within the last `ttl`."""
+        try:
+            return bool(await self.redis.exists(self._key(agent_id, storage_key)))
+        except (RedisError, OSError) as exc:
+            raise QueueUnavailable(f"uploads unavailable: {exc}") from exc
+
+
 MEDIA = web.AppKey("media", dict[str, MediaSource])
+UPLOADS = web.AppKey("uploads", Uploads)
 MEDIA_STORE = web.AppKey("media_store", Store)
 ATTACHMENT_STORE = web.AppKey("attachment_store", AttachmentStore)
 
@@ -121,21 +156,23 @@ async def message_for(request: web.Request) -> Message:
     return message
 
 
-def reply_files(store: AttachmentStore, attachments: list[Attachment]) -> None:
-    """Raise InvalidRequest unless each of a reply's files is an upload this hub
-    holds (`storage_key` from `POST /api/v1/attachments`) or an http(s) `url`."""
+async def reply_files(request: web.Request, attachments: list[Attachment]) -> None:
+    """Raise InvalidRequest unless each of a reply's files is one the caller
+    uploaded (`storage_key` from `POST /api/v1/attachments`) or an http(s) `url`."""
+    uploads = request.app[UPLOADS]
+    agent = request[AGENT]
     for n, attachment in enumerate(attachments):
         where = f"attachments[{n}]"
         if attachment.storage_key is not None:
-            if not store.exists(attachment.storage_key):
+            if not await uploads.made_by(agent.id, attachment.storage_key):
                 raise InvalidRequest(
-                    f"{where}.storage_key is not a file uploaded to POST /api/v1/attachments"
+                    f"{where}.storage_key is not a file you uploaded to POST /api/v1/attachments"
                 )
         elif attachment.url is not None:
             scheme = attachment.url.split(":", 1)[0].lower()
             if scheme not in ("http", "https") or len(attachment.url) > 2048:
                 raise InvalidRequest(
-                    f"{where}.url must be an http(s) URL of at most 2048 characters"
+                    f"{where}.url must be an http(s) URL (2048 characters at most)"
                 )
         else:
             raise InvalidRequest(f"{where} needs a storage_key (an upload) or a url")
@@ -196,6 +233,7 @@ async def upload(request: web.Request) -> web.Response:
     if size == 0:
         raise InvalidRequest("the body is empty: send the file's bytes")
     key = await store.save(b"".join(chunks))
+    await request.app[UPLOADS].add(request[AGENT].id, key)
     kind = request.headers.get("Content-Type", "").split(";")[0].strip()
     attachment = Attachment(
         name=name,
@@ -208,7 +246,11 @@ async def upload(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/attachments/{key}")
 async def get_upload(request: web.Request) -> web.StreamResponse:
-    """An uploaded file by its key, as an opaque download."""
+    """A file the caller uploaded, by its key, as an opaque download (any other
+    file: through its message)."""
     name = request.query.get("name", "").strip()[:255] or "attachment"
-    body = await request.app[ATTACHMENT_STORE].read(request.match_info["key"])
+    key = request.match_info["key"]
+    if not await request.app[UPLOADS].made_by(request[AGENT].id, key):
+        raise NotFound(f"no attachment {key!r} that you uploaded")
+    body = await request.app[ATTACHMENT_STORE].read(key)
     return download(body, name, "application/octet-stream")

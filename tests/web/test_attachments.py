@@ -171,3 +171,43 @@ async def test_a_reply_attaches_an_upload_and_a_link(hub, message):
         json={"text": "tệp", "attachments": [await upload.json(), link]},
     )
     assert response.status == 202, await response.text()
+
+
+async def test_a_key_is_not_a_permission(hub, message):
+    # The store holds customers' files and raw mails under the same kind of key
+    # as uploads: by key, a file is served only to the agent who uploaded it.
+    _, marketer = await add_agent(hub, "mai@example.vn", role="marketer")
+    _, colleague = await add_agent(hub, "binh@example.vn")
+    mine = PDF + b"% the agent's own\n"  # keys are content hashes: other bytes
+    upload = await hub.api("POST", "/api/v1/attachments?name=a.pdf", hub.token, data=mine)
+    key = (await upload.json())["storage_key"]
+    assert (await get(hub, f"/api/v1/attachments/{key}")).status == 200
+    for token in (marketer, colleague):
+        assert (await hub.api("GET", f"/api/v1/attachments/{key}", token)).status == 404
+    customer_file = message.attachments[0].storage_key
+    raw_mail = message.meta["raw_key"]
+    for other in (customer_file, raw_mail):
+        assert (await hub.api("GET", f"/api/v1/attachments/{other}", marketer)).status == 404
+        assert (await get(hub, f"/api/v1/attachments/{other}")).status == 404
+        # ...nor can it be attached to a reply and so sent on.
+        response = await hub.api(
+            "POST",
+            f"/api/v1/conversations/{message.conversation_id}/messages",
+            colleague,
+            json={"text": "x", "attachments": [{"name": "x", "storage_key": other}]},
+        )
+        assert response.status == 422
+    # The customer's file is the agent's through its message.
+    assert (await get(hub, f"/api/v1/messages/{message.id}/attachments/0")).status == 200
+
+
+async def test_a_reply_cannot_attach_a_colleagues_upload(hub, message):
+    _, colleague = await add_agent(hub, "binh@example.vn")
+    upload = await hub.api("POST", "/api/v1/attachments?name=a.pdf", hub.token, data=PDF)
+    response = await hub.api(
+        "POST",
+        f"/api/v1/conversations/{message.conversation_id}/messages",
+        colleague,
+        json={"text": "x", "attachments": [await upload.json()]},
+    )
+    assert response.status == 422
