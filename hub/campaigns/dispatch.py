@@ -30,7 +30,7 @@ from redis.exceptions import LockError, RedisError
 
 from hub.campaigns.limits import DailyCaps, RateLimiter
 from hub.campaigns.messages import CampaignMessages, check_sent
-from hub.campaigns.model import CONSENT_KEY, Campaign, Outcome, Recipient
+from hub.campaigns.model import Addressee, Campaign, DueSend, Outcome, Recipient
 from hub.campaigns.rules import local_day, parse_time, window_opens, zone_of
 from hub.campaigns.store import CampaignStore
 from hub.campaigns.unsubscribe import UnsubscribeLinks
@@ -39,7 +39,7 @@ from hub.channels.base import Channel
 from hub.clock import Clock
 from hub.errors import ProviderRejected, QueueUnavailable
 from hub.events import Event, EventBus
-from hub.inbox.bounces import is_bouncing
+from hub.inbox.bounces import bouncing_in
 from hub.inbox.model import Contact
 from hub.settings import HubSettings
 
@@ -69,7 +69,8 @@ def is_throttle(exc: ProviderRejected) -> bool:
     return exc.provider_code in THROTTLE_CODES or "(HTTP 429)" in exc.reason
 
 
-Sendable = tuple[Recipient, Contact]
+# A due recipient that may be sent now: its contact is there (never None).
+Sendable = DueSend
 
 
 class Claims:
@@ -144,10 +145,10 @@ class Claims:
                 self.before_claim()
                 claimed = set(
                     await self.store.claim(
-                        self.campaign_id, [r.contact_id for r, _ in chunk], self.clock.now()
+                        self.campaign_id, [d.contact_id for d in chunk], self.clock.now()
                     )
                 )
-                self.ready.extend(item for item in chunk if item[0].contact_id in claimed)
+                self.ready.extend(item for item in chunk if item.contact_id in claimed)
                 if self.reading is not None and self.reading.done():
                     await self._read()
         return self.ready.popleft()
@@ -166,7 +167,7 @@ class Claims:
                     exc_info=reading.exception(),
                     extra={"event": "campaign.read_failed", "campaign_id": self.campaign_id},
                 )
-        left = [r.contact_id for r, _ in self.ready]
+        left = [d.contact_id for d in self.ready]
         self.ready.clear()
         self.queue.clear()
         await self.store.release(self.campaign_id, left, self.clock.now())
@@ -412,8 +413,12 @@ class Dispatcher:
             nonlocal seen, after
             if stopped or hold.lost or (seen and loop.time() >= deadline):
                 return None
-            due = await self.store.due_recipients(
-                campaign.id, self.clock.now(), self.options.batch_size, after=after
+            due = await self.store.due_sends(
+                campaign.id,
+                campaign.channel,
+                self.clock.now(),
+                self.options.batch_size,
+                after=after,
             )
             if not due:
                 return None
@@ -454,8 +459,8 @@ class Dispatcher:
                 taken = await claims.take()
                 if taken is None:
                     return
-                recipient, contact = taken
-                outcomes.add(await self._send(campaign, channel, messages, recipient, contact))
+                assert taken.contact is not None  # `_check` let through only those
+                outcomes.add(await self._send(campaign, channel, messages, taken, taken.contact))
                 if loop.time() >= next_check and not stopped:
                     next_check = loop.time() + STATUS_EVERY
                     current = await self.store.get_campaign(campaign.id)
@@ -480,14 +485,13 @@ class Dispatcher:
             await self.announce(campaign.id, force=True)
         return seen
 
-    async def _check(self, campaign: Campaign, due: list[Recipient]) -> list[Sendable]:
-        """The due recipients that may be sent now, their contacts read fresh:
-        the opted out, bouncing and deleted are skipped, those outside their
-        window held until it opens, those over the daily cap skipped."""
+    async def _check(self, campaign: Campaign, due: list[DueSend]) -> list[Sendable]:
+        """The due recipients that may be sent now, by their contacts as read
+        with them: the opted out, bouncing and deleted are skipped, those
+        outside their window held until it opens, those over the daily cap
+        skipped."""
         now = self.clock.now()
         rules = self.options.rules_for(campaign.account_id)
-        contacts = await self.store.contacts([r.contact_id for r in due])
-        consent_key = CONSENT_KEY[campaign.channel]
         send_from, send_until = (
             parse_time(rules.send_from or "00:00"),
             parse_time(rules.send_until or "00:00"),
@@ -496,17 +500,16 @@ class Dispatcher:
         bouncing: list[str] = []
         gone: list[str] = []
         holds: dict[datetime, list[str]] = {}
-        ready: list[tuple[Recipient, Contact, str]] = []
+        ready: list[tuple[DueSend, Addressee, str]] = []
         for recipient in due:
-            contact = contacts.get(recipient.contact_id)
+            contact = recipient.contact
             if contact is None:
                 gone.append(recipient.contact_id)
                 continue
-            consent = contact.consent.get(consent_key)
-            if consent is not None and consent.status == "opted_out":
+            if contact.consent == "opted_out":
                 opted_out.append(recipient.contact_id)
                 continue
-            if campaign.channel == "email" and is_bouncing(contact, recipient.address):
+            if campaign.channel == "email" and bouncing_in(contact.attributes, recipient.address):
                 bouncing.append(recipient.contact_id)
                 continue
             zone = zone_of(contact.timezone, self.options.default_timezone)
@@ -527,15 +530,15 @@ class Dispatcher:
         )
         capped = [r.contact_id for (r, _, _), ok in zip(ready, allowed, strict=True) if not ok]
         await self.store.skip(campaign.id, capped, "frequency_cap", now)
-        return [(r, c) for (r, c, _), ok in zip(ready, allowed, strict=True) if ok]
+        return [r for (r, _, _), ok in zip(ready, allowed, strict=True) if ok]
 
     async def _send(
         self,
         campaign: Campaign,
         channel: Channel,
         messages: CampaignMessages,
-        recipient: Recipient,
-        contact: Contact,
+        recipient: Recipient | DueSend,
+        contact: Contact | Addressee,
     ) -> Outcome:
         """Send one claimed (`sending`) recipient; the outcome is the caller's to write."""
         attempt = recipient.attempts + 1
@@ -585,7 +588,7 @@ class Dispatcher:
             await asyncio.sleep(min(grant.wait_seconds, 1.0))
 
     def _retry_or_fail(
-        self, recipient: Recipient, attempt: int, reason: str, retryable: bool
+        self, recipient: Recipient | DueSend, attempt: int, reason: str, retryable: bool
     ) -> Outcome:
         now = self.clock.now()
         delivery = self.settings.delivery

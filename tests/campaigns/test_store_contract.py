@@ -5,17 +5,24 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
 
 import pytest
 
-from hub.campaigns.model import Audience, AudienceFilter, Campaign, Outcome
+from hub.campaigns.model import (
+    Addressee,
+    Audience,
+    AudienceFilter,
+    Campaign,
+    Outcome,
+    recipient_key,
+)
 from hub.campaigns.mongo import MongoCampaignStore
 from hub.campaigns.sqlite import SqliteCampaignStore
 from hub.campaigns.store import CampaignStore
-from hub.inbox.model import Conversation, Identity
+from hub.inbox.model import Consent, Conversation, Identity
 from hub.inbox.mongo import MongoStore
 from hub.inbox.sqlite import SqliteStore
 from hub.inbox.store import Store
@@ -166,6 +173,56 @@ async def test_outcomes_are_written_together_and_unsent_claims_given_back(
         )
     assert await campaigns.finish_many(campaign.id, []) == 0
     assert await campaigns.release(campaign.id, [], NOW) == 0
+
+
+async def test_due_sends_carry_each_contact_as_it_is_at_send_time(
+    stores: tuple[Store, CampaignStore],
+) -> None:
+    inbox, campaigns = stores
+    binh = contact(
+        "Nguyễn Văn Bình", phone="+84900000031", email="b@x.vn", tags=("vip", "hn"),
+        timezone="Asia/Ho_Chi_Minh", city="HN",
+    ).model_copy(update={"language": "vi-VN", "birthday": date(1990, 5, 17)})  # fmt: skip
+    an = contact("An", phone="+84900000032", opted_out="sms")
+    gone = contact("Gone", phone="+84900000033")
+    kept = contact("Kept", phone="+84900000034")
+    waits = contact("Waits", phone="+84900000035")
+    for person in (binh, an, gone, kept, waits):
+        await inbox.add_contact(person)
+    await inbox.link_identity(binh.id, Identity(channel="phone", address="+84900000039"))
+    campaign = await launched(campaigns, AudienceFilter())
+    await campaigns.snapshot(campaign, AudienceFilter(), NOW)
+    await inbox.merge_contacts(kept.id, gone.id)  # deleted after the launch
+    await campaigns.hold(campaign.id, [waits.id], NOW + timedelta(hours=1), NOW)
+    await campaigns.claim(campaign.id, [kept.id], NOW)  # sending: not due
+
+    due = await campaigns.due_sends(campaign.id, "sms", NOW, 10)
+    assert [d.contact_id for d in due] == sorted([binh.id, an.id, gone.id])
+    by_id = {d.contact_id: d for d in due}
+    first = by_id[binh.id]
+    assert (first.address, first.attempts) == ("+84900000031", 0)
+    assert first.key == recipient_key(campaign.id, binh.id)
+    assert first.contact == Addressee(
+        id=binh.id, name="Nguyễn Văn Bình", language="vi-VN", timezone="Asia/Ho_Chi_Minh",
+        birthday=date(1990, 5, 17), tags=["vip", "hn"], attributes={"city": "HN"},
+        phone="+84900000031", email="b@x.vn", consent=None,
+    )  # fmt: skip
+    stored = await inbox.get_contact(binh.id)
+    assert stored is not None and first.contact == Addressee.of(stored, "sms")
+    assert by_id[an.id].contact is not None and by_id[an.id].contact.consent == "opted_out"
+    assert by_id[gone.id].contact is None
+
+    # One pass a page at a time, as due_recipients.
+    page = await campaigns.due_sends(campaign.id, "sms", NOW, 2)
+    rest = await campaigns.due_sends(campaign.id, "sms", NOW, 2, after=page[-1].contact_id)
+    assert [d.contact_id for d in page + rest] == [d.contact_id for d in due]
+    # Consent is the channel's, and read fresh: a change after the launch shows.
+    emailed = await campaigns.due_sends(campaign.id, "email", NOW, 10)
+    assert all(d.contact is None or d.contact.consent is None for d in emailed)
+    said_no = {"sms": Consent(status="opted_out", at=NOW, how="STOP")}
+    assert await inbox.update_contact(binh.id, consent=said_no)
+    [again] = await campaigns.due_sends(campaign.id, "sms", NOW, 1)
+    assert again.contact is not None and again.contact.consent == "opted_out"
 
 
 async def test_recipient_state_machine_is_compare_and_set(
