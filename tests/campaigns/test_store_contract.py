@@ -17,6 +17,7 @@ from hub.campaigns.model import (
     AudienceFilter,
     Campaign,
     Outcome,
+    Progress,
     recipient_key,
 )
 from hub.campaigns.mongo import MongoCampaignStore
@@ -223,6 +224,51 @@ async def test_due_sends_carry_each_contact_as_it_is_at_send_time(
     assert await inbox.update_contact(binh.id, consent=said_no)
     [again] = await campaigns.due_sends(campaign.id, "sms", NOW, 1)
     assert again.contact is not None and again.contact.consent == "opted_out"
+
+
+async def test_progress_counts_every_row_once_by_what_became_of_it(
+    stores: tuple[Store, CampaignStore],
+) -> None:
+    inbox, campaigns = stores
+    people = [contact(f"R{n}", phone=f"+849000004{n:02d}") for n in range(12)]
+    for person in people:
+        await inbox.add_contact(person)
+    campaign = await launched(campaigns, AudienceFilter())
+    other = await launched(campaigns, AudienceFilter())  # its rows are not counted
+    await campaigns.snapshot(campaign, AudienceFilter(), NOW)
+    await campaigns.snapshot(other, AudienceFilter(), NOW)
+    ids = sorted(p.id for p in people)
+    later = NOW + timedelta(hours=1)
+    await campaigns.claim(campaign.id, ids[:6], NOW)
+    await campaigns.finish_many(
+        campaign.id,
+        [
+            Outcome(ids[0], "sent", NOW, external_id="SM0"),
+            Outcome(ids[1], "sent", NOW, external_id="SM1"),
+            Outcome(ids[2], "failed", NOW, reason="21211"),
+            Outcome(ids[3], "pending", NOW, reason="timeout", not_before=later),  # a retry
+        ],
+    )  # ids[4], ids[5] still sending
+    assert await campaigns.record_delivery(campaign.id, ids[1], "delivered", None)
+    assert await campaigns.mark_replied(campaign.id, ids[0], NOW, "conv-0")
+    assert await campaigns.mark_replied(campaign.id, ids[1], NOW, "conv-1")
+    await campaigns.skip(campaign.id, [ids[6], ids[7]], "opted_out", NOW)
+    await campaigns.skip(campaign.id, [ids[8]], "frequency_cap", NOW)
+    await campaigns.skip(campaign.id, [ids[9]], "no_address", NOW)
+    await campaigns.hold(campaign.id, [ids[10]], later, NOW)  # ids[11]: pending, due
+    await campaigns.hold(campaign.id, [ids[11]], NOW - timedelta(minutes=1), NOW)  # due again
+
+    progress = await campaigns.progress(campaign.id, NOW)
+    assert progress.model_dump() == {
+        "total": 12, "pending": 3, "waiting": 2, "sending": 2, "sent": 1, "delivered": 1,
+        "failed": 1, "opted_out": 2, "frequency_capped": 1, "bouncing": 0,
+        "skipped_other": 1, "replied": 2,
+    }  # fmt: skip
+    # Once the hour has passed, nothing waits any more.
+    assert (await campaigns.progress(campaign.id, later)).waiting == 0
+    assert (await campaigns.progress(other.id, NOW)).model_dump() == {
+        **Progress().model_dump(), "total": 12, "pending": 12,
+    }  # fmt: skip
 
 
 async def test_recipient_state_machine_is_compare_and_set(
