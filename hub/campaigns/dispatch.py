@@ -547,12 +547,6 @@ class Dispatcher:
     ) -> Outcome:
         """Send one claimed (`sending`) recipient; the outcome is the caller's to write."""
         attempt = recipient.attempts + 1
-        context = {
-            "event": "campaign.send",
-            "campaign_id": campaign.id,
-            "contact_id": recipient.contact_id,
-            "attempt": attempt,
-        }
         try:
             outbound = messages.outbound(
                 recipient, contact, campaign.launched_at or self.clock.now()
@@ -572,10 +566,16 @@ class Dispatcher:
         except ProviderRejected as exc:
             if is_throttle(exc):
                 factor = await self.limiter.slow_down(campaign.account_id)
-                log.warning("provider throttles; slowing down", extra={**context, "factor": factor})
+                log.warning(
+                    "provider throttles; slowing down",
+                    extra={**_send_context(campaign, recipient, attempt), "factor": factor},
+                )
             return self._retry_or_fail(recipient, attempt, exc.reason, exc.retryable)
         except Exception as exc:  # a bug in a channel must not lose the recipient
-            log.exception("campaign send raised unexpectedly", extra=context)
+            log.exception(
+                "campaign send raised unexpectedly",
+                extra=_send_context(campaign, recipient, attempt),
+            )
             return self._retry_or_fail(recipient, attempt, repr(exc), True)
         return Outcome(
             recipient.contact_id, "sent", self.clock.now(), external_id=receipt.external_id
@@ -601,6 +601,8 @@ class Dispatcher:
     async def _slot(self, account_id: str) -> None:
         """Wait for one send's slot of the account's rate."""
         rate = self._account_rate(account_id)
+        if rate <= 0:
+            return  # no limit: no round trip to Redis
         while True:
             grant = await self.limiter.acquire(account_id, rate, 1)
             if grant.count:
@@ -709,6 +711,18 @@ class Dispatcher:
             )
             await self.store.finish_many(campaign.id, [outcome])
         return True
+
+
+def _send_context(
+    campaign: Campaign, recipient: Recipient | DueSend, attempt: int
+) -> dict[str, Any]:
+    """A send's log fields (built only when something is logged)."""
+    return {
+        "event": "campaign.send",
+        "campaign_id": campaign.id,
+        "contact_id": recipient.contact_id,
+        "attempt": attempt,
+    }
 
 
 def _stopped(status: str) -> Turn:

@@ -27,6 +27,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +67,10 @@ def environment() -> SandboxedEnvironment:
     )
 
 
+@lru_cache(maxsize=256)
 def language_of(value: str | None) -> str | None:
-    """`vi-VN`, `vi_VN`, `VI` -> `vi`; None for nothing usable."""
+    """`vi-VN`, `vi_VN`, `VI` -> `vi`; None for nothing usable. (Cached: asked
+    for every message, of the same few values.)"""
     if not value:
         return None
     primary = re.split(r"[-_]", value.strip().lower(), maxsplit=1)[0]
