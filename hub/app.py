@@ -110,8 +110,7 @@ class Runtime:
 
     async def ingest(self, inbound: InboundMessage) -> IngestOutcome:
         outcome = await self.inbox.ingest(inbound)
-        counter = self.metrics.duplicates if outcome.duplicate else self.metrics.ingested
-        counter.labels(channel=inbound.channel).inc()
+        self.metrics.count_inbound(inbound.channel, duplicate=outcome.duplicate)
         return outcome
 
     async def report_failure(self, failure: DeliveryFailure) -> bool:

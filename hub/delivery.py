@@ -5,6 +5,11 @@ Safe to run twice for one message: a delivery first claims the attempt with a
 compare-and-set on the message's attempt count, so two workers never send the
 same attempt, and a message that is no longer `queued` is left alone.
 
+A message its channel sends as several provider messages (a long text, files)
+is resumed, not restarted: each part the provider accepts is recorded on the
+message (`Store.record_sent_part`) before the next part goes, and a retry or a
+restarted worker starts at the first part not recorded (`hub.channels.parts`).
+
 Every send passes here — agents' replies, care messages, campaigns — so this is
 where consent is honoured: a contact who opted out of the channel's consent
 (`Channel.consent_key`, e.g. "sms" after an SMS "STOP") gets nothing, and the
@@ -44,6 +49,12 @@ class RetryLater:
 @dataclass(frozen=True)
 class Done:
     outcome: str  # "sent", "failed", "skipped"
+
+
+class _TakenOver(Exception):
+    """Raised into a channel's multi-part send when its next part could not be
+    recorded because the message is no longer this attempt's (a newer attempt
+    claimed it, or a receipt failed it): the parts left are not sent."""
 
 
 def backoff(attempt: int, settings: DeliverySettings) -> timedelta:
@@ -93,6 +104,7 @@ class Deliverer:
             thread=message.thread,
             automated=message.sender.kind == "system",
             created_at=message.created_at,
+            sent_parts=message.sent_parts,
         )
         claim: dict[str, object] = {"attempts": attempt, "updated_at": self.clock.now()}
         annotations = channel.outbound_meta(outbound) if channel is not None else {}
@@ -133,7 +145,20 @@ class Deliverer:
                         "subject": outbound.subject or route.subject,
                     }
                 )
-            receipt = await channel.send(outbound)
+
+            async def part_accepted(index: int, external_id: str | None) -> None:
+                if not await self.store.record_sent_part(
+                    message.id, index, external_id, attempt=attempt
+                ):
+                    raise _TakenOver(message.id)
+
+            receipt = await channel.send_in_parts(outbound, part_accepted)
+        except _TakenOver:
+            log.warning(
+                "delivery taken over between two parts; the parts left are not sent",
+                extra={**context, "event": "delivery.taken_over"},
+            )
+            return Done("skipped")
         except ProviderRejected as exc:
             if exc.retryable and attempt < self.settings.max_attempts:
                 delay = backoff(attempt, self.settings)

@@ -7,6 +7,8 @@ status, jobs waiting — are read from the store and Redis at scrape time.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -59,6 +61,18 @@ class Metrics:
             ["status"],
             registry=self.registry,
         )
+
+        # Each channel's child counters, looked up once: `labels()` takes a lock
+        # and builds its key on every call, and ingest counts every message.
+        self._inbound: dict[tuple[str, bool], Any] = {}
+
+    def count_inbound(self, channel: str, *, duplicate: bool) -> None:
+        """One inbound message stored (or recognised as a repeat) on `channel`."""
+        child = self._inbound.get((channel, duplicate))
+        if child is None:
+            counter = self.duplicates if duplicate else self.ingested
+            child = self._inbound[(channel, duplicate)] = counter.labels(channel=channel)
+        child.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

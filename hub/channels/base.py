@@ -65,6 +65,12 @@ class OutboundMessage(BaseModel):
         description="extra headers for channels that have them (a campaign e-mail's"
         " List-Unsubscribe); others ignore them",
     )
+    sent_parts: list[str | None] = Field(
+        default_factory=list,
+        description="for a message the channel sends as several provider messages: the"
+        " provider ids of the parts earlier attempts got accepted, in order (None: the"
+        " provider named none). A send resumes at part `len(sent_parts)`",
+    )
 
 
 class Receipt(BaseModel):
@@ -81,6 +87,9 @@ class Receipt(BaseModel):
 
 
 Ingest = Callable[[InboundMessage], Awaitable[IngestOutcome]]
+# Told that the provider accepted part `index` of a multi-part send (with the
+# provider's id for it), before the next part goes; see `Channel.send_in_parts`.
+PartAccepted = Callable[[int, str | None], Awaitable[None]]
 ReportFailure = Callable[[DeliveryFailure], Awaitable[bool]]
 
 
@@ -289,6 +298,17 @@ class Channel(ABC):
         went: a channel whose protocol has a last step that makes the provider
         take the message (SMTP's final ".") awaits `handing_over(external_id)`
         just before that step. The default has no such step and just sends."""
+        return await self.send(message)
+
+    async def send_in_parts(self, message: OutboundMessage, accepted: PartAccepted) -> Receipt:
+        """`send`, for a caller that keeps a multi-part send's progress (the
+        Deliverer). A channel that sends one message as several provider messages
+        (a long text cut in pieces, each attachment apart) skips the parts named
+        in `message.sent_parts` and awaits `accepted(index, external_id)` as each
+        further part is accepted, before the next goes (`hub.channels.parts`), so
+        that a retry or a restarted worker never sends a part twice. `accepted`
+        may raise to stop the send (the delivery was taken over); the exception
+        propagates. The default sends in one piece."""
         return await self.send(message)
 
     @abstractmethod

@@ -13,7 +13,8 @@ Outbound: the Send API, `POST /{page-id}/messages` with
 A message is text or one attachment (by URL), so a reply with attachments is
 sent as several Messenger messages: attachments first, then the text. A text
 takes at most 2000 characters (the Send API refuses longer with error 100), so
-a longer reply goes as several texts, in order.
+a longer reply goes as several texts, in order. Each part goes once: a retry
+after part 2 failed starts at part 2 (`hub.channels.parts`).
 
 The customer is known by a page-scoped id (PSID): identity `messenger:<page>`.
 Replies are allowed within 24 hours of the customer's last message (Meta's
@@ -34,9 +35,10 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.channels import meta
-from hub.channels.base import Channel, OutboundMessage, Receipt
+from hub.channels.base import Channel, OutboundMessage, PartAccepted, Receipt
 from hub.channels.batch import Batch, store_batch
 from hub.channels.media import location_text, media_kind
+from hub.channels.parts import first_id, ignore_parts, send_parts
 from hub.channels.text_parts import split_text
 from hub.errors import ProviderRejected
 from hub.inbox.inbound import DeliveryReport, InboundMessage, InboundSender, ReplyWindow
@@ -305,10 +307,16 @@ class MessengerChannel(Channel):
         return f"{o.graph_url}/{o.graph_version}/{o.page_id}/messages"
 
     async def send(self, message: OutboundMessage) -> Receipt:
+        return await self.send_in_parts(message, ignore_parts)
+
+    async def send_in_parts(self, message: OutboundMessage, accepted: PartAccepted) -> Receipt:
+        """Each attachment, then the text in pieces, one Send API request each;
+        parts accepted before are skipped (`hub.channels.parts`)."""
         may_tag = self.options.human_agent_tag and not message.automated
         tagged = False
-        first_id: str | None = None
-        for body in outbound_bodies(message):
+
+        async def send_one(body: dict[str, Any]) -> str | None:
+            nonlocal tagged
             try:
                 answer = await self._post(human_agent(body) if tagged else body)
             except ProviderRejected as exc:
@@ -317,9 +325,13 @@ class MessengerChannel(Channel):
                 # Past the 24 hours: the agent's answer may still go, tagged.
                 tagged = True
                 answer = await self._post(human_agent(body))
-            first_id = first_id or _str(answer.get("message_id"))
+            return _str(answer.get("message_id"))
+
+        ids = await send_parts(message, outbound_bodies(message), send_one, accepted)
         return Receipt(
-            external_id=first_id, status="sent", meta={"tag": "HUMAN_AGENT"} if tagged else {}
+            external_id=first_id(ids),
+            status="sent",
+            meta={"tag": "HUMAN_AGENT"} if tagged else {},
         )
 
     async def _post(self, body: dict[str, Any]) -> dict[str, Any]:

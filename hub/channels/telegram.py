@@ -18,7 +18,8 @@ Outbound: `sendMessage`, and `sendPhoto` / `sendDocument` for attachments,
 whose bytes hub fetches from the attachment's URL and uploads (Telegram fetches
 few kinds of file by URL itself). Text goes as plain text (no `parse_mode`, so
 a "_" or "<" an agent types is shown, not parsed), at most 4096 UTF-16 units
-per message: a longer reply goes as several messages, in order. A 429's
+per message: a longer reply goes as several messages, in order, each once (a
+retry starts at the first not yet accepted, `hub.channels.parts`). A 429's
 `retry_after` is when the worker tries again.
 
 The customer is the Telegram user id (identity `telegram`), which for a
@@ -39,9 +40,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from telegram import error as tg_error
 from telegram.request import HTTPXRequest
 
-from hub.channels.base import Channel, ChannelContext, OutboundMessage, Receipt
+from hub.channels.base import Channel, ChannelContext, OutboundMessage, PartAccepted, Receipt
 from hub.channels.batch import Batch, store_batch
 from hub.channels.media import download, location_text, media_kind
+from hub.channels.parts import first_id, ignore_parts, send_parts
 from hub.channels.text_parts import split_text, utf16_length
 from hub.errors import InvalidRequest, ProviderRejected, SignatureInvalid
 from hub.inbox.addresses import phone_identity
@@ -307,37 +309,58 @@ class TelegramChannel(Channel):
             await request.shutdown()
 
     async def send(self, message: OutboundMessage) -> Receipt:
+        return await self.send_in_parts(message, ignore_parts)
+
+    async def send_in_parts(self, message: OutboundMessage, accepted: PartAccepted) -> Receipt:
+        """Each file (the text as the first one's caption when it fits), else the
+        text in pieces; parts accepted before are skipped (`hub.channels.parts`)."""
         chat_id = (
             int(message.to)
             if message.to.isascii() and message.to.lstrip("-").isdigit()
             else message.to
         )
-        first: telegram.Message | None = None
-        text = message.text
-        try:
-            files = [a for a in message.attachments if a.url]
-            fits = utf16_length(text.strip()) <= CAPTION_LIMIT
-            caption = text if text.strip() and fits and files else None
-            for index, attachment in enumerate(files):
-                content = await download(self.context.http, attachment)
-                upload = telegram.InputFile(content, filename=attachment.name or "file")
-                this_caption = caption if index == 0 else None
-                if media_kind(attachment) == "image":
-                    sent = await self.bot.send_photo(chat_id, upload, caption=this_caption)
-                else:
-                    sent = await self.bot.send_document(chat_id, upload, caption=this_caption)
-                first = first or sent
-            if caption is None:
-                for part in split_text(text, TEXT_LIMIT, length=utf16_length):
-                    sent = await self.bot.send_message(chat_id, part)
-                    first = first or sent
-        except tg_error.TelegramError as exc:
-            raise rejection(exc) from exc
-        if first is None:
+        parts = outbound_parts(message)
+        if not parts:
             raise ProviderRejected(
                 "nothing Telegram can send: no text and no file URL", retryable=False
             )
-        return Receipt(external_id=f"{first.chat.id}:{first.message_id}", status="sent")
+
+        async def send_one(part: Part) -> str | None:
+            attachment, text = part
+            if attachment is None:
+                sent = await self.bot.send_message(chat_id, text or "")
+            else:
+                content = await download(self.context.http, attachment)
+                upload = telegram.InputFile(content, filename=attachment.name or "file")
+                if media_kind(attachment) == "image":
+                    sent = await self.bot.send_photo(chat_id, upload, caption=text)
+                else:
+                    sent = await self.bot.send_document(chat_id, upload, caption=text)
+            return f"{sent.chat.id}:{sent.message_id}"
+
+        try:
+            ids = await send_parts(message, parts, send_one, accepted)
+        except tg_error.TelegramError as exc:
+            raise rejection(exc) from exc
+        return Receipt(external_id=first_id(ids), status="sent")
+
+
+# One Bot API message of a reply: a file with its caption, or a piece of text.
+Part = tuple[Attachment | None, str | None]
+
+
+def outbound_parts(message: OutboundMessage) -> list[Part]:
+    """The messages one reply goes as, in order: each file by URL (the text as
+    the first one's caption when it fits in 1024 UTF-16 units), then the text,
+    unless it went as a caption, in pieces of at most 4096. Pure."""
+    text = message.text
+    files = [a for a in message.attachments if a.url]
+    fits = utf16_length(text.strip()) <= CAPTION_LIMIT
+    caption = text if text.strip() and fits and files else None
+    parts: list[Part] = [(a, caption if i == 0 else None) for i, a in enumerate(files)]
+    if caption is None:
+        parts += [(None, piece) for piece in split_text(text, TEXT_LIMIT, length=utf16_length)]
+    return parts
 
 
 def rejection(exc: tg_error.TelegramError) -> ProviderRejected:

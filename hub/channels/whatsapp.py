@@ -11,7 +11,9 @@ Cloud API often accepts a send and reports its failure (such as a closed
 
 Outbound: `POST /{phone-number-id}/messages` with
 `{"messaging_product": "whatsapp", "to", "type", ...}`. Media goes by link; the
-reply's text rides as the caption of its first image, video or document.
+reply's text rides as the caption of its first image, video or document. A
+reply of several messages sends each once: a retry starts at the first one
+not yet accepted (`hub.channels.parts`).
 
 The customer's WhatsApp id is their phone number, so the contact's first
 identity is the E.164 phone: one customer, one history, across WhatsApp, SMS,
@@ -30,9 +32,10 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.channels import meta
-from hub.channels.base import Channel, OutboundMessage, Receipt
+from hub.channels.base import Channel, OutboundMessage, PartAccepted, Receipt
 from hub.channels.batch import Batch, store_batch
 from hub.channels.media import location_text, media_kind
+from hub.channels.parts import first_id, ignore_parts, send_parts
 from hub.channels.text_parts import split_text
 from hub.errors import InvalidRequest, ProviderRejected
 from hub.inbox.addresses import normalise_phone
@@ -382,16 +385,22 @@ class WhatsAppChannel(Channel):
         return f"{o.graph_url}/{o.graph_version}/{o.phone_number_id}/messages"
 
     async def send(self, message: OutboundMessage) -> Receipt:
-        first_id: str | None = None
-        for body in outbound_bodies(message):
+        return await self.send_in_parts(message, ignore_parts)
+
+    async def send_in_parts(self, message: OutboundMessage, accepted: PartAccepted) -> Receipt:
+        """One Cloud API request per part (`outbound_bodies`); parts accepted
+        before are skipped (`hub.channels.parts`)."""
+
+        async def send_one(body: dict[str, Any]) -> str | None:
             answer = await meta.graph_post(
                 self.context.http, PROVIDER, self._send_url, self.options.access_token, body
             )
             messages = answer.get("messages")
-            if first_id is None and isinstance(messages, list) and messages:
-                first = messages[0]
-                first_id = str(first.get("id")) if isinstance(first, dict) else None
-        return Receipt(external_id=first_id, status="sent")
+            first = messages[0] if isinstance(messages, list) and messages else None
+            return str(first["id"]) if isinstance(first, dict) and first.get("id") else None
+
+        ids = await send_parts(message, outbound_bodies(message), send_one, accepted)
+        return Receipt(external_id=first_id(ids), status="sent")
 
 
 def _media_error(media_id: str, status: int, text: str) -> ProviderRejected:

@@ -200,6 +200,13 @@ class Message(Record):
     attempts: int = 0
     idempotency_key: str | None = None
     meta: dict[str, Any] = Field(default_factory=dict)
+    sent_parts: list[str | None] = Field(
+        default_factory=list,
+        description="an outbound message its channel sends as several provider messages"
+        " (a long text, files): the provider's id of each part accepted so far, in order"
+        " (None where it named none), so a retry never sends a part twice; `external_id`"
+        " stays the first part's. Empty for a message sent in one piece",
+    )
     created_at: Moment
     updated_at: Moment
 

@@ -81,6 +81,8 @@ HAS_IDENTITIES: Document = {"identities.channel": {"$exists": True}}
 HAS_EXTERNAL_ID: Document = {"external_id": {"$type": "string"}}
 HAS_IDEMPOTENCY_KEY: Document = {"idempotency_key": {"$type": "string"}}
 HAS_THREAD_KEY: Document = {"thread.message_id": {"$type": "string"}}
+# Only messages sent in several parts (`sent_parts` not empty) are in that index.
+HAS_SENT_PARTS: Document = {"sent_parts.0": {"$exists": True}}
 
 NEWEST_FIRST = [("last_activity_at", DESCENDING), ("_id", DESCENDING)]
 OLDEST_FIRST = [("created_at", ASCENDING), ("_id", ASCENDING)]
@@ -133,6 +135,12 @@ INDEXES: dict[str, list[IndexModel]] = {
             partialFilterExpression=HAS_THREAD_KEY,
         ),
         IndexModel(OLDEST_FIRST, name="queued", partialFilterExpression={"status": "queued"}),
+        # Multikey: each part's provider id, for receipts naming a later part.
+        IndexModel(
+            [("channel", ASCENDING), ("account_id", ASCENDING), ("sent_parts", ASCENDING)],
+            name="by_sent_part",
+            partialFilterExpression=HAS_SENT_PARTS,
+        ),
     ],
     AGENTS: [
         IndexModel([("email", ASCENDING)], name="email", unique=True),
@@ -631,6 +639,33 @@ class MongoStore(Store):
             )
         except Conflict as exc:
             raise DuplicateMessage(f"another message already has that key ({exc.message})") from exc
+
+    async def record_sent_part(
+        self, message_id: str, index: int, external_id: str | None, *, attempt: int
+    ) -> bool:
+        # "Exactly `index` parts": no element at `index`, one at `index - 1`
+        # (a message stored before `sent_parts` existed has none at 0 either).
+        query: Document = {
+            "_id": message_id,
+            "status": "queued",
+            "attempts": attempt,
+            f"sent_parts.{index}": {"$exists": False},
+        }
+        if index > 0:
+            query[f"sent_parts.{index - 1}"] = {"$exists": True}
+        return await self._update_one(MESSAGES, query, {"$push": {"sent_parts": external_id}})
+
+    async def message_by_sent_part(
+        self, channel: str, account_id: str, external_id: str
+    ) -> Message | None:
+        query = {
+            "channel": channel,
+            "account_id": account_id,
+            "sent_parts": external_id,
+            **HAS_SENT_PARTS,
+        }
+        document = await self._find_one(MESSAGES, query)
+        return None if document is None else _record(Message, document)
 
     async def messages_awaiting_delivery(
         self, created_before: datetime, limit: int

@@ -9,7 +9,9 @@ for all its accented forms.
 from __future__ import annotations
 
 import re
+import sys
 import unicodedata
+from functools import cache
 
 _LETTERS = str.maketrans({"đ": "d", "Đ": "D"})
 _VARIANTS = {
@@ -24,7 +26,33 @@ _VARIANTS = {
 
 
 def fold(text: str | None) -> str:
-    """`text` lower-cased, without diacritics (đ → d), in NFC."""
+    """`text` lower-cased, without diacritics (đ → d), in NFC.
+
+    The same as dropping every nonspacing mark (category Mn) of the NFD form,
+    done with one `str.translate` instead of a Python test per character: the
+    search indexer folds every stored message, and this was most of its cost
+    (`fold_by_category` is the definition, kept for the tests)."""
+    if not text:
+        return ""
+    if text.isascii():
+        return text.casefold()
+    decomposed = unicodedata.normalize("NFD", text)
+    return unicodedata.normalize("NFC", decomposed.translate(_fold_table())).casefold()
+
+
+@cache
+def _fold_table() -> dict[int, str | None]:
+    """đ/Đ to d/D, and every nonspacing mark to nothing (built on first use:
+    a walk over all of Unicode, ~80 ms)."""
+    table: dict[int, str | None] = {
+        code: None for code in range(sys.maxunicode + 1) if unicodedata.category(chr(code)) == "Mn"
+    }
+    table.update(_LETTERS)
+    return table
+
+
+def fold_by_category(text: str | None) -> str:
+    """What `fold` computes, one character at a time."""
     if not text:
         return ""
     decomposed = unicodedata.normalize("NFD", text.translate(_LETTERS))

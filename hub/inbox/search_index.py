@@ -201,7 +201,10 @@ class SearchIndexer:
 
     async def _chunk(self, source: Source) -> int:
         store = self.store
-        async with store.transaction():
+        # Committed at once, not left open for the webhooks of this turn of the
+        # loop to join: once an FTS5 table is written in a transaction, every
+        # later savepoint in it (each webhook's unit) calls into FTS5 too.
+        async with store.transaction(commit_now=True):
             row = await store._fetch_one(f"SELECT {source.mark} AS mark", ())
             assert row is not None
             mark = row["mark"]

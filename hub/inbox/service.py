@@ -977,15 +977,26 @@ class InboxService:
 
     async def record_provider_status(self, report: DeliveryReport) -> int:
         """Apply a provider's delivery/read/failure report to our outbound messages
-        (found by the provider's ids, or by customer and watermark). Forward-only
-        and safe to repeat: a replayed or late report changes nothing. Returns how
-        many messages moved."""
+        (found by the provider's ids — of any part of a message sent as several — or
+        by customer and watermark). Forward-only and safe to repeat: a replayed or
+        late report changes nothing. Returns how many messages moved.
+
+        A report on a part of a message whose later parts are still going out
+        (still `queued`) moves it only to `failed`, which is final and stops the
+        parts left; any other status waits for the reports on the later parts,
+        since the delivery alone takes a message out of `queued` once every part
+        is accepted (a `delivered` before that would end the delivery with parts
+        unsent)."""
         moved = 0
         for external_id in dict.fromkeys(report.external_ids):
             message = await self.store.message_by_external_id(
                 report.channel, report.account_id, external_id
+            ) or await self.store.message_by_sent_part(
+                report.channel, report.account_id, external_id
             )
             if message is None or message.direction != "outbound":
+                continue
+            if message.status == "queued" and report.status != "failed":
                 continue
             moved += await self.record_delivery(message.id, report.status, error=report.error)
         if report.identity is not None and report.up_to is not None:

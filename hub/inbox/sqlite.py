@@ -290,6 +290,19 @@ MIGRATIONS: list[str | list[str]] = [
     SEARCH_INDEX_MIGRATION,
     # The contact finder reads one too.
     CONTACT_INDEX_MIGRATION,
+    # A message sent as several provider messages (a long text, files): the parts
+    # accepted so far on the message, and each part's provider id in a table of
+    # its own, so that a receipt naming any part finds the message.
+    """
+    ALTER TABLE messages ADD COLUMN sent_parts TEXT NOT NULL DEFAULT '[]';
+    CREATE TABLE message_parts (
+        channel TEXT NOT NULL,
+        account_id TEXT NOT NULL,
+        external_id TEXT NOT NULL,
+        message_id TEXT NOT NULL REFERENCES messages(id),
+        PRIMARY KEY (channel, account_id, external_id)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 
@@ -305,6 +318,25 @@ def construct_complete(model: type[BaseModel], fields: dict[str, Any]) -> Any:
     object.__setattr__(record, "__pydantic_extra__", None)
     object.__setattr__(record, "__pydantic_private__", None)
     return record
+
+
+_STORED_AS_IS: frozenset[Any] = frozenset({str, int, str | None, int | None})
+
+
+def _write_json(value: Any) -> str:
+    if type(value) is list and not value:
+        return "[]"
+    if type(value) is dict and not value:
+        return "{}"
+    return to_json(value).decode()
+
+
+def _write_plain(value: Any) -> Any:
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return int(value)
+    return value
 
 
 class _Table:
@@ -343,6 +375,9 @@ class _Table:
             if (read := self._reader(column)) is not None
         }
         self.columns = [f for f in model.model_fields if f not in skip]
+        # Each column's writer, looked up once here rather than per value.
+        self.writers = {column: self._writer(column) for column in model.model_fields}
+        self.column_writers = [self.writers[c] for c in self.columns]
         # Rows holding every field are built directly (`construct_complete`).
         plain = not model.__private_attributes__ and model.__pydantic_post_init__ is None
         self.field_count = len(model.model_fields) if plain else -1
@@ -354,22 +389,27 @@ class _Table:
     def encode(self, column: str, value: Any) -> Any:
         if value is None:
             return None
-        if column in self.json:
-            if value == []:
-                return "[]"
-            if value == {}:
-                return "{}"
-            return to_json(value).decode()
-        if column in self.times:
-            return to_ms(value)
-        if isinstance(value, date):
-            return value.isoformat()
-        if isinstance(value, bool):
-            return int(value)
-        return value
+        writer = self.writers.get(column, _write_plain)
+        return value if writer is None else writer(value)
 
     def row_values(self, record: BaseModel) -> list[Any]:
-        return [self.encode(c, getattr(record, c)) for c in self.columns]
+        values = record.__dict__
+        return [
+            value if writer is None or value is None else writer(value)
+            for value, writer in zip(
+                [values[c] for c in self.columns], self.column_writers, strict=True
+            )
+        ]
+
+    def _writer(self, column: str) -> Callable[[Any], Any] | None:
+        """How a column's value (not None) is stored; None: as it is."""
+        if column in self.json:
+            return _write_json
+        if column in self.times:
+            return to_ms
+        if self.model.model_fields[column].annotation in _STORED_AS_IS:
+            return None
+        return _write_plain
 
     def _reader(self, column: str) -> Callable[[Any], Any] | None:
         """How a column's stored value (not null) becomes the model's; None: as is."""
@@ -450,7 +490,7 @@ CONVERSATIONS = _Table(
 MESSAGES = _Table(
     "messages",
     Message,
-    json=("sender", "attachments", "thread", "meta"),
+    json=("sender", "attachments", "thread", "meta", "sent_parts"),
     times=("created_at", "updated_at"),
 )
 AGENTS = _Table(
@@ -676,14 +716,16 @@ class SqliteStore(Store):
         return self._reader
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
+    async def transaction(self, *, commit_now: bool = False) -> AsyncIterator[None]:
+        """All or nothing. `commit_now`: commit as soon as the block is done
+        rather than with the rest of this turn's group (ignored when nested)."""
         if self._in_transaction.get():
             # Nested: a savepoint, so a method that raises inside a caller's
             # transaction leaves nothing behind while the caller carries on.
             with self._savepoint("sp"):
                 yield
             return
-        async with self._outer_transaction():
+        async with self._outer_transaction(commit_now=commit_now):
             yield
 
     @contextmanager
@@ -1138,6 +1180,38 @@ class SqliteStore(Store):
             return await self._update_indexed(MESSAGES, MESSAGE_WORDS, message_id, expect, changes)
         except Conflict as exc:
             raise DuplicateMessage(f"another message already has that key ({exc.message})") from exc
+
+    async def record_sent_part(
+        self, message_id: str, index: int, external_id: str | None, *, attempt: int
+    ) -> bool:
+        async with self.transaction():
+            # '$[#]' is one past the end: the id is appended.
+            appended = await self._write(
+                "UPDATE messages SET sent_parts = json_insert(sent_parts, '$[#]', ?)"
+                " WHERE id = ? AND status = 'queued' AND attempts = ?"
+                " AND json_array_length(sent_parts) = ?",
+                (external_id, message_id, attempt, index),
+            )
+            if appended and external_id is not None:
+                # A provider that reused an id keeps it on the part that had it first.
+                await self._write(
+                    "INSERT OR IGNORE INTO message_parts"
+                    " (channel, account_id, external_id, message_id)"
+                    " SELECT channel, account_id, ?, id FROM messages WHERE id = ?",
+                    (external_id, message_id),
+                )
+        return appended == 1
+
+    async def message_by_sent_part(
+        self, channel: str, account_id: str, external_id: str
+    ) -> Message | None:
+        row = await self._fetch_one(
+            "SELECT messages.* FROM message_parts JOIN messages ON messages.id = message_id"
+            " WHERE message_parts.channel = ? AND message_parts.account_id = ?"
+            " AND message_parts.external_id = ?",
+            (channel, account_id, external_id),
+        )
+        return None if row is None else MESSAGES.decode(row)
 
     async def messages_awaiting_delivery(
         self, created_before: datetime, limit: int

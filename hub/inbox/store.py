@@ -229,6 +229,25 @@ class Store(ABC):
         """Compare-and-set on a message, as `update_conversation`."""
 
     @abstractmethod
+    async def record_sent_part(
+        self, message_id: str, index: int, external_id: str | None, *, attempt: int
+    ) -> bool:
+        """The provider accepted part `index` (0-based) of an outbound message sent as
+        several provider messages: append `external_id` to its `sent_parts`, and make
+        `message_by_sent_part` find it by that id. Only while the message is still
+        `queued` at attempt `attempt` with exactly `index` parts recorded (one atomic
+        compare-and-set): False, changing nothing, tells a delivery that it no longer
+        owns the message (a newer attempt claimed it, or a receipt failed it)."""
+
+    @abstractmethod
+    async def message_by_sent_part(
+        self, channel: str, account_id: str, external_id: str
+    ) -> Message | None:
+        """The outbound message one of whose parts the provider knows by
+        `external_id` (see `record_sent_part`), so that a receipt naming any part
+        finds its message; None when no recorded part has that id."""
+
+    @abstractmethod
     async def messages_awaiting_delivery(
         self, created_before: datetime, limit: int
     ) -> list[Message]:

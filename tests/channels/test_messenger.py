@@ -425,6 +425,54 @@ async def test_a_reply_over_2000_characters_goes_as_several_texts_in_order(hub, 
     assert sent.external_id == "m_sent0001"
 
 
+async def test_a_long_reply_whose_second_text_fails_once_sends_each_text_once(hub, graph):
+    graph.answers_at[2] = (
+        500,
+        {"error": {"message": "An unexpected error has occurred.", "code": 2}},
+    )
+    first = "Dạ, shop gửi anh thông tin chi tiết. " * 50
+    second = "Chính sách đổi trả trong 7 ngày. " * 40
+    text = first.strip() + "\n\n" + second.strip()
+    reply, _ = await hub.runtime.inbox.reply(await conversation_id(hub), None, text)
+    sent = await wait_status(hub, reply.id, "sent")
+    # The retry starts at the text Meta refused: the customer gets each once, in order.
+    texts = [r.body["message"]["text"] for r in graph.requests]
+    assert texts == [first.strip(), second.strip(), second.strip()]
+    assert sent.attempts == 2
+    assert sent.sent_parts == ["m_sent0001", "m_sent0003"]
+    assert sent.external_id == "m_sent0001"  # the message is known by its first part
+    # A delivery receipt naming the second part finds the message too.
+    assert (await deliver(hub, with_ids("messenger", "delivery.json", "m_sent0003"))).status == 200
+    assert (await hub.runtime.store.get_message(reply.id)).status == "delivered"
+
+
+async def test_a_reply_whose_text_fails_after_its_file_went_does_not_send_the_file_again(
+    hub, graph
+):
+    graph.answers_at[2] = (
+        400,
+        graph_error(613, "(#613) Calls to this api have exceeded the rate limit."),
+    )
+    attachment = Attachment(
+        name="bang-gia.pdf",
+        content_type="application/pdf",
+        url="https://files.shop.vn/bang-gia.pdf",
+    )
+    reply, _ = await hub.runtime.inbox.reply(
+        await conversation_id(hub), None, "Bảng giá đây ạ", attachments=[attachment]
+    )
+    sent = await wait_status(hub, reply.id, "sent")
+    file = {
+        "attachment": {
+            "type": "file",
+            "payload": {"url": "https://files.shop.vn/bang-gia.pdf", "is_reusable": False},
+        }
+    }
+    text = {"text": "Bảng giá đây ạ"}
+    assert [r.body["message"] for r in graph.requests] == [file, text, text]
+    assert sent.attempts == 2 and sent.sent_parts == ["m_sent0001", "m_sent0003"]
+
+
 async def test_an_agent_reply_after_24_hours_goes_with_the_human_agent_tag(
     tagging_hub, graph, clock
 ):

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from telegram import error as tg_error
 
 from hub.channels.telegram import normalise, parse_update, rejection
+from hub.channels.text_parts import split_text, utf16_length
 from hub.errors import InvalidRequest
 from hub.inbox.model import Attachment, Identity
 from tests.channels.messaging import (
@@ -327,6 +328,43 @@ async def test_a_reply_over_4096_characters_goes_as_several_messages_in_order(hu
     assert all(len(p.encode("utf-16-le")) // 2 <= 4096 for p in parts)
     assert " ".join(parts).split() == text.split()  # every word, in order
     assert sent.external_id == f"{USER}:9001"
+
+
+async def test_a_long_reply_whose_second_message_fails_once_sends_each_once(hub, bot_api):
+    bot_api.fail_call("sendMessage", 2, 502, "Bad Gateway")
+    text = ("Dạ 😀 " * 700).strip() + "\n" + ("Chính sách đổi trả. " * 100).strip()
+    reply, _ = await hub.runtime.inbox.reply(await conversation_id(hub, bot_api), None, text)
+    sent = await wait_status(hub, reply.id, "sent")
+    one, two = split_text(text, 4096, length=utf16_length)
+    texts = [c.fields["text"] for c in bot_api.calls_to("sendMessage")]
+    assert texts == [one, two, two]  # the 2nd refused once
+    assert sent.attempts == 2
+    assert sent.sent_parts == [f"{USER}:9001", f"{USER}:9002"]
+    assert sent.external_id == f"{USER}:9001"
+
+
+async def test_a_reply_whose_file_fails_after_the_photo_went_sends_the_photo_once(
+    hub, bot_api, files
+):
+    bot_api.fail_call("sendDocument", 1, 429, "Too Many Requests: retry after 0", retry_after=0)
+    photo = Attachment(
+        name="ao.jpg", content_type="image/jpeg", url=files.add("ao.jpg", b"JPEG", "image/jpeg")
+    )
+    pdf = Attachment(
+        name="bang-gia.pdf",
+        content_type="application/pdf",
+        url=files.add("bg.pdf", b"%PDF-1.4", "application/pdf"),
+    )
+    reply, _ = await hub.runtime.inbox.reply(
+        await conversation_id(hub, bot_api), None, "Mẫu và bảng giá ạ", attachments=[photo, pdf]
+    )
+    sent = await wait_status(hub, reply.id, "sent")
+    assert [c.method for c in bot_api.calls if c.method.startswith("send")] == [
+        "sendPhoto",
+        "sendDocument",
+        "sendDocument",
+    ]
+    assert sent.attempts == 2 and sent.sent_parts == [f"{USER}:9001", f"{USER}:9002"]
 
 
 async def test_markup_characters_go_as_plain_text(hub, bot_api):

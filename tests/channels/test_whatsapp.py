@@ -4,6 +4,7 @@ failures reported by status webhooks, and the 24-hour window."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -274,6 +275,81 @@ async def test_a_reply_over_4096_characters_goes_as_several_texts_in_order(hub, 
     sent = await wait_status(hub, reply.id, "sent")
     assert [r.body["text"]["body"] for r in graph.requests] == [first.strip(), second.strip()]
     assert sent.external_id == "wamid.sent0001"
+
+
+async def test_a_long_reply_whose_second_text_is_throttled_once_sends_each_text_once(hub, graph):
+    graph.answers_at[2] = (400, graph_error(130429, "(#130429) Rate limit hit"))
+    first = "Dạ, đơn hàng của anh gồm các sản phẩm sau. " * 90
+    second = "Giao hàng trong 2 ngày. " * 50
+    text = first.strip() + "\n\n" + second.strip()
+    reply, _ = await hub.runtime.inbox.reply(await conversation_id(hub), None, text)
+    sent = await wait_status(hub, reply.id, "sent")
+    bodies = [r.body["text"]["body"] for r in graph.requests]
+    assert bodies == [first.strip(), second.strip(), second.strip()]  # the 2nd refused once
+    assert sent.attempts == 2
+    assert sent.sent_parts == ["wamid.sent0001", "wamid.sent0003"]
+    assert sent.external_id == "wamid.sent0001"
+
+
+async def test_a_status_on_a_part_waits_while_later_parts_are_still_going_out(hub, graph):
+    """A "delivered" for part 1 while part 2 is in flight must not end the
+    delivery (part 2 would never go); a status on part 2 afterwards moves it."""
+    graph.hold_at[2] = held = asyncio.Event()
+    text = "Dạ, đơn hàng của anh. " * 200 + "\n\n" + "Giao hàng trong 2 ngày."
+    reply, _ = await hub.runtime.inbox.reply(await conversation_id(hub), None, text)
+    await asyncio.wait_for(graph.holding.wait(), 10)
+    assert (await hub.runtime.store.get_message(reply.id)).sent_parts == ["wamid.sent0001"]
+    assert (
+        await deliver(hub, with_ids("whatsapp", "statuses.json", "wamid.sent0001"))
+    ).status == 200
+    assert (await hub.runtime.store.get_message(reply.id)).status == "queued"
+    held.set()  # Meta refuses the held part (503): the retry sends part 2 alone
+    sent = await wait_status(hub, reply.id, "sent")
+    assert len(graph.requests) == 2 and sent.sent_parts == ["wamid.sent0001", "wamid.sent0002"]
+    await deliver(hub, with_ids("whatsapp", "statuses.json", "wamid.sent0002"))
+    assert (await hub.runtime.store.get_message(reply.id)).status == "delivered"
+
+
+async def test_a_failure_reported_on_a_part_while_parts_are_going_out_stops_the_rest(hub, graph):
+    graph.hold_at[2] = held = asyncio.Event()
+    text = "Dạ, đơn hàng của anh. " * 200 + "\n\n" + "Giao hàng trong 2 ngày."
+    reply, _ = await hub.runtime.inbox.reply(await conversation_id(hub), None, text)
+    await asyncio.wait_for(graph.holding.wait(), 10)
+    body = with_ids("whatsapp", "status_failed_window.json", "wamid.sent0001")
+    assert (await deliver(hub, body)).status == 200
+    failed = await hub.runtime.store.get_message(reply.id)
+    assert failed.status == "failed" and "(error 131047)" in failed.error
+    held.set()  # part 2 refused (503): the retry finds the reply failed and sends nothing
+    await asyncio.sleep(1)  # the retry comes within 0.25 s (test backoff): it has run
+    assert len(graph.requests) == 1 and graph.received == 2
+    assert (await hub.runtime.store.get_message(reply.id)).status == "failed"
+
+
+async def test_a_part_taken_after_the_reply_failed_is_the_last_one_sent(hub, graph):
+    """The failure lands while part 2 is with Meta, which takes it: part 2 cannot
+    be recorded on a failed reply, and the delivery stops there."""
+    graph.hold_at[2] = held = asyncio.Event()
+    graph.accept_held = True
+    text = "\n\n".join(["Dạ, đơn hàng của anh. " * 190] * 3)
+    reply, _ = await hub.runtime.inbox.reply(await conversation_id(hub), None, text)
+    await asyncio.wait_for(graph.holding.wait(), 10)
+    body = with_ids("whatsapp", "status_failed_window.json", "wamid.sent0001")
+    assert (await deliver(hub, body)).status == 200
+    held.set()
+    await asyncio.sleep(1)  # part 3 would have followed part 2 at once
+    assert len(graph.requests) == 2
+    stored = await hub.runtime.store.get_message(reply.id)
+    assert stored.status == "failed" and stored.sent_parts == ["wamid.sent0001"]
+
+
+async def test_a_failure_reported_on_a_later_part_fails_the_reply(hub, graph):
+    text = "Dạ, đơn hàng của anh. " * 200 + "\n\n" + "Giao hàng trong 2 ngày."
+    reply, _ = await hub.runtime.inbox.reply(await conversation_id(hub), None, text)
+    await wait_status(hub, reply.id, "sent")
+    body = with_ids("whatsapp", "status_failed_window.json", "wamid.sent0002")
+    assert (await deliver(hub, body)).status == 200
+    failed = await hub.runtime.store.get_message(reply.id)
+    assert failed.status == "failed" and "(error 131047)" in failed.error
 
 
 async def test_provider_refusal_fails_the_reply_with_its_reason(hub, graph):

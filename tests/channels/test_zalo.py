@@ -310,6 +310,37 @@ async def test_a_reply_over_2000_characters_goes_as_several_texts_in_order(hub, 
     assert sent.external_id == "zmsg0001"
 
 
+async def test_a_long_reply_whose_second_text_is_throttled_once_sends_each_text_once(hub, zalo):
+    zalo.answers_at[2] = {"error": -32, "message": "Your OA reached limit call api"}
+    first = "Dạ, shop gửi anh bảng size chi tiết của mẫu áo này. " * 30
+    second = "Đổi trả miễn phí trong 7 ngày. " * 30
+    text = first.strip() + "\n\n" + second.strip()
+    reply, _ = await hub.runtime.inbox.reply(await conversation_id(hub), None, text)
+    sent = await wait_status(hub, reply.id, "sent")
+    texts = [r.body["message"]["text"] for r in zalo.sent]
+    assert texts == [first.strip(), second.strip(), second.strip()]  # the 2nd refused once
+    assert sent.attempts == 2
+    assert sent.sent_parts == ["zmsg0001", "zmsg0003"]
+    assert sent.external_id == "zmsg0001"
+
+
+async def test_a_reply_whose_text_fails_after_its_file_went_uploads_and_sends_it_once(
+    hub, zalo, files
+):
+    zalo.answers_at[2] = (502, "Bad Gateway")
+    pdf = files.add("bang-gia.pdf", b"%PDF-1.4 price list", "application/pdf")
+    document = Attachment(name="bang-gia.pdf", content_type="application/pdf", url=pdf)
+    reply, _ = await hub.runtime.inbox.reply(
+        await conversation_id(hub), None, "Bảng giá đây ạ", attachments=[document]
+    )
+    sent = await wait_status(hub, reply.id, "sent")
+    file = {"attachment": {"type": "file", "payload": {"token": "filetoken1"}}}
+    text = {"text": "Bảng giá đây ạ"}
+    assert [r.body["message"] for r in zalo.sent] == [file, text, text]
+    assert zalo.uploads == [("bang-gia.pdf", b"%PDF-1.4 price list")]
+    assert sent.attempts == 2 and sent.sent_parts == ["zmsg0001", "zmsg0003"]
+
+
 async def test_provider_refusal_fails_the_reply_with_its_reason(hub, zalo):
     zalo.answers = [{"error": -213, "message": "User has not followed OA"}]
     reply, _ = await hub.runtime.inbox.reply(await conversation_id(hub), None, "hello")

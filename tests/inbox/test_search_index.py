@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from hub.inbox import search_index
-from hub.inbox.sqlite import SqliteStore
+from hub.inbox.sqlite import MIGRATIONS, SqliteStore
 from hub.inbox.store import ConversationFilter
 from tests.conftest import eventually
 from tests.inbox.test_store_contract import (
@@ -246,10 +246,13 @@ async def test_a_store_from_before_the_contact_index_gets_it_filled(tmp_path):
     named = await seed_contacts(store)
     await store.close()
     with sqlite3.connect(path) as db:  # as the database was before this index
-        version = db.execute("PRAGMA user_version").fetchone()[0]
         db.execute("DROP TABLE contact_words")
         db.execute("DELETE FROM search_marks WHERE name = 'contacts'")
-        db.execute(f"PRAGMA user_version = {version - 1}")
+        # and before the migrations that came after it
+        db.execute("DROP TABLE message_parts")
+        db.execute("ALTER TABLE messages DROP COLUMN sent_parts")
+        version = MIGRATIONS.index(search_index.CONTACTS_MIGRATION)
+        db.execute(f"PRAGMA user_version = {version}")
     store = SqliteStore(path)
     await store.open()
     try:

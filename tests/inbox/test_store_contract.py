@@ -708,6 +708,7 @@ async def test_message_round_trips_with_every_field(store: Store) -> None:
         attempts=2,
         idempotency_key="reply-1",
         meta={"provider": {"id": "SM123", "segments": 2}, "ghi chú": "ổn"},
+        sent_parts=["<abc@mail.example.vn>", None, "part-3"],
         created_at=at(1),
         updated_at=at(2),
     )
@@ -839,6 +840,51 @@ async def test_update_message_stores_nested_records(store: Store) -> None:
         }
     )
     assert await store.message_by_external_id("sms", "sms-main", "<m@x>") == stored
+
+
+async def test_sent_parts_are_appended_in_order_only_by_the_attempt_that_owns_the_message(
+    store: Store,
+) -> None:
+    conversation = await saved_conversation(store, channel="messenger", account_id="page")
+    message = await saved_message(
+        store, conversation, direction="outbound", status="queued", attempts=1
+    )
+    assert await store.record_sent_part(message.id, 0, "m_1", attempt=1)
+    assert not await store.record_sent_part(message.id, 0, "m_again", attempt=1)  # taken
+    assert not await store.record_sent_part(message.id, 2, "m_3", attempt=1)  # a gap
+    assert not await store.record_sent_part(message.id, 1, "m_2", attempt=2)  # not its attempt
+    assert await store.record_sent_part(message.id, 1, None, attempt=1)  # no id given
+    assert await store.record_sent_part(message.id, 2, "m_3", attempt=1)
+    assert not await store.record_sent_part(new_id(), 0, "m_x", attempt=1)
+    stored = await store.get_message(message.id)
+    assert stored is not None and stored.sent_parts == ["m_1", None, "m_3"]
+    assert stored == message.model_copy(update={"sent_parts": ["m_1", None, "m_3"]})
+    # Once the message left `queued` (sent, or failed by a receipt) no part is added.
+    assert await store.update_message(message.id, status="failed")
+    assert not await store.record_sent_part(message.id, 3, "m_4", attempt=1)
+    assert (await store.get_message(message.id)).sent_parts == ["m_1", None, "m_3"]
+
+
+async def test_a_receipt_naming_any_sent_part_finds_its_message(store: Store) -> None:
+    page = await saved_conversation(store, channel="messenger", account_id="page")
+    other_page = await saved_conversation(store, channel="messenger", account_id="page-2")
+    message = await saved_message(store, page, direction="outbound", status="queued", attempts=1)
+    other = await saved_message(
+        store, other_page, direction="outbound", status="queued", attempts=1
+    )
+    for index, part in enumerate(["m_1", "m_2"]):
+        assert await store.record_sent_part(message.id, index, part, attempt=1)
+    assert await store.record_sent_part(other.id, 0, "m_2", attempt=1)  # same id elsewhere
+    assert await store.update_message(message.id, status="sent", external_id="m_1")
+    stored = await store.get_message(message.id)
+    assert await store.message_by_sent_part("messenger", "page", "m_1") == stored
+    assert await store.message_by_sent_part("messenger", "page", "m_2") == stored
+    assert (await store.message_by_sent_part("messenger", "page-2", "m_2")).id == other.id
+    assert await store.message_by_sent_part("messenger", "page", "m_3") is None
+    assert await store.message_by_sent_part("whatsapp", "page", "m_1") is None
+    # Receipts look there; the message's own external id is still its first part's only.
+    assert await store.message_by_external_id("messenger", "page", "m_1") == stored
+    assert await store.message_by_external_id("messenger", "page", "m_2") is None
 
 
 async def test_message_by_thread_key_finds_the_newest_message_with_one_of_the_keys(

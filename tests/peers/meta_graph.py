@@ -6,6 +6,10 @@ It refuses what Meta refuses (so a hub that sends it gets the real error):
 - a Messenger text over 2000 characters, a WhatsApp text body over 4096
   (Graph error 100, invalid parameter);
 - a Messenger request without `messaging_type`;
+- what a test scripts: `answers` for the next requests, `answers_at` for the
+  Nth request received (a 429 or 500 on part 2 of a reply), and `hold_at`, a
+  request kept waiting unrecorded, then refused 503 (a provider that never took
+  a message the hub died sending) or, with `accept_held`, taken;
 - once told when a customer last wrote (`customer_wrote`, read against
   `clock`): a Messenger RESPONSE more than 24 hours later, a MESSAGE_TAG with
   tag HUMAN_AGENT more than 7 days later or from an app without that
@@ -15,6 +19,7 @@ It refuses what Meta refuses (so a hub that sends it gets the real error):
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -64,6 +69,13 @@ class GraphPeer(LocalServer):
         self.access_token = access_token
         self.requests: list[GraphRequest] = []
         self.answers: list[tuple[int, dict[str, Any]]] = []  # scripted, in order
+        self.received = 0  # message requests received, held ones included
+        # The Nth message request received (from 1) gets this answer.
+        self.answers_at: dict[int, tuple[int, dict[str, Any]]] = {}
+        # The Nth message request waits, unrecorded, until the event is set; then 503.
+        self.hold_at: dict[int, asyncio.Event] = {}
+        self.holding = asyncio.Event()  # set once a request is held
+        self.accept_held = False  # a released request is taken after all, not refused
         self.media: dict[str, tuple[bytes, str]] = {}  # media id -> (bytes, mime type)
         self.clock: Clock | None = None
         self.customer_wrote: dict[str, datetime] = {}  # PSID / wa_id -> last message
@@ -75,6 +87,11 @@ class GraphPeer(LocalServer):
         app.router.add_get("/{version}/{media_id}", self._media_url)
         app.router.add_get("/whatsapp_business/attachments/", self._media_download)
         return app
+
+    async def stop(self) -> None:
+        for held in self.hold_at.values():  # a test that failed left one waiting
+            held.set()
+        await super().stop()
 
     def _authorised(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == f"Bearer {self.access_token}"
@@ -111,7 +128,19 @@ class GraphPeer(LocalServer):
                 status=401,
             )
         body = json.loads(await request.read())
+        self.received += 1
+        held = self.hold_at.get(self.received)
+        if held is not None:
+            self.holding.set()
+            await held.wait()
+            if not self.accept_held:
+                return web.json_response(
+                    graph_error(2, "Service temporarily unavailable"), status=503
+                )
         self.requests.append(GraphRequest(request.path, dict(request.headers), body))
+        if self.received in self.answers_at:
+            status, answer = self.answers_at.pop(self.received)
+            return web.json_response(answer, status=status)
         if self.answers:
             status, answer = self.answers.pop(0)
             return web.json_response(answer, status=status)

@@ -44,6 +44,7 @@ class TelegramPeer(LocalServer):
         self.webhook_url: str | None = None
         self.webhook_secret: str | None = None
         self.failures: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        self.failures_at: dict[tuple[str, int], tuple[int, dict[str, Any]]] = {}
         self._updates: list[dict[str, Any]] = []
         self._new_update = asyncio.Event()
         self._message_id = 9000
@@ -66,6 +67,16 @@ class TelegramPeer(LocalServer):
         if parameters:
             body["parameters"] = parameters
         self.failures.setdefault(method, []).append((error_code, body))
+
+    def fail_call(
+        self, method: str, number: int, error_code: int, description: str, **parameters: Any
+    ) -> None:
+        """The `number`th call of `method` (from 1, counting every call) fails the
+        way the Bot API fails: part 2 of a reply, say."""
+        body: dict[str, Any] = {"ok": False, "error_code": error_code, "description": description}
+        if parameters:
+            body["parameters"] = parameters
+        self.failures_at[(method, number)] = (error_code, body)
 
     def queue_update(self, update: dict[str, Any]) -> None:
         """An update for getUpdates (long polling)."""
@@ -125,6 +136,9 @@ class TelegramPeer(LocalServer):
             if value.startswith("attach://") and value[9:] in files:
                 files[key] = files.pop(value[9:])
         self.calls.append(BotCall(method, fields, files))
+        failure = self.failures_at.pop((method, len(self.calls_to(method))), None)
+        if failure is not None:
+            return web.json_response(failure[1], status=failure[0])
         if self.failures.get(method):
             status, body = self.failures[method].pop(0)
             return web.json_response(body, status=status)

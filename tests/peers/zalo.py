@@ -38,6 +38,8 @@ class ZaloPeer(LocalServer):
         self.refresh_calls: list[str] = []
         self.refresh_delay = 0.0
         self.answers: list[dict[str, Any] | tuple[int, str]] = []  # scripted, in order
+        # The Nth message sent (from 1, refused ones included) gets this answer.
+        self.answers_at: dict[int, dict[str, Any] | tuple[int, str]] = {}
         self._issued = 0
 
     def expire_access_tokens(self) -> None:
@@ -67,10 +69,12 @@ class ZaloPeer(LocalServer):
             return web.json_response(
                 {"error": -201, "message": f"text must not exceed {TEXT_LIMIT} characters"}
             )
-        if self.answers:
+        answer = self.answers_at.pop(len(self.sent), None)
+        if answer is None and self.answers:
             answer = self.answers.pop(0)
-            if isinstance(answer, tuple):
-                return web.Response(status=answer[0], text=answer[1])
+        if isinstance(answer, tuple):
+            return web.Response(status=answer[0], text=answer[1])
+        if answer is not None:
             return web.json_response(answer)
         return web.json_response(
             {

@@ -8,7 +8,8 @@ Outbound: `POST <api>/v3.0/oa/message/cs` with header `access_token` and
 template (the text as their caption); other files are uploaded first
 (`POST <api>/v2.0/oa/upload/file`, multipart `file`) and sent by token. A
 text takes at most 2000 characters, so a longer reply goes as several text
-messages, in order.
+messages, in order. Each part goes once: a retry starts at the first part not
+yet accepted (`hub.channels.parts`).
 Zalo answers HTTP 200 with `{"error": 0, "data": {"message_id"}}` on success
 and a negative `error` with a `message` otherwise.
 
@@ -30,14 +31,16 @@ import aiohttp
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from hub.channels.base import Channel, ChannelContext, OutboundMessage, Receipt
+from hub.channels.base import Channel, ChannelContext, OutboundMessage, PartAccepted, Receipt
 from hub.channels.batch import store_batch
 from hub.channels.media import download, media_kind
+from hub.channels.parts import first_id, ignore_parts, send_parts
 from hub.channels.text_parts import split_text
 from hub.channels.zalo.events import SIGNATURE_HEADER, ZaloEvent, normalise, verify
 from hub.channels.zalo.tokens import TOKEN_ERRORS, TokenPair, ZaloTokens
 from hub.errors import ConfigError, InvalidRequest, ProviderRejected, describe_validation
 from hub.inbox.inbound import ReplyWindow
+from hub.inbox.model import Attachment
 from hub.settings import AccountSettings
 
 log = logging.getLogger(__name__)
@@ -133,45 +136,43 @@ class ZaloChannel(Channel):
 
     # -- sending ---------------------------------------------------------------
     async def send(self, message: OutboundMessage) -> Receipt:
+        return await self.send_in_parts(message, ignore_parts)
+
+    async def send_in_parts(self, message: OutboundMessage, accepted: PartAccepted) -> Receipt:
+        """One consultation message per part (`outbound_parts`); parts accepted
+        before are skipped (`hub.channels.parts`), and so is a skipped file's upload."""
+        parts = outbound_parts(message)
+        if not parts:
+            raise ProviderRejected(
+                "nothing Zalo can send: no text and no file URL", retryable=False
+            )
         recipient = {"user_id": message.to}
-        caption_used = False
-        sent_any = False
-        first_id: str | None = None
-        for attachment in message.attachments:
-            if not attachment.url:
-                continue
+
+        async def send_one(part: Part) -> str | None:
+            attachment, text = part
             payload: dict[str, Any]
-            if media_kind(attachment) == "image":
+            if attachment is None:
+                payload = {"text": text}
+            elif media_kind(attachment) == "image":
+                element = {"media_type": "image", "url": attachment.url}
                 payload = {
                     "attachment": {
                         "type": "template",
-                        "payload": {
-                            "template_type": "media",
-                            "elements": [{"media_type": "image", "url": attachment.url}],
-                        },
+                        "payload": {"template_type": "media", "elements": [element]},
                     }
                 }
-                text = message.text.strip()
-                if text and not caption_used and len(text) <= TEXT_LIMIT:
-                    payload["text"] = message.text
-                    caption_used = True
+                if text is not None:
+                    payload["text"] = text
             else:
                 token = await self._upload(
                     attachment.name or "file", await download(self.context.http, attachment)
                 )
                 payload = {"attachment": {"type": "file", "payload": {"token": token}}}
             answer = await self._send_cs({"recipient": recipient, "message": payload})
-            first_id = first_id or _message_id(answer)
-            sent_any = True
-        texts = [] if caption_used else split_text(message.text, TEXT_LIMIT)
-        for text in texts:
-            answer = await self._send_cs({"recipient": recipient, "message": {"text": text}})
-            first_id = first_id or _message_id(answer)
-        if not texts and not sent_any:
-            raise ProviderRejected(
-                "nothing Zalo can send: no text and no file URL", retryable=False
-            )
-        return Receipt(external_id=first_id, status="sent")
+            return _message_id(answer)
+
+        ids = await send_parts(message, parts, send_one, accepted)
+        return Receipt(external_id=first_id(ids), status="sent")
 
     async def _send_cs(self, body: dict[str, Any]) -> dict[str, Any]:
         payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
@@ -248,6 +249,31 @@ class ZaloChannel(Channel):
                 retryable=False,
             )
         return answer
+
+
+# One consultation message of a reply: a file (an image with its caption), or a
+# piece of text.
+Part = tuple[Attachment | None, str | None]
+
+
+def outbound_parts(message: OutboundMessage) -> list[Part]:
+    """The messages one reply goes as, in order: each file by URL (the text as
+    the first image's caption when it fits in 2000 characters), then the text,
+    unless it went as a caption, in pieces of at most 2000. Pure."""
+    parts: list[Part] = []
+    caption_used = False
+    text = message.text.strip()
+    for attachment in message.attachments:
+        if not attachment.url:
+            continue
+        caption = None
+        if media_kind(attachment) == "image" and text and not caption_used:
+            if len(text) <= TEXT_LIMIT:
+                caption, caption_used = message.text, True
+        parts.append((attachment, caption))
+    if not caption_used:
+        parts += [(None, piece) for piece in split_text(message.text, TEXT_LIMIT)]
+    return parts
 
 
 def _error(answer: dict[str, Any]) -> int:
