@@ -3,9 +3,11 @@
 // at ingest) only inside an iframe with an empty sandbox, under the page's CSP.
 import { api, ApiError, setCsrf } from './api.js';
 import { $, el } from './dom.js';
-import { lang, setLang, t, translate } from './i18n.js';
+import { setLang, t, translate } from './i18n.js';
 import { mountCampaigns } from './campaigns.js';
+import { loadDraft, saveDraft } from './drafts.js';
 import { openReports } from './reports.js';
+import { ago, setZone, when } from './time.js';
 
 const OPEN = 'open,pending,snoozed';
 
@@ -30,13 +32,10 @@ const state = {
   typingTimer: null,
   collisionTimer: null,
   refreshTimer: 0,
+  acknowledged: new Set(), // colleagues' replies the agent was warned about
+  undo: null, // reverses the last resolve while its notice shows
+  undoTimer: null,
 };
-
-function when(iso) {
-  return new Date(iso).toLocaleString(lang() === 'vi' ? 'vi-VN' : 'en-GB', {
-    dateStyle: 'short', timeStyle: 'short',
-  });
-}
 
 function agentName(id) {
   const agent = state.agents.find((a) => a.id === id);
@@ -75,6 +74,7 @@ async function signIn(event) {
 
 async function start(session) {
   setCsrf(session.csrf_token);
+  setZone(session.timezone);
   state.me = session.agent;
   $('#signin').hidden = true;
   $('#workspace').hidden = false;
@@ -142,6 +142,8 @@ async function loadList(more = false) {
 
 function renderList() {
   const list = $('#conversations');
+  // Rebuilt on every refresh: the row the keyboard was on keeps the focus.
+  const focused = list.contains(document.activeElement) ? document.activeElement.dataset.id : null;
   list.replaceChildren();
   if (!state.conversations.length) list.append(el('li', { class: 'none', text: t('no_conversations') }));
   for (const c of state.conversations) {
@@ -150,13 +152,25 @@ function renderList() {
       'data-id': c.id,
       tabindex: '0',
       onclick: () => openConversation(c.id),
+      onkeydown: (event) => {
+        if (event.key === 'Enter' || event.key === ' ') { event.preventDefault(); openConversation(c.id); }
+      },
     },
     el('span', { class: 'who', text: [c.contact_name, c.subject].filter(Boolean).join(' · ') || c.contact_address }),
+    el('time', {
+      class: 'ago', datetime: c.last_activity_at, title: when(c.last_activity_at), text: ago(c.last_activity_at),
+    }),
     el('span', { class: 'meta', text: `${c.channel} · ${t(`status_${c.status}`)}${c.assignee_id ? ` · ${agentName(c.assignee_id)}` : ''}` }),
     c.unread_count ? el('span', { class: 'count', text: String(c.unread_count) }) : null,
     c.priority === 'urgent' || c.priority === 'high' ? el('span', { class: `priority ${c.priority}`, text: t(c.priority) }) : null));
   }
   $('#more').hidden = !state.cursor;
+  if (focused) { const row = list.querySelector(`li[data-id="${CSS.escape(focused)}"]`); if (row) row.focus(); }
+}
+
+// Relative times age: "vừa xong" becomes "2 phút trước" without a reload.
+function refreshTimes() {
+  for (const node of document.querySelectorAll('time.ago')) node.textContent = ago(node.getAttribute('datetime'));
 }
 
 // Events reload the list at most once a second (a throttle, not a debounce: a
@@ -168,9 +182,11 @@ function scheduleRefresh() {
 
 // -- one conversation ------------------------------------------------------
 async function openConversation(id) {
+  if (id !== state.openId) restoreDraft(id);
   state.openId = id;
   state.attachments = [];
   $('#attached').textContent = '';
+  $('#workspace').classList.add('reading');
   const [conversation, messages] = await Promise.all([
     api('GET', `/api/v1/conversations/${id}`),
     api('GET', `/api/v1/conversations/${id}/messages`),
@@ -182,7 +198,7 @@ async function openConversation(id) {
   $('#empty').hidden = true;
   $('#open').hidden = false;
   renderHead();
-  renderTimeline();
+  renderTimeline({ stick: true });
   renderList();
   loadContact();
   if (conversation.unread_count) api('POST', `/api/v1/conversations/${id}/read`).catch(() => {});
@@ -238,18 +254,31 @@ function messageNode(m) {
   return el('li', { class: `msg ${m.direction}`, 'data-id': m.id }, head, body);
 }
 
-function renderTimeline() {
+// The timeline follows new messages only when the agent is at its end: one
+// reading further up keeps their place, and "new messages ↓" says there is more.
+function atEnd(list) { return list.scrollHeight - list.scrollTop - list.clientHeight < 48; }
+
+function renderTimeline({ stick = false } = {}) {
   const list = $('#timeline');
+  const follow = stick || atEnd(list);
+  const top = list.scrollTop;
   const messages = state.wholeHistory && state.history ? state.history : state.messages;
   list.replaceChildren(...messages.map(messageNode));
-  list.scrollTop = list.scrollHeight;
+  if (follow) {
+    list.scrollTop = list.scrollHeight;
+    $('#below').hidden = true;
+  } else {
+    list.scrollTop = top;
+  }
 }
 
-function addMessage(m) {
+function addMessage(m, { stick = false } = {}) {
   const index = state.messages.findIndex((x) => x.id === m.id);
   if (index >= 0) state.messages[index] = m; else state.messages.push(m);
   state.messages.sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : 0));
-  renderTimeline();
+  const list = $('#timeline');
+  if (index < 0 && !stick && !atEnd(list)) $('#below').hidden = false;
+  renderTimeline({ stick });
 }
 
 async function loadContact() {
@@ -310,25 +339,94 @@ async function findToMerge() {
 }
 
 // -- acting on it ----------------------------------------------------------
-async function act(method, suffix, body) {
+// True when the change was made. `id` stays the conversation acted on even if
+// the agent has moved to another one meanwhile (an undo comes later).
+async function act(method, suffix, body, id = state.openId) {
   try {
-    state.conversation = await api(method, `/api/v1/conversations/${state.openId}${suffix}`, body);
-    if (!state.conversation.contact) state.conversation.contact = state.contact;
-    renderHead();
+    const conversation = await api(method, `/api/v1/conversations/${id}${suffix}`, body);
+    if (id === state.openId) {
+      state.conversation = conversation;
+      if (!state.conversation.contact) state.conversation.contact = state.contact;
+      renderHead();
+    }
     loadList();
     loadViews();
+    return true;
   } catch (error) {
     $('#composer-error').textContent = error.code === 'conflict' ? t('taken_by_other') : error.message;
+    return false;
   }
+}
+
+// Resolving is one key away (e): a slip is undone from the notice it leaves.
+async function resolve() {
+  const id = state.openId;
+  if (!id || !(await act('POST', '/resolve', undefined, id))) return;
+  const name = state.conversation && state.conversation.id === id
+    ? $('#subject').textContent : '';
+  offerUndo(t('resolved_notice', { name }), () => act('POST', '/reopen', undefined, id));
+}
+
+function offerUndo(text, undo) {
+  clearTimeout(state.undoTimer);
+  $('#toast-text').textContent = text;
+  $('#toast').hidden = false;
+  state.undo = async () => {
+    state.undo = null;
+    $('#toast').hidden = true;
+    await undo();
+  };
+  state.undoTimer = setTimeout(() => { state.undo = null; $('#toast').hidden = true; }, 10000);
 }
 
 function mode() { return document.querySelector('input[name="mode"]:checked').value; }
 
-function setMode(value) {
+function setMode(value, { focus = true } = {}) {
   document.querySelector(`input[name="mode"][value="${value}"]`).checked = true;
   $('#composer').classList.toggle('noting', value === 'note');
   $('#reply-text').placeholder = t(value === 'note' ? 'note_placeholder' : 'reply_placeholder');
-  $('#reply-text').focus();
+  if (focus) $('#reply-text').focus();
+}
+
+// -- drafts ----------------------------------------------------------------
+function newest() {
+  const loaded = state.conversation && state.conversation.id === state.openId;
+  const last = loaded ? state.messages[state.messages.length - 1] : null;
+  return last ? last.created_at : '';
+}
+
+function keepDraft() {
+  if (!state.openId || !state.me) return;
+  const text = $('#reply-text').value;
+  const before = loadDraft(state.me.id, state.openId);
+  saveDraft(state.me.id, state.openId, text
+    ? { text, mode: mode(), since: before ? before.since : newest() } : null);
+}
+
+function restoreDraft(id) {
+  const draft = loadDraft(state.me.id, id);
+  $('#reply-text').value = draft ? draft.text : '';
+  setMode(draft && draft.mode === 'note' ? 'note' : 'reply', { focus: false });
+  $('#suggestions').hidden = true;
+  $('#answered').hidden = true;
+  $('#composer-error').textContent = '';
+}
+
+// Colleagues' replies that reached the customer after this draft was begun:
+// the agent has not read them, and may be about to answer the same question twice.
+function unreadReplies() {
+  const draft = loadDraft(state.me.id, state.openId);
+  const since = draft ? draft.since : newest();
+  return state.messages.filter((m) => m.direction === 'outbound' && m.sender.kind === 'agent'
+    && m.sender.id !== state.me.id && m.created_at > since && !state.acknowledged.has(m.id));
+}
+
+function warnAnswered(replies) {
+  const last = replies[replies.length - 1];
+  $('#answered').textContent = t('answered_meanwhile', {
+    name: agentName(last.sender.id) || last.sender.name || '', time: when(last.created_at),
+  });
+  $('#answered').hidden = false;
 }
 
 async function send(event) {
@@ -336,19 +434,34 @@ async function send(event) {
   const text = $('#reply-text').value;
   if (!text.trim() && !state.attachments.length) return;
   $('#composer-error').textContent = '';
+  const id = state.openId;
+  const noting = mode() === 'note';
+  if (!noting) {
+    const replies = unreadReplies();
+    if (replies.length) {
+      // The first press shows what the colleague said; a second one sends anyway.
+      for (const m of replies) state.acknowledged.add(m.id);
+      warnAnswered(replies);
+      renderTimeline({ stick: true });
+      return;
+    }
+  }
   $('#send').disabled = true;
   try {
-    const id = state.openId;
-    const message = mode() === 'note'
+    const message = noting
       ? await api('POST', `/api/v1/conversations/${id}/notes`, { text })
       : await api('POST', `/api/v1/conversations/${id}/messages`, { text, attachments: state.attachments },
         { headers: { 'Idempotency-Key': idempotencyKey() } });
-    $('#reply-text').value = '';
-    state.attachments = [];
-    $('#files').value = '';
-    $('#attached').textContent = '';
+    saveDraft(state.me.id, id, null);
+    if (state.openId === id) {
+      $('#reply-text').value = '';
+      state.attachments = [];
+      $('#files').value = '';
+      $('#attached').textContent = '';
+      $('#answered').hidden = true;
+      addMessage(message, { stick: true });
+    }
     typing(false);
-    if (state.openId === id) addMessage(message);
   } catch (error) {
     $('#composer-error').textContent = error.message;
   } finally {
@@ -398,6 +511,7 @@ function suggest() {
 function choose(insert, cut) {
   const area = $('#reply-text');
   area.value = area.value.slice(0, area.value.length - cut) + insert;
+  keepDraft();
   $('#suggestions').hidden = true;
   area.focus();
 }
@@ -451,6 +565,10 @@ function onEvent(type, data) {
     const m = data.message;
     if (m.conversation_id === state.openId) {
       addMessage(m);
+      if ($('#reply-text').value.trim() && mode() === 'reply') {
+        const replies = unreadReplies();
+        if (replies.length) warnAnswered(replies);
+      }
       if (m.direction === 'inbound' && !document.hidden) {
         api('POST', `/api/v1/conversations/${m.conversation_id}/read`).catch(() => {});
       }
@@ -556,6 +674,9 @@ function move(step) {
 }
 
 function onKey(event) {
+  // An Enter (or Tab) that commits a word of a Vietnamese input method (Telex,
+  // VNI: the browser is composing, Safari says keyCode 229) is the IME's own.
+  if (event.isComposing || event.keyCode === 229) return;
   if (event.key === 'Enter' && (event.ctrlKey || event.metaKey) && event.target.id === 'reply-text') {
     $('#composer').requestSubmit();
     return;
@@ -570,10 +691,11 @@ function onKey(event) {
   const keys = {
     j: () => move(1),
     k: () => move(-1),
-    r: () => setMode('reply'),
-    n: () => setMode('note'),
+    r: () => { setMode('reply'); keepDraft(); },
+    n: () => { setMode('note'); keepDraft(); },
     t: () => state.openId && $('#take').click(),
-    e: () => state.openId && act('POST', '/resolve'),
+    e: () => resolve(),
+    z: () => state.undo && state.undo(),
     '/': () => $('#search').focus(),
     '?': () => $('#help').showModal(),
   };
@@ -586,10 +708,15 @@ function wire() {
   wired = true;
   document.addEventListener('keydown', onKey);
   $('#composer').addEventListener('submit', send);
-  $('#reply-text').addEventListener('input', () => { suggest(); typing(true); });
+  $('#reply-text').addEventListener('input', () => { keepDraft(); suggest(); typing(true); });
   for (const radio of document.querySelectorAll('input[name="mode"]')) {
-    radio.addEventListener('change', () => setMode(radio.value));
+    radio.addEventListener('change', () => { setMode(radio.value); keepDraft(); });
   }
+  $('#toast-undo').addEventListener('click', () => state.undo && state.undo());
+  $('#below').addEventListener('click', () => renderTimeline({ stick: true }));
+  $('#timeline').addEventListener('scroll', () => { if (atEnd($('#timeline'))) $('#below').hidden = true; });
+  $('#back').addEventListener('click', () => { $('#workspace').classList.remove('reading'); });
+  setInterval(refreshTimes, 30000);
   $('#files').addEventListener('change', upload);
   $('#take').addEventListener('click', () => act('POST', '/assign', { agent_id: state.me.id, only_if_unassigned: true }));
   $('#assignee').addEventListener('change', () => act('POST', '/assign', { agent_id: $('#assignee').value || null }));
@@ -614,7 +741,7 @@ function wire() {
     clearTimeout(mergeTimer);
     mergeTimer = setTimeout(() => findToMerge().catch(() => {}), 250);
   });
-  $('#resolve').addEventListener('click', () => act('POST', '/resolve'));
+  $('#resolve').addEventListener('click', () => resolve());
   $('#pending').addEventListener('click', () => act('POST', '/pending'));
   $('#reopen').addEventListener('click', () => act('POST', '/reopen'));
   $('#more').addEventListener('click', () => loadList(true));

@@ -140,6 +140,9 @@ const WORDS = {
     detail: 'Chi tiết', deactivate: 'Ngừng kích hoạt', role_admin: 'Quản trị', role_agent: 'Nhân viên CSKH',
     role_marketer: 'Tiếp thị',
     marketer_note: 'Hội thoại chỉ dành cho bộ phận CSKH; tài khoản tiếp thị làm việc với khách hàng và chiến dịch.',
+    just_now: 'vừa xong', back_to_list: '← Danh sách', new_below: 'Có tin mới ↓', undo: 'Hoàn tác',
+    resolved_notice: 'Đã hoàn tất {name}', key_undo: 'Hoàn tác việc hoàn tất', key_open: 'Mở hội thoại đang chọn',
+    answered_meanwhile: '{name} đã trả lời khách lúc {time}, trong lúc bạn soạn. Đọc lại tin đó; bấm Gửi lần nữa nếu vẫn muốn gửi.',
   },
   en: {
     email: 'E-mail', password: 'Password', sign_in: 'Sign in', sign_out: 'Sign out',
@@ -172,6 +175,9 @@ const WORDS = {
     detail: 'Detail', deactivate: 'Deactivate', role_admin: 'Admin', role_agent: 'Agent',
     role_marketer: 'Marketer',
     marketer_note: 'Conversations are for support; marketers work with contacts and campaigns.',
+    just_now: 'just now', back_to_list: '← List', new_below: 'New messages ↓', undo: 'Undo',
+    resolved_notice: '{name} resolved', key_undo: 'Undo the resolve', key_open: 'Open the conversation in focus',
+    answered_meanwhile: '{name} replied to the customer at {time}, while you were writing. Read it; press Send again to send yours anyway.',
   },
 };
 

@@ -1,0 +1,247 @@
+"""The workspace as a support agent uses it all day, in headless Chromium: what
+a shared inbox must not get wrong under a busy agent's hands. A draft stays
+with its conversation; a colleague's reply sent while an agent was writing is
+shown before theirs goes; reading up the timeline is not pulled down by new
+messages; a resolve is undone in one key; times are on the office's clock
+whatever the laptop says; a phone shows the list or the conversation with a
+way back; the keyboard alone opens conversations; an Enter that commits a
+Vietnamese word is the input method's, not a send."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from tests.conftest import eventually
+from tests.web.conftest import call, inbound
+from tests.web.test_workspace_page import chromium, shot, signed_in_page
+
+__all__ = ["chromium"]  # the fixture, used by name
+
+
+async def open_unassigned(page, conversation_id: str) -> None:
+    await page.click("button[data-view=unassigned]")
+    await page.click(f"#conversations li[data-id='{conversation_id}']")
+    await page.wait_for_selector("#timeline .msg[data-id]")
+
+
+async def messages_of(hub, conversation_id: str) -> list[tuple[str, str]]:
+    return [(m.direction, m.text) for m in await hub.runtime.store.list_messages(conversation_id)]
+
+
+async def test_a_draft_stays_with_its_conversation_and_survives_a_reload(chromium, team_hub):
+    hub = team_hub
+    first = await inbound(hub, "m1", "cust-1", text="Áo này còn màu đỏ không?", name="Hồng")
+    second = await inbound(hub, "m2", "cust-2", text="Do you ship to Đà Nẵng?", name="John")
+    page = await signed_in_page(chromium, hub, "lan@example.vn")
+    await open_unassigned(page, first)
+    await page.fill("#reply-text", "Dạ còn ạ, chị lấy size nào")
+    await page.dispatch_event("#reply-text", "input")
+    # To another customer: the box is theirs, empty, never the first one's words.
+    await page.click(f"#conversations li[data-id='{second}']")
+    await page.wait_for_selector(".msg.inbound >> text=Do you ship to Đà Nẵng?")
+    assert await page.input_value("#reply-text") == ""
+    await page.check("input[name=mode][value=note]")
+    await page.fill("#reply-text", "khách nước ngoài, hỏi phí ship")
+    await page.dispatch_event("#reply-text", "input")
+    await page.click(f"#conversations li[data-id='{first}']")
+    await page.wait_for_selector(".msg.inbound >> text=Áo này còn màu đỏ không?")
+    assert await page.input_value("#reply-text") == "Dạ còn ạ, chị lấy size nào"
+    assert await page.is_checked("input[name=mode][value=reply]")
+    # A reload (or a crashed tab) keeps both, each with its mode.
+    await page.reload()
+    await open_unassigned(page, second)
+    assert await page.input_value("#reply-text") == "khách nước ngoài, hỏi phí ship"
+    assert await page.is_checked("input[name=mode][value=note]")
+    await page.click("#send")
+    await page.wait_for_selector(".msg.note >> text=khách nước ngoài, hỏi phí ship")
+    # Sent, the draft is gone: back to it later, the box is empty.
+    await page.click(f"#conversations li[data-id='{first}']")
+    await page.wait_for_selector(".msg.inbound >> text=Áo này còn màu đỏ không?")
+    await page.click(f"#conversations li[data-id='{second}']")
+    await page.wait_for_selector(".msg.note")
+    assert await page.input_value("#reply-text") == ""
+    assert await messages_of(hub, first) == [("inbound", "Áo này còn màu đỏ không?")]
+    assert page.errors == []
+
+
+async def test_a_colleagues_reply_sent_while_writing_is_shown_before_the_agents_goes(
+    chromium, team_hub
+):
+    hub = team_hub
+    conversation_id = await inbound(hub, "m1", "cust-1", text="Khi nào giao hàng ạ?")
+    page = await signed_in_page(chromium, hub, "lan@example.vn")
+    await open_unassigned(page, conversation_id)
+    await page.wait_for_selector("#connection.up")
+    await page.fill("#reply-text", "Dạ mai shop giao ạ")
+    await page.dispatch_event("#reply-text", "input")
+    # An (admin) answers the same customer meanwhile.
+    await call(
+        hub,
+        "POST",
+        f"/api/v1/conversations/{conversation_id}/messages",
+        hub.an,
+        status=202,
+        json={"text": "Dạ chiều nay shop giao chị nhé"},
+    )
+    await page.wait_for_selector(".msg.outbound >> text=Dạ chiều nay shop giao chị nhé")
+    await page.click("#send")
+    warning = page.locator("#answered")
+    await warning.wait_for()
+    assert "An" in await warning.text_content()
+    await shot(page, "day-answered-meanwhile")
+    await page.wait_for_timeout(300)
+    assert await messages_of(hub, conversation_id) == [
+        ("inbound", "Khi nào giao hàng ạ?"),
+        ("outbound", "Dạ chiều nay shop giao chị nhé"),
+    ]
+    assert await page.input_value("#reply-text") == "Dạ mai shop giao ạ"
+    # Read, and sent anyway on the second press.
+    await page.click("#send")
+
+    async def sent() -> bool:
+        return ("outbound", "Dạ mai shop giao ạ") in await messages_of(hub, conversation_id)
+
+    await eventually(sent)
+    await warning.wait_for(state="hidden")
+    assert page.errors == []
+
+
+async def test_reading_up_the_timeline_is_not_pulled_down_by_a_new_message(chromium, team_hub):
+    hub = team_hub
+    conversation_id = await inbound(hub, "m0", "cust-1", text="Tin số 0")
+    for n in range(1, 25):
+        await inbound(hub, f"m{n}", "cust-1", text=f"Tin số {n}")
+    page = await signed_in_page(chromium, hub, "lan@example.vn", viewport=(1366, 768))
+    await open_unassigned(page, conversation_id)
+    await page.wait_for_selector("#connection.up")
+    await page.wait_for_selector(".msg >> text=Tin số 24")
+    timeline = page.locator("#timeline")
+    await timeline.evaluate("(list) => { list.scrollTop = 0; }")
+    await inbound(hub, "m25", "cust-1", text="Tin số 25")
+    await page.wait_for_selector(".msg >> text=Tin số 25", state="attached")
+    await page.wait_for_selector("#below:not([hidden])")
+    assert await timeline.evaluate("(list) => list.scrollTop") == 0
+    await shot(page, "day-new-below")
+    # "New messages ↓" goes to the end; at the end, new messages are followed.
+    await page.click("#below")
+    await page.wait_for_selector("#below", state="hidden")
+    await inbound(hub, "m26", "cust-1", text="Tin số 26")
+    await page.locator(".msg >> text=Tin số 26").wait_for()
+    at_end = "(l) => l.scrollHeight - l.scrollTop - l.clientHeight < 48"
+    assert await timeline.evaluate(at_end)
+    assert page.errors == []
+
+
+async def test_a_resolve_is_undone_from_its_notice_or_with_z(chromium, team_hub):
+    hub = team_hub
+    store = hub.runtime.store
+    conversation_id = await inbound(hub, "m1", "cust-1", text="Cảm ơn shop")
+    page = await signed_in_page(chromium, hub, "lan@example.vn")
+    await open_unassigned(page, conversation_id)
+
+    async def status(expected: str) -> None:
+        async def check() -> bool:
+            return (await store.get_conversation(conversation_id)).status == expected
+
+        await eventually(check)
+
+    await page.click("#resolve")
+    await page.wait_for_selector("#toast:not([hidden])")
+    await status("resolved")
+    await shot(page, "day-undo-resolve")
+    await page.click("#toast-undo")
+    await status("open")
+    await page.wait_for_selector("#resolve:not([hidden])")
+    # The keyboard: e resolves, z takes it back.
+    await page.click("#timeline")
+    await page.keyboard.press("e")
+    await status("resolved")
+    await page.wait_for_selector("#toast:not([hidden])")
+    await page.keyboard.press("z")
+    await status("open")
+    await page.wait_for_selector("#toast", state="hidden")
+    assert page.errors == []
+
+
+async def test_times_are_on_the_office_clock_and_relative_in_the_list(chromium, team_hub):
+    hub = team_hub
+    conversation_id = await inbound(hub, "m1", "cust-1", text="Shop mở cửa mấy giờ?")
+    [message] = await hub.runtime.store.list_messages(conversation_id)
+    # The laptop's clock says UTC; the shop is in Hồ Chí Minh City.
+    page = await signed_in_page(chromium, hub, "lan@example.vn", timezone="UTC")
+    await open_unassigned(page, conversation_id)
+    shown = await page.locator(".msg.inbound time").text_content()
+    local = message.created_at.astimezone(ZoneInfo("Asia/Ho_Chi_Minh"))
+    utc = message.created_at.astimezone(ZoneInfo("UTC"))
+    assert local.strftime("%H:%M") in shown and utc.strftime("%H:%M") not in shown
+    row = page.locator(f"#conversations li[data-id='{conversation_id}'] time.ago")
+    assert await row.text_content() == "vừa xong"
+    assert local.strftime("%H:%M") in await row.get_attribute("title")
+    assert isinstance(message.created_at, datetime)
+    assert page.errors == []
+
+
+async def test_on_a_phone_the_list_and_the_conversation_take_turns(chromium, team_hub):
+    hub = team_hub
+    conversation_id = await inbound(
+        hub, "m1", "cust-1", text="Em muốn đổi size áo " + "rất dài " * 60, name="Trần Quốc Bảo"
+    )
+    page = await signed_in_page(chromium, hub, "lan@example.vn", viewport=(390, 844))
+    no_sideways = "() => document.documentElement.scrollWidth <= innerWidth"
+    # The views are there to switch to (an agent's own list is often empty).
+    await page.click("button[data-view=unassigned]")
+    row = page.locator(f"#conversations li[data-id='{conversation_id}']")
+    await row.wait_for()
+    assert await page.is_hidden("#timeline")
+    assert await page.evaluate(no_sideways)
+    await shot(page, "day-phone-list")
+    await row.click()
+    await page.wait_for_selector(".msg.inbound >> text=Em muốn đổi size áo")
+    assert await page.is_hidden("#conversations")
+    assert await page.is_visible("#reply-text") and await page.is_visible("#send")
+    assert await page.evaluate(no_sideways)
+    await shot(page, "day-phone-conversation")
+    await page.click("#back")
+    await row.wait_for()
+    assert await page.is_hidden("#timeline")
+    assert page.errors == []
+
+
+async def test_the_keyboard_opens_conversations_and_an_ime_enter_is_not_a_send(chromium, team_hub):
+    hub = team_hub
+    await call(
+        hub,
+        "POST",
+        "/api/v1/canned-responses",
+        hub.an,
+        status=201,
+        json={"shortcut": "cam-on", "text": "Cảm ơn chị đã ủng hộ shop!"},
+    )
+    first = await inbound(hub, "m1", "cust-1", text="Cho em hỏi")
+    second = await inbound(hub, "m2", "cust-2", text="Shop ơi")
+    page = await signed_in_page(chromium, hub, "lan@example.vn")
+    await page.click("button[data-view=unassigned]")
+    # Tab to a row, Enter opens it; the list refreshing under it keeps the focus.
+    await page.focus(f"#conversations li[data-id='{second}']")
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector(".msg.inbound >> text=Shop ơi")
+    await page.focus(f"#conversations li[data-id='{first}']")
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector(".msg.inbound >> text=Cho em hỏi")
+    # Typing "/cam" then a word being composed by Telex: its Enter (and
+    # Ctrl+Enter) commits the word, neither picking the suggestion nor sending.
+    await page.click("#reply-text")
+    await page.keyboard.type("/cam")
+    await page.wait_for_selector("#suggestions:not([hidden])")
+    for ctrl in (False, True):
+        await page.evaluate(
+            """(ctrl) => document.querySelector('#reply-text').dispatchEvent(new KeyboardEvent(
+                 'keydown', {key: 'Enter', ctrlKey: ctrl, isComposing: true, bubbles: true,
+                             cancelable: true}))""",
+            ctrl,
+        )
+    await page.wait_for_timeout(300)
+    assert await page.input_value("#reply-text") == "/cam"
+    assert await messages_of(hub, first) == [("inbound", "Cho em hỏi")]
+    assert page.errors == []
