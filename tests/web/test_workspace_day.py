@@ -245,3 +245,20 @@ async def test_the_keyboard_opens_conversations_and_an_ime_enter_is_not_a_send(c
     assert await page.input_value("#reply-text") == "/cam"
     assert await messages_of(hub, first) == [("inbound", "Cho em hỏi")]
     assert page.errors == []
+
+
+async def test_an_opened_conversation_counts_as_read_at_once(chromium, team_hub):
+    hub = team_hub
+    conversation_id = await inbound(hub, "m1", "cust-1", text="Alo shop")
+    await inbound(hub, "m2", "cust-1", text="Shop ơi trả lời em với")
+    page = await signed_in_page(chromium, hub, "lan@example.vn")
+    await page.click("button[data-view=unassigned]")
+    row = page.locator(f"#conversations li[data-id='{conversation_id}']")
+    await row.locator(".count >> text=2").wait_for()
+    await row.click()
+    await page.wait_for_selector(".msg.inbound >> text=Shop ơi trả lời em với")
+    # Not a second later, when an event comes round: as the agent opens it.
+    assert await row.locator(".count").count() == 0
+    await page.wait_for_selector("button[data-view=unassigned] .count", state="detached")
+    assert (await hub.runtime.store.get_conversation(conversation_id)).unread_count == 0
+    assert page.errors == []

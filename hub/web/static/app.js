@@ -197,11 +197,17 @@ async function openConversation(id) {
   state.messages = messages.items;
   $('#empty').hidden = true;
   $('#open').hidden = false;
+  if (conversation.unread_count) {
+    // Read now, so counted as read now: the list and the views do not wait for
+    // the event (which a socket still connecting never brings).
+    const row = state.conversations.find((c) => c.id === id);
+    if (row) row.unread_count = 0;
+    api('POST', `/api/v1/conversations/${id}/read`).then(loadViews, () => {});
+  }
   renderHead();
   renderTimeline({ stick: true });
   renderList();
   loadContact();
-  if (conversation.unread_count) api('POST', `/api/v1/conversations/${id}/read`).catch(() => {});
 }
 
 function renderHead() {
