@@ -262,3 +262,27 @@ async def test_an_opened_conversation_counts_as_read_at_once(chromium, team_hub)
     await page.wait_for_selector("button[data-view=unassigned] .count", state="detached")
     assert (await hub.runtime.store.get_conversation(conversation_id)).unread_count == 0
     assert page.errors == []
+
+
+async def test_colleagues_with_the_same_conversation_open_see_each_other(chromium, team_hub):
+    hub = team_hub
+    conversation_id = await inbound(hub, "m1", "cust-1", text="Em cần đổi hàng")
+    other = await inbound(hub, "m2", "cust-2", text="Shop ơi")
+    lan = await signed_in_page(chromium, hub, "lan@example.vn")
+    await lan.wait_for_selector("#connection.up")
+    await open_unassigned(lan, conversation_id)
+    an = await signed_in_page(chromium, hub, "an@example.vn")
+    await an.wait_for_selector("#connection.up")
+    await an.click(f"#conversations li[data-id='{conversation_id}']")
+    # Each learns of the other at once (not at the next 20 s repeat).
+    await lan.wait_for_selector("#viewers:not([hidden]) >> text=An", timeout=5000)
+    await an.wait_for_selector("#viewers:not([hidden]) >> text=Lan", timeout=5000)
+    await shot(lan, "day-also-viewing")
+    # An moves on: Lan is alone again; An closes the tab: gone from the other too.
+    await an.click(f"#conversations li[data-id='{other}']")
+    await lan.wait_for_selector("#viewers", state="hidden", timeout=5000)
+    await lan.click(f"#conversations li[data-id='{other}']")
+    await lan.wait_for_selector("#viewers:not([hidden]) >> text=An", timeout=5000)
+    await an.context.close()
+    await lan.wait_for_selector("#viewers", state="hidden", timeout=5000)
+    assert lan.errors == [] and an.errors == []

@@ -33,6 +33,7 @@ const state = {
   collisionTimer: null,
   refreshTimer: 0,
   acknowledged: new Set(), // colleagues' replies the agent was warned about
+  viewers: new Map(), // conversation id → Map(agent id → { name, until })
   undo: null, // reverses the last resolve while its notice shows
   undoTimer: null,
 };
@@ -187,6 +188,8 @@ async function openConversation(id) {
   state.attachments = [];
   $('#attached').textContent = '';
   $('#workspace').classList.add('reading');
+  announceViewing();
+  renderViewers();
   const [conversation, messages] = await Promise.all([
     api('GET', `/api/v1/conversations/${id}`),
     api('GET', `/api/v1/conversations/${id}/messages`),
@@ -522,6 +525,40 @@ function choose(insert, cut) {
   area.focus();
 }
 
+// -- who else has it open ---------------------------------------------------
+// Colleagues viewing the open conversation, told by the hub. A page repeats
+// its own every 20 s while it stays open, so one not heard of for a minute
+// (a crashed laptop) is no longer shown.
+const VIEWING_REPEAT_MS = 20000;
+const VIEWING_LASTS_MS = 60000;
+
+function announceViewing() {
+  const socket = state.socket;
+  if (!socket || socket.readyState !== WebSocket.OPEN) return;
+  const viewing = $('#workspace').classList.contains('reading') || innerWidth > 700 ? state.openId : null;
+  socket.send(JSON.stringify({ type: 'viewing', conversation_id: viewing }));
+}
+
+function onViewing(data) {
+  const by = data.by || {};
+  const viewers = state.viewers.get(data.conversation_id) || new Map();
+  const known = viewers.has(by.id);
+  if (data.viewing) viewers.set(by.id, { name: by.name, until: Date.now() + VIEWING_LASTS_MS });
+  else viewers.delete(by.id);
+  state.viewers.set(data.conversation_id, viewers);
+  // A colleague just arrived: tell them at once that this agent is here too.
+  if (data.viewing && !known && data.conversation_id === state.openId) announceViewing();
+  renderViewers();
+}
+
+function renderViewers() {
+  const viewers = state.viewers.get(state.openId) || new Map();
+  const now = Date.now();
+  const names = [...viewers.entries()].filter(([, v]) => v.until > now).map(([, v]) => v.name);
+  $('#viewers').textContent = names.length ? t('also_viewing', { names: names.join(', ') }) : '';
+  $('#viewers').hidden = !names.length;
+}
+
 function typing(on) {
   const socket = state.socket;
   if (!socket || socket.readyState !== WebSocket.OPEN || !state.openId) return;
@@ -541,6 +578,7 @@ function connect() {
     $('#connection').className = 'connection up';
     if (state.reconnects > 0) resync();
     state.reconnects = 0;
+    announceViewing();
   });
   socket.addEventListener('message', (event) => {
     let frame;
@@ -595,6 +633,8 @@ function onEvent(type, data) {
       : by.kind === 'agent' ? t('is_replying', { name: by.name }) : t('customer_typing');
     clearTimeout(state.collisionTimer);
     state.collisionTimer = setTimeout(() => { $('#collision').textContent = ''; }, 6000);
+  } else if (type === 'conversation.viewing') {
+    onViewing(data);
   } else if (type.startsWith('conversation.')) {
     const c = data.conversation;
     if (c && c.id === state.openId && type !== 'conversation.read') {
@@ -721,8 +761,9 @@ function wire() {
   $('#toast-undo').addEventListener('click', () => state.undo && state.undo());
   $('#below').addEventListener('click', () => renderTimeline({ stick: true }));
   $('#timeline').addEventListener('scroll', () => { if (atEnd($('#timeline'))) $('#below').hidden = true; });
-  $('#back').addEventListener('click', () => { $('#workspace').classList.remove('reading'); });
+  $('#back').addEventListener('click', () => { $('#workspace').classList.remove('reading'); announceViewing(); });
   setInterval(refreshTimes, 30000);
+  setInterval(() => { announceViewing(); renderViewers(); }, VIEWING_REPEAT_MS);
   $('#files').addEventListener('change', upload);
   $('#take').addEventListener('click', () => act('POST', '/assign', { agent_id: state.me.id, only_if_unassigned: true }));
   $('#assignee').addEventListener('change', () => act('POST', '/assign', { agent_id: $('#assignee').value || null }));
