@@ -9,9 +9,12 @@ Vietnamese word is the input method's, not a send."""
 
 from __future__ import annotations
 
+import struct
+import zlib
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from hub.inbox.model import Attachment, Message, Sender
 from tests.conftest import eventually
 from tests.web.conftest import call, inbound
 from tests.web.test_workspace_page import chromium, shot, signed_in_page
@@ -286,3 +289,74 @@ async def test_colleagues_with_the_same_conversation_open_see_each_other(chromiu
     await an.context.close()
     await lan.wait_for_selector("#viewers", state="hidden", timeout=5000)
     assert lan.errors == [] and an.errors == []
+
+
+def png(width: int, height: int) -> bytes:
+    """A real PNG (grey pixels), as a customer's phone photo would be one."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(b"\x00" + b"\x80\x80\x80" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+async def test_a_customers_photo_is_shown_in_the_timeline_and_a_file_not_kept_says_so(
+    chromium, team_hub
+):
+    hub = team_hub
+    photo = png(40, 30)
+    uploaded = await call(
+        hub,
+        "POST",
+        "/api/v1/attachments?name=ao-giao-sai.png",
+        hub.lan,
+        status=201,
+        data=photo,
+        headers={"Content-Type": "image/png"},
+    )
+    conversation_id = await inbound(hub, "m1", "cust-1", text="Shop giao sai màu rồi")
+    conversation = await hub.runtime.store.get_conversation(conversation_id)
+    now = hub.runtime.clock.now()
+    await hub.runtime.store.add_message(
+        Message(
+            conversation_id=conversation.id,
+            account_id=conversation.account_id,
+            channel=conversation.channel,
+            direction="inbound",
+            sender=Sender(kind="contact", id=conversation.contact_id, name="Khách"),
+            text="Ảnh đây ạ",
+            attachments=[
+                Attachment(
+                    name="ao-giao-sai.png",
+                    content_type="image/png",
+                    size=len(photo),
+                    storage_key=uploaded["storage_key"],
+                ),
+                Attachment(
+                    name="video.mp4", content_type="video/mp4", size=30_000_000, too_large=True
+                ),
+            ],
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    page = await signed_in_page(chromium, hub, "lan@example.vn")
+    await open_unassigned(page, conversation_id)
+    preview = page.locator(".msg img.preview")
+    await preview.wait_for()
+    await page.wait_for_function(
+        "() => document.querySelector('.msg img.preview').naturalWidth === 40"
+    )
+    assert await page.locator(".msg .attachment.gone").text_content() == (
+        "📎 video.mp4 · 28,6 MB · quá lớn, không được lưu"
+    )
+    await shot(page, "day-photo")
+    assert page.errors == []

@@ -255,10 +255,17 @@ function messageNode(m) {
     body.append(el('p', { class: 'text', text: m.text }));
   }
   m.attachments.forEach((a, index) => {
-    body.append(el('a', {
-      class: 'attachment', href: `/api/v1/messages/${encodeURIComponent(m.id)}/attachments/${index}`,
-      rel: 'noopener', target: '_blank', text: `📎 ${a.name || 'file'}`,
-    }));
+    const label = `📎 ${a.name || 'file'}${a.size ? ` · ${fileSize(a.size)}` : ''}`;
+    if (a.too_large) {
+      body.append(el('span', { class: 'attachment gone', text: `${label} · ${t('not_kept')}` }));
+      return;
+    }
+    const href = `/api/v1/messages/${encodeURIComponent(m.id)}/attachments/${index}`;
+    // A photo of a wrong item or a payment slip is read at a glance, not downloaded.
+    const preview = PREVIEWED.includes(a.content_type)
+      ? el('img', { class: 'preview', src: href, alt: a.name || '', loading: 'lazy' }) : null;
+    body.append(el('a', { class: 'attachment', href, rel: 'noopener', target: '_blank' },
+      preview, el('span', { text: label })));
   });
   return el('li', { class: `msg ${m.direction}`, 'data-id': m.id }, head, body);
 }
@@ -266,6 +273,17 @@ function messageNode(m) {
 // The timeline follows new messages only when the agent is at its end: one
 // reading further up keeps their place, and "new messages ↓" says there is more.
 function atEnd(list) { return list.scrollHeight - list.scrollTop - list.clientHeight < 48; }
+
+// Raster images only: an SVG can carry script (the hub serves it as bytes anyway).
+const PREVIEWED = ['image/png', 'image/jpeg', 'image/gif', 'image/webp'];
+
+function fileSize(bytes) {
+  const units = ['B', 'KB', 'MB', 'GB'];
+  let size = bytes;
+  let unit = 0;
+  while (size >= 1024 && unit < units.length - 1) { size /= 1024; unit += 1; }
+  return `${size.toLocaleString(undefined, { maximumFractionDigits: unit ? 1 : 0 })} ${units[unit]}`;
+}
 
 function renderTimeline({ stick = false } = {}) {
   const list = $('#timeline');
