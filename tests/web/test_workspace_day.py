@@ -360,3 +360,27 @@ async def test_a_customers_photo_is_shown_in_the_timeline_and_a_file_not_kept_sa
     )
     await shot(page, "day-photo")
     assert page.errors == []
+
+
+async def test_a_dropped_network_is_said_plainly_and_retried(chromium, team_hub):
+    hub = team_hub
+    first = await inbound(hub, "m1", "cust-1", text="Tin của khách một")
+    second = await inbound(hub, "m2", "cust-2", text="Tin của khách hai")
+    page = await signed_in_page(chromium, hub, "lan@example.vn")
+    await open_unassigned(page, first)
+    # The Wi-Fi goes (the browser's own offline mode: every request fails).
+    await page.context.set_offline(True)
+    await page.click(f"#conversations li[data-id='{second}']")
+    await page.wait_for_selector("#load-error:not([hidden]) >> text=Không kết nối được")
+    assert await page.is_hidden("#open")
+    await page.fill("#search", "khách")
+    await page.wait_for_selector("#list-error:not([hidden]) >> text=Không kết nối được")
+    # What was listed stays listed: stale beats blank.
+    assert await page.locator("#conversations li.item").count() == 2
+    await shot(page, "day-offline")
+    await page.context.set_offline(False)
+    await page.click("#load-error-retry")
+    await page.wait_for_selector(".msg.inbound >> text=Tin của khách hai")
+    await page.click("#list-error-retry")
+    await page.wait_for_selector("#list-error", state="hidden")
+    assert page.errors == []

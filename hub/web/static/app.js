@@ -38,6 +38,14 @@ const state = {
   undoTimer: null,
 };
 
+// What went wrong, in the agent's words: a fetch that never reached the hub
+// (Wi-Fi gone) throws a TypeError whose message ("Failed to fetch") says nothing.
+function problem(error) {
+  if (!(error instanceof ApiError)) return t('unreachable');
+  if (error.status === 404) return t('gone');
+  return error.message;
+}
+
 function agentName(id) {
   const agent = state.agents.find((a) => a.id === id);
   return agent ? agent.name : '';
@@ -101,7 +109,12 @@ async function start(session) {
 
 // -- views and the list ----------------------------------------------------
 async function loadViews() {
-  const views = await api('GET', '/api/v1/views');
+  let views;
+  try {
+    views = await api('GET', '/api/v1/views');
+  } catch {
+    return; // the counts shown stay; the list says what failed
+  }
   const nav = $('#views');
   nav.replaceChildren();
   for (const view of views.items) {
@@ -134,8 +147,20 @@ async function loadList(more = false) {
   const query = viewQuery();
   if (more && state.cursor) query.set('cursor', state.cursor);
   const request = ++listRequests;
-  const page = await api('GET', `/api/v1/conversations?${query}`);
+  if (!state.listed) $('#conversations').replaceChildren(el('li', { class: 'none', text: t('loading') }));
+  let page;
+  try {
+    page = await api('GET', `/api/v1/conversations?${query}`);
+  } catch (error) {
+    if (request !== listRequests) return;
+    // The list already shown stays (stale beats blank); the failure is said above it.
+    $('#list-error').hidden = false;
+    $('#list-error-text').textContent = problem(error);
+    return;
+  }
   if (request !== listRequests) return; // a newer answer is on its way
+  state.listed = true;
+  $('#list-error').hidden = true;
   state.conversations = more ? [...state.conversations, ...page.items] : page.items;
   state.cursor = page.next_cursor;
   renderList();
@@ -190,11 +215,30 @@ async function openConversation(id) {
   $('#workspace').classList.add('reading');
   announceViewing();
   renderViewers();
-  const [conversation, messages] = await Promise.all([
-    api('GET', `/api/v1/conversations/${id}`),
-    api('GET', `/api/v1/conversations/${id}/messages`),
-  ]);
+  // Until this one is loaded, the previous timeline is not this one's: dimmed,
+  // and nothing can be sent from under it.
+  $('#open').classList.add('loading');
+  $('#send').disabled = true;
+  $('#load-error').hidden = true;
+  let conversation;
+  let messages;
+  try {
+    [conversation, messages] = await Promise.all([
+      api('GET', `/api/v1/conversations/${id}`),
+      api('GET', `/api/v1/conversations/${id}/messages`),
+    ]);
+  } catch (error) {
+    if (state.openId !== id) return;
+    $('#open').hidden = true;
+    $('#empty').hidden = true;
+    $('#load-error-text').textContent = problem(error);
+    $('#load-error').hidden = false;
+    if (error instanceof ApiError && error.status === 404) scheduleRefresh();
+    return;
+  }
   if (state.openId !== id) return;
+  $('#open').classList.remove('loading');
+  $('#send').disabled = false;
   state.conversation = conversation;
   state.contact = conversation.contact;
   state.messages = messages.items;
@@ -380,7 +424,7 @@ async function act(method, suffix, body, id = state.openId) {
     loadViews();
     return true;
   } catch (error) {
-    $('#composer-error').textContent = error.code === 'conflict' ? t('taken_by_other') : error.message;
+    $('#composer-error').textContent = error.code === 'conflict' ? t('taken_by_other') : problem(error);
     return false;
   }
 }
@@ -490,7 +534,7 @@ async function send(event) {
     }
     typing(false);
   } catch (error) {
-    $('#composer-error').textContent = error.message;
+    $('#composer-error').textContent = problem(error);
   } finally {
     $('#send').disabled = false;
   }
@@ -777,6 +821,8 @@ function wire() {
     radio.addEventListener('change', () => { setMode(radio.value); keepDraft(); });
   }
   $('#toast-undo').addEventListener('click', () => state.undo && state.undo());
+  $('#load-error-retry').addEventListener('click', () => state.openId && openConversation(state.openId));
+  $('#list-error-retry').addEventListener('click', () => { loadList(); loadViews().catch(() => {}); });
   $('#below').addEventListener('click', () => renderTimeline({ stick: true }));
   $('#timeline').addEventListener('scroll', () => { if (atEnd($('#timeline'))) $('#below').hidden = true; });
   $('#back').addEventListener('click', () => { $('#workspace').classList.remove('reading'); announceViewing(); });
