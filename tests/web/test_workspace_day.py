@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from hub.inbox.model import Attachment, Message, Sender
@@ -383,4 +383,37 @@ async def test_a_dropped_network_is_said_plainly_and_retried(chromium, team_hub)
     await page.wait_for_selector(".msg.inbound >> text=Tin của khách hai")
     await page.click("#list-error-retry")
     await page.wait_for_selector("#list-error", state="hidden")
+    assert page.errors == []
+
+
+async def test_snoozes_are_on_the_office_clock(chromium, team_hub):
+    hub = team_hub
+    store = hub.runtime.store
+    office = ZoneInfo("Asia/Ho_Chi_Minh")
+    conversation_id = await inbound(hub, "m1", "cust-1", text="Mai em chuyển khoản nhé")
+    page = await signed_in_page(chromium, hub, "lan@example.vn", timezone="UTC")
+    await open_unassigned(page, conversation_id)
+
+    async def snoozed_until() -> datetime | None:
+        return (await store.get_conversation(conversation_id)).snoozed_until
+
+    async def expect(moment: datetime) -> None:
+        async def check() -> bool:
+            return await snoozed_until() == moment
+
+        await eventually(check)
+
+    today = datetime.now(office).date()
+    await page.select_option("#snooze", "tomorrow")
+    await expect(datetime.combine(today + timedelta(days=1), time(8), office))
+    await page.wait_for_selector("#status >> text=Tạm hoãn đến 08:00")
+    monday = today + timedelta(days=(7 - today.weekday()) or 7)
+    await page.select_option("#snooze", "next_week")
+    await expect(datetime.combine(monday, time(8), office))
+    # A time picked by hand is read on the office's clock too, not the laptop's.
+    await page.select_option("#snooze", "custom")
+    await page.fill("#snooze-until", f"{monday.isoformat()}T14:30")
+    await page.click("#snooze-at")
+    await expect(datetime.combine(monday, time(14, 30), office))
+    await page.wait_for_selector("#snooze-custom", state="hidden")
     assert page.errors == []

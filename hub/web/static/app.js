@@ -7,7 +7,7 @@ import { setLang, t, translate } from './i18n.js';
 import { mountCampaigns } from './campaigns.js';
 import { loadDraft, saveDraft } from './drafts.js';
 import { openReports } from './reports.js';
-import { ago, setZone, when } from './time.js';
+import { ago, officeInput, setZone, snoozeUntil, when } from './time.js';
 
 const OPEN = 'open,pending,snoozed';
 
@@ -260,7 +260,8 @@ async function openConversation(id) {
 function renderHead() {
   const c = state.conversation;
   $('#subject').textContent = c.subject || (state.contact && state.contact.name) || c.contact_address;
-  $('#status').textContent = t(`status_${c.status}`);
+  $('#status').textContent = c.status === 'snoozed' && c.snoozed_until
+    ? t('snoozed_until', { time: when(c.snoozed_until) }) : t(`status_${c.status}`);
   $('#status').className = `badge status-${c.status}`;
   $('#channel').textContent = `${c.channel} · ${c.account_id}`;
   $('#take').hidden = Boolean(c.assignee_id);
@@ -836,9 +837,20 @@ function wire() {
   $('#labels').addEventListener('change', () => act('PATCH', '', {
     labels: $('#labels').value.split(',').map((l) => l.trim()).filter(Boolean),
   }));
-  $('#snooze').addEventListener('click', () => {
-    const value = $('#snooze-until').value;
-    if (value) act('POST', '/snooze', { until: new Date(value).toISOString() });
+  // Snoozed on the office's clock, not the laptop's: "sáng mai" is 8:00 in the shop.
+  $('#snooze').addEventListener('change', () => {
+    const choice = $('#snooze').value;
+    $('#snooze-custom').hidden = choice !== 'custom';
+    const until = snoozeUntil(choice);
+    $('#snooze').value = choice === 'custom' ? 'custom' : '';
+    if (until) act('POST', '/snooze', { until: until.toISOString() });
+  });
+  $('#snooze-at').addEventListener('click', () => {
+    const until = officeInput($('#snooze-until').value);
+    if (!until) return;
+    $('#snooze-custom').hidden = true;
+    $('#snooze').value = '';
+    act('POST', '/snooze', { until: until.toISOString() });
   });
   $('#attribute-form').addEventListener('submit', async (event) => {
     event.preventDefault();
