@@ -312,7 +312,7 @@ async def test_a_customers_photo_is_shown_in_the_timeline_and_a_file_not_kept_sa
     chromium, team_hub
 ):
     hub = team_hub
-    photo = png(40, 30)
+    photo = png(160, 120)
     uploaded = await call(
         hub,
         "POST",
@@ -323,6 +323,8 @@ async def test_a_customers_photo_is_shown_in_the_timeline_and_a_file_not_kept_sa
         headers={"Content-Type": "image/png"},
     )
     conversation_id = await inbound(hub, "m1", "cust-1", text="Shop giao sai màu rồi")
+    for n in range(15):
+        await inbound(hub, f"m{n + 2}", "cust-1", text=f"Tin số {n}")
     conversation = await hub.runtime.store.get_conversation(conversation_id)
     now = hub.runtime.clock.now()
     await hub.runtime.store.add_message(
@@ -353,8 +355,11 @@ async def test_a_customers_photo_is_shown_in_the_timeline_and_a_file_not_kept_sa
     preview = page.locator(".msg img.preview")
     await preview.wait_for()
     await page.wait_for_function(
-        "() => document.querySelector('.msg img.preview').naturalWidth === 40"
+        "() => document.querySelector('.msg img.preview').naturalWidth === 160"
     )
+    # The photo came in after the timeline was drawn at its end: it is still there.
+    at_end = "(l) => l.scrollHeight - l.scrollTop - l.clientHeight < 48"
+    assert await page.locator("#timeline").evaluate(at_end)
     assert await page.locator(".msg .attachment.gone").text_content() == (
         "📎 video.mp4 · 28,6 MB · quá lớn, không được lưu"
     )

@@ -33,6 +33,7 @@ const state = {
   collisionTimer: null,
   refreshTimer: 0,
   acknowledged: new Set(), // colleagues' replies the agent was warned about
+  following: true, // the timeline is at its end and stays there
   viewers: new Map(), // conversation id → Map(agent id → { name, until })
   undo: null, // reverses the last resolve while its notice shows
   undoTimer: null,
@@ -308,7 +309,7 @@ function messageNode(m) {
     const href = `/api/v1/messages/${encodeURIComponent(m.id)}/attachments/${index}`;
     // A photo of a wrong item or a payment slip is read at a glance, not downloaded.
     const preview = PREVIEWED.includes(a.content_type)
-      ? el('img', { class: 'preview', src: href, alt: a.name || '', loading: 'lazy' }) : null;
+      ? el('img', { class: 'preview', src: href, alt: a.name || '', loading: 'lazy', onload: keepFollowing }) : null;
     body.append(el('a', { class: 'attachment', href, rel: 'noopener', target: '_blank' },
       preview, el('span', { text: label })));
   });
@@ -342,6 +343,13 @@ function renderTimeline({ stick = false } = {}) {
   } else {
     list.scrollTop = top;
   }
+  state.following = follow;
+}
+
+// A photo arriving after the timeline was drawn makes it taller: one following
+// the end stays at the end instead of the last message slipping out of view.
+function keepFollowing() {
+  if (state.following) $('#timeline').scrollTop = $('#timeline').scrollHeight;
 }
 
 function addMessage(m, { stick = false } = {}) {
@@ -825,7 +833,10 @@ function wire() {
   $('#load-error-retry').addEventListener('click', () => state.openId && openConversation(state.openId));
   $('#list-error-retry').addEventListener('click', () => { loadList(); loadViews().catch(() => {}); });
   $('#below').addEventListener('click', () => renderTimeline({ stick: true }));
-  $('#timeline').addEventListener('scroll', () => { if (atEnd($('#timeline'))) $('#below').hidden = true; });
+  $('#timeline').addEventListener('scroll', () => {
+    state.following = atEnd($('#timeline'));
+    if (state.following) $('#below').hidden = true;
+  });
   $('#back').addEventListener('click', () => { $('#workspace').classList.remove('reading'); announceViewing(); });
   setInterval(refreshTimes, 30000);
   setInterval(() => { announceViewing(); renderViewers(); }, VIEWING_REPEAT_MS);
