@@ -135,19 +135,42 @@ class InboxService:
             )
             if existing is not None:
                 return await self._duplicate(existing)
-        outcome, _ = await self._store_new(inbound)
-        return outcome
+        return await self._store_new(inbound)
 
-    async def _store_new(self, inbound: InboundMessage) -> tuple[IngestOutcome, Conversation]:
+    async def _store_new(self, inbound: InboundMessage) -> IngestOutcome:
         events: list[Event] = []
+        contact_created = False
         try:
             async with self.store.transaction():
-                contact, contact_created = await self._resolve_contact(inbound)
-                conversation = await self._thread(inbound, contact, events)
-                message = self._inbound_message(inbound, contact, conversation)
-                await self.store.add_message(message)
-                if inbound.consent is not None:
-                    contact = await self._record_consent(contact, inbound.consent, message, events)
+                known = None
+                if inbound.threading == "contact" and inbound.consent is None:
+                    known = await self.store.known_sender(
+                        inbound.sender.identities, inbound.account_id
+                    )
+                if known is not None:
+                    # The common case, decided in one read: nothing to create,
+                    # link, reopen or record but the message and the activity.
+                    contact_id, conversation_id = known.contact_id, known.conversation_id
+                    await self.store.record_inbound_activity(conversation_id, self.clock.now())
+                    message = self._inbound_message(
+                        inbound, contact_id, known.contact_name, conversation_id
+                    )
+                    await self.store.add_message(message)
+                else:
+                    contact, contact_created = await self._resolve_contact(inbound)
+                    conversation = await self._thread(inbound, contact, events)
+                    contact_id, conversation_id = contact.id, conversation.id
+                    message = self._inbound_message(
+                        inbound, contact.id, contact.name, conversation.id
+                    )
+                    await self.store.add_message(message)
+                    if inbound.consent is not None:
+                        contact = await self._record_consent(
+                            contact, inbound.consent, message, events
+                        )
+                    if contact_created:
+                        contact_event = {"contact": contact.model_dump(mode="json")}
+                        events.insert(0, Event("contact.created", contact_event))
         except DuplicateMessage:
             # Another request stored the same message between our check and insert.
             # Read it in a transaction: that sees the other write even before it is
@@ -159,13 +182,11 @@ class InboxService:
                 )
             if stored is None:
                 raise
-            return await self._duplicate(stored), await self.conversation(stored.conversation_id)
-        if contact_created:
-            events.insert(0, Event("contact.created", {"contact": contact.model_dump(mode="json")}))
+            return await self._duplicate(stored)
         created = message_event("created", message)
         # Care rules greet a contact's very first message: say so, as only here is it known.
         created.data["first_from_contact"] = contact_created
-        created.data["contact_id"] = contact.id
+        created.data["contact_id"] = contact_id
         events.append(created)
         log.info(
             "message ingested",
@@ -174,17 +195,16 @@ class InboxService:
                 "channel": inbound.channel,
                 "account_id": inbound.account_id,
                 "message_id": message.id,
-                "conversation_id": conversation.id,
+                "conversation_id": conversation_id,
             },
         )
         await self.bus.publish(*events)
-        outcome = IngestOutcome(
+        return IngestOutcome(
             message_id=message.id,
-            conversation_id=conversation.id,
-            contact_id=contact.id,
+            conversation_id=conversation_id,
+            contact_id=contact_id,
             duplicate=False,
         )
-        return outcome, conversation
 
     async def _record_consent(
         self, contact: Contact, change: ConsentChange, message: Message, events: list[Event]
@@ -259,13 +279,13 @@ class InboxService:
                         "call": None,
                     }
                 )
-                outcome, conversation = await self._store_new(first)
+                outcome = await self._store_new(first)
                 if outcome.duplicate:
                     continue  # created meanwhile by another update: merge into it
                 if record.needs_callback:
-                    await self._request_callback(conversation.id, record)
+                    await self._request_callback(outcome.conversation_id, record)
                 elif record.answered_at is not None:
-                    await self._callback_done(conversation.id)
+                    await self._callback_done(outcome.conversation_id)
                 return outcome
             before = CallRecord.from_meta(existing.meta)
             record = merge(
@@ -553,18 +573,18 @@ class InboxService:
             cursor = page.next_cursor
 
     def _inbound_message(
-        self, inbound: InboundMessage, contact: Contact, conversation: Conversation
+        self, inbound: InboundMessage, contact_id: str, contact_name: str, conversation_id: str
     ) -> Message:
         now = self.clock.now()
         meta = dict(inbound.meta)
         if inbound.sent_at is not None:
             meta["sent_at"] = inbound.sent_at.isoformat()
         return Message(
-            conversation_id=conversation.id,
+            conversation_id=conversation_id,
             account_id=inbound.account_id,
             channel=inbound.channel,
             direction=inbound.direction,
-            sender=Sender(kind="contact", id=contact.id, name=inbound.sender.name or contact.name),
+            sender=Sender(kind="contact", id=contact_id, name=inbound.sender.name or contact_name),
             text=inbound.text,
             html=inbound.html,
             attachments=inbound.attachments,

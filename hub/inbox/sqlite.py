@@ -38,6 +38,7 @@ from hub.errors import (
     StoreUnavailable,
 )
 from hub.inbox.model import (
+    OPEN_STATUSES,
     Agent,
     ApiToken,
     AuditEntry,
@@ -72,6 +73,7 @@ from hub.inbox.store import (
     ConversationCursor,
     ConversationFilter,
     Expectation,
+    KnownSender,
     Page,
     Store,
     StoreCounts,
@@ -469,6 +471,20 @@ CONTACTS_WITH_IDENTITIES = """
     FROM contacts
 """
 CONTACT_WITH_IDENTITIES = CONTACTS_WITH_IDENTITIES + " WHERE id = ?"
+
+# For `known_sender`: each of the given identities that is known, with its
+# contact's name and the contact's newest conversation on the account among the
+# open statuses (what `latest_conversation` finds). Parameters: the account id,
+# then the identities' channel and address pairs (`{identities}`).
+KNOWN_SENDER = (
+    "SELECT i.contact_id, c.name, v.id, v.status"
+    " FROM identities i JOIN contacts c ON c.id = i.contact_id"
+    " LEFT JOIN conversations v ON v.id = ("
+    "SELECT id FROM conversations WHERE contact_id = i.contact_id AND account_id = ?1"
+    f" AND status IN ({', '.join(repr(s) for s in OPEN_STATUSES)})"
+    " ORDER BY last_activity_at DESC, id DESC LIMIT 1)"
+    " WHERE {identities}"
+)
 
 CONVERSATIONS = _Table(
     "conversations",
@@ -1003,6 +1019,23 @@ class SqliteStore(Store):
             params,
         )
         return [CONTACTS.decode(row) for row in rows]
+
+    async def known_sender(
+        self, identities: Sequence[Identity], account_id: str
+    ) -> KnownSender | None:
+        # One statement for what the general path reads in two or three (the
+        # contacts whole, then their conversations), decoding no record.
+        if not identities:
+            return None
+        clause = " OR ".join("(i.channel = ? AND i.address = ?)" for _ in identities)
+        params = [account_id, *(part for i in identities for part in (i.channel, i.address))]
+        rows = await self._fetch_all(KNOWN_SENDER.format(identities=clause), params)
+        if len(rows) != len(set(identities)) or len({r[0] for r in rows}) != 1:
+            return None
+        contact_id, name, conversation_id, status = rows[0]
+        if status != "open":
+            return None
+        return KnownSender(contact_id, name, conversation_id)
 
     async def link_identity(self, contact_id: str, identity: Identity) -> None:
         async with self.transaction():

@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 
 from hub.errors import InvalidRequest
 from hub.inbox.model import (
+    OPEN_STATUSES,
     Agent,
     ApiToken,
     AuditEntry,
@@ -38,6 +39,16 @@ T = TypeVar("T")
 # `expect` values in the update methods: a plain value must equal the stored
 # one; a tuple means "any of these" (compare-and-set on a set of states).
 Expectation = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class KnownSender:
+    """A sender the inbox knows, writing into a conversation that is open: all
+    an inbound message needs to be stored (`Store.known_sender`)."""
+
+    contact_id: str
+    contact_name: str
+    conversation_id: str
 
 
 @dataclass(frozen=True)
@@ -149,6 +160,26 @@ class Store(ABC):
         owners = dict.fromkeys((await self.contacts_by_identity(identities)).values())
         contacts = [await self.get_contact(contact_id) for contact_id in owners]
         return [c for c in contacts if c is not None]
+
+    async def known_sender(
+        self, identities: Sequence[Identity], account_id: str
+    ) -> KnownSender | None:
+        """The common case of an inbound message, recognised in one read where the
+        backend can: every one of `identities` belongs to one contact, whose newest
+        conversation on the account among the open statuses is `open`. None in
+        every other case (a new sender or identity, a conversation to reopen or
+        wake): the caller then takes the general path."""
+        owners = await self.contacts_by_identity(identities)
+        if not identities or len(set(owners.values())) != 1 or set(identities) - owners.keys():
+            return None
+        contact_id = owners[identities[0]]
+        contact = await self.get_contact(contact_id)
+        conversation = await self.latest_conversation(
+            contact_id, account_id, statuses=OPEN_STATUSES
+        )
+        if contact is None or conversation is None or conversation.status != "open":
+            return None
+        return KnownSender(contact_id, contact.name, conversation.id)
 
     @abstractmethod
     async def link_identity(self, contact_id: str, identity: Identity) -> None:

@@ -424,6 +424,37 @@ async def test_latest_conversation_is_the_newest_activity_among_the_statuses(sto
     assert await store.latest_conversation(contact.id, "nowhere", statuses=None) is None
 
 
+async def test_known_sender_is_one_contact_writing_into_an_open_conversation(
+    store: Store,
+) -> None:
+    phone, chat = identity("sms", "+84901234567"), identity("webchat:site", "v-1")
+    lan = await saved_contact(store, phone, chat, name="Lan")
+    minh = await saved_contact(store, identity("sms", "+84907654321"), name="Minh")
+    await saved_conversation(store, lan, status="open", last_activity_at=at(1))
+    newest = await saved_conversation(store, lan, status="open", last_activity_at=at(2))
+    await saved_conversation(store, lan, status="resolved", last_activity_at=at(9))
+    await saved_conversation(store, lan, account_id="sms-alt", last_activity_at=at(20))
+
+    found = await store.known_sender([phone, chat], "sms-main")
+    assert found is not None
+    assert (found.contact_id, found.contact_name, found.conversation_id) == (
+        lan.id,
+        "Lan",
+        newest.id,
+    )
+    assert await store.known_sender([chat], "sms-main") == found
+    assert await store.known_sender([phone, phone], "sms-main") == found
+    # Anything else takes the general path: a new identity, another contact's,
+    # no conversation on the account, one to wake.
+    assert await store.known_sender([phone, identity("email", "lan@x.vn")], "sms-main") is None
+    assert await store.known_sender([phone, minh.identities[0]], "sms-main") is None
+    assert await store.known_sender([identity("sms", "+84900000000")], "sms-main") is None
+    assert await store.known_sender(minh.identities, "sms-main") is None
+    assert await store.known_sender([], "sms-main") is None
+    await saved_conversation(store, lan, status="pending", last_activity_at=at(3))
+    assert await store.known_sender([phone], "sms-main") is None
+
+
 async def _views(store: Store) -> dict[str, Conversation]:
     lan = await saved_contact(store)
     minh = await saved_contact(store)
