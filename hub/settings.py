@@ -262,6 +262,16 @@ class WorkspaceSettings(_Section):
     login_window_seconds: float = Field(
         900.0, gt=0, description="the period those failed sign-ins are counted over"
     )
+    timezone: str = Field(
+        "Asia/Ho_Chi_Minh",
+        description="the wall clock the workspace shows times on, whatever the laptop's own"
+        " clock is set to (a shared office's agents read one time)",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return known_zone(value)
 
 
 class ReportSettings(_Section):

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from hub.campaigns.model import CONSENT_KEY, Campaign, Recipient
+from hub.campaigns.model import CONSENT_KEY, Addressee, Campaign, DueSend, Recipient
 from hub.campaigns.unsubscribe import UnsubscribeLinks
-from hub.care.templates import Template, Templates, contact_context, language_of
+from hub.care.templates import Template, Templates, contact_variables, language_of
 from hub.channels.base import Channel, OutboundMessage
 from hub.inbox.model import Contact
 
@@ -82,10 +82,23 @@ class CampaignMessages:
         key = CONSENT_KEY[self.campaign.channel]
         return self.links.url(self.campaign.id, contact_id, key)
 
-    def render(self, contact: Contact, now: datetime) -> tuple[str, str]:
+    def render(self, contact: Contact | Addressee, now: datetime) -> tuple[str, str]:
         """(text, subject) for this contact. Raises TemplateError."""
+        if isinstance(contact, Contact):
+            contact = Addressee.of(contact, self.campaign.channel)
         context: dict[str, Any] = {
-            "contact": contact_context(contact, default_language=self.default_language),
+            "contact": contact_variables(
+                id=contact.id,
+                name=contact.name,
+                language=contact.language,
+                timezone=contact.timezone,
+                birthday=contact.birthday,
+                tags=contact.tags,
+                attributes=contact.attributes,
+                phone=contact.phone,
+                email=contact.email,
+                default_language=self.default_language,
+            ),
             "company": {"name": self.company},
             "now": now.date(),
             "campaign": {"id": self.campaign.id, "name": self.campaign.name},
@@ -101,7 +114,9 @@ class CampaignMessages:
             text = f"{text}\n{self.opt_out_text}"
         return text, subject
 
-    def outbound(self, recipient: Recipient, contact: Contact, now: datetime) -> OutboundMessage:
+    def outbound(
+        self, recipient: Recipient | DueSend, contact: Contact | Addressee, now: datetime
+    ) -> OutboundMessage:
         text, subject = self.render(contact, now)
         headers: dict[str, str] = {}
         if self.campaign.channel == "email":

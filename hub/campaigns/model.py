@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from hub.inbox.model import Moment, new_id
+from hub.inbox.model import Contact, Moment, new_id
 
 CampaignChannel = Literal["sms", "email"]
 CampaignStatus = Literal["draft", "scheduled", "running", "paused", "cancelled", "completed"]
@@ -138,6 +138,63 @@ class Outcome:
     reason: str | None = None
     external_id: str | None = None
     not_before: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Addressee:
+    """What sending a campaign message needs of its contact, as plain values:
+    the template's `contact` variables, the timezone for the window, and the
+    consent on the campaign's channel (`opted_in`, `opted_out`, None: never
+    said). Not a `Contact`: the dispatcher reads these with their recipients,
+    a page in one statement, and building whole contact models was most of
+    that read's cost."""
+
+    id: str
+    name: str
+    language: str | None
+    timezone: str | None
+    birthday: date | None
+    tags: list[str]
+    attributes: dict[str, Any]
+    phone: str  # the first address of each kind, "" if none
+    email: str
+    consent: str | None
+
+    @classmethod
+    def of(cls, contact: Contact, channel: CampaignChannel) -> Addressee:
+        addresses: dict[str, str] = {}
+        for identity in contact.identities:
+            addresses.setdefault(identity.channel, identity.address)
+        consent = contact.consent.get(CONSENT_KEY[channel])
+        return cls(
+            id=contact.id,
+            name=contact.name,
+            language=contact.language,
+            timezone=contact.timezone,
+            birthday=contact.birthday,
+            tags=contact.tags,
+            attributes=contact.attributes,
+            phone=addresses.get("phone", ""),
+            email=addresses.get("email", ""),
+            consent=None if consent is None else consent.status,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DueSend:
+    """A due recipient (pending, its window open) and its contact read fresh
+    with it; `contact` is None when the contact was deleted since the launch."""
+
+    campaign_id: str
+    contact_id: str
+    address: str
+    attempts: int
+    contact: Addressee | None
+
+    @property
+    def key(self) -> str:
+        """As `Recipient.key`."""
+        return recipient_key(self.campaign_id, self.contact_id)
 
 
 def recipient_key(campaign_id: str, contact_id: str) -> str:

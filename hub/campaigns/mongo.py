@@ -21,11 +21,13 @@ from pymongo.errors import BulkWriteError
 from hub.campaigns.model import (
     ADDRESS_SPACE,
     CONSENT_KEY,
+    Addressee,
     Audience,
     AudienceFilter,
     Campaign,
     CampaignChannel,
     CampaignStatus,
+    DueSend,
     Outcome,
     Progress,
     Recipient,
@@ -232,6 +234,31 @@ class MongoCampaignStore(CampaignStore):
             limit=limit,
         )
         return [_recipient(d) for d in documents]
+
+    async def due_sends(
+        self,
+        campaign_id: str,
+        channel: CampaignChannel,
+        now: datetime,
+        limit: int,
+        *,
+        after: str | None = None,
+    ) -> list[DueSend]:
+        due = await self.due_recipients(campaign_id, now, limit, after=after)
+        contacts = await self.contacts([r.contact_id for r in due])
+        sends = []
+        for recipient in due:
+            contact = contacts.get(recipient.contact_id)
+            sends.append(
+                DueSend(
+                    campaign_id,
+                    recipient.contact_id,
+                    recipient.address,
+                    recipient.attempts,
+                    None if contact is None else Addressee.of(contact, channel),
+                )
+            )
+        return sends
 
     async def next_waiting(self, campaign_id: str) -> datetime | None:
         documents = await self.db._find(

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
+
+from pydantic_core import from_json
 
 from hub.campaigns.model import (
     ADDRESS_SPACE,
     CONSENT_KEY,
+    Addressee,
     Audience,
     AudienceFilter,
     Campaign,
     CampaignChannel,
     CampaignStatus,
+    DueSend,
     Outcome,
     Progress,
     Recipient,
@@ -91,6 +95,15 @@ MIGRATIONS: list[str] = [
     CREATE INDEX recipients_by_contact ON campaign_recipients (contact_id, sent_at)
         WHERE sent_at IS NOT NULL;
     """,
+    # For `progress` (see PROGRESS): the few rows that wait or were replied to,
+    # apart, so that counting them reads no other row. The sends' own writes
+    # (pending -> sending -> sent with no `not_before`) never enter either.
+    """
+    CREATE INDEX recipients_waiting ON campaign_recipients (campaign_id, not_before)
+        WHERE status = 'pending' AND not_before IS NOT NULL;
+    CREATE INDEX recipients_replied ON campaign_recipients (campaign_id)
+        WHERE replied_at IS NOT NULL;
+    """,
 ]
 
 AUDIENCES = _Table("audiences", Audience, json=("filter",), times=("created_at", "updated_at"))
@@ -105,6 +118,45 @@ RECIPIENTS = _Table(
     times=("not_before", "sending_at", "sent_at", "replied_at", "updated_at"),
     flat=True,
 )
+
+
+# A page of due recipients with what their sends need of each contact, in one
+# statement: the columns used, not whole rows; the first phone and e-mail
+# address by the identities' index; the consent on one channel (parameter 1).
+DUE_SENDS = """
+    SELECT r.contact_id, r.address, r.attempts, c.id, c.name, c.language, c.timezone,
+        c.birthday, c.tags, c.attributes, json_extract(c.consent, ?),
+        (SELECT address FROM identities WHERE contact_id = c.id AND channel = 'phone'
+            ORDER BY position LIMIT 1),
+        (SELECT address FROM identities WHERE contact_id = c.id AND channel = 'email'
+            ORDER BY position LIMIT 1)
+    FROM campaign_recipients r LEFT JOIN contacts c ON c.id = r.contact_id
+    WHERE r.campaign_id = ? AND r.status = 'pending' AND r.contact_id > ?
+        AND (r.not_before IS NULL OR r.not_before <= ?)
+    ORDER BY r.contact_id LIMIT ?
+"""
+
+
+# A campaign's figures from its indexes alone, but for the skipped rows' reasons:
+# the rows by status (the status index covers it), the skipped by reason, the
+# waiting and the replied (their partial indexes). Counting every row as it
+# stands took ~60-90 ms for a hundred thousand, ~6 ms this way. The planner is
+# told the indexes: without statistics it prefers the primary key's range.
+PROGRESS = """
+    SELECT 'status', status, COUNT(*) FROM campaign_recipients
+        WHERE campaign_id = ?1 GROUP BY status
+    UNION ALL
+    SELECT 'skipped', reason, COUNT(*) FROM campaign_recipients
+        INDEXED BY recipients_by_status
+        WHERE campaign_id = ?1 AND status = 'skipped' GROUP BY reason
+    UNION ALL
+    SELECT 'waiting', NULL, COUNT(*) FROM campaign_recipients INDEXED BY recipients_waiting
+        WHERE campaign_id = ?1 AND status = 'pending' AND not_before IS NOT NULL
+        AND not_before > ?2
+    UNION ALL
+    SELECT 'replied', NULL, COUNT(*) FROM campaign_recipients INDEXED BY recipients_replied
+        WHERE campaign_id = ?1 AND replied_at IS NOT NULL
+"""
 
 
 def audience_where(audience: AudienceFilter, channel: CampaignChannel) -> tuple[str, list[Any]]:
@@ -242,6 +294,52 @@ class SqliteCampaignStore(CampaignStore):
             (campaign_id, after or "", to_ms(now), limit),
         )
         return [RECIPIENTS.decode(r) for r in rows]
+
+    async def due_sends(
+        self,
+        campaign_id: str,
+        channel: CampaignChannel,
+        now: datetime,
+        limit: int,
+        *,
+        after: str | None = None,
+    ) -> list[DueSend]:
+        rows = await self.db._fetch_all(
+            DUE_SENDS,
+            (f"$.{CONSENT_KEY[channel]}.status", campaign_id, after or "", to_ms(now), limit),
+        )
+        due = []
+        for (
+            contact_id,
+            address,
+            attempts,
+            found,
+            name,
+            language,
+            timezone,
+            birthday,
+            tags,
+            attributes,
+            consent,
+            phone,
+            email,
+        ) in rows:
+            contact = None
+            if found is not None:
+                contact = Addressee(
+                    found,
+                    name,
+                    language,
+                    timezone,
+                    None if birthday is None else date.fromisoformat(birthday),
+                    from_json(tags),
+                    from_json(attributes),
+                    phone or "",
+                    email or "",
+                    consent,
+                )
+            due.append(DueSend(campaign_id, contact_id, address, attempts, contact))
+        return due
 
     async def next_waiting(self, campaign_id: str) -> datetime | None:
         row = await self.db._fetch_one(
@@ -419,21 +517,19 @@ class SqliteCampaignStore(CampaignStore):
         return Page(items, items[-1].contact_id if len(rows) > limit else None)
 
     async def progress(self, campaign_id: str, now: datetime) -> Progress:
-        # A count over every row of the campaign (tens of milliseconds for a
+        # Still a scan of the campaign's status index (a few milliseconds for a
         # hundred thousand), asked each second while it sends: on the long-read
         # thread, not on the loop that sends.
-        rows = await self.db._fetch_all_long(
-            "SELECT status, reason, (not_before IS NOT NULL AND not_before > ?) AS waiting,"
-            " COUNT(*) AS n, SUM(replied_at IS NOT NULL) AS replied"
-            " FROM campaign_recipients WHERE campaign_id = ?"
-            " GROUP BY status, reason, waiting",
-            (to_ms(now), campaign_id),
-        )
-        figures: dict[str, int] = {"replied": sum(row["replied"] for row in rows)}
-        for row in rows:
-            count_rows(figures, row["status"], row["reason"], row["n"])
-            if row["status"] == "pending" and row["waiting"]:
-                figures["waiting"] = figures.get("waiting", 0) + row["n"]
+        rows = await self.db._fetch_all_long(PROGRESS, (campaign_id, to_ms(now)))
+        figures: dict[str, int] = {}
+        for kind, key, n in rows:
+            if kind == "status":
+                if key != "skipped":  # counted by reason below
+                    count_rows(figures, key, None, n)
+            elif kind == "skipped":
+                count_rows(figures, "skipped", key, n)
+            else:  # waiting, replied
+                figures[kind] = n
         return Progress(**figures)
 
     async def contacts(self, contact_ids: Sequence[str]) -> dict[str, Contact]:

@@ -18,6 +18,7 @@ from hub.campaigns.model import (
     Campaign,
     CampaignChannel,
     CampaignStatus,
+    DueSend,
     Outcome,
     Progress,
     Recipient,
@@ -88,6 +89,19 @@ class CampaignStore(ABC):
         contact id; with `after`, only those whose contact id sorts after it (the
         next page of one pass over the campaign, while the page before it is
         still pending in the sender's hands)."""
+
+    @abstractmethod
+    async def due_sends(
+        self,
+        campaign_id: str,
+        channel: CampaignChannel,
+        now: datetime,
+        limit: int,
+        *,
+        after: str | None = None,
+    ) -> list[DueSend]:
+        """The rows `due_recipients` gives, each with its contact as it is now
+        (consent on `channel` read fresh, for the send), in one read."""
 
     @abstractmethod
     async def next_waiting(self, campaign_id: str) -> datetime | None:

@@ -27,6 +27,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +67,10 @@ def environment() -> SandboxedEnvironment:
     )
 
 
+@lru_cache(maxsize=256)
 def language_of(value: str | None) -> str | None:
-    """`vi-VN`, `vi_VN`, `VI` -> `vi`; None for nothing usable."""
+    """`vi-VN`, `vi_VN`, `VI` -> `vi`; None for nothing usable. (Cached: asked
+    for every message, of the same few values.)"""
     if not value:
         return None
     primary = re.split(r"[-_]", value.strip().lower(), maxsplit=1)[0]
@@ -86,21 +89,50 @@ def given_name(name: str, language: str | None) -> str:
 def contact_context(contact: Contact, *, default_language: str) -> dict[str, Any]:
     """The `contact` variable: plain values, never the model itself (the sandbox
     would let a template call its methods)."""
-    language = language_of(contact.language) or default_language
     addresses: dict[str, str] = {}
     for identity in contact.identities:
         addresses.setdefault(identity.channel, identity.address)
+    return contact_variables(
+        id=contact.id,
+        name=contact.name,
+        language=contact.language,
+        timezone=contact.timezone,
+        birthday=contact.birthday,
+        tags=contact.tags,
+        attributes=contact.attributes,
+        phone=addresses.get("phone", ""),
+        email=addresses.get("email", ""),
+        default_language=default_language,
+    )
+
+
+def contact_variables(
+    *,
+    id: str,
+    name: str,
+    language: str | None,
+    timezone: str | None,
+    birthday: date | None,
+    tags: Iterable[str],
+    attributes: Mapping[str, Any],
+    phone: str,
+    email: str,
+    default_language: str,
+) -> dict[str, Any]:
+    """The `contact` variable from a contact's values (`phone` and `email` its
+    first address of each kind), for callers that hold no `Contact` model."""
+    language = language_of(language) or default_language
     return {
-        "id": contact.id,
-        "name": contact.name,
-        "given_name": given_name(contact.name, language),
+        "id": id,
+        "name": name,
+        "given_name": given_name(name, language),
         "language": language,
-        "timezone": contact.timezone or "",
-        "birthday": contact.birthday,
-        "tags": list(contact.tags),
-        "attributes": dict(contact.attributes),
-        "phone": addresses.get("phone", ""),
-        "email": addresses.get("email", ""),
+        "timezone": timezone or "",
+        "birthday": birthday,
+        "tags": list(tags),
+        "attributes": dict(attributes),
+        "phone": phone,
+        "email": email,
     }
 
 

@@ -18,6 +18,7 @@ delivery; an agent clears it by editing the contact).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from hub.errors import InvalidRequest
@@ -34,7 +35,12 @@ BOUNCING = "bouncing"
 def is_bouncing(contact: Contact, address: str) -> bool:
     """Whether mail to `address` (any case, a domain in either IDN form) has
     bounced for good."""
-    flagged = contact.attributes.get(BOUNCING)
+    return bouncing_in(contact.attributes, address)
+
+
+def bouncing_in(attributes: Mapping[str, Any], address: str) -> bool:
+    """`is_bouncing` from a contact's attributes alone."""
+    flagged = attributes.get(BOUNCING)
     return isinstance(flagged, dict) and _key(address) in flagged
 
 

@@ -194,6 +194,12 @@ async def get_attachment(request: web.Request) -> web.StreamResponse:
     source = request.app[MEDIA].get(message.account_id)
     if attachment.storage_key and source is not None:
         content = await source.open_attachment(attachment)
+    if content is None and attachment.storage_key:
+        # A file an agent uploaded for a reply is in the hub's own store, whatever
+        # the channel (an SMS or API account keeps no files of its own).
+        kept = request.app[ATTACHMENT_STORE]
+        if kept.exists(attachment.storage_key):
+            content = await kept.read(attachment.storage_key), attachment.content_type
     if content is None:
         if attachment.url:
             raise web.HTTPFound(attachment.url)

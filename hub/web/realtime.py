@@ -9,7 +9,8 @@ Hub → agent (JSON text frames):
   and marketers, `campaign.progress`: a campaign's figures), with the same
   `data` the bus carries (`message.created` → `{"message": {...}}`,
   `conversation.typing` → `{"conversation_id", "account_id", "typing", "by"}`,
-  `conversation.read` → `{"conversation", "up_to", "reader"}`, ...);
+  `conversation.read` → `{"conversation", "up_to", "reader"}`,
+  `conversation.viewing` → `{"conversation_id", "account_id", "viewing", "by"}`, ...);
 - `{"type": "error", "code", "message"}` for a frame it could not act on;
 - `{"type": "pong"}`.
 
@@ -18,6 +19,11 @@ Agent → hub:
   customer on live channels (web chat);
 - `{"type": "read", "conversation_id", "up_to": message id|null}` — as
   `POST /conversations/{id}/read`; live channels show the customer "seen";
+- `{"type": "viewing", "conversation_id": id|null}` — the conversation the
+  agent has open now (null: none). Colleagues who may see it are told
+  (`conversation.viewing`), so two agents do not work one customer unawares; a
+  page repeats it while open (a viewer not repeated for a minute is gone), and a
+  closed stream stops viewing. Customers are never told;
 - `{"type": "ping"}`.
 
 Customer text arrives as the `text` of messages, never as markup to render.
@@ -82,6 +88,7 @@ class AgentConnection(LiveSocket):
         super().__init__(ws)
         self.agent = agent
         self.last_typing: dict[str, float] = {}
+        self.viewing: Conversation | None = None
 
 
 class TypingFrame(BaseModel):
@@ -89,6 +96,12 @@ class TypingFrame(BaseModel):
 
     conversation_id: str = Field(min_length=1, max_length=64)
     typing: bool
+
+
+class ViewingFrame(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    conversation_id: str | None = Field(None, min_length=1, max_length=64)
 
 
 class ReadFrame(BaseModel):
@@ -112,8 +125,10 @@ class AgentStream:
         self.handlers: dict[str, Handler] = {
             "typing": self._on_typing,
             "read": self._on_read,
+            "viewing": self._on_viewing,
             "ping": self._on_ping,
         }
+        self._leaving: set[asyncio.Task[None]] = set()
         bus.subscribe(ANY, self._on_event, scope="cluster")
 
     def routes(self) -> list[web.RouteDef]:
@@ -121,8 +136,9 @@ class AgentStream:
 
     def visible(self, agent: Agent, event: Event, conversation: Conversation | None) -> bool:
         """Whether `agent` is shown `event` about `conversation` (None: the event is
-        not about one, or it no longer exists). Never their own typing back."""
-        if event.type == "conversation.typing":
+        not about one, or it no longer exists). Never their own typing or
+        viewing back."""
+        if event.type in ("conversation.typing", "conversation.viewing"):
             by = event.data.get("by") or {}
             if by.get("kind") == "agent" and by.get("id") == agent.id:
                 return False
@@ -177,6 +193,11 @@ class AgentStream:
                     connection.push(error_frame("invalid_frame", "frames are JSON text"))
         finally:
             self.connections.discard(connection)
+            if connection.viewing is not None:
+                # Its own task too: colleagues must hear the agent has gone.
+                task = asyncio.create_task(self._announce_viewing(connection, None))
+                self._leaving.add(task)
+                task.add_done_callback(self._leaving.discard)
             if self.presence is not None:
                 # Its own task: aiohttp may be cancelling this handler right now.
                 self.presence.closed_soon(agent.id, socket_id)
@@ -272,6 +293,40 @@ class AgentStream:
             )
         except QueueUnavailable:
             pass  # typing is a hint; this process's customers were told already
+
+    async def _on_viewing(self, connection: AgentConnection, body: dict[str, Any]) -> None:
+        frame = ViewingFrame.model_validate(body)
+        conversation = None
+        if frame.conversation_id is not None:
+            conversation = await self.inbox.conversation(frame.conversation_id)
+            if not may_see(connection.agent, conversation):
+                raise NotFound(f"conversation {frame.conversation_id} does not exist")
+        await self._announce_viewing(connection, conversation)
+
+    async def _announce_viewing(
+        self, connection: AgentConnection, conversation: Conversation | None
+    ) -> None:
+        """The agent views `conversation` now (None: nothing): they stop viewing
+        the one before, if another, and start (or go on) viewing this one."""
+        before, connection.viewing = connection.viewing, conversation
+        by = {"kind": "agent", "id": connection.agent.id, "name": connection.agent.name}
+        events = [
+            Event(
+                "conversation.viewing",
+                {
+                    "conversation_id": c.id,
+                    "account_id": c.account_id,
+                    "viewing": c is conversation,
+                    "by": by,
+                },
+            )
+            for c in (before, conversation)
+            if c is not None and (c is conversation or c.id != getattr(conversation, "id", None))
+        ]
+        try:
+            await self.bus.publish(*events)
+        except QueueUnavailable:
+            pass  # a hint: this process's pages were told already
 
     async def _on_read(self, connection: AgentConnection, body: dict[str, Any]) -> None:
         frame = ReadFrame.model_validate(body)

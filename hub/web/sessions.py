@@ -57,8 +57,13 @@ def secure_cookie(request: web.Request) -> bool:
     return request.secure or request.app[PUBLIC_URL].startswith("https://")
 
 
-def session_json(agent: Agent, csrf_token: str) -> dict[str, Any]:
-    return {"agent": agent_json(agent), "csrf_token": csrf_token}
+def session_json(request: web.Request, agent: Agent, csrf_token: str) -> dict[str, Any]:
+    """The signed-in agent, the CSRF token, and the wall clock the page shows times on."""
+    return {
+        "agent": agent_json(agent),
+        "csrf_token": csrf_token,
+        "timezone": request.app[WORKSPACE].timezone,
+    }
 
 
 @routes.post("/api/v1/auth/login")
@@ -92,7 +97,7 @@ async def login(request: web.Request) -> web.Response:
     sessions = request.app[SESSIONS]
     session_id, session = await sessions.start(agent.id)
     await record(request, store, "auth.signed_in", actor_id=agent.id, target=agent.id)
-    response = web.json_response(session_json(agent, session.csrf_token))
+    response = web.json_response(session_json(request, agent, session.csrf_token))
     response.set_cookie(
         SESSION_COOKIE,
         session_id,
@@ -121,7 +126,7 @@ async def current_session(request: web.Request) -> web.Response:
     """Who is signed in, and the CSRF token (the page asks after a reload)."""
     if SESSION not in request:
         raise Unauthenticated("this request carries a token, not a session")
-    return web.json_response(session_json(me(request), request[SESSION].csrf_token))
+    return web.json_response(session_json(request, me(request), request[SESSION].csrf_token))
 
 
 @routes.get("/api/v1/tokens")

@@ -403,6 +403,35 @@ async def test_pause_resume_cancel_and_a_provider_429_slows_the_account(
     assert len({m.get("To") for m in twilio_peer.sent}) == len(twilio_peer.sent)
 
 
+async def test_a_rate_limited_campaign_claims_only_a_tenth_of_a_second_of_sends_ahead(
+    campaign_hub: Any, twilio_peer: TwilioPeer
+) -> None:
+    """Rows are claimed up to a hundred at a time when nothing limits the rate,
+    but at 20/s a claim takes max(concurrency, 20 x STATUS_EVERY) = 2: rows are
+    not held `sending` long before their send (nor left for recovery after a
+    crash)."""
+    app: CampaignHub = await campaign_hub(
+        defaults={"rate_per_second": 20, "daily_cap": 0}, concurrency=1
+    )
+    for n in range(30):
+        await app.store.add_contact(contact(f"L{n}", phone=f"+849030000{n:02d}"))
+    campaign = await create(app, channel="sms", account_id="hotline", text="Hi")
+    await app.api("POST", f"/api/v1/campaigns/{campaign['id']}/launch")
+    store = app.hub.runtime.campaigns.store
+    most = 0
+
+    async def all_sent() -> bool:
+        nonlocal most
+        progress = await store.progress(campaign["id"], app.clock.now())
+        most = max(most, progress.sending)
+        return progress.sent == 30
+
+    await eventually(all_sent, timeout=15)
+    # Two claimed, and at most as many sent whose outcomes are being written
+    # (unlimited, all 30 would have been claimed at once).
+    assert 1 <= most <= 4
+
+
 async def _sending_done(app: CampaignHub, campaign_id: str) -> bool:
     _, result = await app.api("GET", f"/api/v1/campaigns/{campaign_id}")
     return bool(result["progress"]["sending"] == 0)

@@ -5,17 +5,25 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
 
 import pytest
 
-from hub.campaigns.model import Audience, AudienceFilter, Campaign, Outcome
+from hub.campaigns.model import (
+    Addressee,
+    Audience,
+    AudienceFilter,
+    Campaign,
+    Outcome,
+    Progress,
+    recipient_key,
+)
 from hub.campaigns.mongo import MongoCampaignStore
 from hub.campaigns.sqlite import SqliteCampaignStore
 from hub.campaigns.store import CampaignStore
-from hub.inbox.model import Conversation, Identity
+from hub.inbox.model import Consent, Conversation, Identity
 from hub.inbox.mongo import MongoStore
 from hub.inbox.sqlite import SqliteStore
 from hub.inbox.store import Store
@@ -166,6 +174,101 @@ async def test_outcomes_are_written_together_and_unsent_claims_given_back(
         )
     assert await campaigns.finish_many(campaign.id, []) == 0
     assert await campaigns.release(campaign.id, [], NOW) == 0
+
+
+async def test_due_sends_carry_each_contact_as_it_is_at_send_time(
+    stores: tuple[Store, CampaignStore],
+) -> None:
+    inbox, campaigns = stores
+    binh = contact(
+        "Nguyễn Văn Bình", phone="+84900000031", email="b@x.vn", tags=("vip", "hn"),
+        timezone="Asia/Ho_Chi_Minh", city="HN",
+    ).model_copy(update={"language": "vi-VN", "birthday": date(1990, 5, 17)})  # fmt: skip
+    an = contact("An", phone="+84900000032", opted_out="sms")
+    gone = contact("Gone", phone="+84900000033")
+    kept = contact("Kept", phone="+84900000034")
+    waits = contact("Waits", phone="+84900000035")
+    for person in (binh, an, gone, kept, waits):
+        await inbox.add_contact(person)
+    await inbox.link_identity(binh.id, Identity(channel="phone", address="+84900000039"))
+    campaign = await launched(campaigns, AudienceFilter())
+    await campaigns.snapshot(campaign, AudienceFilter(), NOW)
+    await inbox.merge_contacts(kept.id, gone.id)  # deleted after the launch
+    await campaigns.hold(campaign.id, [waits.id], NOW + timedelta(hours=1), NOW)
+    await campaigns.claim(campaign.id, [kept.id], NOW)  # sending: not due
+
+    due = await campaigns.due_sends(campaign.id, "sms", NOW, 10)
+    assert [d.contact_id for d in due] == sorted([binh.id, an.id, gone.id])
+    by_id = {d.contact_id: d for d in due}
+    first = by_id[binh.id]
+    assert (first.address, first.attempts) == ("+84900000031", 0)
+    assert first.key == recipient_key(campaign.id, binh.id)
+    assert first.contact == Addressee(
+        id=binh.id, name="Nguyễn Văn Bình", language="vi-VN", timezone="Asia/Ho_Chi_Minh",
+        birthday=date(1990, 5, 17), tags=["vip", "hn"], attributes={"city": "HN"},
+        phone="+84900000031", email="b@x.vn", consent=None,
+    )  # fmt: skip
+    stored = await inbox.get_contact(binh.id)
+    assert stored is not None and first.contact == Addressee.of(stored, "sms")
+    assert by_id[an.id].contact is not None and by_id[an.id].contact.consent == "opted_out"
+    assert by_id[gone.id].contact is None
+
+    # One pass a page at a time, as due_recipients.
+    page = await campaigns.due_sends(campaign.id, "sms", NOW, 2)
+    rest = await campaigns.due_sends(campaign.id, "sms", NOW, 2, after=page[-1].contact_id)
+    assert [d.contact_id for d in page + rest] == [d.contact_id for d in due]
+    # Consent is the channel's, and read fresh: a change after the launch shows.
+    emailed = await campaigns.due_sends(campaign.id, "email", NOW, 10)
+    assert all(d.contact is None or d.contact.consent is None for d in emailed)
+    said_no = {"sms": Consent(status="opted_out", at=NOW, how="STOP")}
+    assert await inbox.update_contact(binh.id, consent=said_no)
+    [again] = await campaigns.due_sends(campaign.id, "sms", NOW, 1)
+    assert again.contact is not None and again.contact.consent == "opted_out"
+
+
+async def test_progress_counts_every_row_once_by_what_became_of_it(
+    stores: tuple[Store, CampaignStore],
+) -> None:
+    inbox, campaigns = stores
+    people = [contact(f"R{n}", phone=f"+849000004{n:02d}") for n in range(12)]
+    for person in people:
+        await inbox.add_contact(person)
+    campaign = await launched(campaigns, AudienceFilter())
+    other = await launched(campaigns, AudienceFilter())  # its rows are not counted
+    await campaigns.snapshot(campaign, AudienceFilter(), NOW)
+    await campaigns.snapshot(other, AudienceFilter(), NOW)
+    ids = sorted(p.id for p in people)
+    later = NOW + timedelta(hours=1)
+    await campaigns.claim(campaign.id, ids[:6], NOW)
+    await campaigns.finish_many(
+        campaign.id,
+        [
+            Outcome(ids[0], "sent", NOW, external_id="SM0"),
+            Outcome(ids[1], "sent", NOW, external_id="SM1"),
+            Outcome(ids[2], "failed", NOW, reason="21211"),
+            Outcome(ids[3], "pending", NOW, reason="timeout", not_before=later),  # a retry
+        ],
+    )  # ids[4], ids[5] still sending
+    assert await campaigns.record_delivery(campaign.id, ids[1], "delivered", None)
+    assert await campaigns.mark_replied(campaign.id, ids[0], NOW, "conv-0")
+    assert await campaigns.mark_replied(campaign.id, ids[1], NOW, "conv-1")
+    await campaigns.skip(campaign.id, [ids[6], ids[7]], "opted_out", NOW)
+    await campaigns.skip(campaign.id, [ids[8]], "frequency_cap", NOW)
+    await campaigns.skip(campaign.id, [ids[9]], "no_address", NOW)
+    await campaigns.hold(campaign.id, [ids[10]], later, NOW)  # ids[11]: pending, due
+    await campaigns.hold(campaign.id, [ids[11]], NOW - timedelta(minutes=1), NOW)  # due again
+
+    progress = await campaigns.progress(campaign.id, NOW)
+    assert progress.model_dump() == {
+        "total": 12, "pending": 3, "waiting": 2, "sending": 2, "sent": 1, "delivered": 1,
+        "failed": 1, "opted_out": 2, "frequency_capped": 1, "bouncing": 0,
+        "skipped_other": 1, "replied": 2,
+    }  # fmt: skip
+    # Once the hour has passed, nothing waits any more.
+    assert (await campaigns.progress(campaign.id, later)).waiting == 0
+    assert (await campaigns.progress(other.id, NOW)).model_dump() == {
+        **Progress().model_dump(), "total": 12, "pending": 12,
+    }  # fmt: skip
 
 
 async def test_recipient_state_machine_is_compare_and_set(

@@ -211,3 +211,38 @@ async def test_a_reply_cannot_attach_a_colleagues_upload(hub, message):
         json={"text": "x", "attachments": [await upload.json()]},
     )
     assert response.status == 422
+
+
+async def test_a_file_an_agent_sent_is_shown_back_on_any_channel(team_hub):
+    """The reply's file, on an API account (a channel that keeps no files of its
+    own), opens from the timeline instead of a 404."""
+    from tests.web.conftest import call, inbound
+
+    uploaded = await call(
+        team_hub,
+        "POST",
+        "/api/v1/attachments?name=bảng giá.png",
+        team_hub.lan,
+        status=201,
+        data=PNG,
+        headers={"Content-Type": "image/png"},
+    )
+    conversation = await inbound(team_hub, "m1")
+    reply = await call(
+        team_hub,
+        "POST",
+        f"/api/v1/conversations/{conversation}/messages",
+        team_hub.lan,
+        status=202,
+        json={"text": "Bảng giá đây ạ", "attachments": [uploaded]},
+    )
+    response = await team_hub.api(
+        "GET", f"/api/v1/messages/{reply['id']}/attachments/0", team_hub.lan.token
+    )
+    assert response.status == 200 and await response.read() == PNG
+    assert response.headers["Content-Type"] == "image/png"
+    # And only to those who may see the conversation.
+    hidden = await team_hub.api(
+        "GET", f"/api/v1/messages/{reply['id']}/attachments/0", team_hub.minh.token
+    )
+    assert hidden.status == 404

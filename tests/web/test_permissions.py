@@ -254,3 +254,33 @@ async def test_a_role_change_applies_to_the_open_stream(team_hub):
     crm = await inbound(team_hub, "m1", account="crm")
     seen = await events(ws, "message.created")
     assert seen[-1]["data"]["message"]["conversation_id"] == crm
+
+
+async def test_only_colleagues_who_may_see_a_conversation_hear_who_is_viewing_it(team_hub):
+    lan = await stream(team_hub, team_hub.lan)
+    minh = await stream(team_hub, team_hub.minh)
+    an = await stream(team_hub, team_hub.an)
+    shop = await inbound(team_hub, "m1", "a", account="shop", text="support question")
+    await events(an, "message.created")
+    await lan.send_json({"type": "viewing", "conversation_id": shop})
+    [seen] = [f for f in await events(an, "conversation.viewing")][-1:]
+    assert seen["data"]["viewing"] is True
+    assert seen["data"]["by"] == {"kind": "agent", "id": team_hub.lan.agent.id, "name": "Lan"}
+    # minh (sales) may not see it: he is not told, and cannot claim to view it.
+    await minh.send_json({"type": "viewing", "conversation_id": shop})
+    error = await asyncio.wait_for(minh.receive_json(), timeout=10)
+    while error.get("type") != "error":
+        assert "conversation.viewing" not in json.dumps(error)
+        error = await asyncio.wait_for(minh.receive_json(), timeout=10)
+    assert error["code"] == "not_found"
+    # Lan's stream closes: an hears she stopped viewing.
+    await lan.close()
+    stopped = (await events(an, "conversation.viewing"))[-1]
+    assert stopped["data"]["viewing"] is False and stopped["data"]["conversation_id"] == shop
+    await minh.send_json({"type": "ping"})
+    frame = await asyncio.wait_for(minh.receive_json(), timeout=10)
+    while frame.get("type") != "pong":
+        assert "conversation.viewing" not in json.dumps(frame)
+        frame = await asyncio.wait_for(minh.receive_json(), timeout=10)
+    for ws in (minh, an):
+        await ws.close()

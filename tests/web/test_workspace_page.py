@@ -36,8 +36,19 @@ async def chromium() -> AsyncIterator[Any]:
         await browser.close()
 
 
-async def signed_in_page(chromium, hub, email: str, *, screenshot: str | None = None) -> Any:
-    context = await chromium.new_context(viewport={"width": 1400, "height": 860}, locale="vi-VN")
+async def signed_in_page(
+    chromium,
+    hub,
+    email: str,
+    *,
+    screenshot: str | None = None,
+    viewport: tuple[int, int] = (1400, 860),
+    timezone: str | None = None,
+) -> Any:
+    width, height = viewport
+    context = await chromium.new_context(
+        viewport={"width": width, "height": height}, locale="vi-VN", timezone_id=timezone
+    )
     page = await context.new_page()
     page.set_default_timeout(TIMEOUT)
     page.errors = []

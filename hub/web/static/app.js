@@ -3,9 +3,11 @@
 // at ingest) only inside an iframe with an empty sandbox, under the page's CSP.
 import { api, ApiError, setCsrf } from './api.js';
 import { $, el } from './dom.js';
-import { lang, setLang, t, translate } from './i18n.js';
+import { setLang, t, translate } from './i18n.js';
 import { mountCampaigns } from './campaigns.js';
+import { loadDraft, saveDraft } from './drafts.js';
 import { openReports } from './reports.js';
+import { ago, officeInput, setZone, snoozeUntil, when } from './time.js';
 
 const OPEN = 'open,pending,snoozed';
 
@@ -30,12 +32,19 @@ const state = {
   typingTimer: null,
   collisionTimer: null,
   refreshTimer: 0,
+  acknowledged: new Set(), // colleagues' replies the agent was warned about
+  following: true, // the timeline is at its end and stays there
+  viewers: new Map(), // conversation id → Map(agent id → { name, until })
+  undo: null, // reverses the last resolve while its notice shows
+  undoTimer: null,
 };
 
-function when(iso) {
-  return new Date(iso).toLocaleString(lang() === 'vi' ? 'vi-VN' : 'en-GB', {
-    dateStyle: 'short', timeStyle: 'short',
-  });
+// What went wrong, in the agent's words: a fetch that never reached the hub
+// (Wi-Fi gone) throws a TypeError whose message ("Failed to fetch") says nothing.
+function problem(error) {
+  if (!(error instanceof ApiError)) return t('unreachable');
+  if (error.status === 404) return t('gone');
+  return error.message;
 }
 
 function agentName(id) {
@@ -75,6 +84,7 @@ async function signIn(event) {
 
 async function start(session) {
   setCsrf(session.csrf_token);
+  setZone(session.timezone);
   state.me = session.agent;
   $('#signin').hidden = true;
   $('#workspace').hidden = false;
@@ -100,7 +110,12 @@ async function start(session) {
 
 // -- views and the list ----------------------------------------------------
 async function loadViews() {
-  const views = await api('GET', '/api/v1/views');
+  let views;
+  try {
+    views = await api('GET', '/api/v1/views');
+  } catch {
+    return; // the counts shown stay; the list says what failed
+  }
   const nav = $('#views');
   nav.replaceChildren();
   for (const view of views.items) {
@@ -133,8 +148,20 @@ async function loadList(more = false) {
   const query = viewQuery();
   if (more && state.cursor) query.set('cursor', state.cursor);
   const request = ++listRequests;
-  const page = await api('GET', `/api/v1/conversations?${query}`);
+  if (!state.listed) $('#conversations').replaceChildren(el('li', { class: 'none', text: t('loading') }));
+  let page;
+  try {
+    page = await api('GET', `/api/v1/conversations?${query}`);
+  } catch (error) {
+    if (request !== listRequests) return;
+    // The list already shown stays (stale beats blank); the failure is said above it.
+    $('#list-error').hidden = false;
+    $('#list-error-text').textContent = problem(error);
+    return;
+  }
   if (request !== listRequests) return; // a newer answer is on its way
+  state.listed = true;
+  $('#list-error').hidden = true;
   state.conversations = more ? [...state.conversations, ...page.items] : page.items;
   state.cursor = page.next_cursor;
   renderList();
@@ -142,6 +169,8 @@ async function loadList(more = false) {
 
 function renderList() {
   const list = $('#conversations');
+  // Rebuilt on every refresh: the row the keyboard was on keeps the focus.
+  const focused = list.contains(document.activeElement) ? document.activeElement.dataset.id : null;
   list.replaceChildren();
   if (!state.conversations.length) list.append(el('li', { class: 'none', text: t('no_conversations') }));
   for (const c of state.conversations) {
@@ -150,13 +179,25 @@ function renderList() {
       'data-id': c.id,
       tabindex: '0',
       onclick: () => openConversation(c.id),
+      onkeydown: (event) => {
+        if (event.key === 'Enter' || event.key === ' ') { event.preventDefault(); openConversation(c.id); }
+      },
     },
     el('span', { class: 'who', text: [c.contact_name, c.subject].filter(Boolean).join(' · ') || c.contact_address }),
+    el('time', {
+      class: 'ago', datetime: c.last_activity_at, title: when(c.last_activity_at), text: ago(c.last_activity_at),
+    }),
     el('span', { class: 'meta', text: `${c.channel} · ${t(`status_${c.status}`)}${c.assignee_id ? ` · ${agentName(c.assignee_id)}` : ''}` }),
     c.unread_count ? el('span', { class: 'count', text: String(c.unread_count) }) : null,
     c.priority === 'urgent' || c.priority === 'high' ? el('span', { class: `priority ${c.priority}`, text: t(c.priority) }) : null));
   }
   $('#more').hidden = !state.cursor;
+  if (focused) { const row = list.querySelector(`li[data-id="${CSS.escape(focused)}"]`); if (row) row.focus(); }
+}
+
+// Relative times age: "vừa xong" becomes "2 phút trước" without a reload.
+function refreshTimes() {
+  for (const node of document.querySelectorAll('time.ago')) node.textContent = ago(node.getAttribute('datetime'));
 }
 
 // Events reload the list at most once a second (a throttle, not a debounce: a
@@ -168,30 +209,60 @@ function scheduleRefresh() {
 
 // -- one conversation ------------------------------------------------------
 async function openConversation(id) {
+  if (id !== state.openId) restoreDraft(id);
   state.openId = id;
   state.attachments = [];
   $('#attached').textContent = '';
-  const [conversation, messages] = await Promise.all([
-    api('GET', `/api/v1/conversations/${id}`),
-    api('GET', `/api/v1/conversations/${id}/messages`),
-  ]);
+  $('#workspace').classList.add('reading');
+  announceViewing();
+  renderViewers();
+  // Until this one is loaded, the previous timeline is not this one's: dimmed,
+  // and nothing can be sent from under it.
+  $('#open').classList.add('loading');
+  $('#send').disabled = true;
+  $('#load-error').hidden = true;
+  let conversation;
+  let messages;
+  try {
+    [conversation, messages] = await Promise.all([
+      api('GET', `/api/v1/conversations/${id}`),
+      api('GET', `/api/v1/conversations/${id}/messages`),
+    ]);
+  } catch (error) {
+    if (state.openId !== id) return;
+    $('#open').hidden = true;
+    $('#empty').hidden = true;
+    $('#load-error-text').textContent = problem(error);
+    $('#load-error').hidden = false;
+    if (error instanceof ApiError && error.status === 404) scheduleRefresh();
+    return;
+  }
   if (state.openId !== id) return;
+  $('#open').classList.remove('loading');
+  $('#send').disabled = false;
   state.conversation = conversation;
   state.contact = conversation.contact;
   state.messages = messages.items;
   $('#empty').hidden = true;
   $('#open').hidden = false;
+  if (conversation.unread_count) {
+    // Read now, so counted as read now: the list and the views do not wait for
+    // the event (which a socket still connecting never brings).
+    const row = state.conversations.find((c) => c.id === id);
+    if (row) row.unread_count = 0;
+    api('POST', `/api/v1/conversations/${id}/read`).then(loadViews, () => {});
+  }
   renderHead();
-  renderTimeline();
+  renderTimeline({ stick: true });
   renderList();
   loadContact();
-  if (conversation.unread_count) api('POST', `/api/v1/conversations/${id}/read`).catch(() => {});
 }
 
 function renderHead() {
   const c = state.conversation;
   $('#subject').textContent = c.subject || (state.contact && state.contact.name) || c.contact_address;
-  $('#status').textContent = t(`status_${c.status}`);
+  $('#status').textContent = c.status === 'snoozed' && c.snoozed_until
+    ? t('snoozed_until', { time: when(c.snoozed_until) }) : t(`status_${c.status}`);
   $('#status').className = `badge status-${c.status}`;
   $('#channel').textContent = `${c.channel} · ${c.account_id}`;
   $('#take').hidden = Boolean(c.assignee_id);
@@ -230,26 +301,64 @@ function messageNode(m) {
     body.append(el('p', { class: 'text', text: m.text }));
   }
   m.attachments.forEach((a, index) => {
-    body.append(el('a', {
-      class: 'attachment', href: `/api/v1/messages/${encodeURIComponent(m.id)}/attachments/${index}`,
-      rel: 'noopener', target: '_blank', text: `📎 ${a.name || 'file'}`,
-    }));
+    const label = `📎 ${a.name || 'file'}${a.size ? ` · ${fileSize(a.size)}` : ''}`;
+    if (a.too_large) {
+      body.append(el('span', { class: 'attachment gone', text: `${label} · ${t('not_kept')}` }));
+      return;
+    }
+    const href = `/api/v1/messages/${encodeURIComponent(m.id)}/attachments/${index}`;
+    // A photo of a wrong item or a payment slip is read at a glance, not downloaded.
+    const preview = PREVIEWED.includes(a.content_type)
+      ? el('img', { class: 'preview', src: href, alt: a.name || '', loading: 'lazy', onload: keepFollowing }) : null;
+    body.append(el('a', { class: 'attachment', href, rel: 'noopener', target: '_blank' },
+      preview, el('span', { text: label })));
   });
   return el('li', { class: `msg ${m.direction}`, 'data-id': m.id }, head, body);
 }
 
-function renderTimeline() {
-  const list = $('#timeline');
-  const messages = state.wholeHistory && state.history ? state.history : state.messages;
-  list.replaceChildren(...messages.map(messageNode));
-  list.scrollTop = list.scrollHeight;
+// The timeline follows new messages only when the agent is at its end: one
+// reading further up keeps their place, and "new messages ↓" says there is more.
+function atEnd(list) { return list.scrollHeight - list.scrollTop - list.clientHeight < 48; }
+
+// Raster images only: an SVG can carry script (the hub serves it as bytes anyway).
+const PREVIEWED = ['image/png', 'image/jpeg', 'image/gif', 'image/webp'];
+
+function fileSize(bytes) {
+  const units = ['B', 'KB', 'MB', 'GB'];
+  let size = bytes;
+  let unit = 0;
+  while (size >= 1024 && unit < units.length - 1) { size /= 1024; unit += 1; }
+  return `${size.toLocaleString(undefined, { maximumFractionDigits: unit ? 1 : 0 })} ${units[unit]}`;
 }
 
-function addMessage(m) {
+function renderTimeline({ stick = false } = {}) {
+  const list = $('#timeline');
+  const follow = stick || atEnd(list);
+  const top = list.scrollTop;
+  const messages = state.wholeHistory && state.history ? state.history : state.messages;
+  list.replaceChildren(...messages.map(messageNode));
+  if (follow) {
+    list.scrollTop = list.scrollHeight;
+    $('#below').hidden = true;
+  } else {
+    list.scrollTop = top;
+  }
+  state.following = follow;
+}
+
+// A photo arriving after the timeline was drawn makes it taller: one following
+// the end stays at the end instead of the last message slipping out of view.
+function keepFollowing() {
+  if (state.following) $('#timeline').scrollTop = $('#timeline').scrollHeight;
+}
+
+function addMessage(m, { stick = false } = {}) {
   const index = state.messages.findIndex((x) => x.id === m.id);
   if (index >= 0) state.messages[index] = m; else state.messages.push(m);
   state.messages.sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : 0));
-  renderTimeline();
+  const list = $('#timeline');
+  if (index < 0 && !stick && !atEnd(list)) $('#below').hidden = false;
+  renderTimeline({ stick });
 }
 
 async function loadContact() {
@@ -310,25 +419,94 @@ async function findToMerge() {
 }
 
 // -- acting on it ----------------------------------------------------------
-async function act(method, suffix, body) {
+// True when the change was made. `id` stays the conversation acted on even if
+// the agent has moved to another one meanwhile (an undo comes later).
+async function act(method, suffix, body, id = state.openId) {
   try {
-    state.conversation = await api(method, `/api/v1/conversations/${state.openId}${suffix}`, body);
-    if (!state.conversation.contact) state.conversation.contact = state.contact;
-    renderHead();
+    const conversation = await api(method, `/api/v1/conversations/${id}${suffix}`, body);
+    if (id === state.openId) {
+      state.conversation = conversation;
+      if (!state.conversation.contact) state.conversation.contact = state.contact;
+      renderHead();
+    }
     loadList();
     loadViews();
+    return true;
   } catch (error) {
-    $('#composer-error').textContent = error.code === 'conflict' ? t('taken_by_other') : error.message;
+    $('#composer-error').textContent = error.code === 'conflict' ? t('taken_by_other') : problem(error);
+    return false;
   }
+}
+
+// Resolving is one key away (e): a slip is undone from the notice it leaves.
+async function resolve() {
+  const id = state.openId;
+  if (!id || !(await act('POST', '/resolve', undefined, id))) return;
+  const name = state.conversation && state.conversation.id === id
+    ? $('#subject').textContent : '';
+  offerUndo(t('resolved_notice', { name }), () => act('POST', '/reopen', undefined, id));
+}
+
+function offerUndo(text, undo) {
+  clearTimeout(state.undoTimer);
+  $('#toast-text').textContent = text;
+  $('#toast').hidden = false;
+  state.undo = async () => {
+    state.undo = null;
+    $('#toast').hidden = true;
+    await undo();
+  };
+  state.undoTimer = setTimeout(() => { state.undo = null; $('#toast').hidden = true; }, 10000);
 }
 
 function mode() { return document.querySelector('input[name="mode"]:checked').value; }
 
-function setMode(value) {
+function setMode(value, { focus = true } = {}) {
   document.querySelector(`input[name="mode"][value="${value}"]`).checked = true;
   $('#composer').classList.toggle('noting', value === 'note');
   $('#reply-text').placeholder = t(value === 'note' ? 'note_placeholder' : 'reply_placeholder');
-  $('#reply-text').focus();
+  if (focus) $('#reply-text').focus();
+}
+
+// -- drafts ----------------------------------------------------------------
+function newest() {
+  const loaded = state.conversation && state.conversation.id === state.openId;
+  const last = loaded ? state.messages[state.messages.length - 1] : null;
+  return last ? last.created_at : '';
+}
+
+function keepDraft() {
+  if (!state.openId || !state.me) return;
+  const text = $('#reply-text').value;
+  const before = loadDraft(state.me.id, state.openId);
+  saveDraft(state.me.id, state.openId, text
+    ? { text, mode: mode(), since: before ? before.since : newest() } : null);
+}
+
+function restoreDraft(id) {
+  const draft = loadDraft(state.me.id, id);
+  $('#reply-text').value = draft ? draft.text : '';
+  setMode(draft && draft.mode === 'note' ? 'note' : 'reply', { focus: false });
+  $('#suggestions').hidden = true;
+  $('#answered').hidden = true;
+  $('#composer-error').textContent = '';
+}
+
+// Colleagues' replies that reached the customer after this draft was begun:
+// the agent has not read them, and may be about to answer the same question twice.
+function unreadReplies() {
+  const draft = loadDraft(state.me.id, state.openId);
+  const since = draft ? draft.since : newest();
+  return state.messages.filter((m) => m.direction === 'outbound' && m.sender.kind === 'agent'
+    && m.sender.id !== state.me.id && m.created_at > since && !state.acknowledged.has(m.id));
+}
+
+function warnAnswered(replies) {
+  const last = replies[replies.length - 1];
+  $('#answered').textContent = t('answered_meanwhile', {
+    name: agentName(last.sender.id) || last.sender.name || '', time: when(last.created_at),
+  });
+  $('#answered').hidden = false;
 }
 
 async function send(event) {
@@ -336,21 +514,36 @@ async function send(event) {
   const text = $('#reply-text').value;
   if (!text.trim() && !state.attachments.length) return;
   $('#composer-error').textContent = '';
+  const id = state.openId;
+  const noting = mode() === 'note';
+  if (!noting) {
+    const replies = unreadReplies();
+    if (replies.length) {
+      // The first press shows what the colleague said; a second one sends anyway.
+      for (const m of replies) state.acknowledged.add(m.id);
+      warnAnswered(replies);
+      renderTimeline({ stick: true });
+      return;
+    }
+  }
   $('#send').disabled = true;
   try {
-    const id = state.openId;
-    const message = mode() === 'note'
+    const message = noting
       ? await api('POST', `/api/v1/conversations/${id}/notes`, { text })
       : await api('POST', `/api/v1/conversations/${id}/messages`, { text, attachments: state.attachments },
         { headers: { 'Idempotency-Key': idempotencyKey() } });
-    $('#reply-text').value = '';
-    state.attachments = [];
-    $('#files').value = '';
-    $('#attached').textContent = '';
+    saveDraft(state.me.id, id, null);
+    if (state.openId === id) {
+      $('#reply-text').value = '';
+      state.attachments = [];
+      $('#files').value = '';
+      $('#attached').textContent = '';
+      $('#answered').hidden = true;
+      addMessage(message, { stick: true });
+    }
     typing(false);
-    if (state.openId === id) addMessage(message);
   } catch (error) {
-    $('#composer-error').textContent = error.message;
+    $('#composer-error').textContent = problem(error);
   } finally {
     $('#send').disabled = false;
   }
@@ -398,8 +591,43 @@ function suggest() {
 function choose(insert, cut) {
   const area = $('#reply-text');
   area.value = area.value.slice(0, area.value.length - cut) + insert;
+  keepDraft();
   $('#suggestions').hidden = true;
   area.focus();
+}
+
+// -- who else has it open ---------------------------------------------------
+// Colleagues viewing the open conversation, told by the hub. A page repeats
+// its own every 20 s while it stays open, so one not heard of for a minute
+// (a crashed laptop) is no longer shown.
+const VIEWING_REPEAT_MS = 20000;
+const VIEWING_LASTS_MS = 60000;
+
+function announceViewing() {
+  const socket = state.socket;
+  if (!socket || socket.readyState !== WebSocket.OPEN) return;
+  const viewing = $('#workspace').classList.contains('reading') || innerWidth > 700 ? state.openId : null;
+  socket.send(JSON.stringify({ type: 'viewing', conversation_id: viewing }));
+}
+
+function onViewing(data) {
+  const by = data.by || {};
+  const viewers = state.viewers.get(data.conversation_id) || new Map();
+  const known = viewers.has(by.id);
+  if (data.viewing) viewers.set(by.id, { name: by.name, until: Date.now() + VIEWING_LASTS_MS });
+  else viewers.delete(by.id);
+  state.viewers.set(data.conversation_id, viewers);
+  // A colleague just arrived: tell them at once that this agent is here too.
+  if (data.viewing && !known && data.conversation_id === state.openId) announceViewing();
+  renderViewers();
+}
+
+function renderViewers() {
+  const viewers = state.viewers.get(state.openId) || new Map();
+  const now = Date.now();
+  const names = [...viewers.entries()].filter(([, v]) => v.until > now).map(([, v]) => v.name);
+  $('#viewers').textContent = names.length ? t('also_viewing', { names: names.join(', ') }) : '';
+  $('#viewers').hidden = !names.length;
 }
 
 function typing(on) {
@@ -421,6 +649,7 @@ function connect() {
     $('#connection').className = 'connection up';
     if (state.reconnects > 0) resync();
     state.reconnects = 0;
+    announceViewing();
   });
   socket.addEventListener('message', (event) => {
     let frame;
@@ -451,6 +680,10 @@ function onEvent(type, data) {
     const m = data.message;
     if (m.conversation_id === state.openId) {
       addMessage(m);
+      if ($('#reply-text').value.trim() && mode() === 'reply') {
+        const replies = unreadReplies();
+        if (replies.length) warnAnswered(replies);
+      }
       if (m.direction === 'inbound' && !document.hidden) {
         api('POST', `/api/v1/conversations/${m.conversation_id}/read`).catch(() => {});
       }
@@ -471,6 +704,8 @@ function onEvent(type, data) {
       : by.kind === 'agent' ? t('is_replying', { name: by.name }) : t('customer_typing');
     clearTimeout(state.collisionTimer);
     state.collisionTimer = setTimeout(() => { $('#collision').textContent = ''; }, 6000);
+  } else if (type === 'conversation.viewing') {
+    onViewing(data);
   } else if (type.startsWith('conversation.')) {
     const c = data.conversation;
     if (c && c.id === state.openId && type !== 'conversation.read') {
@@ -556,6 +791,9 @@ function move(step) {
 }
 
 function onKey(event) {
+  // An Enter (or Tab) that commits a word of a Vietnamese input method (Telex,
+  // VNI: the browser is composing, Safari says keyCode 229) is the IME's own.
+  if (event.isComposing || event.keyCode === 229) return;
   if (event.key === 'Enter' && (event.ctrlKey || event.metaKey) && event.target.id === 'reply-text') {
     $('#composer').requestSubmit();
     return;
@@ -570,10 +808,11 @@ function onKey(event) {
   const keys = {
     j: () => move(1),
     k: () => move(-1),
-    r: () => setMode('reply'),
-    n: () => setMode('note'),
+    r: () => { setMode('reply'); keepDraft(); },
+    n: () => { setMode('note'); keepDraft(); },
     t: () => state.openId && $('#take').click(),
-    e: () => state.openId && act('POST', '/resolve'),
+    e: () => resolve(),
+    z: () => state.undo && state.undo(),
     '/': () => $('#search').focus(),
     '?': () => $('#help').showModal(),
   };
@@ -586,10 +825,21 @@ function wire() {
   wired = true;
   document.addEventListener('keydown', onKey);
   $('#composer').addEventListener('submit', send);
-  $('#reply-text').addEventListener('input', () => { suggest(); typing(true); });
+  $('#reply-text').addEventListener('input', () => { keepDraft(); suggest(); typing(true); });
   for (const radio of document.querySelectorAll('input[name="mode"]')) {
-    radio.addEventListener('change', () => setMode(radio.value));
+    radio.addEventListener('change', () => { setMode(radio.value); keepDraft(); });
   }
+  $('#toast-undo').addEventListener('click', () => state.undo && state.undo());
+  $('#load-error-retry').addEventListener('click', () => state.openId && openConversation(state.openId));
+  $('#list-error-retry').addEventListener('click', () => { loadList(); loadViews().catch(() => {}); });
+  $('#below').addEventListener('click', () => renderTimeline({ stick: true }));
+  $('#timeline').addEventListener('scroll', () => {
+    state.following = atEnd($('#timeline'));
+    if (state.following) $('#below').hidden = true;
+  });
+  $('#back').addEventListener('click', () => { $('#workspace').classList.remove('reading'); announceViewing(); });
+  setInterval(refreshTimes, 30000);
+  setInterval(() => { announceViewing(); renderViewers(); }, VIEWING_REPEAT_MS);
   $('#files').addEventListener('change', upload);
   $('#take').addEventListener('click', () => act('POST', '/assign', { agent_id: state.me.id, only_if_unassigned: true }));
   $('#assignee').addEventListener('change', () => act('POST', '/assign', { agent_id: $('#assignee').value || null }));
@@ -598,9 +848,20 @@ function wire() {
   $('#labels').addEventListener('change', () => act('PATCH', '', {
     labels: $('#labels').value.split(',').map((l) => l.trim()).filter(Boolean),
   }));
-  $('#snooze').addEventListener('click', () => {
-    const value = $('#snooze-until').value;
-    if (value) act('POST', '/snooze', { until: new Date(value).toISOString() });
+  // Snoozed on the office's clock, not the laptop's: "sáng mai" is 8:00 in the shop.
+  $('#snooze').addEventListener('change', () => {
+    const choice = $('#snooze').value;
+    $('#snooze-custom').hidden = choice !== 'custom';
+    const until = snoozeUntil(choice);
+    $('#snooze').value = choice === 'custom' ? 'custom' : '';
+    if (until) act('POST', '/snooze', { until: until.toISOString() });
+  });
+  $('#snooze-at').addEventListener('click', () => {
+    const until = officeInput($('#snooze-until').value);
+    if (!until) return;
+    $('#snooze-custom').hidden = true;
+    $('#snooze').value = '';
+    act('POST', '/snooze', { until: until.toISOString() });
   });
   $('#attribute-form').addEventListener('submit', async (event) => {
     event.preventDefault();
@@ -614,7 +875,7 @@ function wire() {
     clearTimeout(mergeTimer);
     mergeTimer = setTimeout(() => findToMerge().catch(() => {}), 250);
   });
-  $('#resolve').addEventListener('click', () => act('POST', '/resolve'));
+  $('#resolve').addEventListener('click', () => resolve());
   $('#pending').addEventListener('click', () => act('POST', '/pending'));
   $('#reopen').addEventListener('click', () => act('POST', '/reopen'));
   $('#more').addEventListener('click', () => loadList(true));

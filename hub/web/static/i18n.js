@@ -140,6 +140,13 @@ const WORDS = {
     detail: 'Chi tiết', deactivate: 'Ngừng kích hoạt', role_admin: 'Quản trị', role_agent: 'Nhân viên CSKH',
     role_marketer: 'Tiếp thị',
     marketer_note: 'Hội thoại chỉ dành cho bộ phận CSKH; tài khoản tiếp thị làm việc với khách hàng và chiến dịch.',
+    snooze_menu: 'Tạm hoãn…', snooze_hours: '3 giờ nữa', snooze_tomorrow: 'Sáng mai, 8:00',
+    snooze_next_week: 'Thứ Hai tới, 8:00', snooze_custom: 'Chọn thời điểm…', snoozed_until: 'Tạm hoãn đến {time}',
+    loading: 'Đang tải…', retry: 'Thử lại', unreachable: 'Không kết nối được tới máy chủ. Kiểm tra mạng rồi thử lại.',
+    gone: 'Hội thoại này không còn, hoặc bạn không còn quyền xem.',
+    not_kept: 'quá lớn, không được lưu', also_viewing: '{names} cũng đang xem', just_now: 'vừa xong', back_to_list: '← Danh sách', new_below: 'Có tin mới ↓', undo: 'Hoàn tác',
+    resolved_notice: 'Đã hoàn tất {name}', key_undo: 'Hoàn tác việc hoàn tất', key_open: 'Mở hội thoại đang chọn',
+    answered_meanwhile: '{name} đã trả lời khách lúc {time}, trong lúc bạn soạn. Đọc lại tin đó; bấm Gửi lần nữa nếu vẫn muốn gửi.',
   },
   en: {
     email: 'E-mail', password: 'Password', sign_in: 'Sign in', sign_out: 'Sign out',
@@ -172,6 +179,13 @@ const WORDS = {
     detail: 'Detail', deactivate: 'Deactivate', role_admin: 'Admin', role_agent: 'Agent',
     role_marketer: 'Marketer',
     marketer_note: 'Conversations are for support; marketers work with contacts and campaigns.',
+    snooze_menu: 'Snooze…', snooze_hours: 'For 3 hours', snooze_tomorrow: 'Tomorrow, 8:00',
+    snooze_next_week: 'Next Monday, 8:00', snooze_custom: 'Pick a time…', snoozed_until: 'Snoozed until {time}',
+    loading: 'Loading…', retry: 'Retry', unreachable: 'The hub cannot be reached. Check the network and retry.',
+    gone: 'This conversation is gone, or you may no longer see it.',
+    not_kept: 'too large, not kept', also_viewing: '{names} also viewing', just_now: 'just now', back_to_list: '← List', new_below: 'New messages ↓', undo: 'Undo',
+    resolved_notice: '{name} resolved', key_undo: 'Undo the resolve', key_open: 'Open the conversation in focus',
+    answered_meanwhile: '{name} replied to the customer at {time}, while you were writing. Read it; press Send again to send yours anyway.',
   },
 };
 
