@@ -28,7 +28,7 @@ from hub.campaigns.model import (
 )
 from hub.campaigns.store import CampaignStore
 from hub.campaigns.unsubscribe import UnsubscribeLinks
-from hub.care.templates import TemplateError
+from hub.care.templates import TemplateError, language_of
 from hub.channels.base import Channel
 from hub.clock import Clock
 from hub.errors import Conflict, InvalidRequest, NotFound, ProviderRejected, QueueUnavailable
@@ -297,6 +297,17 @@ class CampaignService:
         await self.store.skip_all_pending(campaign_id, "cancelled", self.clock.now())
         await self.dispatcher.announce(campaign_id, force=True)
         return await self.campaign(campaign_id)
+
+    async def link_language(self, token: str) -> str:
+        """The language to answer an unsubscribe link in: its contact's, as the
+        campaign's footer was written in, else the hub's default (also for a
+        link that is not valid: it names nobody to ask)."""
+        default = self.dispatcher.templates.default_language
+        request = self.links.verify(token)
+        if request is None:
+            return default
+        contact = (await self.store.contacts([request.contact_id])).get(request.contact_id)
+        return (language_of(contact.language) if contact else None) or default
 
     async def unsubscribe(self, token: str, *, how: str) -> bool:
         """Withdraw the consent a signed unsubscribe link names. Returns False if

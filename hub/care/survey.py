@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import html
 import re
 from datetime import datetime, timedelta
 
@@ -22,6 +21,7 @@ from hub.errors import Forbidden, InvalidRequest, NotFound
 from hub.inbox.model import from_ms, to_ms
 from hub.inbox.service import InboxService
 from hub.keys import derive
+from hub.web.public_page import public_page
 
 PURPOSE = "care-survey"
 PATH = "/care/survey/{token}"
@@ -71,20 +71,9 @@ class SurveyLinks:
 SURVEY = web.AppKey("care_survey", SurveyLinks)
 SURVEY_INBOX = web.AppKey("care_survey_inbox", InboxService)
 
-PAGE = """<!doctype html><html lang="vi"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width,initial-scale=1"><title>{title}</title>
-<style>body{{font:18px/1.5 system-ui,sans-serif;max-width:30rem;margin:3rem auto;padding:0 1rem;
-text-align:center}}button{{font-size:1.5rem;width:3rem;height:3rem;margin:.2rem}}</style>
-</head><body><h1>{title}</h1>{body}</body></html>"""
-
 
 def _page(title: str, body: str, status: int = 200) -> web.Response:
-    return web.Response(
-        status=status,
-        content_type="text/html",
-        text=PAGE.format(title=html.escape(title), body=body),
-        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
-    )
+    return public_page(title, body, status=status)
 
 
 async def survey_page(request: web.Request) -> web.Response:

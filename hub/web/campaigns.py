@@ -26,6 +26,7 @@ from hub.spreadsheet import cell
 from hub.web.api import me, page_limit, read_body
 from hub.web.contact_imports import IMPORT_MAX_BYTES, import_options
 from hub.web.permissions import require
+from hub.web.public_page import public_page
 
 CAMPAIGNS = web.AppKey("campaigns", CampaignService)  # absent where campaigns are not built
 RECIPIENT_STATUSES = ("pending", "sending", "sent", "delivered", "failed", "skipped")
@@ -380,14 +381,41 @@ async def get_recipient(request: web.Request) -> web.Response:
     return web.json_response(recipient.model_dump(mode="json"))
 
 
-def _page(title: str, body: str, status: int = 200) -> web.Response:
-    return web.Response(
-        status=status,
-        content_type="text/html",
-        text=f"""<!doctype html><html><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width,initial-scale=1"><title>{escape(title)}</title>
-<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem}}
-</style></head><body><h1>{escape(title)}</h1>{body}</body></html>""",
+# The unsubscribe pages' words, in the languages hub writes campaign footers in
+# (`hub.campaigns.messages.UNSUBSCRIBE_FOOTER`).
+UNSUBSCRIBE_WORDS = {
+    "vi": {
+        "invalid_title": "Liên kết không hợp lệ",
+        "invalid": "Liên kết hủy đăng ký này không hợp lệ.",
+        "title": "Hủy đăng ký",
+        "question": "Bạn muốn ngừng nhận các tin này?",
+        "button": "Hủy đăng ký",
+        "done_title": "Đã hủy đăng ký",
+        "done": "Bạn sẽ không nhận các tin này nữa.",
+    },
+    "en": {
+        "invalid_title": "Link not valid",
+        "invalid": "This unsubscribe link is not valid.",
+        "title": "Unsubscribe",
+        "question": "Stop receiving these messages?",
+        "button": "Unsubscribe",
+        "done_title": "Unsubscribed",
+        "done": "You will not receive these messages any more.",
+    },
+}
+
+
+async def _unsubscribe_words(campaigns: CampaignService, token: str) -> tuple[str, dict[str, str]]:
+    """The page's language — the contact's, as their campaign footer was — and its words."""
+    language = await campaigns.link_language(token)
+    if language not in UNSUBSCRIBE_WORDS:
+        language = "en"
+    return language, UNSUBSCRIBE_WORDS[language]
+
+
+def _invalid_link(language: str, words: dict[str, str]) -> web.Response:
+    return public_page(
+        words["invalid_title"], f"<p>{escape(words['invalid'])}</p>", lang=language, status=404
     )
 
 
@@ -395,13 +423,15 @@ def _page(title: str, body: str, status: int = 200) -> web.Response:
 async def unsubscribe_page(request: web.Request) -> web.Response:
     """A page with one button. Mail scanners open links: a GET changes nothing."""
     campaigns = service(request, public=True)
+    language, words = await _unsubscribe_words(campaigns, request.match_info["token"])
     if campaigns.links.verify(request.match_info["token"]) is None:
-        return _page("Link not valid", "<p>This unsubscribe link is not valid.</p>", 404)
-    return _page(
-        "Unsubscribe",
-        '<form method="post"><p>Stop receiving these messages?</p>'
+        return _invalid_link(language, words)
+    return public_page(
+        words["title"],
+        f'<form method="post"><p>{escape(words["question"])}</p>'
         '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
-        '<button type="submit">Unsubscribe</button></form>',
+        f'<button type="submit">{escape(words["button"])}</button></form>',
+        lang=language,
     )
 
 
@@ -410,6 +440,7 @@ async def unsubscribe(request: web.Request) -> web.Response:
     """RFC 8058 one-click (the mail client POSTs `List-Unsubscribe=One-Click`),
     or the page's button. Idempotent."""
     campaigns = service(request, public=True)
+    language, words = await _unsubscribe_words(campaigns, request.match_info["token"])
     if not await campaigns.unsubscribe(request.match_info["token"], how="unsubscribe link"):
-        return _page("Link not valid", "<p>This unsubscribe link is not valid.</p>", 404)
-    return _page("Unsubscribed", "<p>You will not receive these messages any more.</p>")
+        return _invalid_link(language, words)
+    return public_page(words["done_title"], f"<p>{escape(words['done'])}</p>", lang=language)
