@@ -161,22 +161,44 @@ class Fetcher:
         )
 
     async def _body(self, url: str, response: aiohttp.ClientResponse) -> bytes:
-        limit = self.policy.max_bytes
-        too_large = ProviderRejected(f"{url} is larger than {limit} bytes", retryable=False)
-        if response.content_length is not None and response.content_length > limit:
-            raise too_large
-        body = bytearray()
-        # StreamReader.read(n) answers with what has arrived so far, not n bytes:
-        # read to the end, counting, so a file is never cut short silently.
-        async for chunk in response.content.iter_chunked(65_536):
-            body += chunk
-            if len(body) > limit:
-                raise too_large
-        return bytes(body)
+        body = await read_within(response, self.policy.max_bytes)
+        if body is None:
+            raise ProviderRejected(
+                f"{url} is larger than {self.policy.max_bytes} bytes", retryable=False
+            )
+        return body
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+async def read_within(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """A response's whole body, or None as soon as it is known to be longer than
+    `limit` bytes (what the server announces is believed only to refuse early):
+    a body from outside never fills hub's memory."""
+    if response.content_length is not None and response.content_length > limit:
+        return None
+    body = bytearray()
+    # StreamReader.read(n) answers with what has arrived so far, not n bytes:
+    # read to the end, counting, so a body is never cut short silently.
+    async for chunk in response.content.iter_chunked(65_536):
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
+async def read_head(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """At most the first `limit` bytes of a response's body, the rest left
+    unread: for an answer hub only glances at (a receiver's acknowledgement),
+    which may be long, or never end."""
+    head = bytearray()
+    async for chunk in response.content.iter_chunked(min(limit, 65_536)):
+        head += chunk
+        if len(head) >= limit:
+            break
+    return bytes(head[:limit])
 
 
 def _unreachable(url: str, exc: Any) -> ProviderRejected:

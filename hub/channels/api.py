@@ -27,8 +27,11 @@ from hub.errors import InvalidRequest, ProviderRejected, SignatureInvalid, descr
 from hub.inbox.addresses import email_identity, phone_identity
 from hub.inbox.inbound import InboundMessage, InboundSender
 from hub.inbox.model import Attachment, Identity
+from hub.outbound_http import read_head
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
+# How much of a callback receiver's answer is read.
+ANSWER_BYTES = 65_536
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -160,7 +163,10 @@ class ApiChannel(Channel):
             async with self.context.http.post(
                 str(self.options.callback_url), data=body, headers=headers
             ) as response:
-                text = await response.text(errors="replace")
+                # The receiver's answer is only glanced at (an external id, an
+                # error's first words): a long or endless one is not read whole.
+                head = await read_head(response, ANSWER_BYTES)
+                text = head.decode("utf-8", errors="replace")
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise ProviderRejected(
                 f"callback unreachable: {type(exc).__name__}: {exc}", retryable=True

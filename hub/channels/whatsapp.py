@@ -41,6 +41,7 @@ from hub.errors import InvalidRequest, ProviderRejected
 from hub.inbox.addresses import normalise_phone
 from hub.inbox.inbound import DeliveryReport, InboundMessage, InboundSender, ReplyWindow
 from hub.inbox.model import Attachment, DeliveryStatus, Identity
+from hub.outbound_http import read_within
 
 PROVIDER = "WhatsApp"
 CAPTION_LIMIT = 1024
@@ -368,15 +369,22 @@ class WhatsAppChannel(Channel):
                 if response.status >= 400:
                     raise _media_error(media_id, response.status, text)
                 info = json.loads(text)
+            limit = self.context.attachments.max_bytes if self.context.attachments else None
             async with self.context.http.get(str(info["url"]), headers=headers) as response:
                 if response.status >= 400:
                     raise _media_error(media_id, response.status, "")
-                body = await response.read()
+                body = await (response.read() if limit is None else read_within(response, limit))
         except (TimeoutError, aiohttp.ClientError, ValueError, KeyError, TypeError) as exc:
             raise ProviderRejected(
                 f"WhatsApp media {media_id} could not be fetched: {type(exc).__name__}",
                 retryable=True,
             ) from exc
+        if body is None:
+            raise ProviderRejected(
+                f"WhatsApp media {media_id} is larger than the {limit} bytes"
+                " hub keeps an attachment to",
+                retryable=False,
+            )
         return body, str(info.get("mime_type") or attachment.content_type)
 
     @property

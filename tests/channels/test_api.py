@@ -280,6 +280,22 @@ async def test_reply_is_posted_signed_to_the_callback_and_marked_sent(
     assert stored.attempts == 1
 
 
+async def test_a_callback_answer_that_never_ends_is_not_read_whole(
+    make_settings, start_hub, callback_peer
+):
+    # A receiver (or something in between) that streams its 200 forever: hub reads
+    # the head of the answer only, and the reply is sent, not timed out and retried.
+    callback_peer.endless = True
+    hub = await start_hub(make_settings(accounts=[_account(callback_peer.url)]))
+    reply, _ = await hub.runtime.inbox.reply(await conversation_of(hub), None, "hello")
+
+    async def sent():
+        return await message_status(hub, reply.id) == "sent"
+
+    await eventually(sent)
+    assert callback_peer.received_ids() == [reply.id]
+
+
 async def test_failing_callback_is_retried_with_backoff_then_sent(
     make_settings, start_hub, callback_peer
 ):

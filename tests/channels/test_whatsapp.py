@@ -441,6 +441,20 @@ async def test_status_webhooks_move_the_reply_forward_only(hub, graph):
     assert (await hub.runtime.store.get_message(reply.id)).status == "read"
 
 
+async def test_media_larger_than_hub_keeps_is_refused_not_read_whole(hub, graph):
+    hub.runtime.attachments.max_bytes = 1_000  # as `[attachments] max_bytes` would set it
+    graph.media["1003383421387257"] = (b"%PDF-1.4 " + b"x" * 5_000, "application/pdf")
+    await deliver(hub, recorded("whatsapp", "media_batch.json"))
+    messages = await hub.runtime.store.list_messages((await only_conversation(hub)).id)
+    document = next(m for m in messages if m.external_id == "wamid.doc0002")
+    _, token = await add_agent(hub)
+    response = await hub.api("GET", f"/api/v1/messages/{document.id}/attachments/0", token)
+    assert response.status == 502
+    assert (await response.json())["error"]["message"] == (
+        "WhatsApp media 1003383421387257 is larger than the 1000 bytes hub keeps an attachment to"
+    )
+
+
 async def test_agent_downloads_media_the_customer_sent_with_the_access_token(hub, graph):
     graph.media["1003383421387257"] = (b"%PDF-1.4 invoice", "application/pdf")
     await deliver(hub, recorded("whatsapp", "media_batch.json"))

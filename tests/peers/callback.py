@@ -32,6 +32,7 @@ class CallbackPeer:
         self.deliveries: list[Delivery] = []
         self.answers: list[int] = []
         self.delay = 0.0  # seconds to think before answering, to keep sends in flight
+        self.endless = False  # answer 200 with a body that never ends
         self._runner: web.AppRunner | None = None
 
     @property
@@ -59,9 +60,22 @@ class CallbackPeer:
         ok = request.headers.get(SIGNATURE_HEADER) == sign(self.secret, raw)
         self.deliveries.append(Delivery(json.loads(raw), dict(request.headers), ok))
         status = self.answers.pop(0) if self.answers else 200
+        if status == 200 and self.endless:
+            return await self._endless(request, f"remote-{len(self.deliveries)}")
         if status == 200:
             return web.json_response({"external_id": f"remote-{len(self.deliveries)}"})
         return web.json_response({"error": "scripted failure"}, status=status)
+
+    async def _endless(self, request: web.Request, external_id: str) -> web.StreamResponse:
+        """200, the receiver's id first, then spaces until the client hangs up."""
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        await response.write(f'{{"external_id": "{external_id}"'.encode())
+        try:
+            while True:
+                await response.write(b" " * 65_536)
+        except (ConnectionError, RuntimeError):
+            return response
 
     def received_ids(self) -> list[str]:
         return [d.body["id"] for d in self.deliveries]
