@@ -35,6 +35,7 @@ from hub.care.rules import parse_rules
 from hub.care.templates import TemplateError, Templates
 from hub.care.webhooks import WebhookSender, webhook_secret
 from hub.channels.base import Channel, ChannelContext
+from hub.channels.email.compose import message_id_key
 from hub.channels.registry import channel_class
 from hub.clock import Clock, SystemClock
 from hub.delivery import Deliverer, Sweeper
@@ -275,7 +276,10 @@ async def open_runtime(
         if campaign_store is not None:
             runtime.campaigns = build_campaigns(runtime, campaign_store)
             runtime.campaign_replies = CampaignReplies(
-                campaign_store, inbox, timedelta(hours=settings.campaigns.reply_window_hours)
+                campaign_store,
+                inbox,
+                timedelta(hours=settings.campaigns.reply_window_hours),
+                message_id_key(secret_key),
             )
             runtime.campaign_replies.attach(bus)
         report_store = await build_report_store(store)

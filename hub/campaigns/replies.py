@@ -36,10 +36,11 @@ log = logging.getLogger(__name__)
 LABEL = "campaign-reply"
 
 
-def campaign_send(message_id: str) -> tuple[str, str] | None:
-    """(campaign id, contact id) named by a campaign e-mail's Message-ID."""
-    key = hub_message_id_of(message_id)
-    return None if key is None else parse_recipient_key(key)
+def campaign_send(message_id: str, key: bytes) -> tuple[str, str] | None:
+    """(campaign id, contact id) named by a campaign e-mail's Message-ID, if
+    hub wrote it (`message_id_key` is the tag's `key`)."""
+    recipient_key = hub_message_id_of(message_id, key)
+    return None if recipient_key is None else parse_recipient_key(recipient_key)
 
 
 class CampaignReplies:
@@ -47,8 +48,11 @@ class CampaignReplies:
     # comes seconds after the message at the very least).
     RECHECK_SECONDS = 2.0
 
-    def __init__(self, store: CampaignStore, inbox: InboxService, window: timedelta) -> None:
+    def __init__(
+        self, store: CampaignStore, inbox: InboxService, window: timedelta, message_id_key: bytes
+    ) -> None:
         self.store = store
+        self.message_id_key = message_id_key  # what tags hub's Message-IDs
         self.inbox = inbox
         self.window = window
         self._detached = Detached(
@@ -140,7 +144,7 @@ class CampaignReplies:
         self, message: Message, conversation: Conversation
     ) -> tuple[str, str] | None:
         for key in (message.thread.in_reply_to, *message.thread.references):
-            named = campaign_send(key) if key else None
+            named = campaign_send(key, self.message_id_key) if key else None
             if named is not None and named[1] == conversation.contact_id:
                 if await self.store.get_recipient(*named) is not None:
                     return named
@@ -154,7 +158,7 @@ class CampaignReplies:
     async def on_bounce(self, failure: DeliveryFailure) -> bool:
         """Apply a bounce that names a campaign message; False if it names none."""
         for key in failure.message_keys:
-            named = campaign_send(key)
+            named = campaign_send(key, self.message_id_key)
             if named is None:
                 continue
             recipient = await self.store.get_recipient(*named)

@@ -67,6 +67,31 @@ async def test_an_sms_reply_in_the_window_counts_once_and_labels_the_conversatio
     assert late.labels == []
 
 
+async def test_a_forged_bounce_naming_a_guessed_message_id_changes_nothing(
+    campaign_hub: Any, smtp_peer: SmtpPeer
+) -> None:
+    # Anyone can mail the shop a "bounce". Naming a campaign mail by what it is
+    # made of (the campaign and contact ids, as hub's Message-IDs once were) or
+    # with a wrong tag must not fail the send nor flag the address as bouncing.
+    app: CampaignHub = await campaign_hub()
+    lan = contact("Lan", email="lan@example.com")
+    await app.store.add_contact(lan)
+    first = await create(app, channel="email", account_id="news", subject="Ưu đãi", text="Sale!")
+    await app.api("POST", f"/api/v1/campaigns/{first['id']}/launch")
+    await eventually(lambda: _status(app, first["id"], "completed"))
+    [received] = smtp_peer.received
+    genuine = email.message_from_bytes(received.data, policy=email.policy.default)["Message-ID"]
+    recipient_key, _ = genuine.strip("<>").split("@")[0].removesuffix(".hub").rsplit(".", 1)
+    domain = genuine.strip("<>").split("@")[1]
+    channel = app.hub.runtime.channels["news"]
+    for forged in (f"<{recipient_key}.hub@{domain}>", f"<{recipient_key}.{'0' * 16}.hub@{domain}>"):
+        await channel.receive(bounce_of(forged), source={})  # type: ignore[attr-defined]
+    _, recipient = await app.api("GET", f"/api/v1/campaigns/{first['id']}/recipients/{lan.id}")
+    assert recipient["status"] == "sent"
+    stored = await app.store.get_contact(lan.id)
+    assert stored is not None and not is_bouncing(stored, "lan@example.com")
+
+
 async def test_an_email_bounce_fails_the_recipient_and_later_campaigns_skip_the_address(
     campaign_hub: Any, smtp_peer: SmtpPeer
 ) -> None:

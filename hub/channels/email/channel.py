@@ -24,7 +24,13 @@ from hub.channels.base import (
     Receipt,
     ReportFailure,
 )
-from hub.channels.email.compose import OutgoingFile, compose, header_words, message_id_for
+from hub.channels.email.compose import (
+    OutgoingFile,
+    compose,
+    header_words,
+    message_id_for,
+    message_id_key,
+)
 from hub.channels.email.idn import UnsendableAddress, ascii_address, ascii_domain
 from hub.channels.email.imap import FetchedMail, ImapMailbox, ImapPoller
 from hub.channels.email.options import EmailOptions
@@ -62,6 +68,7 @@ class EmailChannel(Channel):
         self.state: ChannelState = context.state
         self.report_failure: ReportFailure = context.report_failure
         self.pollers: list[ImapPoller] = []
+        self.message_id_key = message_id_key(context.secret_key)
         try:  # what goes on the wire: ASCII (IDNA) domains, see hub.channels.email.idn
             self.sender_address = ascii_address(self.options.address)
             domain = self.sender_address.rpartition("@")[2]
@@ -299,7 +306,7 @@ class EmailChannel(Channel):
                 )
             elif attachment.url:
                 text += f"\n\n{attachment.name or 'Attachment'}: {attachment.url}"
-        message_id = message_id_for(message.message_id, self.message_id_domain)
+        message_id = message_id_for(message.message_id, self.message_id_domain, self.message_id_key)
         try:
             recipient = ascii_address(message.to)
             to = Address(header_words(message.contact_name), addr_spec=recipient)

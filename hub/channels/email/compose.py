@@ -24,6 +24,8 @@ than a line keeps a line of its own (RFC 5322 allows 998 characters).
 from __future__ import annotations
 
 import email.policy
+import hashlib
+import hmac
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +37,7 @@ from email.utils import format_datetime
 from html import escape
 
 from hub.inbox.model import ThreadKeys
+from hub.keys import derive
 
 LINE = 78
 
@@ -71,17 +74,42 @@ class OutgoingFile:
     data: bytes
 
 
-def message_id_for(hub_message_id: str, domain: str) -> str:
-    """The Message-ID of the mail carrying hub message `hub_message_id`."""
-    return f"<{hub_message_id}.hub@{domain}>"
+# What the Message-ID tag's key is derived for (`hub.keys.derive`).
+MESSAGE_ID_PURPOSE = "email-message-id"
 
 
-def hub_message_id_of(message_id: str) -> str | None:
-    """The hub message id a `message_id_for` Message-ID carries, else None."""
+def message_id_key(secret_key: bytes) -> bytes:
+    """The key of the tags in hub's Message-IDs, from the hub's key."""
+    return derive(secret_key, MESSAGE_ID_PURPOSE)
+
+
+def _tag(hub_message_id: str, key: bytes) -> str:
+    return hmac.new(key, hub_message_id.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def message_id_for(hub_message_id: str, domain: str, key: bytes) -> str:
+    """The Message-ID of the mail carrying hub message `hub_message_id`:
+    `<id.tag.hub@domain>`, the same on every try.
+
+    The tag (64 bits of an HMAC of the id, `message_id_key`) makes it
+    unguessable. Hub's ids are sortable by time, so without it one mail from
+    hub would reveal its neighbours', and anyone could name another customer's
+    mail in an `In-Reply-To` (joining their conversation) or in a forged bounce
+    (marking them as bouncing, or a campaign send as failed). With it, only
+    whoever received the mail can name it."""
+    return f"<{hub_message_id}.{_tag(hub_message_id, key)}.hub@{domain}>"
+
+
+def hub_message_id_of(message_id: str, key: bytes) -> str | None:
+    """The hub message id a `message_id_for` Message-ID carries, if its tag is
+    right; else None (someone else's Message-ID, or one guessed or forged)."""
     local, at, _ = message_id.strip().strip("<>").rpartition("@")
-    if not at or not local.endswith(".hub"):
+    hub_message_id, dot, tag = local.removesuffix(".hub").rpartition(".")
+    if not at or not local.endswith(".hub") or not dot:
         return None
-    return local.removesuffix(".hub")
+    if not hmac.compare_digest(tag, _tag(hub_message_id, key)):
+        return None
+    return hub_message_id
 
 
 SUBJECT_WORDS_CHARS = 60

@@ -92,7 +92,7 @@ async def test_the_customers_answer_to_a_hub_reply_lands_in_the_same_conversatio
     timeline = await hub.runtime.store.list_messages(conversation)
     assert [m.direction for m in timeline] == ["inbound", "outbound", "inbound"]
     last = timeline[-1]
-    assert last.thread.in_reply_to == f"<{sent['id']}.hub@shop.vn>"
+    assert last.thread.in_reply_to == (await hub.runtime.store.get_message(sent["id"])).external_id
     assert last.text[: last.meta["quoted_at"]].strip() == "Tôi nhận được rồi, cảm ơn shop!"
     assert "> Dạ chị Bình, đơn đang được giao ạ." in last.text  # folded, not deleted
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from hub.channels.base import OutboundMessage
-from hub.channels.email.compose import text_to_html
+from hub.channels.email.compose import hub_message_id_of, message_id_for, text_to_html
 from hub.clock import FrozenClock
 from hub.errors import ProviderRejected
 from hub.inbox.model import new_id
@@ -85,12 +85,35 @@ async def test_a_reply_goes_out_as_the_exact_mail_a_mail_client_threads(email_hu
     [received] = smtp_peer.received
     assert received.mail_from == "support@shop.vn"
     assert received.rcpt_tos == ["binh.nguyen@gmail.com"]
-    # Byte for byte what the golden file says (our message id varies per run).
-    expected = (OUTBOUND / "agent-reply.eml").read_bytes()
-    assert received.data.replace(sent["id"].encode(), b"HUBMESSAGEID") == expected
+    # Byte for byte what the golden file says (our message id, and the Message-ID's
+    # tag from this hub's key, vary per run).
     stored = await hub.runtime.store.get_message(sent["id"])
-    assert stored.thread.message_id == f"<{sent['id']}.hub@shop.vn>"
+    key = hub.runtime.channels["support"].message_id_key
+    assert hub_message_id_of(stored.thread.message_id, key) == sent["id"]
+    tag = stored.thread.message_id.split(".")[1]
+    assert stored.thread.message_id == f"<{sent['id']}.{tag}.hub@shop.vn>"
+    expected = (OUTBOUND / "agent-reply.eml").read_bytes()
+    anonymous = received.data.replace(f".{tag}.hub".encode(), b".HUBTAG.hub")
+    assert anonymous.replace(sent["id"].encode(), b"HUBMESSAGEID") == expected
     assert stored.external_id == stored.thread.message_id
+
+
+def test_hubs_message_ids_are_named_back_only_with_their_tag():
+    key, other_key = b"k" * 32, b"o" * 32
+    message_id = message_id_for("6b0c4602eec384be8b5df3ba", "shop.vn", key)
+    assert re.fullmatch(r"<6b0c4602eec384be8b5df3ba\.[0-9a-f]{16}\.hub@shop\.vn>", message_id)
+    assert message_id_for("6b0c4602eec384be8b5df3ba", "shop.vn", key) == message_id  # every try
+    assert hub_message_id_of(message_id, key) == "6b0c4602eec384be8b5df3ba"
+    # Guessed from the id (the form before tags), tagged wrongly, under another
+    # hub's key, or not hub's at all: nobody's.
+    for named, under in [
+        ("<6b0c4602eec384be8b5df3ba.hub@shop.vn>", key),
+        ("<6b0c4602eec384be8b5df3bb." + message_id.split(".")[1] + ".hub@shop.vn>", key),
+        (message_id, other_key),
+        ("<CAF7e1Q3@mail.gmail.com>", key),
+        ("not a message id", key),
+    ]:
+        assert hub_message_id_of(named, under) is None, named
 
 
 def test_the_golden_reply_is_a_proper_utf8_multipart_alternative():
@@ -101,7 +124,7 @@ def test_the_golden_reply_is_a_proper_utf8_multipart_alternative():
     assert str(message["To"]) == "Nguyễn Thị Bình <binh.nguyen@gmail.com>"
     assert message["In-Reply-To"] == "<CAF7e1Q3@mail.gmail.com>"
     assert message["References"] == "<root@mail.gmail.com> <CAF7e1Q3@mail.gmail.com>"
-    assert message["Message-ID"] == "<HUBMESSAGEID.hub@shop.vn>"
+    assert message["Message-ID"] == "<HUBMESSAGEID.HUBTAG.hub@shop.vn>"
     assert message["Auto-Submitted"] is None  # a person wrote it
     assert message.get_content_type() == "multipart/alternative"
     text, html = message.iter_parts()
@@ -498,7 +521,9 @@ async def test_an_account_on_a_vietnamese_domain_writes_it_in_ascii_everywhere(
     data = await send_direct(hub, smtp_peer)
     assert smtp_peer.received[-1].mail_from == f"support@{ascii_domain}"
     assert wire_header(data, "From").endswith(f" <support@{ascii_domain}>")
-    assert re.fullmatch(rf"<\w+\.hub@{re.escape(ascii_domain)}>", wire_header(data, "Message-ID"))
+    assert re.fullmatch(
+        rf"<\w+\.[0-9a-f]{{16}}\.hub@{re.escape(ascii_domain)}>", wire_header(data, "Message-ID")
+    )
     assert f" d={ascii_domain};" in wire_header(data, "DKIM-Signature")
     assert dns.verify(data)
 
