@@ -142,10 +142,9 @@ def test_normalise_images_files_stickers_and_locations():
 def test_shared_information_links_the_phone_to_the_follower():
     event = ZaloEvent.model_validate(recorded_json("zalo", "user_submit_info.json"))
     [message] = normalise(event, account_id="zalo-oa", oa_id=OA_ID, default_region="VN").messages
-    assert message.sender.identities == [
-        FOLLOWER,
-        Identity(channel="phone", address="+84901234567"),
-    ]
+    assert message.sender.identities == [FOLLOWER]
+    # Claimed, not proven: linked when nobody has it, never choosing the contact.
+    assert message.sender.claimed == [Identity(channel="phone", address="+84901234567")]
 
 
 def test_management_events_are_skipped():
@@ -470,6 +469,40 @@ def test_signed_event_helper_matches_the_header_name():
 
 
 # -- one customer on two channels --------------------------------------------------
+
+
+async def test_sharing_someone_elses_phone_does_not_make_a_follower_that_customer(
+    make_settings, start_hub, zalo, clock, monkeypatch
+):
+    # Bình texts the hotline first; then a Zalo follower shares Bình's number in
+    # the OA's form. The follower must not become Bình (and see her history).
+    twilio = TwilioPeer()
+    await twilio.start()
+    try:
+        hub = await start_twilio_hub(
+            make_settings,
+            start_hub,
+            twilio,
+            monkeypatch,
+            extra_accounts=[zalo_account(zalo, monkeypatch)],
+            clock=clock,
+        )
+        status, _ = await text_in(twilio, "Mình là Bình, hỏi đơn hàng", sid="SM" + "8" * 32)
+        assert status == 200
+        assert (await deliver(hub, recorded("zalo", "user_submit_info.json"))).status == 200
+    finally:
+        await twilio.stop()
+
+    store = hub.runtime.store
+    by_account = {
+        c.account_id: c
+        for c in (await store.list_conversations(ConversationFilter(), limit=10)).items
+    }
+    binh = await store.get_contact(by_account["hotline"].contact_id)
+    follower = await store.get_contact(by_account["zalo-oa"].contact_id)
+    assert binh.id != follower.id
+    assert binh.identities == [Identity(channel="phone", address="+84901234567")]
+    assert follower.identities == [FOLLOWER]
 
 
 async def test_a_follower_who_shares_their_phone_is_the_contact_who_texts_from_it(

@@ -242,7 +242,10 @@ def normalise(event: ZaloEvent, *, account_id: str, oa_id: str, default_region: 
 
 def _submitted_info(event: ZaloEvent, account_id: str, oa_id: str, default_region: str) -> Batch:
     """The follower answered the OA's "share your information" request: store it as
-    their message and link the phone they gave to their contact."""
+    their message, and give the phone they shared to their contact when nobody has
+    it. The phone is *claimed*, not proven: Zalo does not tell whether the form's
+    number is the follower's own, so it never makes the follower someone else's
+    contact (who would then see that customer's history; see `InboundSender`)."""
     batch = Batch()
     if event.sender is None or event.info is None or event.recipient is None:
         batch.skipped.append("user_submit_info without sender or info")
@@ -250,10 +253,10 @@ def _submitted_info(event: ZaloEvent, account_id: str, oa_id: str, default_regio
     if event.recipient.id != oa_id:
         batch.skipped.append("user_submit_info for another OA")
         return batch
-    identities = [identity(oa_id, event.sender.id)]
+    claimed: list[Identity] = []
     if event.info.phone:
         try:
-            identities.append(phone_identity(event.info.phone, default_region))
+            claimed.append(phone_identity(event.info.phone, default_region))
         except InvalidRequest:
             pass  # shown in the text; an unusable number is not linked
     shared = ", ".join(p for p in (event.info.name, event.info.phone) if p)
@@ -262,7 +265,11 @@ def _submitted_info(event: ZaloEvent, account_id: str, oa_id: str, default_regio
             account_id=account_id,
             channel="zalo",
             external_id=f"submit_info:{event.sender.id}:{event.timestamp}",
-            sender=InboundSender(name=event.info.name, identities=identities),
+            sender=InboundSender(
+                name=event.info.name,
+                identities=[identity(oa_id, event.sender.id)],
+                claimed=claimed,
+            ),
             text=f"Shared their information: {shared}" if shared else "Shared their information",
             sent_at=_time(event.timestamp),
             meta={"event_name": event.event_name},
