@@ -148,30 +148,25 @@ class InboxService:
                     known = await self.store.known_sender(
                         [*inbound.sender.identities, *inbound.sender.claimed], inbound.account_id
                     )
+                contact: Contact | None = None
                 if known is not None:
                     # The common case, decided in one read: nothing to create,
                     # link, reopen or record but the message and the activity.
-                    contact_id, conversation_id = known.contact_id, known.conversation_id
+                    contact_id, contact_name = known.contact_id, known.contact_name
+                    conversation_id = known.conversation_id
                     await self.store.record_inbound_activity(conversation_id, self.clock.now())
-                    message = self._inbound_message(
-                        inbound, contact_id, known.contact_name, conversation_id
-                    )
-                    await self.store.add_message(message)
                 else:
                     contact, contact_created = await self._resolve_contact(inbound)
                     conversation = await self._thread(inbound, contact, events)
-                    contact_id, conversation_id = contact.id, conversation.id
-                    message = self._inbound_message(
-                        inbound, contact.id, contact.name, conversation.id
-                    )
-                    await self.store.add_message(message)
-                    if inbound.consent is not None:
-                        contact = await self._record_consent(
-                            contact, inbound.consent, message, events
-                        )
-                    if contact_created:
-                        contact_event = {"contact": contact.model_dump(mode="json")}
-                        events.insert(0, Event("contact.created", contact_event))
+                    contact_id, contact_name = contact.id, contact.name
+                    conversation_id = conversation.id
+                message = self._inbound_message(inbound, contact_id, contact_name, conversation_id)
+                await self.store.add_message(message)
+                if contact is not None and inbound.consent is not None:
+                    contact = await self._record_consent(contact, inbound.consent, message, events)
+                if contact is not None and contact_created:
+                    contact_event = {"contact": contact.model_dump(mode="json")}
+                    events.insert(0, Event("contact.created", contact_event))
         except DuplicateMessage:
             # Another request stored the same message between our check and insert.
             # Read it in a transaction: that sees the other write even before it is

@@ -542,6 +542,13 @@ CANNED = _Table("canned_responses", CannedResponse, times=("created_at",), flat=
 CHECKPOINT_EVERY_SECONDS = 1.0
 
 
+def _any_identity(identities: Sequence[Identity], *, table: str = "") -> tuple[str, list[str]]:
+    """A WHERE clause matching any of `identities` in the identities table
+    (`table`: its alias and a dot, when the query names it), and its parameters."""
+    clause = " OR ".join(f"({table}channel = ? AND {table}address = ?)" for _ in identities)
+    return clause, [part for i in identities for part in (i.channel, i.address)]
+
+
 def _like_escape(text: str) -> str:
     """`text` matched literally by LIKE ... ESCAPE '\\' (LIKE is case-insensitive for ASCII)."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -1001,8 +1008,7 @@ class SqliteStore(Store):
     async def contacts_by_identity(self, identities: Sequence[Identity]) -> dict[Identity, str]:
         if not identities:
             return {}
-        clause = " OR ".join("(channel = ? AND address = ?)" for _ in identities)
-        params = [part for i in identities for part in (i.channel, i.address)]
+        clause, params = _any_identity(identities)
         rows = await self._fetch_all(
             f"SELECT channel, address, contact_id FROM identities WHERE {clause}", params
         )
@@ -1011,8 +1017,7 @@ class SqliteStore(Store):
     async def contacts_owning(self, identities: Sequence[Identity]) -> list[Contact]:
         if not identities:
             return []
-        clause = " OR ".join("(channel = ? AND address = ?)" for _ in identities)
-        params = [part for i in identities for part in (i.channel, i.address)]
+        clause, params = _any_identity(identities)
         rows = await self._fetch_all(
             f"{CONTACTS_WITH_IDENTITIES} WHERE id IN"
             f" (SELECT contact_id FROM identities WHERE {clause})",
@@ -1027,9 +1032,8 @@ class SqliteStore(Store):
         # contacts whole, then their conversations), decoding no record.
         if not identities:
             return None
-        clause = " OR ".join("(i.channel = ? AND i.address = ?)" for _ in identities)
-        params = [account_id, *(part for i in identities for part in (i.channel, i.address))]
-        rows = await self._fetch_all(KNOWN_SENDER.format(identities=clause), params)
+        clause, params = _any_identity(identities, table="i.")
+        rows = await self._fetch_all(KNOWN_SENDER.format(identities=clause), [account_id, *params])
         if len(rows) != len(set(identities)) or len({r[0] for r in rows}) != 1:
             return None
         contact_id, name, conversation_id, status = rows[0]
