@@ -87,18 +87,7 @@ class CampaignMessages:
         if isinstance(contact, Contact):
             contact = Addressee.of(contact, self.campaign.channel)
         context: dict[str, Any] = {
-            "contact": contact_variables(
-                id=contact.id,
-                name=contact.name,
-                language=contact.language,
-                timezone=contact.timezone,
-                birthday=contact.birthday,
-                tags=contact.tags,
-                attributes=contact.attributes,
-                phone=contact.phone,
-                email=contact.email,
-                default_language=self.default_language,
-            ),
+            "contact": contact_variables(contact, default_language=self.default_language),
             "company": {"name": self.company},
             "now": now.date(),
             "campaign": {"id": self.campaign.id, "name": self.campaign.name},

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from hub.care.templates import ContactValues
 from hub.inbox.model import Contact, Moment, new_id
 
 CampaignChannel = Literal["sms", "email"]
@@ -141,43 +142,23 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
-class Addressee:
+class Addressee(ContactValues):
     """What sending a campaign message needs of its contact, as plain values:
-    the template's `contact` variables, the timezone for the window, and the
+    the template's `contact` values (with the timezone for the window), and the
     consent on the campaign's channel (`opted_in`, `opted_out`, None: never
     said). Not a `Contact`: the dispatcher reads these with their recipients,
     a page in one statement, and building whole contact models was most of
     that read's cost."""
 
-    id: str
-    name: str
-    language: str | None
-    timezone: str | None
-    birthday: date | None
-    tags: list[str]
-    attributes: dict[str, Any]
-    phone: str  # the first address of each kind, "" if none
-    email: str
     consent: str | None
 
     @classmethod
     def of(cls, contact: Contact, channel: CampaignChannel) -> Addressee:
-        addresses: dict[str, str] = {}
-        for identity in contact.identities:
-            addresses.setdefault(identity.channel, identity.address)
         consent = contact.consent.get(CONSENT_KEY[channel])
-        return cls(
-            id=contact.id,
-            name=contact.name,
-            language=contact.language,
-            timezone=contact.timezone,
-            birthday=contact.birthday,
-            tags=contact.tags,
-            attributes=contact.attributes,
-            phone=addresses.get("phone", ""),
-            email=addresses.get("email", ""),
-            consent=None if consent is None else consent.status,
+        addressee: Addressee = cls.from_contact(
+            contact, consent=None if consent is None else consent.status
         )
+        return addressee
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,53 +86,63 @@ def given_name(name: str, language: str | None) -> str:
     return words[-1] if language == "vi" else words[0]
 
 
+@dataclass(frozen=True, slots=True)
+class ContactValues:
+    """A contact as a message to them needs it, as plain values: what the
+    template's `contact` variable is made of, `phone` and `email` being the
+    first address of each kind ("" if none). Read straight from the store by
+    callers that build no `Contact` model (a campaign's sends), or `of` one."""
+
+    id: str
+    name: str
+    language: str | None
+    timezone: str | None
+    birthday: date | None
+    tags: list[str]
+    attributes: dict[str, Any]
+    phone: str
+    email: str
+
+    @classmethod
+    def from_contact(cls, contact: Contact, **extra: Any) -> Any:
+        """`cls` for `contact`; `extra`: the fields a subclass adds."""
+        addresses: dict[str, str] = {}
+        for identity in contact.identities:
+            addresses.setdefault(identity.channel, identity.address)
+        return cls(
+            contact.id,
+            contact.name,
+            contact.language,
+            contact.timezone,
+            contact.birthday,
+            contact.tags,
+            contact.attributes,
+            addresses.get("phone", ""),
+            addresses.get("email", ""),
+            **extra,
+        )
+
+
 def contact_context(contact: Contact, *, default_language: str) -> dict[str, Any]:
     """The `contact` variable: plain values, never the model itself (the sandbox
     would let a template call its methods)."""
-    addresses: dict[str, str] = {}
-    for identity in contact.identities:
-        addresses.setdefault(identity.channel, identity.address)
-    return contact_variables(
-        id=contact.id,
-        name=contact.name,
-        language=contact.language,
-        timezone=contact.timezone,
-        birthday=contact.birthday,
-        tags=contact.tags,
-        attributes=contact.attributes,
-        phone=addresses.get("phone", ""),
-        email=addresses.get("email", ""),
-        default_language=default_language,
-    )
+    return contact_variables(ContactValues.from_contact(contact), default_language=default_language)
 
 
-def contact_variables(
-    *,
-    id: str,
-    name: str,
-    language: str | None,
-    timezone: str | None,
-    birthday: date | None,
-    tags: Iterable[str],
-    attributes: Mapping[str, Any],
-    phone: str,
-    email: str,
-    default_language: str,
-) -> dict[str, Any]:
-    """The `contact` variable from a contact's values (`phone` and `email` its
-    first address of each kind), for callers that hold no `Contact` model."""
-    language = language_of(language) or default_language
+def contact_variables(values: ContactValues, *, default_language: str) -> dict[str, Any]:
+    """The `contact` variable from a contact's values."""
+    language = language_of(values.language) or default_language
     return {
-        "id": id,
-        "name": name,
-        "given_name": given_name(name, language),
+        "id": values.id,
+        "name": values.name,
+        "given_name": given_name(values.name, language),
         "language": language,
-        "timezone": timezone or "",
-        "birthday": birthday,
-        "tags": list(tags),
-        "attributes": dict(attributes),
-        "phone": phone,
-        "email": email,
+        "timezone": values.timezone or "",
+        "birthday": values.birthday,
+        "tags": list(values.tags),
+        "attributes": dict(values.attributes),
+        "phone": values.phone,
+        "email": values.email,
     }
 
 
