@@ -31,7 +31,7 @@ def fold(text: str | None) -> str:
     The same as dropping every nonspacing mark (category Mn) of the NFD form,
     done with one `str.translate` instead of a Python test per character: the
     search indexer folds every stored message, and this was most of its cost
-    (`fold_by_category` is the definition, kept for the tests)."""
+    (the tests hold it to the per-character definition)."""
     if not text:
         return ""
     if text.isascii():
@@ -49,15 +49,6 @@ def _fold_table() -> dict[int, str | None]:
     }
     table.update(_LETTERS)
     return table
-
-
-def fold_by_category(text: str | None) -> str:
-    """What `fold` computes, one character at a time."""
-    if not text:
-        return ""
-    decomposed = unicodedata.normalize("NFD", text.translate(_LETTERS))
-    stripped = "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
-    return unicodedata.normalize("NFC", stripped).casefold()
 
 
 # Combining marks after a letter: text stored decomposed (NFD, as macOS mail
