@@ -471,11 +471,9 @@ def test_signed_event_helper_matches_the_header_name():
 # -- one customer on two channels --------------------------------------------------
 
 
-async def test_sharing_someone_elses_phone_does_not_make_a_follower_that_customer(
-    make_settings, start_hub, zalo, clock, monkeypatch
-):
-    # Bình texts the hotline first; then a Zalo follower shares Bình's number in
-    # the OA's form. The follower must not become Bình (and see her history).
+@pytest.fixture
+async def zalo_and_hotline(make_settings, start_hub, zalo, clock, monkeypatch):
+    """A hub with the Zalo OA and an SMS hotline (on the Twilio peer)."""
     twilio = TwilioPeer()
     await twilio.start()
     try:
@@ -487,11 +485,20 @@ async def test_sharing_someone_elses_phone_does_not_make_a_follower_that_custome
             extra_accounts=[zalo_account(zalo, monkeypatch)],
             clock=clock,
         )
-        status, _ = await text_in(twilio, "Mình là Bình, hỏi đơn hàng", sid="SM" + "8" * 32)
-        assert status == 200
-        assert (await deliver(hub, recorded("zalo", "user_submit_info.json"))).status == 200
+        yield hub, twilio
     finally:
         await twilio.stop()
+
+
+async def test_sharing_someone_elses_phone_does_not_make_a_follower_that_customer(
+    zalo_and_hotline,
+):
+    # Bình texts the hotline first; then a Zalo follower shares Bình's number in
+    # the OA's form. The follower must not become Bình (and see her history).
+    hub, twilio = zalo_and_hotline
+    status, _ = await text_in(twilio, "Mình là Bình, hỏi đơn hàng", sid="SM" + "8" * 32)
+    assert status == 200
+    assert (await deliver(hub, recorded("zalo", "user_submit_info.json"))).status == 200
 
     store = hub.runtime.store
     by_account = {
@@ -506,27 +513,15 @@ async def test_sharing_someone_elses_phone_does_not_make_a_follower_that_custome
 
 
 async def test_a_follower_who_shares_their_phone_is_the_contact_who_texts_from_it(
-    make_settings, start_hub, zalo, clock, monkeypatch
+    zalo_and_hotline,
 ):
-    twilio = TwilioPeer()
-    await twilio.start()
-    try:
-        hub = await start_twilio_hub(
-            make_settings,
-            start_hub,
-            twilio,
-            monkeypatch,
-            extra_accounts=[zalo_account(zalo, monkeypatch)],
-            clock=clock,
-        )
-        assert (await deliver(hub, recorded("zalo", "user_send_text.json"))).status == 200
-        # The follower shares their phone ("84901234567") with the OA...
-        assert (await deliver(hub, recorded("zalo", "user_submit_info.json"))).status == 200
-        # ...and later texts the hotline from it.
-        status, _ = await text_in(twilio, "Mình là Bình, hỏi đơn hàng", sid="SM" + "7" * 32)
-        assert status == 200
-    finally:
-        await twilio.stop()
+    hub, twilio = zalo_and_hotline
+    assert (await deliver(hub, recorded("zalo", "user_send_text.json"))).status == 200
+    # The follower shares their phone ("84901234567") with the OA...
+    assert (await deliver(hub, recorded("zalo", "user_submit_info.json"))).status == 200
+    # ...and later texts the hotline from it.
+    status, _ = await text_in(twilio, "Mình là Bình, hỏi đơn hàng", sid="SM" + "7" * 32)
+    assert status == 200
 
     store = hub.runtime.store
     page = await store.list_conversations(ConversationFilter(), limit=10)
