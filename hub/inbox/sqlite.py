@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import date, datetime
 from pathlib import Path
@@ -587,6 +586,86 @@ def _integrity_error(exc: sqlite3.IntegrityError) -> Exception:
     return exc
 
 
+class _Unit:
+    """One unit of work, committed together with the other units that run in
+    the same turn of the event loop (group commit); nested in another, a
+    savepoint.
+
+    A commit writes every page the units touched to the WAL; under load, many
+    webhooks arrive in one turn and share that cost. Each unit after a group's
+    first is a savepoint, so one that fails leaves nothing while the others
+    carry on; the caller returns only once its unit is committed (or raises
+    StoreUnavailable if the commit failed, in which case none of the group was
+    written). The group's first unit needs no savepoint: if it fails, the whole
+    transaction (it alone) is rolled back at once rather than holding the write
+    lock until the next turn of the loop.
+
+    A class rather than stacked `asynccontextmanager`s, and savepoints under a
+    fixed name (so SQLite's statement cache keeps them prepared): every
+    webhook passes through here, and those cost a tenth of its store time.
+    """
+
+    __slots__ = ("commit_now", "first", "nested", "store", "token")
+
+    def __init__(self, store: SqliteStore, commit_now: bool) -> None:
+        self.store = store
+        self.commit_now = commit_now
+
+    async def __aenter__(self) -> None:
+        store = self.store
+        if store._in_transaction.get():
+            self.nested = True
+            store._w.execute("SAVEPOINT nested")
+            return
+        self.nested = False
+        await store._write_lock.acquire()
+        self.token = store._in_transaction.set(True)
+        try:
+            self.first = store._group is None
+            if self.first:
+                await store._begin()
+                store._group = []
+                asyncio.get_running_loop().call_soon(store._commit_group)
+            else:
+                store._w.execute("SAVEPOINT unit")
+        except BaseException:
+            store._in_transaction.reset(self.token)
+            store._write_lock.release()
+            raise
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: Any
+    ) -> None:
+        store = self.store
+        if self.nested:
+            if kind is not None:
+                store._w.execute("ROLLBACK TO nested")
+            store._w.execute("RELEASE nested")
+            return
+        try:
+            if kind is not None:
+                if self.first:
+                    store._rollback()
+                    store._group = None
+                else:
+                    store._w.execute("ROLLBACK TO unit")
+                    store._w.execute("RELEASE unit")
+                return
+            if not self.first:
+                store._w.execute("RELEASE unit")
+            # The caller's own future, not the group's: a caller cancelled while
+            # it waits must not cancel the commit the others wait for.
+            committed = asyncio.get_running_loop().create_future()
+            assert store._group is not None
+            store._group.append(committed)
+        finally:
+            store._in_transaction.reset(self.token)
+            store._write_lock.release()
+        if self.commit_now:
+            store._commit_group()  # resolves `committed`: the await below does not suspend
+        await committed
+
+
 class SqliteStore(Store):
     def __init__(self, path: Path | str, *, busy_timeout_ms: int = 5000) -> None:
         self.path = Path(path)
@@ -597,13 +676,12 @@ class SqliteStore(Store):
         self._long_reader: sqlite3.Connection | None = None
         self._long_lock = asyncio.Lock()
         self._write_lock = asyncio.Lock()
-        self._savepoints = 0
         self._in_transaction: ContextVar[bool] = ContextVar(
             f"sqlite-transaction-{id(self)}", default=False
         )
         self._commits = 0
-        self._group: asyncio.Future[None] | None = None  # the open group commit
-        self._group_units = 0  # units in it that succeeded
+        # The open group commit: a future for each unit in it that succeeded.
+        self._group: list[asyncio.Future[None]] | None = None
         self._checkpointer: asyncio.Task[None] | None = None
         self.indexer = SearchIndexer(self)
         self._indexing: asyncio.Task[None] | None = None
@@ -738,74 +816,14 @@ class SqliteStore(Store):
             raise StoreUnavailable("the SQLite store is closed")
         return self._reader
 
-    @asynccontextmanager
-    async def transaction(self, *, commit_now: bool = False) -> AsyncIterator[None]:
+    def transaction(self, *, commit_now: bool = False) -> _Unit:
         """All or nothing. `commit_now`: commit as soon as the block is done
-        rather than with the rest of this turn's group (ignored when nested)."""
-        if self._in_transaction.get():
-            # Nested: a savepoint, so a method that raises inside a caller's
-            # transaction leaves nothing behind while the caller carries on.
-            with self._savepoint("sp"):
-                yield
-            return
-        async with self._outer_transaction(commit_now=commit_now):
-            yield
+        rather than with the rest of this turn's group (ignored when nested).
 
-    @contextmanager
-    def _savepoint(self, prefix: str) -> Iterator[None]:
-        """A savepoint around the block: undone alone if the block raises."""
-        self._savepoints += 1
-        name = f"{prefix}{self._savepoints}"
-        self._w.execute(f"SAVEPOINT {name}")
-        try:
-            yield
-        except BaseException:
-            self._w.execute(f"ROLLBACK TO {name}")
-            self._w.execute(f"RELEASE {name}")
-            raise
-        self._w.execute(f"RELEASE {name}")
-
-    @asynccontextmanager
-    async def _outer_transaction(self, *, commit_now: bool = False) -> AsyncIterator[None]:
-        """One unit of work, committed together with the other units that run in
-        the same turn of the event loop (group commit).
-
-        A commit writes every page the units touched to the WAL; under load, many
-        webhooks arrive in one turn and share that cost. Each unit is a savepoint,
-        so one that fails leaves nothing while the others carry on; the caller
-        returns only once its unit is committed (or raises StoreUnavailable if the
-        commit failed, in which case none of the group was written).
-        """
-        async with self._write_lock:
-            token = self._in_transaction.set(True)
-            try:
-                first = self._group is None
-                if first:
-                    await self._begin()
-                    self._group = asyncio.get_running_loop().create_future()
-                    asyncio.get_running_loop().call_soon(self._commit_group)
-                group = self._group
-                assert group is not None
-                if first:
-                    # The group's first unit needs no savepoint: if it fails, the
-                    # whole transaction (it alone) is rolled back at once rather
-                    # than holding the write lock until the next turn of the loop.
-                    try:
-                        yield
-                    except BaseException:
-                        self._rollback()
-                        self._group = None
-                        group.set_result(None)
-                        raise
-                else:
-                    with self._savepoint("unit"):
-                        yield
-                self._group_units += 1
-            finally:
-                self._in_transaction.reset(token)
-        if commit_now:
-            self._commit_group()  # resolves `group`: the await below does not suspend
-        await asyncio.shield(group)
+        Nested, it is a savepoint: a method that raises inside a caller's
+        transaction leaves nothing behind while the caller carries on.
+        Outermost, it is one unit of work of a group commit (see `_Unit`)."""
+        return _Unit(self, commit_now)
 
     def _commit_group(self) -> None:
         """Commit the open group, unless a unit is still running (then try again
@@ -817,16 +835,20 @@ class SqliteStore(Store):
             asyncio.get_running_loop().call_soon(self._commit_group)
             return
         self._group = None
-        self._group_units = 0
         try:
             self._w.execute("COMMIT")
         except (sqlite3.Error, StoreUnavailable) as exc:
             self._rollback()
-            group.set_exception(StoreUnavailable(f"SQLite commit failed: {exc}"))
-            group.exception()  # retrieved here: every waiter raises it from `await`
+            error = StoreUnavailable(f"SQLite commit failed: {exc}")
+            for committed in group:
+                if not committed.done():  # not cancelled
+                    committed.set_exception(error)
+                    committed.exception()  # retrieved: its waiter raises it from `await`
             return
         self._commits += 1
-        group.set_result(None)
+        for committed in group:
+            if not committed.done():
+                committed.set_result(None)
 
     async def _begin(self) -> None:
         """Take the database's write lock. Statements run on the event loop thread
@@ -858,7 +880,7 @@ class SqliteStore(Store):
         all but impossible rather than as likely as a loop turn is long."""
         if self._in_transaction.get():
             raise RuntimeError("write_committed cannot run inside a transaction")
-        async with self._outer_transaction(commit_now=True):
+        async with _Unit(self, commit_now=True):
             return await self._write(sql, params)
 
     async def _write(self, sql: str, params: Sequence[Any]) -> int:
@@ -869,7 +891,7 @@ class SqliteStore(Store):
         """Run one write statement once per parameter row (`executemany`), in one
         transaction; returns the rows changed in all."""
         if not self._in_transaction.get():
-            async with self._outer_transaction():
+            async with _Unit(self, commit_now=False):
                 return await self._write_many(sql, params, many=many)
         try:
             if many:

@@ -58,6 +58,35 @@ async def test_a_failing_unit_does_not_take_its_group_down(store):
     ]
 
 
+async def test_a_caller_cancelled_while_it_waits_for_the_commit_cancels_nobody_elses(
+    store, tmp_path
+):
+    """A webhook whose client hangs up mid-request is cancelled; the units
+    sharing its commit still commit (its own unit too: it was done)."""
+    first = asyncio.create_task(store.add_agent(agent(1)))
+    others = [asyncio.create_task(store.add_agent(agent(n))) for n in (2, 3)]
+    await asyncio.sleep(0)  # every unit ran; the commit waits for the next turn
+    first.cancel()
+    await asyncio.gather(*others)
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    with sqlite3.connect(tmp_path / "hub.db") as other:
+        emails = sorted(row[0] for row in other.execute("SELECT email FROM agents"))
+    assert emails == ["a1@shop.vn", "a2@shop.vn", "a3@shop.vn"]
+
+
+async def test_a_nested_transaction_that_raises_undoes_only_its_own_writes(store):
+    async with store.transaction():
+        await store.add_agent(agent(1))
+        with pytest.raises(Conflict):
+            async with store.transaction():
+                await store.add_agent(agent(2))
+                await store.add_agent(agent(1).model_copy(update={"id": "y" * 24}))
+        async with store.transaction():
+            await store.add_agent(agent(3))
+    assert sorted(a.email for a in await store.list_agents()) == ["a1@shop.vn", "a3@shop.vn"]
+
+
 async def test_a_failed_commit_fails_every_unit_of_the_group_and_writes_nothing(store, tmp_path):
     # A constraint checked only at COMMIT: a deferred foreign key, broken by a
     # trigger when the agent "doomed" is inserted. The whole group then fails.
