@@ -53,7 +53,7 @@ from hub.inbox.model import (
     from_ms,
     to_ms,
 )
-from hub.inbox.search import fold
+from hub.inbox.search import fold, prepare_fold
 from hub.inbox.search_index import CONTACTS as CONTACT_WORDS
 from hub.inbox.search_index import CONTACTS_MIGRATION as CONTACT_INDEX_MIGRATION
 from hub.inbox.search_index import (
@@ -699,6 +699,7 @@ class SqliteStore(Store):
         except (OSError, sqlite3.Error) as exc:
             self._close_connections()
             raise StoreUnavailable(f"cannot open SQLite store at {self.path}: {exc}") from exc
+        prepare_fold()  # the connections' hub_fold, before any statement calls it
         self._checkpointer = asyncio.create_task(self._checkpoint_forever(), name="sqlite-wal")
         self._indexing = asyncio.create_task(self.indexer.run_forever(), name="sqlite-search")
 

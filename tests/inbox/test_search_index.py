@@ -262,3 +262,18 @@ async def test_a_store_from_before_the_contact_index_gets_it_filled(tmp_path):
         assert await contacts_found(store, named, "901234567") == ["binh"]
     finally:
         await store.close()
+
+
+async def test_fold_is_ready_before_the_store_serves_anything(tmp_path: Path) -> None:
+    """fold's table (a walk over all of Unicode) is built when the store opens,
+    not by the first webhook or indexer chunk that folds non-ASCII text: that
+    held the event loop, and every webhook behind it, for 80-200 ms."""
+    from hub.inbox import search
+
+    search._fold_table.cache_clear()
+    store = SqliteStore(tmp_path / "hub.db")
+    await store.open()
+    try:
+        assert search._fold_table.cache_info().currsize == 1
+    finally:
+        await store.close()
