@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from pydantic_core import from_json, to_json
@@ -558,6 +558,26 @@ def _fetch_all_rows(db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> 
     return rows
 
 
+T = TypeVar("T")
+
+
+async def _on_thread(db: sqlite3.Connection, call: Callable[..., T], *args: Any) -> T:
+    """`call(*args)`, which uses `db`, on a thread. If the caller is cancelled
+    meanwhile (a request given up, the store closing), the statement is
+    interrupted and the caller waits until the thread has let go of `db`:
+    closing a connection, or running another statement on it, while a thread
+    is still inside it crashes the process."""
+    running = asyncio.ensure_future(asyncio.to_thread(call, *args))
+    try:
+        return await asyncio.shield(running)
+    except asyncio.CancelledError:
+        db.interrupt()
+        await asyncio.wait({running})
+        if not running.cancelled():
+            running.exception()  # "interrupted", or whatever it ended with: dealt with
+        raise
+
+
 def _begin_waiting(writer: sqlite3.Connection, busy_timeout_ms: int) -> None:
     """BEGIN IMMEDIATE, waiting up to the busy timeout for another process's lock
     (runs on a thread; the asyncio write lock keeps the loop off this connection)."""
@@ -769,8 +789,8 @@ class SqliteStore(Store):
                 if self._commits:
                     self._commits = 0
                     try:
-                        await asyncio.to_thread(
-                            checkpointer.execute, "PRAGMA wal_checkpoint(PASSIVE)"
+                        await _on_thread(
+                            checkpointer, checkpointer.execute, "PRAGMA wal_checkpoint(PASSIVE)"
                         )
                     except sqlite3.Error:
                         pass  # busy: the next round catches up
@@ -864,9 +884,12 @@ class SqliteStore(Store):
                 raise StoreUnavailable(f"SQLite store is not writable: {exc}") from exc
         writer = self._w
         try:
-            await asyncio.to_thread(_begin_waiting, writer, self.busy_timeout_ms)
+            await _on_thread(writer, _begin_waiting, writer, self.busy_timeout_ms)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"SQLite store is not writable: {exc}") from exc
+        except asyncio.CancelledError:
+            self._rollback()  # the lock came just before the interrupt: give it back
+            raise
 
     def _rollback(self) -> None:
         if self._writer is not None and self._writer.in_transaction:
@@ -935,17 +958,8 @@ class SqliteStore(Store):
                 # with the default 2 MB); pages are taken only as a read needs them.
                 self._long_reader.execute("PRAGMA cache_size=-32768")
             reader = self._long_reader
-            running = asyncio.ensure_future(asyncio.to_thread(_fetch_all_rows, reader, sql, params))
             try:
-                return await asyncio.shield(running)
-            except asyncio.CancelledError:
-                # Nobody waits for the answer any more: stop the query, and keep
-                # the connection to ourselves until its thread has let go of it.
-                reader.interrupt()
-                await asyncio.wait({running})
-                if not running.cancelled():
-                    running.exception()  # "interrupted": expected, and dealt with
-                raise
+                return await _on_thread(reader, _fetch_all_rows, reader, sql, params)
             except sqlite3.Error as exc:
                 if _is_unavailable(exc):
                     raise StoreUnavailable(f"SQLite store unavailable: {exc}") from exc

@@ -1,0 +1,61 @@
+"""The embedded store's work on threads (a WAL checkpoint, waiting for another
+process's write lock) never outlives its caller: a caller cancelled meanwhile
+(the store closing, a request given up) interrupts it and waits until the
+thread has let go of the connection. A connection closed, or used, while a
+thread is inside it crashes the whole process (seen: a segfault in the suite,
+the store closed during its checkpoint)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import UTC, datetime
+
+from hub.inbox import sqlite as sqlite_store
+from hub.inbox.model import Agent
+from hub.inbox.sqlite import SqliteStore
+
+T0 = datetime(2026, 1, 5, tzinfo=UTC)
+
+
+def agent(n: int) -> Agent:
+    return Agent(name="Nhân viên " * 40, email=f"a{n}@shop.vn", created_at=T0)
+
+
+async def test_closing_the_store_while_its_checkpoint_runs(tmp_path, monkeypatch):
+    # A checkpoint every millisecond, over a WAL of a few megabytes, so that
+    # close() lands while one is running on its thread (it did 2 runs in 3).
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_EVERY_SECONDS", 0.001)
+    for round_ in range(30):
+        store = SqliteStore(tmp_path / f"hub{round_}.db")
+        await store.open()
+        async with store.transaction():
+            for n in range(3000):
+                await store.add_agent(agent(n))
+        await asyncio.sleep(0.003 + (round_ % 5) * 0.002)
+        await store.close()
+        with sqlite3.connect(tmp_path / f"hub{round_}.db") as check:
+            assert check.execute("SELECT COUNT(*) FROM agents").fetchone() == (3000,)
+
+
+async def test_a_write_given_up_while_another_process_holds_the_lock_leaves_no_transaction(
+    tmp_path,
+):
+    store = SqliteStore(tmp_path / "hub.db")
+    await store.open()
+    other = sqlite3.connect(tmp_path / "hub.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process writes
+        waiting = asyncio.create_task(store.add_agent(agent(1)))
+        await asyncio.sleep(0.2)  # the store waits for the lock on a thread
+        waiting.cancel()
+        await asyncio.wait({waiting})
+        other.execute("ROLLBACK")  # the lock is free again
+        await asyncio.sleep(0.2)
+        # Had the waiting thread gone on and taken the lock, the store would hold
+        # a transaction nobody commits, and refuse every write from here on.
+        await store.add_agent(agent(2))
+        assert [a.email for a in await store.list_agents()] == ["a2@shop.vn"]
+    finally:
+        other.close()
+        await store.close()
