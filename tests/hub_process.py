@@ -26,6 +26,24 @@ def hub_command(
     )
 
 
+def hub_config(tmp_path: Path, accounts: str, *, send_timeout: float | None = None) -> Path:
+    """hub.toml for a hub these tests start, stop and kill: plain-text logs, a
+    5 s graceful stop, then `accounts`. With `send_timeout`, deliveries time out
+    after it and are retried and swept back within a second or so."""
+    delivery = (
+        f"[delivery]\ntimeout_seconds = {send_timeout}\nbackoff_base_seconds = 0.1\n"
+        "backoff_max_seconds = 0.5\nsweep_interval_seconds = 0.5\nsweep_after_seconds = 1\n"
+        if send_timeout is not None
+        else ""
+    )
+    config = tmp_path / "hub.toml"
+    config.write_text(
+        'log_format = "text"\n[server]\nshutdown_grace_seconds = 5\n' + delivery + accounts,
+        encoding="utf-8",
+    )
+    return config
+
+
 def clean_env() -> dict[str, str]:
     """The environment of a fresh shell: no test Redis or Mongo leaks into the child."""
     env = {

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import API_SECRET
-from tests.hub_process import HubProcess, hub_command
+from tests.hub_process import HubProcess, hub_command, hub_config
 from tests.peers.api_sender import message, signed
 from tests.peers.callback import CallbackPeer
 
@@ -23,29 +23,18 @@ pytestmark = pytest.mark.slow
 
 
 def write_config(tmp_path: Path, callback_url: str) -> Path:
-    config = tmp_path / "hub.toml"
-    config.write_text(
-        f"""
-log_format = "text"
-[server]
-shutdown_grace_seconds = 5
-[delivery]
-# Generous: a send that times out under load is sent again (same Idempotency-Key),
-# which would look like a duplicate caused by the stop.
-timeout_seconds = 3
-backoff_base_seconds = 0.1
-backoff_max_seconds = 0.5
-sweep_interval_seconds = 0.5
-sweep_after_seconds = 1
-[[accounts]]
+    # A generous send timeout: a send that times out under load is sent again
+    # (same Idempotency-Key), which would look like a duplicate caused by the stop.
+    return hub_config(
+        tmp_path,
+        f"""[[accounts]]
 id = "shop"
 channel = "api"
 secret_env = "SHOP_SECRET"
 callback_url = "{callback_url}"
 """,
-        encoding="utf-8",
+        send_timeout=3,
     )
-    return config
 
 
 ENV = {"SHOP_SECRET": API_SECRET}

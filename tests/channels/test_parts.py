@@ -20,7 +20,7 @@ from hub.channels.parts import first_id, send_parts
 from hub.channels.text_parts import split_text
 from tests.channels.messaging import recorded
 from tests.channels.test_messenger import APP_SECRET, PAGE, PATH, TOKEN, VERIFY
-from tests.hub_process import HubProcess, hub_command
+from tests.hub_process import HubProcess, hub_command, hub_config
 from tests.peers.meta_graph import GraphPeer, post_webhook
 
 ENV = {
@@ -103,19 +103,9 @@ async def test_more_parts_recorded_than_the_message_has_sends_nothing_more():
 
 
 def write_config(tmp_path: Path, graph_url: str) -> Path:
-    config = tmp_path / "hub.toml"
-    config.write_text(
-        f"""
-log_format = "text"
-[server]
-shutdown_grace_seconds = 5
-[delivery]
-timeout_seconds = 2
-backoff_base_seconds = 0.1
-backoff_max_seconds = 0.5
-sweep_interval_seconds = 0.5
-sweep_after_seconds = 1
-[[accounts]]
+    return hub_config(
+        tmp_path,
+        f"""[[accounts]]
 id = "fanpage"
 channel = "messenger"
 page_id = "{PAGE}"
@@ -124,9 +114,8 @@ verify_token_env = "HUB_TEST_META_VERIFY"
 access_token_env = "HUB_TEST_META_TOKEN"
 graph_url = "{graph_url}"
 """,
-        encoding="utf-8",
+        send_timeout=2,
     )
-    return config
 
 
 def agent_token(config: Path, data: Path) -> str:

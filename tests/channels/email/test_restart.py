@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.channels.email.mails import mail
-from tests.hub_process import HubProcess
+from tests.hub_process import HubProcess, hub_config
 from tests.peers.dovecot import Mailbox
 
 pytestmark = pytest.mark.slow
@@ -20,13 +20,9 @@ TOTAL = 200
 
 
 def write_config(tmp_path: Path, mailbox: Mailbox) -> Path:
-    config = tmp_path / "hub.toml"
-    config.write_text(
-        f"""
-log_format = "text"
-[server]
-shutdown_grace_seconds = 5
-[[accounts]]
+    return hub_config(
+        tmp_path,
+        f"""[[accounts]]
 id = "support"
 channel = "email"
 address = "support@shop.vn"
@@ -37,9 +33,7 @@ imap_username = "{mailbox.username}"
 imap_password_env = "SUPPORT_IMAP_PASSWORD"
 imap_reconnect_max_seconds = 1.0
 """,
-        encoding="utf-8",
     )
-    return config
 
 
 def stored(data_dir: Path) -> list[str]:
