@@ -523,7 +523,7 @@ async def drive(args: argparse.Namespace, bare: Target, hub: Target, workload: W
                 )  # fmt: skip
             print(table_row(level, bare.phases[level], hub.phases[level]), flush=True)
 
-        results.half_rate = hub.peak.rate / 2
+        results.half_rate = args.half_rate or hub.peak.rate / 2
         if results.half_rate >= 1:
             for target in (hub, bare):
                 target.feed.refill(int(results.half_rate * (args.warmup + args.open_duration)) + 10)
@@ -655,11 +655,14 @@ def report(
         p99 = half.percentile_ms(99)
         floor = results.half_load_bare
         lines.append(
-            f"half load (open loop at {results.half_rate:.0f} msgs/s = 50% of hub peak, "
-            f"{args.open_duration:g} s): hub p50 {half.percentile_ms(50):.2f} ms, p99 {p99:.2f} ms"
+            f"half load (open loop at {results.half_rate:.0f} msgs/s"
+            + (" (--half-rate), " if args.half_rate else " = 50% of hub peak, ")
+            + f"{args.open_duration:g} s): hub p50 {half.percentile_ms(50):.2f} ms,"
+            f" p99 {p99:.2f} ms"
             f" [target <= {TARGETS['p99_ms']:g} ms: {verdict(p99 <= TARGETS['p99_ms'])}],"
             f" achieved {half.rate:.0f} msgs/s, {half.errors} errors,"
             f" at most {half.max_in_flight} in flight, hub cpu {half.server_cpu:.0f}%"
+            f" ({cpu_per_message(half)})"
             + (
                 f"; bare at the same rate: p50 {floor.percentile_ms(50):.2f} ms,"
                 f" p99 {floor.percentile_ms(99):.2f} ms"
@@ -726,6 +729,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds before each phase")
     parser.add_argument(
         "--open-duration", type=float, default=8.0, help="seconds of the half-load open loop"
+    )
+    parser.add_argument(
+        "--half-rate",
+        type=float,
+        default=0.0,
+        help="run the open loop at this many msgs/s rather than at 50%% of hub's peak:"
+        " to compare two versions at the same load",
     )
     parser.add_argument(
         "--senders", type=int, default=1000, help="known customers who write again and again"
