@@ -10,6 +10,15 @@ Two kinds of subscriber:
 
 Local handlers run in `publish`, in subscription order; an exception in one
 is logged and does not stop the others or the publisher.
+
+Events go to Redis only while another process listens. A single hub process
+(the embedded default) would otherwise pay a PUBLISH, its answer and the echo
+on its own subscription for every webhook — about a fifth of what a webhook
+costs when they come one by one — for nobody. Each bus learns who listens
+from Redis itself: PUBLISH answers how many subscriptions received it, and a
+process that subscribes says so on the channel ("hello") and waits, in
+`start`, until every process already listening has answered ("here"), so
+that none of them still keeps its events to itself once `start` returns.
 """
 
 from __future__ import annotations
@@ -34,6 +43,9 @@ from hub.inbox.model import new_id
 log = logging.getLogger(__name__)
 
 ANY = "*"
+# How long `EventBus.start` waits for the processes already listening to
+# answer its hello (they do in a round trip unless stuck or gone).
+ANSWER_WAIT = 2.0
 
 
 @dataclass(frozen=True)
@@ -115,13 +127,21 @@ class EventBus:
         self._listener: asyncio.Task[None] | None = None
         # Events waiting to go to Redis, with the futures of the publishers
         # waiting for them: concurrent publishes share one round trip.
-        self._outbox: list[tuple[list[str], asyncio.Future[None]]] = []
+        self._outbox: list[tuple[list[str], asyncio.Future[int]]] = []
         self._flusher: asyncio.Task[None] | None = None
         # PUBLISH goes over a connection of the bus's own (one batch at a time):
         # through the client's pool and retry wrappers it cost twice as much
         # CPU, paid once per webhook when they come one by one.
         self._publisher: AbstractConnection | None = None
         self._echo = (self.origin + "\n").encode()
+        # Who else listens (see the module's docstring). `_others` starts true:
+        # until the subscription is confirmed and Redis has counted, publish.
+        self._subscribed = False
+        self._others = True
+        self._heard = 0  # messages from other processes: a count older than one is stale
+        self._answered: set[str] = set()  # origins that said "here" to our last hello
+        self._answers_due = 0
+        self._all_answered = asyncio.Event()
 
     def subscribe(
         self, event_type: str, handler: Handler, *, scope: Literal["local", "cluster"] = "local"
@@ -139,13 +159,24 @@ class EventBus:
         for event in stamped:
             await self._dispatch(event, self._local)
             await self._dispatch(event, self._cluster)
-        if self.redis is None or not stamped:
+        if self.redis is None or not stamped or self.alone:
             return
-        sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._outbox.append(([e.to_json() for e in stamped], sent))
+        await self._send([e.to_json() for e in stamped])
+
+    @property
+    def alone(self) -> bool:
+        """No other process listens: events stay in this one. Only a started
+        bus can know (it hears newcomers say hello); one that is not publishes."""
+        return self._subscribed and not self._others
+
+    async def _send(self, lines: list[str]) -> int:
+        """Queue `lines` for the next PUBLISH and wait until Redis took them;
+        returns how many subscriptions received them (ours included)."""
+        sent: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._outbox.append((lines, sent))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="event-bus-flush")
-        await sent
+        return await sent
 
     async def _flush(self) -> None:
         """Send everything in the outbox as one Redis message, until it stays empty.
@@ -159,31 +190,54 @@ class EventBus:
         while self._outbox:
             batch, self._outbox = self._outbox, []
             payload = "\n".join([self.origin, *(event for events, _ in batch for event in events)])
+            heard = self._heard
             try:
-                await self._publish(payload)
+                receivers = await self._publish(payload)
             except (RedisError, OSError) as exc:
                 error = QueueUnavailable(f"cannot publish events to Redis: {exc}")
                 for _, sent in batch:
                     if not sent.done():
                         sent.set_exception(error)
             else:
+                if receivers > 1:
+                    self._set_others(True)
+                elif self._subscribed and heard == self._heard:
+                    # Only our own subscription (or none) received it, and no
+                    # other process spoke up while the PUBLISH was under way.
+                    self._set_others(False)
                 for _, sent in batch:
                     if not sent.done():
-                        sent.set_result(None)
+                        sent.set_result(receivers)
 
-    async def _publish(self, payload: str) -> None:
+    async def _publish(self, payload: str) -> int:
         """One PUBLISH on the bus's connection, (re)connecting as needed; a
-        failure drops the connection, so the next batch starts on a fresh one."""
+        failure drops the connection, so the next batch starts on a fresh one.
+        Returns how many subscriptions received it."""
         assert self.redis is not None
         if self._publisher is None:
             self._publisher = self.redis.connection_pool.make_connection()
         publisher = self._publisher
         try:
             await publisher.send_command("PUBLISH", self.channel, payload)
-            await publisher.read_response()
+            return int(await publisher.read_response())
         except BaseException:
             await publisher.disconnect(nowait=True)
             raise
+
+    def _set_others(self, others: bool) -> None:
+        if others == self._others:
+            return
+        self._others = others
+        if others:
+            log.info(
+                "another hub process listens: events go through Redis",
+                extra={"event": "bus.shared"},
+            )
+        else:
+            log.info(
+                "no other hub process listens: events stay in this one",
+                extra={"event": "bus.alone"},
+            )
 
     async def _dispatch(self, event: Event, table: dict[str, list[Handler]]) -> None:
         for handler in (*table.get(event.type, ()), *table.get(ANY, ())):
@@ -196,12 +250,28 @@ class EventBus:
                 )
 
     async def start(self) -> None:
-        """Start receiving other processes' events (for cluster handlers)."""
+        """Start receiving other processes' events (for cluster handlers), and
+        say hello: on return, every process that was listening already has
+        answered, so none keeps its events to itself any more (a process that
+        does not answer within `ANSWER_WAIT` seconds is not waited for)."""
         if self.redis is None or self._listener is not None:
             return
-        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        # Subscription confirmations are kept: each (a start, a reconnection)
+        # is the moment to say hello.
+        pubsub = self.redis.pubsub()
         await pubsub.subscribe(self.channel)
         self._listener = asyncio.create_task(self._listen(pubsub), name="event-bus-listener")
+        try:
+            await asyncio.wait_for(self._all_answered.wait(), ANSWER_WAIT)
+        except TimeoutError:
+            log.warning(
+                "not every hub process answered this one's hello; going on",
+                extra={
+                    "event": "bus.unanswered",
+                    "expected": self._answers_due,
+                    "answered": len(self._answered),
+                },
+            )
 
     async def _listen(self, pubsub: Any) -> None:
         backoff = 0.5
@@ -209,24 +279,16 @@ class EventBus:
             try:
                 async for raw in pubsub.listen():
                     backoff = 0.5
-                    data = raw["data"]
-                    if isinstance(data, str):
-                        data = data.encode()
-                    if data.startswith(self._echo):
-                        continue  # our own event: local handlers had it already
-                    for line in data.split(b"\n")[1:]:
-                        try:
-                            event = Event.from_json(line)
-                        except (ValueError, KeyError):
-                            log.warning(
-                                "ignoring malformed event from Redis", extra={"event": "bus.bad"}
-                            )
-                            continue
-                        await self._dispatch(event, self._cluster)
+                    if raw["type"] == "subscribe":
+                        await self._hello()
+                    elif raw["type"] == "message":
+                        await self._receive(raw["data"])
             except asyncio.CancelledError:
                 await pubsub.aclose()
                 raise
             except (RedisError, OSError) as exc:
+                # Unknown again who listens; publishing tells (or fails: 503).
+                self._subscribed, self._others = False, True
                 log.warning(
                     "event bus lost Redis; reconnecting",
                     extra={"event": "bus.reconnect", "error": str(exc), "delay": backoff},
@@ -237,8 +299,53 @@ class EventBus:
                     await pubsub.subscribe(self.channel)
                 except (RedisError, OSError):
                     continue
-            except (ValueError, KeyError):
-                log.warning("ignoring malformed event from Redis", extra={"event": "bus.bad"})
+
+    async def _receive(self, data: str | bytes) -> None:
+        """One message from the channel: our own echo (dropped unread), or
+        another process's events and words."""
+        if isinstance(data, str):
+            data = data.encode()
+        if data.startswith(self._echo):
+            return  # our own: local handlers had it already
+        self._heard += 1
+        self._set_others(True)
+        origin, _, lines = data.partition(b"\n")
+        for line in lines.split(b"\n"):
+            if line == b"hello":
+                await self._say("here")
+            elif line == b"here":
+                self._answered.add(origin.decode(errors="replace"))
+                if len(self._answered) >= self._answers_due:
+                    self._all_answered.set()
+            else:
+                try:
+                    event = Event.from_json(line)
+                except (ValueError, KeyError):
+                    log.warning("ignoring malformed event from Redis", extra={"event": "bus.bad"})
+                    continue
+                await self._dispatch(event, self._cluster)
+
+    async def _hello(self) -> None:
+        """Our subscription is confirmed: tell the processes listening, and
+        count them (Redis's answer counts our own subscription too)."""
+        self._subscribed = True
+        self._answered.clear()
+        self._all_answered.clear()
+        receivers = await self._say("hello")
+        self._answers_due = max(receivers - 1, 0)
+        if len(self._answered) >= self._answers_due:
+            self._all_answered.set()
+
+    async def _say(self, word: str) -> int:
+        """Send `word` on the channel; returns how many subscriptions got it
+        (0 if Redis could not take it: the listener finds out about Redis)."""
+        try:
+            return await self._send([word])
+        except QueueUnavailable as exc:
+            log.warning(
+                "event bus could not say %s", word, extra={"event": "bus.unsaid", "error": str(exc)}
+            )
+            return 0
 
     async def stop(self) -> None:
         if self._flusher is not None:
@@ -253,3 +360,4 @@ class EventBus:
             except asyncio.CancelledError:
                 pass
             self._listener = None
+        self._subscribed = False

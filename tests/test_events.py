@@ -174,3 +174,111 @@ async def test_a_dropped_redis_connection_costs_at_most_one_failed_publish(priva
         await b.stop()
         for pool in (redis_a, redis_b):
             await pool.aclose()
+
+
+def _publishes(server) -> int:
+    """PUBLISH commands the Redis server has run so far."""
+    stats = server.execute_command("INFO", "commandstats")
+    return int(stats.get("cmdstat_publish", {}).get("calls", 0))
+
+
+async def test_a_lone_process_keeps_its_events_off_redis_until_another_listens(private_redis):
+    """With no other process on the channel (the embedded hub), events stay in
+    the process: no PUBLISH for nobody. A second process that starts is heard
+    at once, gets every event published after its `start`, and once it has
+    gone the first is alone again."""
+    server = private_redis
+    settings = RedisSettings(unix_socket_path=server.socket_file)
+    pools = [await create_pool(settings) for _ in range(2)]
+    a, b = EventBus(pools[0], "test:events"), EventBus(pools[1], "test:events")
+    seen: dict[str, list[int]] = {"a": [], "b": []}
+
+    def recorder(name):
+        async def record(event: Event) -> None:
+            seen[name].append(event.data["n"])
+
+        return record
+
+    a.subscribe("n", recorder("a"), scope="cluster")
+    b.subscribe("n", recorder("b"), scope="cluster")
+    try:
+        await a.start()
+        assert a.alone
+        before = _publishes(server)
+        for n in range(10):
+            await a.publish(Event("n", {"n": n}))
+        assert _publishes(server) == before  # none of the ten went to Redis
+        assert seen["a"] == list(range(10))  # and this process saw each, once
+
+        await b.start()
+        assert not a.alone and not b.alone
+        await a.publish(Event("n", {"n": 10}))  # no wait between b's start and this
+        await eventually(lambda: _true_if(seen["b"] == [10]))
+
+        await b.stop()
+        await a.publish(Event("n", {"n": 11}))  # Redis counts a's subscription alone...
+        assert a.alone  # ...so a stops publishing
+        before = _publishes(server)
+        await a.publish(Event("n", {"n": 12}))
+        assert _publishes(server) == before
+        assert seen["a"] == list(range(13))
+    finally:
+        await a.stop()
+        await b.stop()
+        for pool in pools:
+            await pool.aclose()
+
+
+async def test_a_newcomer_hears_every_event_published_after_its_start(redis_url):
+    """The race the hello and its answers close: a process already alone
+    must know of a newcomer by the time the newcomer's `start` returns."""
+    for _ in range(10):
+        await _newcomer_round(redis_url)
+
+
+async def _newcomer_round(redis_url: str) -> None:
+    channel = f"test-{new_id()}:events"
+    pools = [await create_pool(RedisSettings.from_dsn(redis_url)) for _ in range(2)]
+    a, b = EventBus(pools[0], channel), EventBus(pools[1], channel)
+    got: list[int] = []
+
+    async def record(event: Event) -> None:
+        got.append(event.data["n"])
+
+    b.subscribe("n", record, scope="cluster")
+    try:
+        await a.start()
+        assert a.alone
+        await b.start()
+        await a.publish(Event("n", {"n": 1}))
+        await eventually(lambda: _true_if(got == [1]))
+    finally:
+        await a.stop()
+        await b.stop()
+        for pool in pools:
+            await pool.aclose()
+
+
+async def test_a_lone_process_still_refuses_events_while_redis_is_down(private_redis):
+    """Alone, a process publishes nothing; a Redis outage still makes its
+    publishes fail (a webhook answers 503) as soon as its subscription has
+    dropped."""
+    server = private_redis
+    pool = await create_pool(RedisSettings(unix_socket_path=server.socket_file), retry=0)
+    bus = EventBus(pool, "test:events")
+    await bus.start()
+    try:
+        assert bus.alone
+        shutdown(server)
+
+        async def refused() -> bool:
+            try:
+                await bus.publish(Event("n", {}))
+            except QueueUnavailable:
+                return True
+            return False
+
+        await eventually(refused, timeout=2)
+    finally:
+        await bus.stop()
+        await pool.aclose()
