@@ -65,6 +65,7 @@ from hub.inbox.search_index import (
     reindex_sql,
 )
 from hub.inbox.search_index import CONVERSATIONS as CONVERSATION_WORDS
+from hub.inbox.search_index import MERGE_MIGRATION as SEARCH_MERGE_MIGRATION
 from hub.inbox.search_index import MESSAGES as MESSAGE_WORDS
 from hub.inbox.search_index import MIGRATION as SEARCH_INDEX_MIGRATION
 from hub.inbox.search_index import Source as SearchSource
@@ -304,6 +305,8 @@ MIGRATIONS: list[str | list[str]] = [
         PRIMARY KEY (channel, account_id, external_id)
     ) WITHOUT ROWID;
     """,
+    # The search indexes' segments are merged by the indexer, a little at a time.
+    SEARCH_MERGE_MIGRATION,
 ]
 
 
