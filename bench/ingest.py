@@ -50,6 +50,7 @@ from processes import (
     cpu_seconds,
     free_port,
     machine_busy_seconds,
+    machine_steal_seconds,
     redis_pid_for,
     spawn,
     status_kb,
@@ -260,6 +261,7 @@ class Phase:
     client_cpu: float = math.nan
     redis_cpu: float = math.nan
     others_cpu: float = math.nan
+    steal_cpu: float = math.nan
     max_in_flight: int = 0
 
     @property
@@ -289,6 +291,7 @@ class CpuMeter:
         figures = {k: cpu_seconds(p) if p else math.nan for k, p in self.pids.items()}
         figures["client"] = cpu_seconds(None)
         figures["machine"] = machine_busy_seconds()
+        figures["steal"] = machine_steal_seconds()
         return figures
 
     def start(self) -> None:
@@ -304,8 +307,11 @@ class CpuMeter:
             share["redis"],
             share["client"],
         )
-        ours = sum(v for k, v in share.items() if k != "machine" and not math.isnan(v))
+        ours = sum(
+            v for k, v in share.items() if k not in ("machine", "steal") and not math.isnan(v)
+        )
         phase.others_cpu = max(0.0, share["machine"] - ours)
+        phase.steal_cpu = share["steal"]
 
 
 async def post(session: aiohttp.ClientSession, url: str, request: Request) -> tuple[int, bytes]:
@@ -622,21 +628,30 @@ def report(
             lines.append(
                 f"note: {target.feed.signed_late} {target.name} bodies were signed during timing"
             )
-    busy = [
-        (phase.others_cpu, f"{target.name} {label}")
+    phases = [
+        (f"{target.name} {label}", phase)
         for target in (bare, hub)
         for label, phase in [
             *((f"level {level}", p) for level, p in target.phases.items()),
             ("half load", results.half_load if target is hub else results.half_load_bare),
         ]
-        if phase is not None and phase.others_cpu > OTHERS_CPU_WARNING
+        if phase is not None
     ]
+    busy = [(p.others_cpu, where) for where, p in phases if p.others_cpu > OTHERS_CPU_WARNING]
     if busy:
         worst, where = max(busy)
         lines.append(
             f"warning: processes outside this benchmark used up to {worst:.0f}% CPU ({where});"
             f" {len(busy)} phase(s) above {OTHERS_CPU_WARNING:g}%: the machine was shared,"
             " rerun on a quiet one before trusting the figures"
+        )
+    stolen = [(p.steal_cpu, where) for where, p in phases if p.steal_cpu > OTHERS_CPU_WARNING]
+    if stolen:
+        worst, where = max(stolen)
+        lines.append(
+            f"warning: the hypervisor gave up to {worst:.0f}% of a core to other machines"
+            f" ({where}; 'steal'); {len(stolen)} phase(s) above {OTHERS_CPU_WARNING:g}%:"
+            " the host was shared, and the figures are slower than the code"
         )
     hub_peak, bare_peak = hub.peak, bare.peak
     ratio = hub_peak.rate / bare_peak.rate if bare_peak.rate else 0.0

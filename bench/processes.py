@@ -118,11 +118,24 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def _cpu_ticks() -> list[int]:
+    return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+
+
 def machine_busy_seconds() -> float:
-    """CPU time all processes on the machine have used (every core; idle and I/O wait excluded)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    """CPU time all processes on the machine have used (every core; idle, I/O
+    wait and the hypervisor's steal excluded)."""
+    fields = _cpu_ticks()
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return (sum(fields[:8]) - idle) / TICKS
+    return (sum(fields[:7]) - idle) / TICKS
+
+
+def machine_steal_seconds() -> float:
+    """CPU time the hypervisor gave to other virtual machines while this one's
+    cores wanted to run ("steal"; 0 on bare metal): on a shared host, what
+    makes the same code measure slower in one run than in the next."""
+    fields = _cpu_ticks()
+    return fields[7] / TICKS if len(fields) > 7 else 0.0
 
 
 def status_kb(pid: int, key: str) -> int | None:
