@@ -61,7 +61,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def to_ms(moment: datetime) -> int:
     """Milliseconds since the Unix epoch, exactly (no float rounding)."""
-    return (moment - EPOCH) // timedelta(milliseconds=1)
+    since = moment - EPOCH
+    return since.days * 86_400_000 + since.seconds * 1000 + since.microseconds // 1000
 
 
 def from_ms(ms: int) -> datetime:
@@ -70,10 +71,15 @@ def from_ms(ms: int) -> datetime:
 
 def utc_ms(moment: datetime) -> datetime:
     """`moment` in UTC, truncated to the millisecond (what both stores can keep)."""
-    if moment.tzinfo is None:
-        raise ValueError("naive datetime: every time in hub is timezone-aware")
-    moment = moment.astimezone(UTC)
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    # Every stored moment passes here, most already in UTC and whole
+    # milliseconds: those are returned as they are, with no new object.
+    zone = moment.tzinfo
+    if zone is not UTC:
+        if zone is None:
+            raise ValueError("naive datetime: every time in hub is timezone-aware")
+        moment = moment.astimezone(UTC)
+    extra = moment.microsecond % 1000
+    return moment.replace(microsecond=moment.microsecond - extra) if extra else moment
 
 
 # Every stored moment: timezone-aware, converted to UTC, millisecond precision.
