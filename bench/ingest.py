@@ -637,22 +637,21 @@ def report(
         ]
         if phase is not None
     ]
-    busy = [(p.others_cpu, where) for where, p in phases if p.others_cpu > OTHERS_CPU_WARNING]
-    if busy:
-        worst, where = max(busy)
-        lines.append(
-            f"warning: processes outside this benchmark used up to {worst:.0f}% CPU ({where});"
-            f" {len(busy)} phase(s) above {OTHERS_CPU_WARNING:g}%: the machine was shared,"
-            " rerun on a quiet one before trusting the figures"
-        )
-    stolen = [(p.steal_cpu, where) for where, p in phases if p.steal_cpu > OTHERS_CPU_WARNING]
-    if stolen:
-        worst, where = max(stolen)
-        lines.append(
-            f"warning: the hypervisor gave up to {worst:.0f}% of a core to other machines"
-            f" ({where}; 'steal'); {len(stolen)} phase(s) above {OTHERS_CPU_WARNING:g}%:"
-            " the host was shared, and the figures are slower than the code"
-        )
+    limit = f"{OTHERS_CPU_WARNING:g}%"
+    for figure, who, consequence in (
+        ("others_cpu", "processes outside this benchmark used up to {}% CPU",
+         "the machine was shared, rerun on a quiet one before trusting the figures"),
+        ("steal_cpu", "the hypervisor gave up to {}% of a core to other machines ('steal')",
+         "the host was shared, and the figures are slower than the code"),
+    ):  # fmt: skip
+        above = [(getattr(p, figure), where) for where, p in phases]
+        above = [(share, where) for share, where in above if share > OTHERS_CPU_WARNING]
+        if above:
+            worst, where = max(above)
+            lines.append(
+                f"warning: {who.format(f'{worst:.0f}')} ({where});"
+                f" {len(above)} phase(s) above {limit}: {consequence}"
+            )
     hub_peak, bare_peak = hub.peak, bare.peak
     ratio = hub_peak.rate / bare_peak.rate if bare_peak.rate else 0.0
     hub_level = next(level for level, p in hub.phases.items() if p is hub_peak)

@@ -223,10 +223,7 @@ async def test_a_lone_process_keeps_its_events_off_redis_until_another_listens(p
         assert _publishes(server) == before
         assert seen["a"] == list(range(13))
     finally:
-        await a.stop()
-        await b.stop()
-        for pool in pools:
-            await pool.aclose()
+        await _stop(a, b, pools=pools)
 
 
 async def test_a_newcomer_hears_every_event_published_after_its_start(redis_url):
@@ -253,10 +250,14 @@ async def _newcomer_round(redis_url: str) -> None:
         await a.publish(Event("n", {"n": 1}))
         await eventually(lambda: _true_if(got == [1]))
     finally:
-        await a.stop()
-        await b.stop()
-        for pool in pools:
-            await pool.aclose()
+        await _stop(a, b, pools=pools)
+
+
+async def _stop(*buses: EventBus, pools: list) -> None:
+    for bus in buses:
+        await bus.stop()
+    for pool in pools:
+        await pool.aclose()
 
 
 async def test_a_lone_process_still_refuses_events_while_redis_is_down(private_redis):
