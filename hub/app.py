@@ -151,9 +151,14 @@ def queue_name(settings: HubSettings) -> str:
 
 @asynccontextmanager
 async def open_runtime(
-    settings: HubSettings, *, clock: Clock | None = None
+    settings: HubSettings, *, clock: Clock | None = None, listen: bool = True
 ) -> AsyncIterator[Runtime]:
-    """Everything a hub process needs, opened in order and closed in reverse."""
+    """Everything a hub process needs, opened in order and closed in reverse.
+
+    `listen`: receive the events of other hub processes (for the browsers'
+    sockets this one serves). A process that serves none (`hub worker`) does
+    not: listening, it would make every web process publish each webhook's
+    events to Redis for it (see `hub.events`)."""
     clock = clock or SystemClock()
     async with AsyncExitStack() as stack:
         embedded = None
@@ -166,7 +171,8 @@ async def open_runtime(
         await store.open()
         stack.push_async_callback(store.close)
         bus = EventBus(redis, channel=f"{settings.redis.prefix}:events")
-        await bus.start()
+        if listen:
+            await bus.start()
         stack.push_async_callback(bus.stop)
         jobs = JobQueue(redis, queue_name(settings))
         channels: dict[str, Channel] = {}  # filled below, once `runtime.ingest` exists

@@ -130,7 +130,7 @@ def worker(config: Path | None, data_dir: Path | None) -> None:
     tune_for_server()
 
     async def work() -> None:
-        async with open_runtime(settings) as runtime:
+        async with open_runtime(settings, listen=False) as runtime:
             log.info("worker started", extra={"event": "worker.start"})
             await WorkerService(runtime).run_until_cancelled()
 

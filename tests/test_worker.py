@@ -8,6 +8,7 @@ import sys
 
 import aiohttp
 import pytest
+from redis.asyncio import Redis
 
 from hub.jobs import DELIVER
 from tests.conftest import API_SECRET, eventually
@@ -118,6 +119,11 @@ callback_url = "{callback_peer.url}"
                 return callback_peer.received_ids() == [reply_id]
 
             await eventually(delivered, timeout=20)
+        # The worker serves no browsers: it does not listen to the bus, so the
+        # web process, alone on it, keeps its events off Redis.
+        async with Redis.from_url(redis_url) as redis:
+            listening = await redis.pubsub_numsub(f"{prefix}:events")
+        assert listening == [(f"{prefix}:events".encode(), 1)]
     finally:
         worker.send_signal(subprocess.signal.SIGINT)
         assert worker.wait(20) == 0
