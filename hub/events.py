@@ -287,8 +287,7 @@ class EventBus:
                 await pubsub.aclose()
                 raise
             except (RedisError, OSError) as exc:
-                # Unknown again who listens; publishing tells (or fails: 503).
-                self._subscribed, self._others = False, True
+                self._not_listening()
                 log.warning(
                     "event bus lost Redis; reconnecting",
                     extra={"event": "bus.reconnect", "error": str(exc), "delay": backoff},
@@ -347,12 +346,14 @@ class EventBus:
             )
             return 0
 
+    def _not_listening(self) -> None:
+        """Our subscription is gone: who listens is unknown again, so events go
+        to Redis until it counts again (or fail, while it is down: a 503)."""
+        self._subscribed, self._others = False, True
+
     async def stop(self) -> None:
-        if self._flusher is not None:
-            await asyncio.wait([self._flusher])
-        if self._publisher is not None:
-            await self._publisher.disconnect()
-            self._publisher = None
+        # The listener first: it may still answer a hello, and what it sends
+        # must go out before the publisher's connection closes, not reopen it.
         if self._listener is not None:
             self._listener.cancel()
             try:
@@ -360,4 +361,9 @@ class EventBus:
             except asyncio.CancelledError:
                 pass
             self._listener = None
-        self._subscribed = False
+        self._not_listening()
+        if self._flusher is not None:
+            await asyncio.wait([self._flusher])
+        if self._publisher is not None:
+            await self._publisher.disconnect()
+            self._publisher = None
