@@ -553,7 +553,8 @@ CHECKPOINT_EVERY_SECONDS = 1.0
 # its file stays as large as it ever was. Past this many frames (256 MB of 4 KB
 # pages) the checkpointer copies back the last frames with the write lock held,
 # so that the next write starts the WAL over. Writes wait meanwhile (measured
-# under the ingest benchmark: 6-30 ms, once 64 ms), so not too often: every
+# under the ingest benchmark: 6-30 ms, once 64 ms, once 110 ms while the
+# hypervisor took most of a core), so not too often: every
 # 6-8 s at 700 webhooks a second. The file is not cut back after (no
 # journal_size_limit): that is SQLite truncating it inside the next commit, on
 # the event loop, and cutting 270 MB took 55 ms here.
@@ -824,12 +825,12 @@ class SqliteStore(Store):
             checkpointer.close()
 
     async def _restart_wal(self, checkpointer: sqlite3.Connection) -> None:
-        """Copy back the frames written since the last checkpoint with no write
-        in between, so that the next write starts the WAL over (see
-        WAL_RESTART_FRAMES). Writers wait meanwhile: a few milliseconds, the
-        frames of the last second or so and two fsyncs. A reader still on an
-        older snapshot (a long search, another process) can keep the WAL from
-        starting over; the next round tries again."""
+        """Copy back, with no write in between, the frames written while the
+        checkpoint before this one ran, so that the next write starts the WAL
+        over (see WAL_RESTART_FRAMES). Writers wait meanwhile: those few frames
+        and two fsyncs. A reader still on an older snapshot (a long search,
+        another process) can keep the WAL from starting over; the next round
+        tries again."""
         started = time.perf_counter()
         async with self._write_lock:
             if self._group is not None:
