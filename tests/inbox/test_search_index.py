@@ -113,13 +113,45 @@ async def test_many_messages_are_indexed_in_chunks(store, tmp_path, monkeypatch)
         for n in range(30):
             await saved_message(store, conversation, text=f"tin nhắn số {n:03d}")
     monkeypatch.setattr(search_index, "CHUNK_CHARS", 40)  # "tin nhắn số 000": 15 characters
-    assert await store.indexer._chunk(search_index.MESSAGES) == 2  # 30, and 45 > 40 stops
+    chunk = await store.indexer._chunk(search_index.MESSAGES)
+    assert chunk == (2, True)  # 30, and 45 > 40 stops
     monkeypatch.setattr(search_index, "CHUNK_CHARS", 1)
-    assert await store.indexer._chunk(search_index.MESSAGES) == 1  # the first row always
+    assert await store.indexer._chunk(search_index.MESSAGES) == (1, True)  # the first row always
     monkeypatch.setattr(search_index, "CHUNK_CHARS", 10_000)
     assert await store.indexer.catch_up() == 27 + 2  # the rest, the conversation, its contact
     assert mark(tmp_path / "hub.db") == (30, 30, 30)
     assert await found(store, {conversation.id: "c"}, "so 017") == ["c"]
+
+
+async def test_a_round_indexes_what_stood_past_the_mark_and_leaves_newer_rows_to_the_next(
+    store, tmp_path, monkeypatch
+):
+    """Under steady ingest new rows arrive while a round indexes. Chasing them
+    ran a chunk of a few rows every few milliseconds, each paying a whole
+    chunk's commit and merge; the round ends at the first chunk that reaches
+    the newest row, and the next round takes the newer rows in full chunks."""
+    assert store._indexing is not None
+    store._indexing.cancel()  # this test runs the rounds itself
+    monkeypatch.setattr(search_index, "CHUNK", 5)
+    conversation = await saved_conversation(store)
+    for n in range(12):
+        await saved_message(store, conversation, text=f"tin nhắn số {n:03d}")
+    chunks = []
+    chunk = store.indexer._chunk
+
+    async def a_message_arrives_after_each_chunk(source):
+        done = await chunk(source)
+        if source is search_index.MESSAGES:
+            chunks.append(done.indexed)
+            await saved_message(store, conversation, text=f"tin nhắn mới {len(chunks)}")
+        return done
+
+    monkeypatch.setattr(store.indexer, "_chunk", a_message_arrives_after_each_chunk)
+    assert await store.indexer.catch_up() == 5 + 5 + 4 + 2  # + the conversation, its contact
+    assert chunks == [5, 5, 4]  # 12 rows, and two that came between the chunks
+    assert mark(tmp_path / "hub.db") == (14, 15, 14)  # the third newcomer: the next round's
+    assert await store.indexer.catch_up() == 1  # and one more arrives after it
+    assert mark(tmp_path / "hub.db") == (15, 16, 15)
 
 
 async def test_the_index_is_merged_a_little_after_every_chunk_not_in_bursts(store):
@@ -146,7 +178,8 @@ async def test_the_index_is_merged_a_little_after_every_chunk_not_in_bursts(stor
     written = []
     for _ in range(150):
         before = store._w.total_changes
-        assert await store.indexer._chunk(search_index.MESSAGES) == search_index.CHUNK
+        chunk = await store.indexer._chunk(search_index.MESSAGES)
+        assert chunk.indexed == search_index.CHUNK
         written.append(store._w.total_changes - before)
     assert max(written) < 1.6 * sorted(written)[len(written) // 2]
     # And the merging keeps up: the index stays in a few segments (15 unmerged).
