@@ -309,7 +309,9 @@ class CareEngine:
                 conversation=conversation,
                 template=action.template,
                 answer=False,
+                due_at=conversation.resolved_at + timedelta(minutes=action.after_minutes),
                 variables={"survey_url": self.survey.url(self.public_url, conversation.id)},
+                resolution=conversation.resolved_at,
             )
         elif isinstance(action, Assign):
             await self._assign(action, conversation)

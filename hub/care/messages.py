@@ -26,7 +26,7 @@ from hub.care.hours import contact_zone, next_daytime
 from hub.care.templates import TemplateError, Templates, contact_context
 from hub.clock import Clock
 from hub.errors import InvalidRequest, NotFound, ReplyWindowClosed
-from hub.inbox.model import CareTask, Contact, Conversation
+from hub.inbox.model import CareTask, Contact, Conversation, to_ms
 from hub.inbox.service import InboxService
 from hub.inbox.store import ConversationFilter, Store
 
@@ -82,17 +82,28 @@ class CareMessages:
         answer: bool,
         due_at: datetime | None = None,
         variables: Mapping[str, Any] | None = None,
+        resolution: datetime | None = None,
     ) -> CareTask | None:
         """Write the care message down once under `key` and, unless it is due later,
-        complete it now. Returns the new task, or None if the key was taken."""
+        complete it now. Returns the new task, or None if the key was taken.
+
+        `resolution`: the message is about the conversation's resolve at that
+        moment (a survey), and is not sent if by then it was reopened."""
         now = self.clock.now()
+        payload: dict[str, Any] = {
+            "template": template,
+            "answer": answer,
+            "variables": dict(variables or {}),
+        }
+        if resolution is not None:
+            payload["resolution"] = to_ms(resolution)
         task = CareTask(
             key=key,
             kind=kind,
             contact_id=contact.id,
             conversation_id=conversation.id if conversation else None,
             due_at=due_at or now,
-            payload={"template": template, "answer": answer, "variables": dict(variables or {})},
+            payload=payload,
             created_at=now,
             updated_at=now,
         )
@@ -113,6 +124,13 @@ class CareMessages:
         conversation = await self._conversation(task)
         if conversation is None:
             return await self._cancel(task, "the contact has no conversation to write in")
+        resolution = task.payload.get("resolution")
+        if resolution is not None and (
+            conversation.status != "resolved"
+            or conversation.resolved_at is None
+            or to_ms(conversation.resolved_at) != resolution
+        ):
+            return await self._cancel(task, "the conversation was reopened since it was resolved")
         key = self.consent_key(conversation.account_id)
         consent = contact.consent.get(key) if key else None
         if consent is not None and consent.status == "opted_out":

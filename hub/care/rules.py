@@ -117,8 +117,15 @@ class Reply(_Strict):
 
 
 class Survey(_Strict):
+    """Ask how it went, `after_minutes` after the conversation is resolved: an
+    agent's undo, or the customer writing again meanwhile, reopens it, and a
+    survey about a conversation that is no longer done is not sent."""
+
     type: Literal["survey"]
     template: str = "survey"
+    after_minutes: float = Field(
+        10, ge=0, le=7 * 24 * 60, description="how long after the resolve it is sent"
+    )
 
 
 class Snooze(_Strict):

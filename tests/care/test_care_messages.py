@@ -17,7 +17,7 @@ from hub.care.engine import Situation
 from hub.care.messages import CareMessages
 from hub.clock import FrozenClock
 from hub.events import Event
-from hub.inbox.model import Agent, ApiToken, CareTask, Consent, Message
+from hub.inbox.model import Agent, ApiToken, CareTask, Consent, Message, to_ms
 from hub.inbox.store import ConversationFilter
 from hub.web.auth import hash_token, new_token
 from tests.conftest import API_SECRET, Hub, eventually
@@ -185,6 +185,13 @@ async def test_away_reply_goes_once_per_conversation_per_closed_period(
     assert len(await care_sent(hub, conversation_id)) == 3
 
 
+async def surveys_come_due(hub: Hub, clock: FrozenClock) -> None:
+    """Time passes past the survey's delay (10 minutes by default) and the
+    worker's every-minute run sends what is due."""
+    clock.advance(timedelta(minutes=10))
+    await hub.runtime.care_messages.run_due()
+
+
 async def test_survey_after_resolve_and_a_score_reply_is_recorded_without_reopening(
     care_hub: tuple[Hub, FrozenClock],
 ) -> None:
@@ -193,6 +200,7 @@ async def test_survey_after_resolve_and_a_score_reply_is_recorded_without_reopen
     clock.advance(timedelta(minutes=30))
     await hub.runtime.inbox.resolve(conversation_id)
     await hub.runtime.care.settled()
+    await surveys_come_due(hub, clock)
     [_, survey] = await care_sent(hub, conversation_id)
     assert "từ 1 (không hài lòng) đến 5" in survey.text
     assert "/care/survey/" in survey.text
@@ -209,7 +217,76 @@ async def test_survey_after_resolve_and_a_score_reply_is_recorded_without_reopen
     await hub.runtime.care.settled()
     await hub.runtime.inbox.resolve(conversation_id)
     await hub.runtime.care.settled()
+    await surveys_come_due(hub, clock)
+    await surveys_come_due(hub, clock)
     assert len(await care_sent(hub, conversation_id)) == 3
+
+
+async def test_a_survey_waits_its_delay_and_is_not_sent_for_a_resolve_that_was_undone(
+    care_hub: tuple[Hub, FrozenClock],
+) -> None:
+    """Resolving is one key away and undone from the notice it leaves; a
+    customer often writes again a minute later. The survey waits `after_minutes`
+    (10 by default) and goes only if the conversation is still resolved by the
+    same resolve."""
+    hub, clock = care_hub
+    care = hub.runtime.care_messages
+    conversation_id = await customer_writes(hub, "m1")
+    resolved = await hub.runtime.inbox.resolve(conversation_id)
+    await hub.runtime.care.settled()
+    assert resolved.resolved_at is not None
+    key = f"survey:satisfaction:{conversation_id}:{to_ms(resolved.resolved_at)}"
+    clock.advance(timedelta(minutes=9, seconds=59))
+    await care.run_due()
+    assert len(await care_sent(hub, conversation_id)) == 1  # the greeting only: not yet
+    await hub.runtime.inbox.reopen(conversation_id)  # the agent's undo
+    clock.advance(timedelta(seconds=1))
+    await care.run_due()
+    await surveys_come_due(hub, clock)
+    assert len(await care_sent(hub, conversation_id)) == 1
+    task = await hub.runtime.store.get_care_task(key)
+    assert task is not None and task.state == "cancelled"
+    assert "reopened" in task.payload["reason"]
+    # Resolved for good this time: its own survey, after its own delay, once.
+    await hub.runtime.inbox.resolve(conversation_id)
+    await hub.runtime.care.settled()
+    await care.run_due()
+    assert len(await care_sent(hub, conversation_id)) == 1
+    await surveys_come_due(hub, clock)
+    await surveys_come_due(hub, clock)
+    [_, survey] = await care_sent(hub, conversation_id)
+    assert "/care/survey/" in survey.text
+    # Resolved again after the customer wrote: the survey about the earlier
+    # resolve is long sent; the one about this resolve waits, and a reply
+    # from the customer within the delay reopens the conversation and stops it.
+    await customer_writes(hub, "m2", "Cảm ơn shop nhiều!")
+    await hub.runtime.inbox.resolve(conversation_id)
+    await hub.runtime.care.settled()
+    clock.advance(timedelta(minutes=2))
+    await customer_writes(hub, "m3", "À cho mình hỏi thêm")
+    await surveys_come_due(hub, clock)
+    assert len(await care_sent(hub, conversation_id)) == 2
+
+
+async def test_a_survey_with_no_delay_goes_at_the_resolve(
+    make_settings: Callable[..., Any],
+    start_hub: Callable[..., Awaitable[Hub]],
+    callback_peer: CallbackPeer,
+) -> None:
+    rules = [
+        {
+            "name": "satisfaction",
+            "event": "conversation.resolved",
+            "actions": [{"type": "survey", "after_minutes": 0}],
+        }
+    ]
+    clock = FrozenClock(saigon(5, 10))
+    hub = await start_care_hub(make_settings, start_hub, callback_peer, rules, clock)
+    conversation_id = await customer_writes(hub, "m1")
+    await hub.runtime.inbox.resolve(conversation_id)
+    await hub.runtime.care.settled()
+    [survey] = await care_sent(hub, conversation_id)
+    assert "/care/survey/" in survey.text
 
 
 async def test_a_number_that_does_not_answer_a_survey_is_just_a_message(
@@ -230,6 +307,7 @@ async def test_survey_link_records_the_score_without_login_and_refuses_forgeries
     conversation_id = await customer_writes(hub, "m1")
     await hub.runtime.inbox.resolve(conversation_id)
     await hub.runtime.care.settled()
+    await surveys_come_due(hub, clock)
     [_, survey] = await care_sent(hub, conversation_id)
     path = "/care/survey/" + survey.text.split("/care/survey/")[1].split()[0]
     page = await hub.client.get(path)
