@@ -103,11 +103,14 @@ class ReplyWindow:
     reply freely, and the rule's name as an agent should read it. Some providers
     let a person answer for longer than automated messages (Messenger's
     HUMAN_AGENT tag): `agent_length`, when set, is the window for replies an
-    agent wrote."""
+    agent wrote. Some allow a reply but charge for it after a while (Zalo):
+    `paid_after`, when set, is how long replies stay free, `paid_rule` says so."""
 
     length: timedelta
     rule: str
     agent_length: timedelta | None = None
+    paid_after: timedelta | None = None
+    paid_rule: str = ""
 
 
 class DeliveryFailure(BaseModel):

@@ -700,6 +700,37 @@ class InboxService:
             " The reply was not sent; it can go out once the customer writes again."
         )
 
+    async def reply_window(self, conversation: Conversation) -> dict[str, Any] | None:
+        """What the conversation's channel allows an agent's reply right now, for
+        the composer to say before the agent writes (None: no limit). Times are
+        ISO 8601; `now` is the hub's clock, against which the page measures.
+        `closes_at` is None when the customer never wrote (no reply can go)."""
+        window = (
+            self.reply_windows.reply_window(conversation.account_id) if self.reply_windows else None
+        )
+        if window is None:
+            return None
+        length = window.agent_length or window.length
+        last = await self._last_customer_message_at(conversation.id)
+        now = self.clock.now()
+
+        def after(span: timedelta | None) -> str | None:
+            return (last + span).isoformat() if last is not None and span is not None else None
+
+        return {
+            "rule": window.rule,
+            "hours": length.total_seconds() / 3600,
+            "last_customer_at": last.isoformat() if last is not None else None,
+            "closes_at": after(length),
+            "open": last is not None and now - last <= length,
+            "paid_after_hours": (
+                window.paid_after.total_seconds() / 3600 if window.paid_after else None
+            ),
+            "paid_from": after(window.paid_after),
+            "paid_rule": window.paid_rule,
+            "now": now.isoformat(),
+        }
+
     async def _last_customer_message_at(self, conversation_id: str) -> datetime | None:
         """When the customer last wrote in this conversation: the provider's send
         time where known (a webhook may arrive late), else when we stored it."""

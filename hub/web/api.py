@@ -245,10 +245,18 @@ async def views(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/conversations/{id}")
 async def get_conversation(request: web.Request) -> web.Response:
+    """One conversation, with its contact and its channel's reply window.
+
+    `reply_window` is null where the channel lets a reply go at any time. On
+    Messenger, WhatsApp and Zalo it says whether an agent's reply can go now:
+    `rule`, `hours`, `last_customer_at`, `closes_at` (null if the customer never
+    wrote), `open`, and where later replies are charged (Zalo)
+    `paid_after_hours`, `paid_from` and `paid_rule`; `now` is the hub's clock."""
     conversation = await visible(request)
     contact = await request.app[STORE].get_contact(conversation.contact_id)
     body = conversation.model_dump(mode="json")
     body["contact"] = contact.model_dump(mode="json") if contact else None
+    body["reply_window"] = await request.app[INBOX].reply_window(conversation)
     return web.json_response(body)
 
 

@@ -26,6 +26,10 @@ from tests.channels.messaging import (
 )
 from tests.peers.meta_graph import GraphPeer, graph_error, post_webhook
 from tests.peers.server import FileServer
+from tests.web.conftest import add_person
+from tests.web.test_workspace_page import chromium, shot, signed_in_page
+
+__all__ = ["chromium"]  # the fixture, used by name
 
 PAGE = "104455667788990"
 PSID = "6712345678901234"
@@ -549,3 +553,52 @@ async def test_without_the_permission_the_tagged_retry_fails_clearly_and_once(
     failed = await wait_status(tagging_hub, reply.id, "failed")
     assert "HUMAN_AGENT" in failed.error and "Human Agent permission" in failed.error
     assert failed.attempts == 1 and len(graph.requests) == 2
+
+
+# -- the workspace ---------------------------------------------------------------
+
+
+async def test_the_composer_says_when_the_window_closes_and_opens_again_when_the_customer_writes(
+    hub, clock, chromium
+):
+    """An agent learns that Meta's 24-hour window is closing, or closed, before
+    writing a reply that would be refused, and sees it open again, live, when
+    the customer writes. The page measures on the hub's clock (frozen here, in
+    January), not its own."""
+    conversation = await conversation_id(hub)
+    await add_person(hub, "lan@example.vn")
+    clock.set(CUSTOMER_WROTE + timedelta(hours=21))
+    page = await signed_in_page(chromium, hub, "lan@example.vn")
+    await page.click("button[data-view=unassigned]")
+    await page.click(f"#conversations li[data-id='{conversation}']")
+    note = page.locator("#window-note")
+    await note.wait_for()
+    assert (await note.text_content()).startswith("Khung trả lời đóng sau 3 giờ")
+    assert await note.get_attribute("class") == "window-note"
+    assert "Messenger (Meta's 24-hour standard messaging window)" in await note.get_attribute(
+        "title"
+    )
+    await page.click("input[name=mode][value=note]")  # a private note goes at any time
+    await note.wait_for(state="hidden")
+    await page.click("input[name=mode][value=reply]")
+
+    clock.set(CUSTOMER_WROTE + timedelta(hours=30))
+    await page.reload()
+    await page.click("button[data-view=unassigned]")
+    await page.click(f"#conversations li[data-id='{conversation}']")
+    await page.locator("#window-note.closed").wait_for()
+    text = await note.text_content()
+    assert text.startswith("Đã quá 24 giờ kể từ tin cuối của khách (hôm qua)"), text
+    await shot(page, "reply-window-closed")
+
+    event = json.loads(recorded("messenger", "text.json"))
+    written = clock.now() - timedelta(minutes=1)
+    event["entry"][0]["messaging"][0]["timestamp"] = int(written.timestamp() * 1000)
+    event["entry"][0]["messaging"][0]["message"]["mid"] = "m_again"
+    event["entry"][0]["messaging"][0]["message"]["text"] = "Shop ơi còn không ạ?"
+    assert (await deliver(hub, json.dumps(event).encode())).status == 200
+    await page.locator("#timeline", has_text="Shop ơi còn không ạ?").wait_for()
+    await page.locator("#window-note:not(.closed)").wait_for()
+    assert await note.text_content() == "Khung trả lời đóng sau 23 giờ nữa."  # 23 h 59 min
+    await shot(page, "reply-window-open-again")
+    assert page.errors == []

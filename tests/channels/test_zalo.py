@@ -32,6 +32,10 @@ from tests.channels.twilio_hub import start_twilio_hub, text_in
 from tests.peers.server import FileServer
 from tests.peers.twilio import TwilioPeer
 from tests.peers.zalo import ZaloPeer, signed_event
+from tests.web.conftest import add_person
+from tests.web.test_workspace_page import chromium, shot, signed_in_page
+
+__all__ = ["chromium"]  # the fixture, used by name
 
 APP_ID = "3608465248940903967"
 OA_ID = "3886132808798806453"
@@ -382,6 +386,31 @@ async def test_reply_after_7_days_is_refused_up_front_naming_the_rule(hub, zalo,
     assert ok.status == 202
 
 
+async def test_the_conversation_says_when_replies_become_paid_and_when_they_stop(hub, clock):
+    """The workspace's composer says it before the agent writes: after 48 hours
+    a reply counts against the OA's paid quota, after 7 days none can go."""
+    conversation = await conversation_id(hub)
+    _, token = await add_agent(hub)
+    [message] = await hub.runtime.store.list_messages(conversation)
+    last = datetime.fromisoformat(message.meta.get("sent_at") or message.created_at.isoformat())
+
+    async def window() -> dict[str, Any]:
+        response = await hub.api("GET", f"/api/v1/conversations/{conversation}", token)
+        assert response.status == 200
+        return (await response.json())["reply_window"]
+
+    now = await window()
+    assert now["rule"] == "Zalo OA (consultation messages need an interaction within 7 days)"
+    assert now["hours"] == 168 and now["paid_after_hours"] == 48
+    assert datetime.fromisoformat(now["last_customer_at"]) == last
+    assert datetime.fromisoformat(now["closes_at"]) == last + timedelta(days=7)
+    assert datetime.fromisoformat(now["paid_from"]) == last + timedelta(hours=48)
+    assert "paid message quota" in now["paid_rule"]
+    assert now["open"] is True and datetime.fromisoformat(now["now"]) == clock.now()
+    clock.set(last + timedelta(days=7, minutes=1))
+    assert (await window())["open"] is False
+
+
 async def test_the_providers_own_window_error_fails_the_reply_with_its_reason(hub, zalo):
     zalo.answers = [
         {"error": -230, "message": "User has not interacted with the OA in the past 7 days"}
@@ -534,3 +563,31 @@ async def test_a_follower_who_shares_their_phone_is_the_contact_who_texts_from_i
     assert by_account["zalo-oa"].contact_address == USER
     [sms] = await store.list_messages(by_account["hotline"].id)
     assert sms.text == "Mình là Bình, hỏi đơn hàng" and sms.sender.id == contact_id
+
+
+async def test_the_composer_says_when_a_reply_will_be_paid(hub, clock, chromium):
+    """Past 48 hours Zalo still takes a consultation reply, but counts it
+    against the OA's paid quota: the agent is told before writing."""
+    conversation = await conversation_id(hub)
+    await add_person(hub, "lan@example.vn")
+    [message] = await hub.runtime.store.list_messages(conversation)
+    last = datetime.fromisoformat(message.meta.get("sent_at") or message.created_at.isoformat())
+    clock.set(last + timedelta(hours=30))
+    page = await signed_in_page(chromium, hub, "lan@example.vn")
+    await page.click("button[data-view=unassigned]")
+    await page.click(f"#conversations li[data-id='{conversation}']")
+    await page.locator("#timeline li").first.wait_for()
+    assert await page.locator("#window-note").is_hidden()  # free, and days left
+    clock.set(last + timedelta(hours=50))
+    await page.reload()
+    await page.click("button[data-view=unassigned]")
+    await page.click(f"#conversations li[data-id='{conversation}']")
+    note = page.locator("#window-note")
+    await note.wait_for()
+    assert await note.text_content() == (
+        "Đã quá 2 ngày kể từ tin cuối của khách: tin trả lời này tính vào hạn mức tin trả phí"
+        " của OA. Khung trả lời đóng sau 4 ngày nữa."
+    )
+    assert "paid message quota" in await note.get_attribute("title")
+    await shot(page, "reply-window-paid")
+    assert page.errors == []

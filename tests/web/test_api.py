@@ -126,6 +126,7 @@ async def test_conversation_has_its_contact_and_timeline(hub):
     body = await get_json(hub, f"/api/v1/conversations/{conversation_id}")
     assert body["contact"]["name"] == "Nguyễn Văn Bình"
     assert body["status"] == "open"
+    assert body["reply_window"] is None  # the API channel lets a reply go at any time
     timeline = await get_json(hub, f"/api/v1/conversations/{conversation_id}/messages")
     assert [(m["direction"], m["text"]) for m in timeline["items"]] == [("inbound", "Xin chào")]
     await get_json(hub, "/api/v1/conversations/000000000000000000000000", status=404)

@@ -68,6 +68,9 @@ class ZaloOptions(BaseModel):
     api_url: str = API_URL
     oauth_url: str = OAUTH_URL
     reply_window_hours: float = Field(168.0, gt=0)
+    free_reply_hours: float = Field(
+        48.0, gt=0, description="replies later than this after the follower's message are paid"
+    )
     refresh_before_minutes: float = Field(60.0, ge=0)
 
     @model_validator(mode="after")
@@ -107,6 +110,9 @@ class ZaloChannel(Channel):
         return ReplyWindow(
             length=timedelta(hours=self.options.reply_window_hours),
             rule="Zalo OA (consultation messages need an interaction within 7 days)",
+            paid_after=timedelta(hours=self.options.free_reply_hours),
+            paid_rule="Zalo OA: a consultation message more than 48 hours after the"
+            " follower's last interaction counts against the OA's paid message quota",
         )
 
     def routes(self) -> list[web.RouteDef]:

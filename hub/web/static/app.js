@@ -37,6 +37,8 @@ const state = {
   viewers: new Map(), // conversation id → Map(agent id → { name, until })
   undo: null, // reverses the last resolve while its notice shows
   undoTimer: null,
+  window: null, // the open conversation's reply window (Messenger, WhatsApp, Zalo)
+  windowSkew: 0, // the hub's clock minus this browser's, when it was read
 };
 
 // What went wrong, in the agent's words: a fetch that never reached the hub
@@ -243,6 +245,9 @@ async function openConversation(id) {
   state.conversation = conversation;
   state.contact = conversation.contact;
   state.messages = messages.items;
+  state.window = conversation.reply_window;
+  state.windowSkew = state.window ? new Date(state.window.now).getTime() - Date.now() : 0;
+  renderWindow();
   $('#empty').hidden = true;
   $('#open').hidden = false;
   if (conversation.unread_count) {
@@ -281,6 +286,50 @@ function renderHead() {
   team.replaceChildren(el('option', { value: '', text: t('no_team'), disabled: true }));
   for (const item of state.teams) team.append(el('option', { value: item.id, text: item.name || item.id }));
   team.value = c.team_id || '';
+}
+
+// Channels that let a business answer only for a while after the customer's
+// last message (Messenger and WhatsApp 24 hours, Zalo 7 days, replies past 48
+// hours paid): the agent learns it before writing, not from a refused send.
+// Times are measured on the hub's clock, which the page's may not match.
+function renderWindow() {
+  const note = $('#window-note');
+  const w = state.window;
+  if (!w) { note.hidden = true; return; }
+  const now = Date.now() + state.windowSkew;
+  const span = (hours) => (hours >= 48 && hours % 24 === 0
+    ? t('n_days', { n: hours / 24 }) : t('n_hours', { n: Math.round(hours) }));
+  const closes = w.closes_at ? new Date(w.closes_at).getTime() : null;
+  let text = '';
+  if (closes === null) {
+    text = t('window_never');
+  } else if (closes < now) {
+    text = t('window_closed', { span: span(w.hours), last: ago(w.last_customer_at, now) });
+  } else if (w.paid_from && new Date(w.paid_from).getTime() < now) {
+    text = `${t('window_paid', { span: span(w.paid_after_hours) })} ${t('window_closes', { when: ago(w.closes_at, now) })}`;
+  } else if (closes - now < 24 * 3600 * 1000) {
+    text = t('window_closes', { when: ago(w.closes_at, now) });
+  }
+  note.textContent = text;
+  note.title = [w.rule, w.paid_rule].filter(Boolean).join('. ');
+  note.className = `window-note${closes === null || closes < now ? ' closed' : ''}`;
+  note.hidden = !text;
+}
+
+// A customer's new message opens the window again, from when they sent it.
+function customerWrote(m) {
+  const w = state.window;
+  if (!w) return;
+  const sent = new Date(m.meta.sent_at || m.created_at).getTime();
+  if (w.last_customer_at && new Date(w.last_customer_at).getTime() >= sent) return;
+  const at = (hours) => new Date(sent + hours * 3600 * 1000).toISOString();
+  state.window = {
+    ...w,
+    last_customer_at: new Date(sent).toISOString(),
+    closes_at: at(w.hours),
+    paid_from: w.paid_after_hours ? at(w.paid_after_hours) : null,
+  };
+  renderWindow();
 }
 
 function messageNode(m) {
@@ -680,6 +729,7 @@ function onEvent(type, data) {
     const m = data.message;
     if (m.conversation_id === state.openId) {
       addMessage(m);
+      if (m.direction === 'inbound') customerWrote(m);
       if ($('#reply-text').value.trim() && mode() === 'reply') {
         const replies = unreadReplies();
         if (replies.length) warnAnswered(replies);
@@ -777,7 +827,7 @@ function rerender() {
   if (state.me.role === 'marketer') { $('#empty').textContent = t('marketer_note'); return; }
   loadViews();
   renderList();
-  if (state.conversation) { renderHead(); renderTimeline(); loadContact(); }
+  if (state.conversation) { renderHead(); renderWindow(); renderTimeline(); loadContact(); }
 }
 
 function typingInField(target) {
@@ -838,7 +888,7 @@ function wire() {
     if (state.following) $('#below').hidden = true;
   });
   $('#back').addEventListener('click', () => { $('#workspace').classList.remove('reading'); announceViewing(); });
-  setInterval(refreshTimes, 30000);
+  setInterval(() => { refreshTimes(); renderWindow(); }, 30000);
   setInterval(() => { announceViewing(); renderViewers(); }, VIEWING_REPEAT_MS);
   $('#files').addEventListener('change', upload);
   $('#take').addEventListener('click', () => act('POST', '/assign', { agent_id: state.me.id, only_if_unassigned: true }));
