@@ -567,13 +567,13 @@ async def test_the_composer_says_when_the_window_closes_and_opens_again_when_the
     January), not its own."""
     conversation = await conversation_id(hub)
     await add_person(hub, "lan@example.vn")
-    clock.set(CUSTOMER_WROTE + timedelta(hours=21))
+    clock.set(CUSTOMER_WROTE + timedelta(hours=21, minutes=30))
     page = await signed_in_page(chromium, hub, "lan@example.vn")
     await page.click("button[data-view=unassigned]")
     await page.click(f"#conversations li[data-id='{conversation}']")
     note = page.locator("#window-note")
     await note.wait_for()
-    assert (await note.text_content()).startswith("Khung trả lời đóng sau 3 giờ")
+    assert await note.text_content() == "Khung trả lời đóng sau 2 giờ nữa."  # 2 h 30 min
     assert await note.get_attribute("class") == "window-note"
     assert "Messenger (Meta's 24-hour standard messaging window)" in await note.get_attribute(
         "title"
