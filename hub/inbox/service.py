@@ -681,17 +681,22 @@ class InboxService:
         await self._announce(message_event("created", message))
         return message, True
 
-    async def _check_reply_window(self, conversation: Conversation, *, by_agent: bool) -> None:
+    async def _window_now(self, conversation: Conversation, *, by_agent: bool) -> _WindowNow | None:
+        """The conversation's reply window as it stands now (None: no limit)."""
         window = (
             self.reply_windows.reply_window(conversation.account_id) if self.reply_windows else None
         )
         if window is None:
-            return
+            return None
         length = window.agent_length if by_agent and window.agent_length else window.length
         last = await self._last_customer_message_at(conversation.id)
-        now = self.clock.now()
-        if last is not None and now - last <= length:
+        return _WindowNow(window, length, last, self.clock.now())
+
+    async def _check_reply_window(self, conversation: Conversation, *, by_agent: bool) -> None:
+        state = await self._window_now(conversation, by_agent=by_agent)
+        if state is None or state.open:
             return
+        window, length, last, now = state.window, state.length, state.last, state.now
         ago = "never" if last is None else f"{_hours(now - last)} ago"
         who = "" if length == window.length else " an agent's"
         raise ReplyWindowClosed(
@@ -705,30 +710,26 @@ class InboxService:
         the composer to say before the agent writes (None: no limit). Times are
         ISO 8601; `now` is the hub's clock, against which the page measures.
         `closes_at` is None when the customer never wrote (no reply can go)."""
-        window = (
-            self.reply_windows.reply_window(conversation.account_id) if self.reply_windows else None
-        )
-        if window is None:
+        state = await self._window_now(conversation, by_agent=True)
+        if state is None:
             return None
-        length = window.agent_length or window.length
-        last = await self._last_customer_message_at(conversation.id)
-        now = self.clock.now()
+        window, last = state.window, state.last
 
         def after(span: timedelta | None) -> str | None:
             return (last + span).isoformat() if last is not None and span is not None else None
 
         return {
             "rule": window.rule,
-            "hours": length.total_seconds() / 3600,
+            "hours": state.length.total_seconds() / 3600,
             "last_customer_at": last.isoformat() if last is not None else None,
-            "closes_at": after(length),
-            "open": last is not None and now - last <= length,
+            "closes_at": after(state.length),
+            "open": state.open,
             "paid_after_hours": (
                 window.paid_after.total_seconds() / 3600 if window.paid_after else None
             ),
             "paid_from": after(window.paid_after),
             "paid_rule": window.paid_rule,
-            "now": now.isoformat(),
+            "now": state.now.isoformat(),
         }
 
     async def _last_customer_message_at(self, conversation_id: str) -> datetime | None:
@@ -1107,6 +1108,21 @@ def _moves_forward(current: DeliveryStatus, new: DeliveryStatus) -> bool:
         return current in ("queued", "sent")
     order = {"queued": 0, "sent": 1, "delivered": 2, "read": 3}
     return order[new] > order[current]
+
+
+@dataclass(frozen=True)
+class _WindowNow:
+    """A channel's reply window as it stands for one conversation: what refuses
+    a late reply and what the composer shows read the same."""
+
+    window: ReplyWindow
+    length: timedelta  # the one that applies: an agent's, or an automated reply's
+    last: datetime | None  # when the customer last wrote
+    now: datetime
+
+    @property
+    def open(self) -> bool:
+        return self.last is not None and self.now - self.last <= self.length
 
 
 def _hours(span: timedelta) -> str:

@@ -386,13 +386,18 @@ async def test_reply_after_7_days_is_refused_up_front_naming_the_rule(hub, zalo,
     assert ok.status == 202
 
 
+async def customer_wrote_at(hub, conversation: str) -> datetime:
+    """When Zalo says the follower sent the conversation's one message."""
+    [message] = await hub.runtime.store.list_messages(conversation)
+    return datetime.fromisoformat(message.meta.get("sent_at") or message.created_at.isoformat())
+
+
 async def test_the_conversation_says_when_replies_become_paid_and_when_they_stop(hub, clock):
     """The workspace's composer says it before the agent writes: after 48 hours
     a reply counts against the OA's paid quota, after 7 days none can go."""
     conversation = await conversation_id(hub)
     _, token = await add_agent(hub)
-    [message] = await hub.runtime.store.list_messages(conversation)
-    last = datetime.fromisoformat(message.meta.get("sent_at") or message.created_at.isoformat())
+    last = await customer_wrote_at(hub, conversation)
 
     async def window() -> dict[str, Any]:
         response = await hub.api("GET", f"/api/v1/conversations/{conversation}", token)
@@ -570,8 +575,7 @@ async def test_the_composer_says_when_a_reply_will_be_paid(hub, clock, chromium)
     against the OA's paid quota: the agent is told before writing."""
     conversation = await conversation_id(hub)
     await add_person(hub, "lan@example.vn")
-    [message] = await hub.runtime.store.list_messages(conversation)
-    last = datetime.fromisoformat(message.meta.get("sent_at") or message.created_at.isoformat())
+    last = await customer_wrote_at(hub, conversation)
     clock.set(last + timedelta(hours=30))
     page = await signed_in_page(chromium, hub, "lan@example.vn")
     await page.click("button[data-view=unassigned]")

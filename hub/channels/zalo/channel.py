@@ -111,8 +111,9 @@ class ZaloChannel(Channel):
             length=timedelta(hours=self.options.reply_window_hours),
             rule="Zalo OA (consultation messages need an interaction within 7 days)",
             paid_after=timedelta(hours=self.options.free_reply_hours),
-            paid_rule="Zalo OA: a consultation message more than 48 hours after the"
-            " follower's last interaction counts against the OA's paid message quota",
+            paid_rule="Zalo OA: a consultation message more than"
+            f" {self.options.free_reply_hours:g} hours after the follower's last interaction"
+            " counts against the OA's paid message quota",
         )
 
     def routes(self) -> list[web.RouteDef]:

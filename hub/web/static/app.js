@@ -300,10 +300,11 @@ function renderWindow() {
   const span = (hours) => (hours >= 48 && hours % 24 === 0
     ? t('n_days', { n: hours / 24 }) : t('n_hours', { n: Math.round(hours) }));
   const closes = w.closes_at ? new Date(w.closes_at).getTime() : null;
+  const closed = closes === null || closes < now;
   let text = '';
   if (closes === null) {
     text = t('window_never');
-  } else if (closes < now) {
+  } else if (closed) {
     text = t('window_closed', { span: span(w.hours), last: ago(w.last_customer_at, now) });
   } else if (w.paid_from && new Date(w.paid_from).getTime() < now) {
     text = `${t('window_paid', { span: span(w.paid_after_hours) })} ${t('window_closes', { when: ago(w.closes_at, now) })}`;
@@ -312,7 +313,7 @@ function renderWindow() {
   }
   note.textContent = text;
   note.title = [w.rule, w.paid_rule].filter(Boolean).join('. ');
-  note.className = `window-note${closes === null || closes < now ? ' closed' : ''}`;
+  note.className = `window-note${closed ? ' closed' : ''}`;
   note.hidden = !text;
 }
 
