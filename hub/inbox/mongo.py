@@ -44,6 +44,7 @@ from hub.inbox.model import (
     Contact,
     Conversation,
     ConversationStatus,
+    Direction,
     Identity,
     Message,
     Presence,
@@ -625,6 +626,15 @@ class MongoStore(Store):
             MESSAGES, {"conversation_id": conversation_id}, sort=OLDEST_FIRST
         )
         return [_record(Message, d) for d in documents]
+
+    async def last_message(self, conversation_id: str, direction: Direction) -> Message | None:
+        documents = await self._find(
+            MESSAGES,
+            {"conversation_id": conversation_id, "direction": direction},
+            sort=[("created_at", DESCENDING), ("_id", DESCENDING)],
+            limit=1,
+        )
+        return _record(Message, documents[0]) if documents else None
 
     async def update_message(
         self, message_id: str, *, expect: Expectation | None = None, **changes: Any

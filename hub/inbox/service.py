@@ -735,16 +735,16 @@ class InboxService:
     async def _last_customer_message_at(self, conversation_id: str) -> datetime | None:
         """When the customer last wrote in this conversation: the provider's send
         time where known (a webhook may arrive late), else when we stored it."""
-        for message in reversed(await self.store.list_messages(conversation_id)):
-            if message.direction == "inbound":
-                sent_at = message.meta.get("sent_at")
-                if isinstance(sent_at, str):
-                    try:
-                        return datetime.fromisoformat(sent_at)
-                    except ValueError:
-                        pass
-                return message.created_at
-        return None
+        message = await self.store.last_message(conversation_id, "inbound")
+        if message is None:
+            return None
+        sent_at = message.meta.get("sent_at")
+        if isinstance(sent_at, str):
+            try:
+                return datetime.fromisoformat(sent_at)
+            except ValueError:
+                pass
+        return message.created_at
 
     async def add_note(
         self,

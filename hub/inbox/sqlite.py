@@ -49,6 +49,7 @@ from hub.inbox.model import (
     Contact,
     Conversation,
     ConversationStatus,
+    Direction,
     Identity,
     Message,
     Presence,
@@ -1299,6 +1300,14 @@ class SqliteStore(Store):
             (conversation_id,),
         )
         return [MESSAGES.decode(r) for r in rows]
+
+    async def last_message(self, conversation_id: str, direction: Direction) -> Message | None:
+        row = await self._fetch_one(
+            "SELECT * FROM messages WHERE conversation_id = ? AND direction = ?"
+            " ORDER BY created_at DESC, id DESC LIMIT 1",
+            (conversation_id, direction),
+        )
+        return None if row is None else MESSAGES.decode(row)
 
     async def update_message(
         self, message_id: str, *, expect: Expectation | None = None, **changes: Any

@@ -29,6 +29,7 @@ from hub.inbox.model import (
     Contact,
     Conversation,
     ConversationStatus,
+    Direction,
     Identity,
     Message,
     Presence,
@@ -254,6 +255,11 @@ class Store(ABC):
     @abstractmethod
     async def list_messages(self, conversation_id: str) -> list[Message]:
         """The conversation's timeline, oldest first."""
+
+    @abstractmethod
+    async def last_message(self, conversation_id: str, direction: Direction) -> Message | None:
+        """The conversation's newest message in that direction (the timeline's
+        last), or None: when the customer last wrote, without reading the rest."""
 
     @abstractmethod
     async def update_message(

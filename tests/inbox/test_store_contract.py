@@ -821,6 +821,25 @@ async def test_list_messages_is_the_timeline_oldest_first(store: Store) -> None:
     assert await store.list_messages(new_id()) == []
 
 
+async def test_last_message_is_the_newest_of_that_direction_in_that_conversation(
+    store: Store,
+) -> None:
+    contact = await saved_contact(store)
+    conversation = await saved_conversation(store, contact)
+    other = await saved_conversation(store, contact, account_id="sms-alt")
+    assert await store.last_message(conversation.id, "inbound") is None
+    ids = sorted(new_id() for _ in range(2))
+    await saved_message(store, conversation, created_at=at(1))
+    tie_b = await saved_message(store, conversation, id=ids[1], created_at=at(4))
+    await saved_message(store, conversation, id=ids[0], created_at=at(4))
+    reply = await saved_message(store, conversation, direction="outbound", created_at=at(7))
+    await saved_message(store, conversation, direction="note", created_at=at(8))
+    await saved_message(store, other, created_at=at(9))
+    assert await store.last_message(conversation.id, "inbound") == tie_b
+    assert await store.last_message(conversation.id, "outbound") == reply
+    assert await store.last_message(conversation.id, "event") is None
+
+
 async def test_update_message_moves_delivery_status_forward_only(store: Store) -> None:
     conversation = await saved_conversation(store)
     message = await saved_message(store, conversation, direction="outbound", status="queued")
