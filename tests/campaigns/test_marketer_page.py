@@ -15,8 +15,8 @@ from typing import Any
 from tests.campaigns.conftest import CampaignHub, contact
 from tests.conftest import eventually
 from tests.peers.twilio import TwilioPeer
+from tests.web.browser import ARTIFACTS, TIMEOUT, chromium  # noqa: F401
 from tests.web.conftest import PASSWORD, add_person
-from tests.web.test_workspace_page import ARTIFACTS, TIMEOUT, chromium  # noqa: F401
 
 LONG = 40_000  # a campaign's whole run, in milliseconds
 MARKETER_PHONE = "+84909999999"

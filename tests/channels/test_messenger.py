@@ -26,8 +26,8 @@ from tests.channels.messaging import (
 )
 from tests.peers.meta_graph import GraphPeer, graph_error, post_webhook
 from tests.peers.server import FileServer
+from tests.web.browser import chromium, open_unassigned, shot, signed_in_page
 from tests.web.conftest import add_person
-from tests.web.test_workspace_page import chromium, shot, signed_in_page
 
 __all__ = ["chromium"]  # the fixture, used by name
 
@@ -569,8 +569,7 @@ async def test_the_composer_says_when_the_window_closes_and_opens_again_when_the
     await add_person(hub, "lan@example.vn")
     clock.set(CUSTOMER_WROTE + timedelta(hours=21, minutes=30))
     page = await signed_in_page(chromium, hub, "lan@example.vn")
-    await page.click("button[data-view=unassigned]")
-    await page.click(f"#conversations li[data-id='{conversation}']")
+    await open_unassigned(page, conversation)
     note = page.locator("#window-note")
     await note.wait_for()
     assert await note.text_content() == "Khung trả lời đóng sau 2 giờ nữa."  # 2 h 30 min
@@ -584,8 +583,7 @@ async def test_the_composer_says_when_the_window_closes_and_opens_again_when_the
 
     clock.set(CUSTOMER_WROTE + timedelta(hours=30))
     await page.reload()
-    await page.click("button[data-view=unassigned]")
-    await page.click(f"#conversations li[data-id='{conversation}']")
+    await open_unassigned(page, conversation)
     await page.locator("#window-note.closed").wait_for()
     text = await note.text_content()
     assert text.startswith("Đã quá 24 giờ kể từ tin cuối của khách (hôm qua)"), text

@@ -32,8 +32,8 @@ from tests.channels.twilio_hub import start_twilio_hub, text_in
 from tests.peers.server import FileServer
 from tests.peers.twilio import TwilioPeer
 from tests.peers.zalo import ZaloPeer, signed_event
+from tests.web.browser import chromium, open_unassigned, shot, signed_in_page
 from tests.web.conftest import add_person
-from tests.web.test_workspace_page import chromium, shot, signed_in_page
 
 __all__ = ["chromium"]  # the fixture, used by name
 
@@ -578,14 +578,11 @@ async def test_the_composer_says_when_a_reply_will_be_paid(hub, clock, chromium)
     last = await customer_wrote_at(hub, conversation)
     clock.set(last + timedelta(hours=30))
     page = await signed_in_page(chromium, hub, "lan@example.vn")
-    await page.click("button[data-view=unassigned]")
-    await page.click(f"#conversations li[data-id='{conversation}']")
-    await page.locator("#timeline li").first.wait_for()
+    await open_unassigned(page, conversation)
     assert await page.locator("#window-note").is_hidden()  # free, and days left
     clock.set(last + timedelta(hours=50))
     await page.reload()
-    await page.click("button[data-view=unassigned]")
-    await page.click(f"#conversations li[data-id='{conversation}']")
+    await open_unassigned(page, conversation)
     note = page.locator("#window-note")
     await note.wait_for()
     assert await note.text_content() == (

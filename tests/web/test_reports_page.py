@@ -10,8 +10,8 @@ from typing import Any
 
 from hub.campaigns.model import Audience, AudienceFilter, Campaign
 from hub.inbox.model import Agent, Contact, Identity
+from tests.web.browser import ARTIFACTS, chromium, signed_in_page  # noqa: F401
 from tests.web.test_reports_api import history
-from tests.web.test_workspace_page import ARTIFACTS, chromium, signed_in_page  # noqa: F401
 
 HOSTILE = '<img src=x onerror="window.pwned=1">'
 

@@ -16,16 +16,10 @@ from zoneinfo import ZoneInfo
 
 from hub.inbox.model import Attachment, Message, Sender
 from tests.conftest import eventually
+from tests.web.browser import chromium, open_unassigned, shot, signed_in_page
 from tests.web.conftest import call, inbound
-from tests.web.test_workspace_page import chromium, shot, signed_in_page
 
 __all__ = ["chromium"]  # the fixture, used by name
-
-
-async def open_unassigned(page, conversation_id: str) -> None:
-    await page.click("button[data-view=unassigned]")
-    await page.click(f"#conversations li[data-id='{conversation_id}']")
-    await page.wait_for_selector("#timeline .msg[data-id]")
 
 
 async def messages_of(hub, conversation_id: str) -> list[tuple[str, str]]:

@@ -7,65 +7,12 @@ screens go to tests/artifacts/ (ignored by git) for people to look at."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
-
-import pytest
-
 from hub.inbox.model import Message, Sender
-from tests.channels.test_webchat_widget import CHROMIUM, CHROMIUM_FLAGS, HAVE_CHROMIUM
 from tests.conftest import eventually
+from tests.web.browser import TIMEOUT, chromium, open_unassigned, shot, signed_in_page
 from tests.web.conftest import PASSWORD, call, inbound
 
-ARTIFACTS = Path(__file__).parent.parent / "artifacts"
-TIMEOUT = 15_000
-
-
-@pytest.fixture
-async def chromium() -> AsyncIterator[Any]:
-    if not HAVE_CHROMIUM:
-        pytest.skip(f"Chromium is not installed at {CHROMIUM}: install Debian's `chromium`")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS
-        )
-        yield browser
-        await browser.close()
-
-
-async def signed_in_page(
-    chromium,
-    hub,
-    email: str,
-    *,
-    screenshot: str | None = None,
-    viewport: tuple[int, int] = (1400, 860),
-    timezone: str | None = None,
-) -> Any:
-    width, height = viewport
-    context = await chromium.new_context(
-        viewport={"width": width, "height": height}, locale="vi-VN", timezone_id=timezone
-    )
-    page = await context.new_page()
-    page.set_default_timeout(TIMEOUT)
-    page.errors = []
-    page.on("pageerror", lambda error: page.errors.append(str(error)))
-    await page.goto(str(hub.client.make_url("/app")))
-    await page.fill("#signin-email", email)
-    await page.fill("#signin-password", PASSWORD)
-    if screenshot:
-        await shot(page, screenshot)
-    await page.click("#signin-form button[type=submit]")
-    await page.wait_for_selector("#workspace:not([hidden])")
-    return page
-
-
-async def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / f"workspace-{name}.png"))
+__all__ = ["chromium"]  # the fixture, used by name
 
 
 async def test_an_agent_works_a_conversation_from_sign_in_to_resolved(chromium, team_hub):
@@ -82,8 +29,7 @@ async def test_an_agent_works_a_conversation_from_sign_in_to_resolved(chromium, 
     store = hub.runtime.store
 
     page = await signed_in_page(chromium, hub, "lan@example.vn", screenshot="1-sign-in")
-    await page.click("button[data-view=unassigned]")
-    await page.click(f"#conversations li[data-id='{conversation_id}']")
+    await open_unassigned(page, conversation_id)
     await page.wait_for_selector(".msg.inbound >> text=Cho em hỏi giá áo này?")
     await shot(page, "2-unassigned-conversation")
 
@@ -206,8 +152,7 @@ async def test_customer_markup_is_shown_as_text_and_never_runs(chromium, team_hu
         )
     )
     page = await signed_in_page(chromium, hub, "lan@example.vn")
-    await page.click("button[data-view=unassigned]")
-    await page.click(f"#conversations li[data-id='{conversation_id}']")
+    await open_unassigned(page, conversation_id)
     shown = page.locator(".msg.inbound .text").first
     await shown.wait_for()
     assert await shown.text_content() == XSS_TEXT
@@ -229,8 +174,7 @@ async def test_after_the_stream_drops_the_page_catches_up_without_a_reload(chrom
     hub = team_hub
     conversation_id = await inbound(hub, "m1", "cust-1", text="Tin thứ nhất")
     page = await signed_in_page(chromium, hub, "lan@example.vn")
-    await page.click("button[data-view=unassigned]")
-    await page.click(f"#conversations li[data-id='{conversation_id}']")
+    await open_unassigned(page, conversation_id)
     await page.wait_for_selector(".msg.inbound >> text=Tin thứ nhất")
     await page.wait_for_selector("#connection.up")
     # The hub drops every agent socket (a restart); the customer writes meanwhile,
@@ -291,8 +235,7 @@ async def test_new_messages_elsewhere_and_mentions_raise_browser_notifications(c
     await page.fill("#signin-email", "lan@example.vn")
     await page.fill("#signin-password", PASSWORD)
     await page.click("#signin-form button[type=submit]")
-    await page.click("button[data-view=unassigned]")
-    await page.click(f"#conversations li[data-id='{first}']")
+    await open_unassigned(page, first)
     await page.wait_for_selector("#connection.up")
     await inbound(hub, "m2", "cust-2", text="Khách khác hỏi", name="Lê Thị Hoa")
     await page.wait_for_function("() => window.__notes.length === 1")
@@ -344,8 +287,7 @@ async def test_an_agent_merges_two_records_of_one_customer_from_the_contact_pane
     second = await inbound(hub, "m2", "b", account="misc", email="lan@example.vn", name="Lan T.")
     page = await signed_in_page(chromium, hub, "lan@example.vn")
     page.on("dialog", lambda dialog: dialog.accept())
-    await page.click("button[data-view=unassigned]")
-    await page.click(f"#conversations li[data-id='{first}']")
+    await open_unassigned(page, first)
     await page.wait_for_selector("#identities li >> text=+84901111111")
     await page.fill("#merge-search", "lan@exa")
     await page.click("#merge-results li button")
