@@ -553,7 +553,7 @@ CHECKPOINT_EVERY_SECONDS = 1.0
 # (measured: 640-800 MB in a 30-second benchmark, over a 14 MB database), and
 # its file stays as large as it ever was. Past this many frames (256 MB of 4 KB
 # pages) the checkpointer copies back the last frames with the write lock held,
-# so that the next write starts the WAL over. Writes wait meanwhile (measured
+# and starts the WAL over with a write of its own. Writes wait meanwhile (measured
 # under the ingest benchmark: 6-30 ms, once 64 ms, once 110 ms while the
 # hypervisor took most of a core), so not too often: every
 # 6-8 s at 700 webhooks a second. The file is not cut back after (no
@@ -604,6 +604,30 @@ def _checkpoint(db: sqlite3.Connection) -> tuple[int, int, int]:
     copied back)."""
     row = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     return row[0], row[1], row[2]
+
+
+def _checkpoint_and_start_over(db: sqlite3.Connection) -> tuple[int, int, int]:
+    """A passive checkpoint and, if it copied every frame back, a write that
+    starts the WAL over, both on the calling thread (the checkpointer's).
+
+    The write that starts a WAL over syncs the new WAL's header, even with
+    synchronous=NORMAL: left to the next commit, that fsync ran on the event
+    loop and held every request (measured: 0.5-1.5 ms on this machine's disk,
+    each time; more on a network disk). The write rewrites the schema's
+    version number as it stands, which changes nothing; a reader still on an
+    older snapshot keeps the WAL from starting over, and the write then only
+    adds a frame."""
+    busy, frames, copied = _checkpoint(db)
+    if frames and frames == copied:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            (version,) = db.execute("PRAGMA user_version").fetchone()
+            db.execute(f"PRAGMA user_version={int(version)}")
+            db.execute("COMMIT")
+        finally:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+    return busy, frames, copied
 
 
 def _begin_waiting(writer: sqlite3.Connection, busy_timeout_ms: int) -> None:
@@ -809,6 +833,11 @@ class SqliteStore(Store):
         in between (a busy conversation index) is copied back only once; and
         not every few seconds: a bigger checkpoint's burst slowed webhooks
         more (see CHECKPOINT_EVERY_SECONDS).
+
+        The WAL starts over here too, not in a commit (see
+        `_checkpoint_and_start_over`): when a checkpoint has copied every frame
+        back (writes paused: the end of a burst) and when the WAL has grown
+        past WAL_RESTART_FRAMES (writes never paused).
         """
         checkpointer = self._connect(busy_timeout_ms=0)
         try:
@@ -817,8 +846,10 @@ class SqliteStore(Store):
                 if self._commits:
                     self._commits = 0
                     try:
-                        _, frames, _ = await _on_thread(checkpointer, _checkpoint, checkpointer)
-                        if frames > WAL_RESTART_FRAMES:
+                        _, frames, copied = await _on_thread(
+                            checkpointer, _checkpoint, checkpointer
+                        )
+                        if frames > WAL_RESTART_FRAMES or (frames and frames == copied):
                             await self._restart_wal(checkpointer)
                     except sqlite3.Error:
                         pass  # busy: the next round catches up
@@ -827,16 +858,18 @@ class SqliteStore(Store):
 
     async def _restart_wal(self, checkpointer: sqlite3.Connection) -> None:
         """Copy back, with no write in between, the frames written while the
-        checkpoint before this one ran, so that the next write starts the WAL
-        over (see WAL_RESTART_FRAMES). Writers wait meanwhile: those few frames
-        and two fsyncs. A reader still on an older snapshot (a long search,
-        another process) can keep the WAL from starting over; the next round
-        tries again."""
+        checkpoint before this one ran, and start the WAL over (see
+        WAL_RESTART_FRAMES). Writers wait meanwhile: those few frames and three
+        fsyncs, on the checkpointer's thread. A reader still on an older
+        snapshot (a long search, another process) can keep the WAL from
+        starting over; the next round tries again."""
         started = time.perf_counter()
         async with self._write_lock:
             if self._group is not None:
                 self._commit(self._group)
-            _, frames, copied = await _on_thread(checkpointer, _checkpoint, checkpointer)
+            _, frames, copied = await _on_thread(
+                checkpointer, _checkpoint_and_start_over, checkpointer
+            )
         log.debug(
             "WAL copied back for a restart",
             extra={

@@ -10,12 +10,20 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
 
 from hub.inbox import sqlite as sqlite_store
 from hub.inbox.model import Agent
 from hub.inbox.sqlite import SqliteStore
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
+
+
+def wal_sequence(wal: Path) -> int:
+    """The WAL header's checkpoint sequence number: one more each time it starts over."""
+    return int.from_bytes(wal.read_bytes()[12:16], "big")
 
 
 def agent(n: int) -> Agent:
@@ -89,3 +97,34 @@ async def test_the_wal_starts_over_while_writes_never_pause(tmp_path, monkeypatc
     assert frames < max(written // 10, 1000), (
         f"{frames} frames in the WAL at its largest, {written} agents"
     )
+
+
+@pytest.mark.parametrize("restart_frames", [50, sqlite_store.WAL_RESTART_FRAMES])
+async def test_the_wal_starts_over_on_the_checkpointers_thread_not_in_the_next_commit(
+    tmp_path, monkeypatch, restart_frames
+):
+    # The write that starts a WAL over syncs its header. Left to the store's next
+    # commit (after a burst of writes; or after the restart past
+    # WAL_RESTART_FRAMES), that fsync ran on the event loop; the checkpointer
+    # now makes that write itself, on its thread, so the WAL has started over
+    # before the store writes again.
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_EVERY_SECONDS", 0.02)
+    monkeypatch.setattr(sqlite_store, "WAL_RESTART_FRAMES", restart_frames)
+    store = SqliteStore(tmp_path / "hub.db")
+    await store.open()
+    try:
+        for n in range(300):
+            await store.add_agent(agent(n))
+        started = wal_sequence(tmp_path / "hub.db-wal")
+        await asyncio.sleep(0.3)  # rounds of the checkpointer; the store writes nothing
+        assert wal_sequence(tmp_path / "hub.db-wal") > started  # started over
+        with sqlite3.connect(tmp_path / "hub.db") as check:
+            busy, frames, _ = check.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            assert (busy, frames) == (0, 1)  # the one write that started it over
+            assert check.execute("SELECT COUNT(*) FROM agents").fetchone() == (300,)
+        await store.add_agent(agent(300))  # and the store writes on, in the new WAL
+    finally:
+        await store.close()
+    with sqlite3.connect(tmp_path / "hub.db") as check:
+        assert check.execute("SELECT COUNT(*) FROM agents").fetchone() == (301,)
+        assert check.execute("PRAGMA user_version").fetchone()[0] == len(sqlite_store.MIGRATIONS)
