@@ -31,6 +31,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import os
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -52,6 +53,13 @@ from hub.inbox.model import Attachment, Identity
 from hub.settings import AccountSettings
 
 log = logging.getLogger(__name__)
+
+# python-telegram-bot (22.2+) is moving time periods, such as a rate limit's
+# `RetryAfter.retry_after`, from int seconds to timedelta, and warns at every read
+# until a program opts in (its own RetryAfter constructor reads it, so every rate
+# limit warned). hub reads both kinds (`rejection`): opt in, unless the operator
+# set it.
+os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 OFFSET_KEY = "telegram_offset"
