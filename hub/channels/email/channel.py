@@ -71,6 +71,8 @@ class EmailChannel(Channel):
         self.message_id_key = message_id_key(context.secret_key)
         try:  # what goes on the wire: ASCII (IDNA) domains, see hub.channels.email.idn
             self.sender_address = ascii_address(self.options.address)
+            reply_to = self.options.reply_to
+            self.reply_to_address = ascii_address(reply_to) if reply_to else None
             domain = self.sender_address.rpartition("@")[2]
             self.message_id_domain = ascii_domain(self.options.message_id_domain or domain)
             dkim_domain = ascii_domain(self.options.dkim_domain or domain)
@@ -314,13 +316,14 @@ class EmailChannel(Channel):
             raise ProviderRejected(
                 f"cannot address mail to {message.to!r}: {exc}", retryable=False
             ) from exc
+        name = header_words(self.options.display_name or self.account.name)
         data = compose(
             message_id=message_id,
-            sender=Address(
-                header_words(self.options.display_name or self.account.name),
-                addr_spec=self.sender_address,
-            ),
+            sender=Address(name, addr_spec=self.sender_address),
             to=to,
+            reply_to=(
+                Address(name, addr_spec=self.reply_to_address) if self.reply_to_address else None
+            ),
             subject=message.subject,
             text=text,
             html=message.html,

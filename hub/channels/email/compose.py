@@ -184,6 +184,7 @@ def compose(
     message_id: str,
     sender: Address,
     to: Address,
+    reply_to: Address | None = None,
     subject: str,
     text: str,
     html: str | None,
@@ -198,6 +199,8 @@ def compose(
     _set_verbatim(message, "Message-ID", message_id)
     message["Date"] = format_datetime(date)
     _set_words(message, "From", sender)
+    if reply_to is not None:
+        _set_words(message, "Reply-To", reply_to)
     _set_words(message, "To", to)
     _set_words(message, "Subject", reply_subject(subject, thread.in_reply_to is not None, text))
     if thread.in_reply_to:

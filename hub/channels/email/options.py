@@ -22,6 +22,11 @@ class EmailOptions(BaseModel):
         default_factory=list, description="more addresses the SMTP listener files here"
     )
     display_name: str = Field("", description="the From name of replies (default: account name)")
+    reply_to: str | None = Field(
+        None,
+        description="where customers' answers to replies go (default: the address); it"
+        " is one of the account's addresses, as an alias is",
+    )
     message_id_domain: str | None = Field(
         None, description="domain of the Message-IDs hub writes (default: the address's)"
     )
@@ -66,6 +71,16 @@ class EmailOptions(BaseModel):
         except InvalidRequest as exc:
             raise ValueError(exc.message) from exc
 
+    @field_validator("reply_to")
+    @classmethod
+    def _reply_to(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return normalise_email(value)
+        except InvalidRequest as exc:
+            raise ValueError(exc.message) from exc
+
     @field_validator("aliases")
     @classmethod
     def _aliases(cls, values: list[str]) -> list[str]:
@@ -90,4 +105,4 @@ class EmailOptions(BaseModel):
 
     @property
     def addresses(self) -> list[str]:
-        return list(dict.fromkeys([self.address, *self.aliases]))
+        return list(dict.fromkeys([self.address, *self.aliases, *filter(None, [self.reply_to])]))

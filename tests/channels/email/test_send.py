@@ -610,3 +610,15 @@ async def test_the_shops_own_mail_is_still_ignored_and_a_reply_to_the_shop_is_no
     assert outcome is not None
     contact = await hub.runtime.store.get_contact(outcome.contact_id)
     assert [i.address for i in contact.identities] == ["khach@example.vn"]
+
+
+async def test_a_configured_reply_to_sends_the_customers_answers_there(email_hub, smtp_peer):
+    """`reply_to`: From stays the account's address (what SPF and DKIM vouch
+    for), and the customer's mail client answers to the Reply-To."""
+    hub = await email_hub(display_name="Hỗ trợ Bình An", reply_to="HoTro@Shop.vn")
+    data = await send_direct(hub, smtp_peer)
+    assert as_a_receiver_reads(wire_header(data, "From")) == "Hỗ trợ Bình An <support@shop.vn>"
+    assert as_a_receiver_reads(wire_header(data, "Reply-To")) == "Hỗ trợ Bình An <hotro@shop.vn>"
+    assert smtp_peer.received[-1].mail_from == "support@shop.vn"
+    # Without the option there is no Reply-To (the golden-file test above holds
+    # every header of a default reply).

@@ -85,6 +85,14 @@ async def test_aliases_and_sub_addresses_reach_their_account_and_each_account_on
     assert len(await inbound(hub, "sales")) == 1
 
 
+async def test_the_reply_to_address_reaches_its_account(listening_hub, email_account):
+    # Customers answer replies there (the account's `reply_to`): it is one of
+    # the account's addresses, as an alias is.
+    hub = await listening_hub(email_account("support", "support@shop.vn", reply_to="cskh@shop.vn"))
+    await asyncio.to_thread(submit, hub.smtp_port, "khach@example.vn", ["cskh@shop.vn"], mail(1))
+    assert len(await inbound(hub, "support")) == 1
+
+
 async def test_mail_over_the_size_limit_is_refused(listening_hub):
     hub = await listening_hub(max_message_bytes=20_000)
     big = mail(1, body="x" * 30_000)
