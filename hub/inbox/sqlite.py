@@ -312,6 +312,16 @@ MIGRATIONS: list[str | list[str]] = [
     """,
     # The search indexes' segments are merged by the indexer, a little at a time.
     SEARCH_MERGE_MIGRATION,
+    # A contact's conversations in the order the inbox asks for them, the id
+    # breaking ties: without it, a lookup of one status (the resolved
+    # conversation to reopen, asked for every new sender) walked
+    # conversations_by_status instead, through every conversation in that
+    # status, and the others sorted what they found.
+    """
+    DROP INDEX conversations_by_contact;
+    CREATE INDEX conversations_by_contact
+        ON conversations (contact_id, account_id, last_activity_at DESC, id DESC);
+    """,
 ]
 
 
