@@ -651,9 +651,13 @@ class InboxService:
             created_at=now,
             updated_at=now,
         )
-        changes: dict[str, Any] = {"last_activity_at": now, "updated_at": now, "unread_count": 0}
-        if conversation.first_response_at is None and author is not None:
-            changes["first_response_at"] = now
+        changes: dict[str, Any] = {"last_activity_at": now, "updated_at": now}
+        if author is not None:
+            # An agent who answers has read it; an automated reply (a greeting, an
+            # away reply) leaves the customer's message unread, as it is.
+            changes["unread_count"] = 0
+            if conversation.first_response_at is None:
+                changes["first_response_at"] = now
         try:
             async with self.store.transaction():
                 await self.store.add_message(message)

@@ -173,6 +173,15 @@ async def test_agent_reply_sets_first_response_and_clears_unread(hub):
     assert conversation.unread_count == 0
 
 
+async def test_an_automated_reply_leaves_the_conversation_unread(hub):
+    # A greeting or an away reply answers at once, by itself: the customer's
+    # message is still unread by any agent, and the inbox must keep saying so.
+    first = await hub.inbox.ingest(inbound("m1", ("api:shop", "u1")))
+    await hub.inbox.reply(first.conversation_id, None, "Xin chào! Shop sẽ trả lời ngay.")
+    conversation = await hub.store.get_conversation(first.conversation_id)
+    assert (conversation.unread_count, conversation.first_response_at) == (1, None)
+
+
 async def test_empty_reply_and_unknown_conversation_are_refused(hub):
     first = await hub.inbox.ingest(inbound("m1", ("api:shop", "u1")))
     with pytest.raises(InvalidRequest):
