@@ -117,11 +117,13 @@ def serve(
     log.info("hub stopped", extra={"event": "hub.stop"})
 
 
-@main.command()
+@main.command(short_help="Run the background worker alone.")
 @config_option
 @data_dir_option
 def worker(config: Path | None, data_dir: Path | None) -> None:
-    """Run only the delivery worker (for deployments that scale workers apart)."""
+    """Run the background worker alone (deliveries, care messages, campaigns, SLA
+    checks, report rollups), for deployments that scale workers apart from web
+    processes."""
     from hub.app import open_runtime
     from hub.process import tune_for_server
     from hub.worker import WorkerService
@@ -154,7 +156,7 @@ async def with_store(settings: HubSettings, action: Callable[[Any], Awaitable[T]
 
 @main.group()
 def agent() -> None:
-    """Add and list the people who work the inbox."""
+    """Add, list, change and deactivate the people who work the inbox."""
 
 
 @agent.command("add")
@@ -167,10 +169,12 @@ def agent() -> None:
     type=click.Choice(["admin", "agent", "marketer"]),
     default="agent",
     show_default=True,
+    help="admin: everything; agent: the inbox; marketer: campaigns and contacts.",
 )
 @click.option(
     "--password",
-    help="Password for the web workspace (prompted for when --prompt-password is given).",
+    help="Password for the web workspace, at least 10 characters (or --prompt-password;"
+    " without either, set one later with `hub agent set-password`).",
 )
 @click.option("--prompt-password", is_flag=True, help="Ask for the password without echo.")
 @click.option(
@@ -200,6 +204,8 @@ def agent_add(
 
     if prompt_password:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if password is not None:
+        check_password(password, "--password")
     settings = settings_from(config, data_dir=data_dir)
     try:
         address = normalise_email(email)
@@ -223,6 +229,66 @@ def agent_add(
 
     run(lambda: with_store(settings, add))
     click.echo(f"added {role} {name} <{address}> id={new.id}")
+
+
+def check_password(password: str, hint: str) -> None:
+    """A usage error unless the password is long enough (the API's rule)."""
+    from hub.web.auth import PASSWORD_MIN_LENGTH
+
+    if len(password) < PASSWORD_MIN_LENGTH:
+        raise click.BadParameter(
+            f"a password needs at least {PASSWORD_MIN_LENGTH} characters", param_hint=hint
+        )
+
+
+@agent.command("set-password")
+@config_option
+@data_dir_option
+@click.option("--email", required=True, help="The agent's sign-in e-mail.")
+@click.option(
+    "--password",
+    help="The new password, at least 10 characters (asked for without echo when left out).",
+)
+def agent_set_password(
+    config: Path | None, data_dir: Path | None, email: str, password: str | None
+) -> None:
+    """Set an agent's password for the web workspace (for an agent added without
+    one, or one who forgot theirs)."""
+    from datetime import timedelta
+
+    from hub.app import open_runtime
+    from hub.clock import SystemClock
+    from hub.inbox.model import AuditEntry
+    from hub.web.auth import Sessions, hash_password
+
+    if password is None:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    check_password(password, "--password")
+    settings = settings_from(config, data_dir=data_dir)
+    password_hash = hash_password(password)
+
+    async def update() -> None:
+        # As the API's password change: the agent's sessions end (a password
+        # reset after a leak must lock the old sessions out), and the audit log
+        # records it.
+        async with open_runtime(settings) as runtime:
+            found = await runtime.store.agent_by_email(email.strip().lower())
+            if found is None:
+                raise click.ClickException(f"no agent with e-mail {email}")
+            await runtime.store.update_agent(found.id, password_hash=password_hash)
+            ttl = timedelta(hours=settings.workspace.session_hours)
+            await Sessions(runtime.redis, settings.redis.prefix, ttl).end_all(found.id)
+            entry = AuditEntry(
+                at=SystemClock().now(),
+                actor_id=None,
+                action="agent.password_set",
+                target=found.id,
+                detail={"via": "cli"},
+            )
+            await runtime.store.add_audit(entry)
+
+    run(update)
+    click.echo(f"password set for {email}; their signed-in sessions ended")
 
 
 def agent_phone(raw: str | None, region: str) -> str | None:
@@ -585,7 +651,8 @@ def report_summary(
     ):
         lines.append(
             f"  {name:<26}median {_duration(figures.median_seconds)},"
-            f" p90 {_duration(figures.p90_seconds)} ({figures.count} conversations, {kind})"
+            f" p90 {_duration(figures.p90_seconds)}"
+            f" ({figures.count} conversation{'' if figures.count == 1 else 's'}, {kind})"
         )
     lines += [
         f"  messages in / out         {summary.messages_in} / {summary.messages_out}",

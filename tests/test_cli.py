@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.error
 import urllib.request
+
+import pytest
 
 from tests.hub_process import HubProcess, hub_command
 
@@ -169,3 +172,63 @@ def test_email_parse_exits_0_with_an_error_field_for_anything_else(tmp_path):
         result = email_parse(*args, stdin=stdin)
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout)["error"].startswith(error)
+
+
+def test_an_agent_added_without_a_password_is_given_one_and_old_sessions_end(tmp_path):
+    """README step 2 adds an agent with no password: `hub agent set-password`
+    gives them one, on a running hub too, as the API does (at least 10
+    characters, every signed-in session ended, an audit entry)."""
+    config = tmp_path / "hub.toml"
+    config.write_text("log_format = 'text'\n")
+    data = tmp_path / "data"
+    hub_command("agent", "add", "--email", "an@example.vn", "--name", "An", config=config,
+                data_dir=data)  # fmt: skip
+    short = hub_command(
+        "agent", "set-password", "--email", "an@example.vn", "--password", "short",
+        config=config, data_dir=data, check=False,
+    )  # fmt: skip
+    assert short.returncode == 2 and "at least 10 characters" in short.stderr
+    first = hub_command(
+        "agent", "set-password", "--email", "an@example.vn", "--password", "mật khẩu đầu tiên",
+        config=config, data_dir=data,
+    )  # fmt: skip
+    assert "password set for an@example.vn" in first.stdout
+    hub = HubProcess(config, data).start()
+    try:
+        browser = signed_in(hub.url, "an@example.vn", "mật khẩu đầu tiên")
+        assert me(browser, hub.url) == 200
+        hub_command(
+            "agent", "set-password", "--email", "an@example.vn", "--password", "mật khẩu thứ hai",
+            config=config, data_dir=data,
+        )  # fmt: skip
+        assert me(browser, hub.url) == 401  # the session made with the old password ended
+        with pytest.raises(urllib.error.HTTPError):
+            signed_in(hub.url, "an@example.vn", "mật khẩu đầu tiên")
+        assert me(signed_in(hub.url, "an@example.vn", "mật khẩu thứ hai"), hub.url) == 200
+    finally:
+        assert hub.interrupt() == 0
+    nobody = hub_command(
+        "agent", "set-password", "--email", "who@example.vn", "--password", "0123456789",
+        config=config, data_dir=data, check=False,
+    )  # fmt: skip
+    assert nobody.returncode == 1 and "no agent with e-mail who@example.vn" in nobody.stderr
+
+
+def signed_in(url: str, email: str, password: str) -> urllib.request.OpenerDirector:
+    """A browser's cookie jar, signed in."""
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    body = json.dumps({"email": email, "password": password}).encode()
+    request = urllib.request.Request(
+        f"{url}/api/v1/auth/login", data=body, headers={"Content-Type": "application/json"}
+    )
+    with browser.open(request, timeout=10) as answer:
+        assert answer.status == 200
+    return browser
+
+
+def me(browser: urllib.request.OpenerDirector, url: str) -> int:
+    try:
+        with browser.open(f"{url}/api/v1/agents/me", timeout=10) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code

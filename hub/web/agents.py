@@ -15,7 +15,7 @@ from hub.inbox.addresses import normalise_email
 from hub.inbox.model import Agent, Role
 from hub.web.api import BUS, INBOX, STORE, TEAMS, agent_json, me, read_body
 from hub.web.audit import record
-from hub.web.auth import hash_password
+from hub.web.auth import PASSWORD_MIN_LENGTH, hash_password
 from hub.web.permissions import require
 from hub.web.sessions import SESSIONS
 
@@ -31,7 +31,7 @@ class NewAgent(BaseModel):
     team_ids: list[str] = Field(default_factory=list, max_length=50)
     languages: list[str] = Field(default_factory=list, max_length=20)
     capacity: int = Field(10, ge=0, le=1000)
-    password: str = Field(min_length=10, max_length=1024)
+    password: str = Field(min_length=PASSWORD_MIN_LENGTH, max_length=1024)
 
 
 class AgentPatch(BaseModel):
@@ -43,7 +43,7 @@ class AgentPatch(BaseModel):
     languages: list[str] | None = Field(None, max_length=20)
     capacity: int | None = Field(None, ge=0, le=1000)
     active: bool | None = None
-    password: str | None = Field(None, min_length=10, max_length=1024)
+    password: str | None = Field(None, min_length=PASSWORD_MIN_LENGTH, max_length=1024)
 
 
 def check_teams(request: web.Request, team_ids: list[str]) -> None:

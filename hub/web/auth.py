@@ -57,6 +57,10 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# The shortest password an agent may have, wherever it is set (API, CLI).
+PASSWORD_MIN_LENGTH = 10
+
+
 def hash_password(password: str) -> str:
     return _passwords.hash(password)
 
