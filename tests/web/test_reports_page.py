@@ -5,12 +5,14 @@ markup. The screenshot goes to tests/artifacts/reports.png."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from hub.campaigns.model import Audience, AudienceFilter, Campaign
 from hub.inbox.model import Agent, Contact, Identity
 from tests.web.browser import ARTIFACTS, chromium, signed_in_page  # noqa: F401
+from tests.web.conftest import call
 from tests.web.test_reports_api import history
 
 HOSTILE = '<img src=x onerror="window.pwned=1">'
@@ -27,7 +29,8 @@ async def test_an_admin_reads_the_week_as_cards_charts_and_tables(chromium, team
     await hub.runtime.store.add_agent(
         Agent(name=HOSTILE, email="hostile@example.vn", created_at=hub.runtime.clock.now())
     )
-    page = await signed_in_page(chromium, hub, "an@example.vn")
+    # A laptop set to another zone than the office's.
+    page = await signed_in_page(chromium, hub, "an@example.vn", timezone="America/New_York")
     violations: list[str] = []
     page.on(
         "console",
@@ -36,6 +39,13 @@ async def test_an_admin_reads_the_week_as_cards_charts_and_tables(chromium, team
         ),
     )
     await open_reports(page)
+    # The period on the clock of the zone it names, not the laptop's.
+    period = (await call(hub, "GET", "/api/v1/reports/summary?since=7d", hub.an))["period"]
+    until = datetime.fromisoformat(period["until"])
+    shown = await page.locator("#report-period").inner_text()
+    assert period["timezone"] == "Asia/Ho_Chi_Minh" and shown.endswith("(Asia/Ho_Chi_Minh)")
+    assert until.astimezone(ZoneInfo("Asia/Ho_Chi_Minh")).strftime("%H:%M") in shown
+    assert until.astimezone(ZoneInfo("America/New_York")).strftime("%H:%M") not in shown
     cards = await page.locator("#report-summary .card-value").all_inner_texts()
     assert cards[:2] == ["3", "1"]  # opened, resolved
     assert cards[2] == "20 phút 00 giây"  # median first response (10 and 30 minutes)

@@ -6,6 +6,7 @@
 import { api } from './api.js';
 import { $, el } from './dom.js';
 import { lang, t, translate } from './i18n.js';
+import { when } from './time.js';
 
 const CHART_SCRIPT = '/app/static/vendor/chart.umd.min.js';
 const PRESETS = ['7d', '30d', '90d'];
@@ -319,8 +320,9 @@ async function load() {
     for (const old of page.charts) old.destroy();
     page.charts = [];
     const period = (summary || campaigns).period;
-    $('#report-period').textContent = `${new Date(period.since).toLocaleString(lang() === 'vi' ? 'vi-VN' : 'en-GB')}`
-      + ` → ${new Date(period.until).toLocaleString(lang() === 'vi' ? 'vi-VN' : 'en-GB')} (${period.timezone})`;
+    // On the period's own clock (the zone it names), not the laptop's.
+    $('#report-period').textContent = `${when(period.since, period.timezone)}`
+      + ` → ${when(period.until, period.timezone)} (${period.timezone})`;
     if (support) {
       showSummary(summary);
       showDays(Chart, days.rows);

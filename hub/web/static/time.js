@@ -9,8 +9,9 @@ export function setZone(value) { zone = value || undefined; }
 
 function locale() { return lang() === 'vi' ? 'vi-VN' : 'en-GB'; }
 
-export function when(iso) {
-  return new Date(iso).toLocaleString(locale(), { dateStyle: 'short', timeStyle: 'short', timeZone: zone });
+// `timeZone`: another zone than the office's (a report's period names its own).
+export function when(iso, timeZone = zone) {
+  return new Date(iso).toLocaleString(locale(), { dateStyle: 'short', timeStyle: 'short', timeZone });
 }
 
 const UNITS = [['year', 31536000], ['month', 2592000], ['week', 604800], ['day', 86400], ['hour', 3600], ['minute', 60]];
