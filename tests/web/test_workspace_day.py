@@ -416,3 +416,20 @@ async def test_snoozes_are_on_the_office_clock(chromium, team_hub):
     await expect(datetime.combine(monday, time(14, 30), office))
     await page.wait_for_selector("#snooze-custom", state="hidden")
     assert page.errors == []
+
+
+async def test_an_agent_back_after_the_away_grace_sees_themself_online(chromium, team_hub):
+    # No tab open past the grace: the hub marked Lan away. Signing in again opens
+    # a socket and the hub sets her online; her presence menu must say so, not
+    # the "away" her sign-in read a moment before. A change made elsewhere (an
+    # admin, another tab) shows too.
+    hub = team_hub
+    lan = hub.lan.agent.id
+    await hub.runtime.store.update_agent(lan, presence="online")
+    assert await hub.runtime.presence.settle(lan) == "away"
+    page = await signed_in_page(chromium, hub, "lan@example.vn")
+    await page.wait_for_function("() => document.querySelector('#presence').value === 'online'")
+    assert (await hub.runtime.store.get_agent(lan)).presence == "online"
+    await call(hub, "PUT", "/api/v1/agents/me/presence", hub.lan, json={"presence": "offline"})
+    await page.wait_for_function("() => document.querySelector('#presence').value === 'offline'")
+    assert page.errors == []

@@ -705,6 +705,9 @@ function connect() {
     let frame;
     try { frame = JSON.parse(event.data); } catch { return; }
     if (frame.type === 'event') onEvent(frame.event, frame.data);
+    // The hub's own reading of us as the socket opens: coming back within the
+    // away grace (or after it) may have moved our presence since sign-in.
+    else if (frame.type === 'hello') showPresence(state.me.id, frame.agent.presence);
   });
   socket.addEventListener('close', () => {
     $('#connection').textContent = t('reconnecting');
@@ -765,10 +768,21 @@ function onEvent(type, data) {
     }
     scheduleRefresh();
   } else if (type === 'agent.presence') {
-    const agent = state.agents.find((a) => a.id === data.agent_id);
-    if (agent) agent.presence = data.presence;
-    if (state.conversation) renderHead();
+    showPresence(data.agent_id, data.presence);
   }
+}
+
+// An agent's presence as the hub has it: in the assignee menu, and in our own
+// presence menu when it is ours (the hub sets it too: away after the grace
+// with no tab open, online again when one opens).
+function showPresence(agentId, presence) {
+  const agent = state.agents.find((a) => a.id === agentId);
+  if (agent) agent.presence = presence;
+  if (agentId === state.me.id) {
+    state.me.presence = presence;
+    $('#presence').value = presence;
+  }
+  if (state.conversation) renderHead();
 }
 
 function notify(title, body) {
