@@ -29,8 +29,11 @@ async def test_an_agent_works_a_conversation_from_sign_in_to_resolved(chromium, 
     store = hub.runtime.store
 
     page = await signed_in_page(chromium, hub, "lan@example.vn", screenshot="1-sign-in")
+    # No conversation open: the contact panel shows no empty headings and forms.
+    assert await page.locator("#attribute-form").is_hidden()
     await open_unassigned(page, conversation_id)
     await page.wait_for_selector(".msg.inbound >> text=Cho em hỏi giá áo này?")
+    assert await page.locator("#attribute-form").is_visible()
     await shot(page, "2-unassigned-conversation")
 
     # A colleague (an admin) has the same conversation open.
@@ -296,4 +299,21 @@ async def test_an_agent_merges_two_records_of_one_customer_from_the_contact_pane
     kept = (await hub.runtime.store.get_conversation(first)).contact_id
     assert (await hub.runtime.store.get_conversation(second)).contact_id == kept
     await shot(page, "8-merged-contact")
+    assert page.errors == []
+
+
+async def test_a_campaign_with_no_account_to_send_from_says_so(chromium, team_hub):
+    # This hub has API-channel accounts only: no SMS or e-mail account a
+    # campaign could go out from. The form says so, rather than offering an
+    # empty "Send from" menu and buttons that would fail.
+    page = await signed_in_page(chromium, team_hub, "mai@example.vn")
+    await page.goto(str(team_hub.client.make_url("/app#campaigns/new")))
+    warning = page.locator("#campaign-no-account")
+    await warning.wait_for()
+    assert "Chưa có tài khoản SMS nào để gửi" in await warning.inner_text()
+    for button in ("#campaign-test", "#campaign-schedule", "#campaign-send-now"):
+        assert await page.locator(button).is_disabled()
+    await page.select_option("#campaign-channel", "email")
+    assert "Chưa có tài khoản E-mail nào" in await warning.inner_text()
+    await shot(page, "campaign-no-account")
     assert page.errors == []

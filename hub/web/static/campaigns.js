@@ -497,11 +497,18 @@ async function composeScreen(main, campaignId) {
     subject.value = existing.subject;
     text.value = existing.text;
   }
+  // Said, not left as an empty menu: no account of that channel is configured.
+  const noAccount = el('p', { id: 'campaign-no-account', class: 'm-warning', role: 'alert', hidden: true });
   const fillAccounts = () => {
     const current = saved ? saved.account_id : account.value;
     fill(account, ...state.options.accounts.filter((a) => a.channel === channel.value)
       .map((a) => el('option', { value: a.id, text: a.name === a.id ? a.id : `${a.name} (${a.id})` })));
     if ([...account.options].some((o) => o.value === current)) account.value = current;
+    noAccount.hidden = account.options.length > 0;
+    noAccount.textContent = t('c_no_account', { channel: channel.selectedOptions[0]?.text || channel.value });
+    for (const button of document.querySelectorAll('#campaign-test, #campaign-schedule, #campaign-send-now')) {
+      button.disabled = !noAccount.hidden;
+    }
     subjectField.hidden = channel.value !== 'email';
     const mine = channel.value === 'sms' ? state.options.me.phone : state.options.me.email;
     if (!testTo.value || testTo.dataset.auto === '1') { testTo.value = mine; testTo.dataset.auto = '1'; }
@@ -577,6 +584,7 @@ async function composeScreen(main, campaignId) {
     el('h2', { text: existing ? t('c_edit_campaign') : t('c_new_campaign') }),
     field('c_campaign_name', name),
     el('div', { class: 'm-row' }, field('c_channel', channel), field('c_account', account)),
+    noAccount,
     el('label', { class: 'm-field' }, el('span', { ...tx('c_audience') }), audience, audienceCount),
     subjectField,
     field('c_text', text), variables,
@@ -617,6 +625,7 @@ async function composeScreen(main, campaignId) {
   }));
   main.classList.add('m-split');
   main.append(form, preview);
+  fillAccounts(); // again, now that its buttons are on the page
   await audienceSize().catch(showError);
   await renderPreview();
 }
