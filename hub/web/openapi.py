@@ -342,6 +342,7 @@ async def docs(request: web.Request) -> web.Response:
     spec = document(request.app)
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>hub API</title>",
+        "<link rel='icon' href='/app/static/icon.svg' type='image/svg+xml'>"
         "<link rel='stylesheet' href='/app/static/docs.css'></head><body>",
         f"<h1>hub API {html.escape(spec['info']['version'])}</h1>",
         f"<p>{html.escape(spec['info']['description'])}</p>",

@@ -64,6 +64,12 @@ async def page(request: web.Request) -> web.Response:
     return _file("index.html")
 
 
+@routes.get("/favicon.ico")
+async def favicon(request: web.Request) -> web.Response:
+    """What browsers ask every page for (the pages also link it by name)."""
+    return _file("icon.svg")
+
+
 @routes.get("/app/static/{name}")
 async def static(request: web.Request) -> web.Response:
     return _file(request.match_info["name"])

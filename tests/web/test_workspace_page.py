@@ -311,9 +311,25 @@ async def test_a_campaign_with_no_account_to_send_from_says_so(chromium, team_hu
     warning = page.locator("#campaign-no-account")
     await warning.wait_for()
     assert "Chưa có tài khoản SMS nào để gửi" in await warning.inner_text()
+    # Nothing is routed to a marketer: no presence menu, no notifications button.
+    assert await page.locator("#presence").is_hidden() and await page.locator("#notify").is_hidden()
     for button in ("#campaign-test", "#campaign-schedule", "#campaign-send-now"):
         assert await page.locator(button).is_disabled()
     await page.select_option("#campaign-channel", "email")
     assert "Chưa có tài khoản E-mail nào" in await warning.inner_text()
     await shot(page, "campaign-no-account")
     assert page.errors == []
+
+
+async def test_the_sign_in_page_loads_without_a_failed_request(chromium, team_hub):
+    # Every file the page asks for is there (a missing favicon showed as an
+    # error in the console of every page).
+    page = await (await chromium.new_context()).new_page()
+    failed: list[tuple[int, str]] = []
+    page.on("response", lambda r: failed.append((r.status, r.url)) if r.status >= 400 else None)
+    await page.goto(str(team_hub.client.make_url("/app")))
+    await page.wait_for_load_state("networkidle")
+    session = str(team_hub.client.make_url("/api/v1/auth/session"))
+    assert failed == [(401, session)]  # "not signed in yet", which the page asks first
+    icon = await team_hub.client.get("/favicon.ico")
+    assert icon.status == 200 and icon.headers["Content-Type"] == "image/svg+xml"

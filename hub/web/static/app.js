@@ -103,7 +103,11 @@ async function start(session) {
   mountCampaigns(state.me);
   if (state.me.role === 'marketer') {
     // Conversations are private to support; marketers work on contacts and campaigns.
+    // Nothing routes to them, and no message of a customer's reaches them: no
+    // presence to set, no notifications to turn on.
     $('#empty').textContent = t('marketer_note');
+    $('#presence').hidden = true;
+    $('#notify').hidden = true;
     return;
   }
   await Promise.all([loadViews(), loadList()]);
