@@ -343,8 +343,10 @@ class SqliteCampaignStore(CampaignStore):
 
     async def next_waiting(self, campaign_id: str) -> datetime | None:
         row = await self.db._fetch_one(
+            # "not_before IS NOT NULL" (MIN skips NULLs anyway) lets SQLite read
+            # recipients_waiting; it walked the whole campaign otherwise.
             "SELECT MIN(not_before) AS t FROM campaign_recipients"
-            " WHERE campaign_id = ? AND status = 'pending'",
+            " WHERE campaign_id = ? AND status = 'pending' AND not_before IS NOT NULL",
             (campaign_id,),
         )
         if row is None or row["t"] is None:
@@ -445,8 +447,10 @@ class SqliteCampaignStore(CampaignStore):
         self, campaign_id: str, before: datetime, limit: int
     ) -> list[Recipient]:
         rows = await self.db._fetch_all(
-            "SELECT * FROM campaign_recipients WHERE campaign_id = ? AND status = 'sending'"
-            " AND sending_at < ? ORDER BY contact_id LIMIT ?",
+            # INDEXED BY: without it SQLite walked the whole campaign in contact order.
+            "SELECT * FROM campaign_recipients INDEXED BY recipients_by_status"
+            " WHERE campaign_id = ? AND status = 'sending' AND sending_at < ?"
+            " ORDER BY contact_id LIMIT ?",
             (campaign_id, to_ms(before), limit),
         )
         return [RECIPIENTS.decode(r) for r in rows]
@@ -507,7 +511,9 @@ class SqliteCampaignStore(CampaignStore):
         sql = "SELECT * FROM campaign_recipients WHERE campaign_id = ?"
         params: list[Any] = [campaign_id]
         if status is not None:
-            sql += " AND status = ?"
+            # The campaign's recipients in that status, not all of them filtered.
+            sql = "SELECT * FROM campaign_recipients INDEXED BY recipients_by_status"
+            sql += " WHERE campaign_id = ? AND status = ?"
             params.append(status)
         if cursor:
             sql += " AND contact_id > ?"

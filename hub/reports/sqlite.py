@@ -362,6 +362,7 @@ class SqliteReportStore(ReportStore):
         # The router's waiting-queue index (unassigned, not resolved).
         row = await self.db._fetch_one(
             "SELECT COUNT(*), MIN(c.created_at) FROM conversations c"
+            " INDEXED BY conversations_waiting"  # else SQLite walked the assignee index
             f" WHERE c.assignee_id IS NULL AND c.status != 'resolved'{slices}",
             params,
         )

@@ -318,6 +318,10 @@ async def test_a_store_from_before_the_contact_index_gets_it_filled(tmp_path):
         # and before the migrations that came after it
         db.execute("DROP TABLE message_parts")
         db.execute("ALTER TABLE messages DROP COLUMN sent_parts")
+        db.execute("DROP INDEX messages_by_status")
+        for trigger in ("insert", "update", "delete"):
+            db.execute(f"DROP TRIGGER conversation_labels_{trigger}")
+        db.execute("DROP TABLE conversation_labels")
         version = MIGRATIONS.index(search_index.CONTACTS_MIGRATION)
         db.execute(f"PRAGMA user_version = {version}")
     store = SqliteStore(path)

@@ -74,3 +74,31 @@ async def test_a_contacts_newest_conversation_is_found_without_reading_the_other
         found = await store.latest_conversation(contact.id, "sms-main", statuses=["resolved"])
     assert found == newest
     assert counted[0] < 150, f"{counted[0]} steps with {OTHERS} other conversations"
+
+
+async def test_the_waiting_queue_reads_the_waiting_conversations_only(store):
+    # Every router drain (each new unassigned conversation, each resolve) asks
+    # for the oldest waiting: SQLite walked every unassigned *resolved*
+    # conversation (conversations_by_assignee from NULL), then sorted.
+    with steps(store) as counted:
+        waiting = await store.waiting_conversations(5)
+    assert [c.status for c in waiting] == ["open", "pending", "snoozed", "open", "pending"]
+    # 140 steps (30,757 before).
+    assert counted[0] < 400, f"{counted[0]} steps with {OTHERS} unassigned conversations"
+
+
+async def test_label_counts_read_the_open_conversations_and_the_labels_in_use(store):
+    contact = make_contact(name="Khách nhãn")
+    await store.add_contact(contact)
+    vip = await saved_conversation(store, contact, labels=["vip", "gấp"])
+    done = await saved_conversation(store, contact, labels=["hoàn-tiền"], status="resolved")
+    assert await store.label_counts() == {"gấp": 1, "hoàn-tiền": 0, "vip": 1}
+    await store.update_conversation(vip.id, labels=["vip"])
+    await store.update_conversation(done.id, labels=[])
+    assert await store.label_counts() == {"vip": 1}  # a label no conversation has: gone
+    with steps(store) as counted:
+        await store.label_counts()
+    # The open conversations (1,500 here, none labelled) and the labels in use:
+    # 10,599 steps; it read every conversation's labels, resolved ones included,
+    # twice: 22,081.
+    assert counted[0] < 14_000, f"{counted[0]} steps with {OTHERS} conversations"
