@@ -508,12 +508,12 @@ class SqliteCampaignStore(CampaignStore):
         limit: int,
         cursor: str | None = None,
     ) -> Page[Recipient]:
-        sql = "SELECT * FROM campaign_recipients WHERE campaign_id = ?"
+        # In one status: the campaign's recipients in it, not all of them filtered.
+        index = " INDEXED BY recipients_by_status" if status is not None else ""
+        sql = f"SELECT * FROM campaign_recipients{index} WHERE campaign_id = ?"
         params: list[Any] = [campaign_id]
         if status is not None:
-            # The campaign's recipients in that status, not all of them filtered.
-            sql = "SELECT * FROM campaign_recipients INDEXED BY recipients_by_status"
-            sql += " WHERE campaign_id = ? AND status = ?"
+            sql += " AND status = ?"
             params.append(status)
         if cursor:
             sql += " AND contact_id > ?"

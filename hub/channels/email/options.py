@@ -63,17 +63,9 @@ class EmailOptions(BaseModel):
     dkim_domain: str | None = None
     dkim_private_key: str | None = Field(None, description="PEM, from `dkim_private_key_env`")
 
-    @field_validator("address")
+    @field_validator("address", "reply_to")
     @classmethod
-    def _address(cls, value: str) -> str:
-        try:
-            return normalise_email(value)
-        except InvalidRequest as exc:
-            raise ValueError(exc.message) from exc
-
-    @field_validator("reply_to")
-    @classmethod
-    def _reply_to(cls, value: str | None) -> str | None:
+    def _address(cls, value: str | None) -> str | None:
         if value is None:
             return None
         try:

@@ -506,7 +506,7 @@ async function composeScreen(main, campaignId) {
     if ([...account.options].some((o) => o.value === current)) account.value = current;
     noAccount.hidden = account.options.length > 0;
     noAccount.textContent = t('c_no_account', { channel: channel.selectedOptions[0]?.text || channel.value });
-    for (const button of document.querySelectorAll('#campaign-test, #campaign-schedule, #campaign-send-now')) {
+    for (const button of form.querySelectorAll('#campaign-test, #campaign-schedule, #campaign-send-now')) {
       button.disabled = !noAccount.hidden;
     }
     subjectField.hidden = channel.value !== 'email';
@@ -515,7 +515,6 @@ async function composeScreen(main, campaignId) {
     testTo.placeholder = channel.value === 'sms' ? '0901 234 567' : 'me@example.com';
   };
   testTo.addEventListener('input', () => { testTo.dataset.auto = '0'; });
-  fillAccounts();
 
   const body = () => {
     const result = {
@@ -625,7 +624,7 @@ async function composeScreen(main, campaignId) {
   }));
   main.classList.add('m-split');
   main.append(form, preview);
-  fillAccounts(); // again, now that its buttons are on the page
+  fillAccounts(); // once the form exists: it also disables the form's send buttons
   await audienceSize().catch(showError);
   await renderPreview();
 }
