@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from bson.codec_options import CodecOptions
 from pydantic import BaseModel
@@ -465,9 +465,11 @@ class MongoStore(Store):
     ) -> Page[Conversation]:
         if limit < 1:
             raise ValueError("limit must be at least 1")
-        query: Document = {}
-        if view.statuses:
-            query["status"] = {"$in": list(view.statuses)}
+        # Always a status list, every status when the view names none: the server
+        # then reads each status's part of by_status / by_assignee newest first and
+        # merges them (an "explode for sort"), where without it it sorted every match.
+        statuses = list(view.statuses or get_args(ConversationStatus))
+        query: Document = {"status": {"$in": statuses}}
         if view.unassigned:
             query["assignee_id"] = None
         elif view.assignee_id is not None:

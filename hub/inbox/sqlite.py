@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from pydantic import BaseModel
 from pydantic_core import from_json, to_json
@@ -1253,11 +1253,12 @@ class SqliteStore(Store):
     async def list_conversations(
         self, view: ConversationFilter, *, limit: int, cursor: str | None = None
     ) -> Page[Conversation]:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        if view.label is not None and not await self._label_in_use(view.label):
+            return Page([])  # a label nobody carries: nothing to walk every conversation for
         where: list[str] = []
         params: list[Any] = []
-        if view.statuses:
-            where.append(f"status IN ({', '.join('?' for _ in view.statuses)})")
-            params.extend(view.statuses)
         if view.unassigned:
             where.append("assignee_id IS NULL")
         elif view.assignee_id is not None:
@@ -1294,24 +1295,40 @@ class SqliteStore(Store):
             params.extend([glob, like, glob, like])
         if cursor:
             after = ConversationCursor.decode(cursor)
-            where.append("(last_activity_at < ? OR (last_activity_at = ? AND id < ?))")
-            params.extend([after.last_activity_ms, after.last_activity_ms, after.id])
-        sql = "SELECT * FROM conversations"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
-        sql += " ORDER BY last_activity_at DESC, id DESC LIMIT ?"
-        params.append(limit + 1)
+            where.append("(last_activity_at, id) < (?, ?)")
+            params.extend([after.last_activity_ms, after.id])
+        # Newest activity first, one status at a time: each status's part of
+        # conversations_by_status (or _by_assignee) is already in that order, so
+        # each walk stops at the page's end, and the few rows they give are then
+        # merged. Over several statuses at once (any status: a label's view, the
+        # API without a filter) SQLite read every conversation and sorted them:
+        # 60-130 ms at 150,000 conversations, on the event loop.
+        statuses = list(dict.fromkeys(view.statuses or get_args(ConversationStatus)))
+        order = " ORDER BY last_activity_at DESC, id DESC LIMIT ?"
+        one = f"SELECT * FROM conversations WHERE {' AND '.join(['status = ?', *where])}{order}"
+        all_params: list[Any] = []
+        for status in statuses:
+            all_params.extend([status, *params, limit + 1])
+        if len(statuses) == 1:
+            sql = one
+        else:
+            sql = " UNION ALL ".join([f"SELECT * FROM ({one})"] * len(statuses)) + order
+            all_params.append(limit + 1)
         # A text search reads every message: off the event loop.
         fetch = self._fetch_all_long if view.text else self._fetch_all
-        rows = await fetch(sql, params)
+        rows = await fetch(sql, all_params)
         items = [CONVERSATIONS.decode(r) for r in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
             last = items[-1]
             next_cursor = ConversationCursor(to_ms(last.last_activity_at), last.id).encode()
         return Page(items, next_cursor)
+
+    async def _label_in_use(self, label: str) -> bool:
+        row = await self._fetch_one(
+            "SELECT 1 FROM conversation_labels WHERE label = ? AND conversations > 0", (label,)
+        )
+        return row is not None
 
     async def update_conversation(
         self, conversation_id: str, *, expect: Expectation | None = None, **changes: Any
