@@ -379,14 +379,9 @@ class CareEngine:
         score = score_in(message.text)
         if score is None:
             return False
-        earlier = [
-            m
-            for m in await self.store.list_messages(conversation.id)
-            if m.direction == "outbound" and m.id != message.id
-        ]
-        if not earlier:
+        last = await self.store.last_message(conversation.id, "outbound")
+        if last is None:
             return False
-        last = earlier[-1]
         if not (last.idempotency_key or "").startswith(SURVEY_KEY):
             return False
         if message.created_at - last.created_at > self.survey_lifetime:

@@ -44,6 +44,7 @@ from hub.inbox.model import (
     Contact,
     Conversation,
     ConversationStatus,
+    DeliveryStatus,
     Direction,
     Identity,
     Message,
@@ -626,6 +627,32 @@ class MongoStore(Store):
     async def list_messages(self, conversation_id: str) -> list[Message]:
         documents = await self._find(
             MESSAGES, {"conversation_id": conversation_id}, sort=OLDEST_FIRST
+        )
+        return [_record(Message, d) for d in documents]
+
+    async def find_messages(
+        self,
+        conversation_id: str,
+        *,
+        directions: Sequence[Direction] | None = None,
+        statuses: Sequence[DeliveryStatus] | None = None,
+        until: datetime | None = None,
+        threaded: bool = False,
+        newest_first: bool = False,
+        limit: int | None = None,
+    ) -> list[Message]:
+        query: Document = {"conversation_id": conversation_id}
+        if directions is not None:
+            query["direction"] = {"$in": list(directions)}
+        if statuses is not None:
+            query["status"] = {"$in": list(statuses)}
+        if until is not None:
+            query["created_at"] = {"$lte": until}
+        if threaded:
+            query["thread.message_id"] = {"$nin": [None, ""]}
+        order = DESCENDING if newest_first else ASCENDING
+        documents = await self._find(
+            MESSAGES, query, sort=[("created_at", order), ("_id", order)], limit=limit
         )
         return [_record(Message, d) for d in documents]
 

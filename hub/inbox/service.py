@@ -53,7 +53,7 @@ from hub.inbox.model import (
     Sender,
 )
 from hub.inbox.store import ConversationFilter, Store
-from hub.inbox.threading import answering, latest_keyed, normalise_subject, reply_lookup_keys
+from hub.inbox.threading import answering, normalise_subject, reply_lookup_keys
 
 log = logging.getLogger(__name__)
 
@@ -635,7 +635,9 @@ class InboxService:
                 return earlier, False
         await self._check_reply_window(conversation, by_agent=author is not None)
         now = self.clock.now()
-        timeline = await self.store.list_messages(conversation.id)
+        keyed = await self.store.find_messages(
+            conversation.id, threaded=True, newest_first=True, limit=1
+        )
         message = Message(
             conversation_id=conversation.id,
             account_id=conversation.account_id,
@@ -645,7 +647,7 @@ class InboxService:
             text=text,
             attachments=list(attachments),
             # What it answers, so the customer's mail client threads it.
-            thread=answering(latest_keyed([m.thread for m in timeline])),
+            thread=answering(keyed[0].thread if keyed else None),
             status="queued",
             idempotency_key=idempotency_key,
             created_at=now,
@@ -1079,13 +1081,10 @@ class InboxService:
         if conversation is None:
             return 0
         moved = 0
-        for message in await self.store.list_messages(conversation.id):
-            if (
-                message.direction == "outbound"
-                and message.status in ("sent", "delivered")
-                and message.created_at <= up_to
-            ):
-                moved += await self.record_delivery(message.id, report.status)
+        for message in await self.store.find_messages(
+            conversation.id, directions=["outbound"], statuses=["sent", "delivered"], until=up_to
+        ):
+            moved += await self.record_delivery(message.id, report.status)
         return moved
 
     async def delivery_status(self, message_id: str) -> DeliveryStatus | None:

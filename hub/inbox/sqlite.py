@@ -49,6 +49,7 @@ from hub.inbox.model import (
     Contact,
     Conversation,
     ConversationStatus,
+    DeliveryStatus,
     Direction,
     Identity,
     Message,
@@ -1393,6 +1394,37 @@ class SqliteStore(Store):
             (conversation_id,),
         )
         return [MESSAGES.decode(r) for r in rows]
+
+    async def find_messages(
+        self,
+        conversation_id: str,
+        *,
+        directions: Sequence[Direction] | None = None,
+        statuses: Sequence[DeliveryStatus] | None = None,
+        until: datetime | None = None,
+        threaded: bool = False,
+        newest_first: bool = False,
+        limit: int | None = None,
+    ) -> list[Message]:
+        # messages_by_conversation in timeline order, filtering as it walks.
+        where = ["conversation_id = ?"]
+        params: list[Any] = [conversation_id]
+        for column, values in (("direction", directions), ("status", statuses)):
+            if values is not None:
+                where.append(f"{column} IN ({', '.join('?' for _ in values)})")
+                params.extend(values)
+        if until is not None:
+            where.append("created_at <= ?")
+            params.append(to_ms(until))
+        if threaded:
+            where.append("COALESCE(json_extract(thread, '$.message_id'), '') != ''")
+        order = "DESC" if newest_first else "ASC"
+        sql = f"SELECT * FROM messages WHERE {' AND '.join(where)}"
+        sql += f" ORDER BY created_at {order}, id {order}"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [MESSAGES.decode(r) for r in await self._fetch_all(sql, params)]
 
     async def last_message(self, conversation_id: str, direction: Direction) -> Message | None:
         row = await self._fetch_one(

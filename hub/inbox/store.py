@@ -29,6 +29,7 @@ from hub.inbox.model import (
     Contact,
     Conversation,
     ConversationStatus,
+    DeliveryStatus,
     Direction,
     Identity,
     Message,
@@ -255,6 +256,23 @@ class Store(ABC):
     @abstractmethod
     async def list_messages(self, conversation_id: str) -> list[Message]:
         """The conversation's timeline, oldest first."""
+
+    @abstractmethod
+    async def find_messages(
+        self,
+        conversation_id: str,
+        *,
+        directions: Sequence[Direction] | None = None,
+        statuses: Sequence[DeliveryStatus] | None = None,
+        until: datetime | None = None,
+        threaded: bool = False,
+        newest_first: bool = False,
+        limit: int | None = None,
+    ) -> list[Message]:
+        """Some of the conversation's timeline, without decoding the rest: in one
+        of `directions`, in one of `statuses`, created at or before `until`, with
+        an e-mail thread key of its own (`threaded`), oldest first unless
+        `newest_first`, at most `limit`."""
 
     @abstractmethod
     async def last_message(self, conversation_id: str, direction: Direction) -> Message | None:

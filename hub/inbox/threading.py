@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
 
 from hub.inbox.model import ThreadKeys
 
@@ -64,8 +63,3 @@ def answering(previous: ThreadKeys | None) -> ThreadKeys:
     if len(chain) > MAX_REFERENCES:
         chain = [chain[0], *chain[-(MAX_REFERENCES - 1) :]]
     return ThreadKeys(in_reply_to=previous.message_id, references=chain)
-
-
-def latest_keyed(threads: Sequence[ThreadKeys]) -> ThreadKeys | None:
-    """The last of `threads` (oldest first) that has a message id of its own."""
-    return next((t for t in reversed(threads) if t.message_id), None)

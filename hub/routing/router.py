@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 ONE_MS = timedelta(milliseconds=1)
 STICKY_LOOKBACK = 20  # the contact's recent conversations searched for their last agent
+FIRST_WORDS = 20  # inbound messages read for the customer's language (photos may come first)
 
 
 class Router:
@@ -189,8 +190,11 @@ class Router:
         language = None
         contact = None
         if rule.language != "ignore":
-            for message in await self.store.list_messages(conversation.id):
-                if message.direction == "inbound" and message.text:
+            # The customer's first words (the first messages may be only a photo).
+            for message in await self.store.find_messages(
+                conversation.id, directions=["inbound"], limit=FIRST_WORDS
+            ):
+                if message.text:
                     language = detect_language(message.text)
                     break
             if language is None:

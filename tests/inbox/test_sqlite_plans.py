@@ -13,10 +13,15 @@ from datetime import timedelta
 
 import pytest
 
-from hub.inbox.model import OPEN_STATUSES, Conversation
+from hub.inbox.model import OPEN_STATUSES, Conversation, ThreadKeys
 from hub.inbox.sqlite import SqliteStore
 from hub.inbox.store import ConversationFilter
-from tests.inbox.test_store_contract import T0, make_contact, saved_conversation
+from tests.inbox.test_store_contract import (
+    T0,
+    make_contact,
+    make_message,
+    saved_conversation,
+)
 
 OTHERS = 2000  # conversations of other contacts, in each status looked for
 
@@ -171,3 +176,45 @@ async def test_a_label_nobody_carries_is_answered_without_reading_conversations(
         page = await store.list_conversations(ConversationFilter(label="nobody"), limit=25)
     assert page.items == [] and page.next_cursor is None
     assert counted[0] < 100, f"{counted[0]} steps with {OTHERS} conversations"
+
+
+async def test_a_reply_and_the_router_read_a_few_messages_of_a_long_timeline(store):
+    # A reply looks for the newest message with an e-mail thread key, the router
+    # for the customer's first words: both decoded the whole timeline.
+    contact = make_contact(name="Khách lâu năm")
+    await store.add_contact(contact)
+    conversation = await saved_conversation(store, contact)
+
+    async def lookups() -> int:
+        with steps(store) as counted:
+            keyed = await store.find_messages(
+                conversation.id, threaded=True, newest_first=True, limit=1
+            )
+            first = await store.find_messages(conversation.id, directions=["inbound"], limit=20)
+        assert keyed[0].thread.message_id == "<newest@shop.vn>"
+        assert first[0].text == "tin 0"
+        return counted[0]
+
+    async def timeline(start: int, count: int) -> None:
+        async with store.transaction():
+            for n in range(start, start + count):
+                await store.add_message(
+                    make_message(
+                        conversation,
+                        text=f"tin {n}",
+                        created_at=T0 + timedelta(minutes=n),
+                        thread=ThreadKeys(message_id=f"<{n}@shop.vn>"),
+                    )
+                )
+
+    await timeline(0, 200)
+    newest = make_message(
+        conversation,
+        created_at=T0 + timedelta(days=30),
+        thread=ThreadKeys(message_id="<newest@shop.vn>"),
+    )
+    await store.add_message(newest)
+    before = await lookups()
+    await timeline(200, 800)
+    after = await lookups()
+    assert after <= before * 1.05, f"{before} steps, then {after} with 800 more messages"

@@ -840,6 +840,55 @@ async def test_last_message_is_the_newest_of_that_direction_in_that_conversation
     assert await store.last_message(conversation.id, "event") is None
 
 
+async def test_find_messages_reads_the_part_of_a_timeline_asked_for(store: Store) -> None:
+    contact = await saved_contact(store)
+    conversation = await saved_conversation(store, contact)
+    other = await saved_conversation(store, contact, account_id="sms-alt")
+    ids = sorted(new_id() for _ in range(2))
+    asked = await saved_message(store, conversation, created_at=at(1), text="")
+    keyed = await saved_message(
+        store, conversation, created_at=at(2), thread=ThreadKeys(message_id="<a@shop.vn>")
+    )
+    sent = await saved_message(
+        store, conversation, direction="outbound", status="sent", created_at=at(3)
+    )
+    tie_b = await saved_message(
+        store, conversation, id=ids[1], direction="outbound", status="delivered", created_at=at(4)
+    )
+    tie_a = await saved_message(
+        store, conversation, id=ids[0], direction="outbound", status="read", created_at=at(4)
+    )
+    answered = await saved_message(
+        store,
+        conversation,
+        direction="outbound",
+        status="queued",
+        created_at=at(5),
+        thread=ThreadKeys(message_id="<b@hub>", in_reply_to="<a@shop.vn>"),
+    )
+    note = await saved_message(store, conversation, direction="note", created_at=at(6))
+    await saved_message(store, other, created_at=at(7), thread=ThreadKeys(message_id="<c@x>"))
+    whole = [asked, keyed, sent, tie_a, tie_b, answered, note]
+    assert await store.find_messages(conversation.id) == whole
+    assert await store.find_messages(conversation.id, newest_first=True) == whole[::-1]
+    assert await store.find_messages(conversation.id, limit=2) == [asked, keyed]
+    assert await store.find_messages(conversation.id, threaded=True) == [keyed, answered]
+    assert await store.find_messages(
+        conversation.id, threaded=True, newest_first=True, limit=1
+    ) == [answered]
+    assert await store.find_messages(conversation.id, directions=["inbound"], limit=5) == [
+        asked,
+        keyed,
+    ]
+    delivered = await store.find_messages(
+        conversation.id, directions=["outbound"], statuses=["sent", "delivered"], until=at(4)
+    )
+    assert delivered == [sent, tie_b]
+    assert await store.find_messages(conversation.id, until=at(2)) == [asked, keyed]
+    assert await store.find_messages(conversation.id, directions=["event"]) == []
+    assert await store.find_messages(new_id()) == []
+
+
 async def test_update_message_moves_delivery_status_forward_only(store: Store) -> None:
     conversation = await saved_conversation(store)
     message = await saved_message(store, conversation, direction="outbound", status="queued")
