@@ -128,3 +128,64 @@ async def test_write_committed_returns_without_a_loop_turn_after_its_commit(stor
     with sqlite3.connect(tmp_path / "hub.db") as other:
         assert other.execute("SELECT name FROM agents").fetchone() == ("B",)
     await task
+
+
+async def test_under_sustained_load_groups_are_committed_on_a_thread(store, tmp_path):
+    # Writers that never pause: after a few commits back to back, the commit
+    # moves to the committer's thread and the loop goes on meanwhile; every
+    # caller still returns only once its own write is on disk.
+    other = sqlite3.connect(tmp_path / "hub.db")
+
+    async def writer(n: int) -> None:
+        for k in range(25):
+            new = agent(n * 100 + k)
+            await store.add_agent(new)
+            assert other.execute("SELECT 1 FROM agents WHERE id = ?", (new.id,)).fetchone()
+
+    await asyncio.gather(*(writer(n) for n in range(16)))
+    assert store._commits_on_thread > 0
+    assert len(await store.list_agents()) == 16 * 25
+    other.close()
+
+
+async def test_a_lone_writer_commits_on_the_loop(store):
+    for n in range(40):
+        await store.add_agent(agent(n))
+        await asyncio.sleep(0.002)  # a moderate pace: commits spaced out
+    assert store._commits_on_thread == 0
+
+
+async def test_a_failed_commit_on_the_thread_fails_its_group_and_the_store_goes_on(store, tmp_path):
+    with sqlite3.connect(tmp_path / "hub.db", isolation_level=None) as other:
+        other.execute(
+            "CREATE TABLE probe (agent_id TEXT REFERENCES agents(id) DEFERRABLE INITIALLY DEFERRED)"
+        )
+        other.execute(
+            "CREATE TRIGGER doom AFTER INSERT ON agents WHEN NEW.email = 'doomed@shop.vn'"
+            " BEGIN INSERT INTO probe VALUES ('no-such-agent'); END"
+        )
+    store._pipelined = True  # as under sustained load
+    doomed = Agent(name="D", email="doomed@shop.vn", created_at=T0)
+    results = await asyncio.gather(
+        *(store.add_agent(agent(n)) for n in range(5)),
+        store.add_agent(doomed),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, StoreUnavailable) for r in results), results
+    assert store._commits_on_thread == 0
+    assert await store.list_agents() == []
+    await store.add_agent(agent(9))
+    assert [a.email for a in await store.list_agents()] == ["a9@shop.vn"]
+
+
+async def test_closing_while_a_commit_runs_on_the_thread_waits_for_it(tmp_path):
+    store = SqliteStore(tmp_path / "hub.db")
+    await store.open()
+    store._pipelined = True
+    writes = [asyncio.create_task(store.add_agent(agent(n))) for n in range(6)]
+    while store._committing is None:  # the units run; their commit goes to the thread
+        await asyncio.sleep(0)
+    await store.close()
+    await asyncio.gather(*writes)
+    with sqlite3.connect(tmp_path / "hub.db") as other:
+        assert other.execute("SELECT COUNT(*) FROM agents").fetchone() == (6,)
