@@ -425,6 +425,61 @@ def token_create(config: Path | None, data_dir: Path | None, agent_email: str, n
     click.echo("store it now: hub keeps only its hash and cannot show it again", err=True)
 
 
+@main.group()
+def api() -> None:
+    """The API channel, seen from the system behind an account."""
+
+
+@api.command("listen", short_help="Receive an API account's replies and print them.")
+@config_option
+@click.option("--account", "account_id", help="API-channel account (default: the only one).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=8090, show_default=True, help="Port to listen on.")
+def api_listen(config: Path | None, account_id: str | None, host: str, port: int) -> None:
+    """Stand in for the system behind an API-channel account: receive the replies
+    hub POSTs to its callback_url, check their signature with the account's
+    secret, print each one and answer 200 (401 to a bad signature).
+
+    Point the account's callback_url at it (any path), e.g.
+
+    \b
+        callback_url = "http://127.0.0.1:8090/replies"
+    """
+    from pydantic import ValidationError
+
+    from hub.channels.api import ApiOptions
+    from hub.channels.api_listener import listener_app
+    from hub.errors import describe_validation
+
+    settings = settings_from(config)
+    accounts = [a for a in settings.accounts if a.channel == "api"]
+    if account_id is not None:
+        accounts = [a for a in accounts if a.id == account_id]
+    if len(accounts) != 1:
+        known = ", ".join(a.id for a in settings.accounts if a.channel == "api") or "none"
+        which = f"no API-channel account {account_id!r}" if account_id else "choose with --account"
+        raise click.ClickException(f"{which} (API-channel accounts in the config: {known})")
+    [account] = accounts
+    try:
+        options = ApiOptions.model_validate(account.options())
+    except HubError as exc:
+        raise click.ClickException(exc.message) from exc
+    except ValidationError as exc:
+        raise click.ClickException(f"account {account.id!r}: {describe_validation(exc)}") from exc
+    click.echo(
+        f"listening on http://{host}:{port}/ for the replies of account {account.id!r}"
+        f" (signatures checked); its callback_url is {options.callback_url or 'not set'}",
+        err=True,
+    )
+    web.run_app(
+        listener_app(account.id, options.secret, lambda line: click.echo(line)),
+        host=host,
+        port=port,
+        print=None,
+        access_log=None,
+    )
+
+
 @main.command("import")
 @config_option
 @data_dir_option
