@@ -20,6 +20,19 @@ def agent(n: int) -> Agent:
     return Agent(name=f"A{n}", email=f"a{n}@shop.vn", created_at=T0)
 
 
+def doom_the_commit_of_doomed(tmp_path) -> None:
+    """A constraint checked only at COMMIT: a deferred foreign key, broken by a
+    trigger when the agent "doomed" is inserted."""
+    with sqlite3.connect(tmp_path / "hub.db", isolation_level=None) as other:
+        other.execute(
+            "CREATE TABLE probe (agent_id TEXT REFERENCES agents(id) DEFERRABLE INITIALLY DEFERRED)"
+        )
+        other.execute(
+            "CREATE TRIGGER doom AFTER INSERT ON agents WHEN NEW.email = 'doomed@shop.vn'"
+            " BEGIN INSERT INTO probe VALUES ('no-such-agent'); END"
+        )
+
+
 @pytest.fixture
 async def store(tmp_path):
     store = SqliteStore(tmp_path / "hub.db")
@@ -88,16 +101,8 @@ async def test_a_nested_transaction_that_raises_undoes_only_its_own_writes(store
 
 
 async def test_a_failed_commit_fails_every_unit_of_the_group_and_writes_nothing(store, tmp_path):
-    # A constraint checked only at COMMIT: a deferred foreign key, broken by a
-    # trigger when the agent "doomed" is inserted. The whole group then fails.
-    with sqlite3.connect(tmp_path / "hub.db", isolation_level=None) as other:
-        other.execute(
-            "CREATE TABLE probe (agent_id TEXT REFERENCES agents(id) DEFERRABLE INITIALLY DEFERRED)"
-        )
-        other.execute(
-            "CREATE TRIGGER doom AFTER INSERT ON agents WHEN NEW.email = 'doomed@shop.vn'"
-            " BEGIN INSERT INTO probe VALUES ('no-such-agent'); END"
-        )
+    # A constraint checked only at COMMIT fails: the whole group then fails.
+    doom_the_commit_of_doomed(tmp_path)
     doomed = Agent(name="D", email="doomed@shop.vn", created_at=T0)
     results = await asyncio.gather(
         store.add_agent(agent(1)),
@@ -156,14 +161,7 @@ async def test_a_lone_writer_commits_on_the_loop(store):
 
 
 async def test_a_failed_commit_on_the_thread_fails_its_group_and_the_store_goes_on(store, tmp_path):
-    with sqlite3.connect(tmp_path / "hub.db", isolation_level=None) as other:
-        other.execute(
-            "CREATE TABLE probe (agent_id TEXT REFERENCES agents(id) DEFERRABLE INITIALLY DEFERRED)"
-        )
-        other.execute(
-            "CREATE TRIGGER doom AFTER INSERT ON agents WHEN NEW.email = 'doomed@shop.vn'"
-            " BEGIN INSERT INTO probe VALUES ('no-such-agent'); END"
-        )
+    doom_the_commit_of_doomed(tmp_path)
     store._pipelined = True  # as under sustained load
     doomed = Agent(name="D", email="doomed@shop.vn", created_at=T0)
     results = await asyncio.gather(
