@@ -47,6 +47,9 @@ from hub.routing.hours import parse_range
 log = logging.getLogger(__name__)
 
 SURVEY_KEY = IDEMPOTENCY_PREFIX + "survey:"
+# Messages read back from the newest for the last survey when a conversation is
+# resolved again (more than this many scores in a row is not "only the answer").
+SURVEY_LOOKBACK = 50
 
 
 class CareJobs(Protocol):
@@ -395,14 +398,18 @@ class CareEngine:
     async def _only_survey_answered(self, conversation: Conversation) -> bool:
         """Whether nothing but a score came since the last survey: the conversation
         is resolved again after its answer, which is not a new case to survey."""
-        timeline = await self.store.list_messages(conversation.id)
-        surveys = [
-            i for i, m in enumerate(timeline) if (m.idempotency_key or "").startswith(SURVEY_KEY)
-        ]
-        if not surveys:
-            return False
-        since = [m for m in timeline[surveys[-1] + 1 :] if m.direction in ("inbound", "outbound")]
-        return all(m.direction == "inbound" and score_in(m.text) is not None for m in since)
+        recent = await self.store.find_messages(
+            conversation.id,
+            directions=["inbound", "outbound"],  # a survey is an outbound message
+            newest_first=True,
+            limit=SURVEY_LOOKBACK,
+        )
+        for message in recent:
+            if (message.idempotency_key or "").startswith(SURVEY_KEY):
+                return True  # and everything after it was a score
+            if message.direction != "inbound" or score_in(message.text) is None:
+                return False
+        return False  # no survey among the last messages
 
     # -- schedule rules --------------------------------------------------
     async def run_schedules(self, *, max_seconds: float = 40.0) -> int:

@@ -210,6 +210,10 @@ async def test_survey_after_resolve_and_a_score_reply_is_recorded_without_reopen
     assert conversation.satisfaction == 4 and conversation.satisfaction_at == clock.now()
     assert conversation.status == "resolved"
     assert len(await care_sent(hub, conversation_id)) == 2  # nothing answers the score
+    # Resolved again by the answer, it is not surveyed again.
+    await hub.runtime.care.settled()
+    await surveys_come_due(hub, clock)
+    assert len(await care_sent(hub, conversation_id)) == 2
     # Resolved once more, later: a second survey (another resolution), once.
     await customer_writes(hub, "m3", "Cho mình hỏi thêm")
     clock.advance(timedelta(hours=1))
