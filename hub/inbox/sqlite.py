@@ -721,8 +721,12 @@ class _Unit:
     the same turn of the event loop (group commit); nested in another, a
     savepoint.
 
-    A commit writes every page the units touched to the WAL; under load, many
-    webhooks arrive in one turn and share that cost. Each unit after a group's
+    A commit writes every page the units touched to the WAL, and the units of a
+    group share that cost. At a moderate pace a group is what one turn of the
+    loop ran; under sustained load the commit runs on a thread and the group is
+    every unit that ran while the previous commit was written (see
+    `SqliteStore._commit_soon`): a dozen at 64 concurrent webhooks, where a
+    turn held one. Each unit after a group's
     first is a savepoint, so one that fails leaves nothing while the others
     carry on; the caller returns only once its unit is committed (or raises
     StoreUnavailable if the commit failed, in which case none of the group was
