@@ -717,9 +717,8 @@ def _integrity_error(exc: sqlite3.IntegrityError) -> Exception:
 
 
 class _Unit:
-    """One unit of work, committed together with the other units that run in
-    the same turn of the event loop (group commit); nested in another, a
-    savepoint.
+    """One unit of work, committed together with the other units of its group
+    (group commit); nested in another, a savepoint.
 
     A commit writes every page the units touched to the WAL, and the units of a
     group share that cost. At a moderate pace a group is what one turn of the
@@ -1067,12 +1066,9 @@ class SqliteStore(Store):
                 if error is None:
                     self._commits_on_thread += 1
                     self._committed(group)
-                elif isinstance(error, sqlite3.Error):
-                    self._rollback()
-                    self._fail(group, StoreUnavailable(f"SQLite commit failed: {error}"))
                 else:
                     self._rollback()
-                    self._fail(group, StoreUnavailable(f"SQLite commit failed: {error!r}"))
+                    self._fail(group, StoreUnavailable(f"SQLite commit failed: {error}"))
                 if cancelled:
                     raise asyncio.CancelledError
         finally:
