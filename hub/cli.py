@@ -466,16 +466,15 @@ def api_listen(config: Path | None, account_id: str | None, host: str, port: int
         raise click.ClickException(exc.message) from exc
     except ValidationError as exc:
         raise click.ClickException(f"account {account.id!r}: {describe_validation(exc)}") from exc
-    click.echo(
+    started = (
         f"listening on http://{host}:{port}/ for the replies of account {account.id!r}"
-        f" (signatures checked); its callback_url is {options.callback_url or 'not set'}",
-        err=True,
+        f" (signatures checked); its callback_url is {options.callback_url or 'not set'}"
     )
     web.run_app(
         listener_app(account.id, options.secret, lambda line: click.echo(line)),
         host=host,
         port=port,
-        print=None,
+        print=lambda _: click.echo(started, err=True),  # once the port is open
         access_log=None,
     )
 
