@@ -445,11 +445,8 @@ def api_listen(config: Path | None, account_id: str | None, host: str, port: int
     \b
         callback_url = "http://127.0.0.1:8090/replies"
     """
-    from pydantic import ValidationError
-
-    from hub.channels.api import ApiOptions
+    from hub.channels.api import ApiChannel, ApiOptions
     from hub.channels.api_listener import listener_app
-    from hub.errors import describe_validation
 
     settings = settings_from(config)
     accounts = [a for a in settings.accounts if a.channel == "api"]
@@ -461,11 +458,9 @@ def api_listen(config: Path | None, account_id: str | None, host: str, port: int
         raise click.ClickException(f"{which} (API-channel accounts in the config: {known})")
     [account] = accounts
     try:
-        options = ApiOptions.model_validate(account.options())
+        options: ApiOptions = ApiChannel.read_options(account)
     except HubError as exc:
         raise click.ClickException(exc.message) from exc
-    except ValidationError as exc:
-        raise click.ClickException(f"account {account.id!r}: {describe_validation(exc)}") from exc
     started = (
         f"listening on http://{host}:{port}/ for the replies of account {account.id!r}"
         f" (signatures checked); its callback_url is {options.callback_url or 'not set'}"

@@ -237,14 +237,20 @@ class Channel(ABC):
     def __init__(self, account: AccountSettings, context: ChannelContext) -> None:
         self.account = account
         self.context = context
+        self.options = self.read_options(account)
+
+    @classmethod
+    def read_options(cls, account: AccountSettings) -> Any:
+        """The account's options as this channel's `Options`; ConfigError naming
+        every problem (an unset `*_env` variable, a bad value)."""
         try:
-            self.options = self.Options.model_validate(account.options())
+            return cls.Options.model_validate(account.options())
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or 'options'}: {e['msg']}"
                 for e in exc.errors()
             )
-            raise ConfigError(f"account {account.id!r} ({self.name}): {problems}") from exc
+            raise ConfigError(f"account {account.id!r} ({cls.name}): {problems}") from exc
 
     @property
     def reply_window(self) -> ReplyWindow | None:
