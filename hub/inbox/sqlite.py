@@ -626,11 +626,17 @@ PIPELINE_AFTER = 8
 PIPELINE_GROUP = 4
 
 
-def _any_identity(identities: Sequence[Identity], *, table: str = "") -> tuple[str, list[str]]:
-    """A WHERE clause matching any of `identities` in the identities table
-    (`table`: its alias and a dot, when the query names it), and its parameters."""
-    clause = " OR ".join(f"({table}channel = ? AND {table}address = ?)" for _ in identities)
-    return clause, [part for i in identities for part in (i.channel, i.address)]
+def _any_identity(identities: Sequence[Identity]) -> tuple[str, list[str]]:
+    """A WHERE clause matching any of `identities` in the identities table, and
+    its parameters."""
+    clause = " OR ".join("(channel = ? AND address = ?)" for _ in identities)
+    return clause, _identity_pairs(identities)
+
+
+def _identity_pairs(identities: Sequence[Identity]) -> list[str]:
+    """Each identity's channel and address, in order: the parameters of a
+    statement that names each identity by its key."""
+    return [part for i in identities for part in (i.channel, i.address)]
 
 
 def _like_escape(text: str) -> str:
@@ -1304,8 +1310,8 @@ class SqliteStore(Store):
             return None
         distinct = list(dict.fromkeys(identities))
         owners = " UNION ALL ".join([IDENTITY_OWNER] * len(distinct))
-        params = [part for i in distinct for part in (i.channel, i.address)]
-        rows = await self._fetch_all(KNOWN_SENDER.format(identities=owners), [*params, account_id])
+        params = [*_identity_pairs(distinct), account_id]
+        rows = await self._fetch_all(KNOWN_SENDER.format(identities=owners), params)
         if len(rows) != len(distinct) or len({r[0] for r in rows}) != 1:
             return None
         contact_id, name, conversation_id, status = rows[0]
