@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -45,6 +46,13 @@ INDEXED_CHARS = 20_000
 # and showed in webhooks' p99.
 INDEX_EVERY_SECONDS = 0.5
 PAUSE_SECONDS = 0.002
+# And between chunks, at least PAUSE_FACTOR times as long as the chunk took:
+# the indexer takes at most a sixth of the loop while it catches up. With a
+# fixed 2 ms pause it took half of it for ~80 ms every round at 1,640 webhooks
+# a second (16 chunks of 2-4 ms), on top of a loop already 85% busy: each round
+# queued webhooks for up to ~20 ms (seen in the ingest benchmark's open loop).
+# Under steady ingest it needs ~4% of the loop, so it still keeps up.
+PAUSE_FACTOR = 5
 # What one chunk indexes at most: rows, and characters of their text (the
 # trigram index costs ~0.2 µs a character). A chunk runs on the event loop (see
 # `SearchIndexer`), so this bounds how long a webhook can wait behind it: ~5 ms.
@@ -225,11 +233,13 @@ class SearchIndexer:
             if not await self._behind(source):
                 continue
             while True:
+                started = time.perf_counter()
                 chunk = await self._chunk(source)
                 done += chunk.indexed
                 if not chunk.more:
                     break
-                await asyncio.sleep(PAUSE_SECONDS)  # webhooks go first
+                took = time.perf_counter() - started
+                await asyncio.sleep(max(PAUSE_SECONDS, took * PAUSE_FACTOR))  # webhooks go first
         return done
 
     async def _behind(self, source: Source) -> bool:

@@ -4,7 +4,9 @@ index), changed text is re-indexed, and the store indexes by itself."""
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -152,6 +154,37 @@ async def test_a_round_indexes_what_stood_past_the_mark_and_leaves_newer_rows_to
     assert mark(tmp_path / "hub.db") == (14, 15, 14)  # the third newcomer: the next round's
     assert await store.indexer.catch_up() == 1  # and one more arrives after it
     assert mark(tmp_path / "hub.db") == (15, 16, 15)
+
+
+async def test_the_indexer_leaves_the_loop_five_times_a_chunks_time_between_chunks(
+    store, monkeypatch
+):
+    """With a fixed 2 ms pause the indexer took half of the event loop while it
+    caught up (chunks of 2-4 ms), on top of the webhooks: each round queued
+    them for up to ~20 ms at 1,640 a second. It now waits PAUSE_FACTOR times
+    as long as the chunk took."""
+    assert store._indexing is not None
+    store._indexing.cancel()  # this test runs the rounds itself
+    monkeypatch.setattr(search_index, "CHUNK", 3)
+    conversation = await saved_conversation(store)
+    for n in range(12):
+        await saved_message(store, conversation, text=f"tin nhắn số {n:03d}")
+    spans: list[tuple[float, float]] = []
+    chunk = store.indexer._chunk
+
+    async def slow_chunk(source):
+        started = time.perf_counter()
+        done = await chunk(source)
+        if source is search_index.MESSAGES:
+            time.sleep(0.004)  # noqa: ASYNC251 - a chunk holds the loop ~4 ms under load
+            spans.append((started, time.perf_counter()))
+        return done
+
+    monkeypatch.setattr(store.indexer, "_chunk", slow_chunk)
+    assert await store.indexer.catch_up() == 12 + 2
+    assert len(spans) == 5  # 4 full chunks, and the one that finds nothing more
+    for (start, end), (following, _) in itertools.pairwise(spans):
+        assert following - end >= search_index.PAUSE_FACTOR * (end - start) * 0.95
 
 
 async def test_the_index_is_merged_a_little_after_every_chunk_not_in_bursts(store):
