@@ -679,7 +679,8 @@ def report(
             f" ({cpu_per_message(half)})"
             + (
                 f"; bare at the same rate: p50 {floor.percentile_ms(50):.2f} ms,"
-                f" p99 {floor.percentile_ms(99):.2f} ms"
+                f" p99 {floor.percentile_ms(99):.2f} ms, cpu {floor.server_cpu:.0f}%"
+                f" ({cpu_per_message(floor)})"
                 if floor is not None
                 else ""
             )
