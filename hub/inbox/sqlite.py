@@ -934,7 +934,7 @@ class SqliteStore(Store):
         steady writes that was every round, and each start-over holds writes.
         """
         checkpointer = self._connect(busy_timeout_ms=0)
-        written = False  # frames stand in the WAL that no start-over has cleared
+        frames = 0  # in the WAL at the last checkpoint; 0 once it has started over
         try:
             while True:
                 await asyncio.sleep(CHECKPOINT_EVERY_SECONDS)
@@ -942,11 +942,12 @@ class SqliteStore(Store):
                     if self._commits:
                         self._commits = 0
                         _, frames, _ = await _on_thread(checkpointer, _checkpoint, checkpointer)
-                        written = frames > 0
-                        if frames > WAL_RESTART_FRAMES:
-                            written = not await self._restart_wal(checkpointer, frames)
-                    elif written:
-                        written = not await self._restart_wal(checkpointer, 0)
+                        if frames > WAL_RESTART_FRAMES and await self._restart_wal(
+                            checkpointer, frames
+                        ):
+                            frames = 0
+                    elif frames and await self._restart_wal(checkpointer, frames):
+                        frames = 0
                 except sqlite3.Error:
                     pass  # busy: the next round catches up
         finally:
