@@ -125,6 +125,18 @@ async def test_many_messages_are_indexed_in_chunks(store, tmp_path, monkeypatch)
     assert await found(store, {conversation.id: "c"}, "so 017") == ["c"]
 
 
+async def twelve_messages_to_index(store, monkeypatch, *, chunk: int):
+    """Twelve stored messages the indexer has not reached, in chunks of `chunk`
+    rows; its own rounds stopped, for the test to run them. Their conversation."""
+    assert store._indexing is not None
+    store._indexing.cancel()
+    monkeypatch.setattr(search_index, "CHUNK", chunk)
+    conversation = await saved_conversation(store)
+    for n in range(12):
+        await saved_message(store, conversation, text=f"tin nhắn số {n:03d}")
+    return conversation
+
+
 async def test_a_round_indexes_what_stood_past_the_mark_and_leaves_newer_rows_to_the_next(
     store, tmp_path, monkeypatch
 ):
@@ -132,12 +144,7 @@ async def test_a_round_indexes_what_stood_past_the_mark_and_leaves_newer_rows_to
     ran a chunk of a few rows every few milliseconds, each paying a whole
     chunk's commit and merge; the round ends at the first chunk that reaches
     the newest row, and the next round takes the newer rows in full chunks."""
-    assert store._indexing is not None
-    store._indexing.cancel()  # this test runs the rounds itself
-    monkeypatch.setattr(search_index, "CHUNK", 5)
-    conversation = await saved_conversation(store)
-    for n in range(12):
-        await saved_message(store, conversation, text=f"tin nhắn số {n:03d}")
+    conversation = await twelve_messages_to_index(store, monkeypatch, chunk=5)
     chunks = []
     chunk = store.indexer._chunk
 
@@ -163,12 +170,7 @@ async def test_the_indexer_leaves_the_loop_five_times_a_chunks_time_between_chun
     caught up (chunks of 2-4 ms), on top of the webhooks: each round queued
     them for up to ~20 ms at 1,640 a second. It now waits PAUSE_FACTOR times
     as long as the chunk took."""
-    assert store._indexing is not None
-    store._indexing.cancel()  # this test runs the rounds itself
-    monkeypatch.setattr(search_index, "CHUNK", 3)
-    conversation = await saved_conversation(store)
-    for n in range(12):
-        await saved_message(store, conversation, text=f"tin nhắn số {n:03d}")
+    await twelve_messages_to_index(store, monkeypatch, chunk=3)
     spans: list[tuple[float, float]] = []
     chunk = store.indexer._chunk
 
