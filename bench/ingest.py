@@ -598,6 +598,14 @@ def cpu_per_message(phase: Phase) -> str:
     return text
 
 
+def cost_at_half(half: Phase, peak: Phase) -> float:
+    """How many times its CPU a message at the peak a message costs at the half-load
+    rate (nan when either was not measured)."""
+    if not half.rate or not peak.rate or not peak.server_cpu:
+        return math.nan
+    return (half.server_cpu / half.rate) / (peak.server_cpu / peak.rate)
+
+
 def verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
@@ -686,6 +694,20 @@ def report(
             )
         )
         correct = correct and half.errors == 0
+        hub_times = cost_at_half(half, results.hub.peak)
+        if not math.isnan(hub_times):
+            bare_times = cost_at_half(floor, results.bare.peak) if floor is not None else math.nan
+            lines.append(
+                f"lone-request cost: a message at the half-load rate costs {hub_times:.1f}x"
+                f" its CPU at hub's peak"
+                + (
+                    f" (the bare endpoint's: {bare_times:.1f}x its peak's)"
+                    if not math.isnan(bare_times)
+                    else ""
+                )
+                + f"; at 1x hub would run ~{half.server_cpu / hub_times:.0f}% busy at half load,"
+                f" not {half.server_cpu:.0f}%"
+            )
 
     if "hub" in peak_kb:
         hub_kb = max(peak_kb["hub"], hwm_kb or 0)
