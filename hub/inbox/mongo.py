@@ -54,10 +54,10 @@ from hub.inbox.model import (
 )
 from hub.inbox.search import pattern as text_pattern
 from hub.inbox.store import (
-    ConversationCursor,
     ConversationFilter,
     Expectation,
     Page,
+    PageCursor,
     Store,
     StoreCounts,
     check_fields,
@@ -513,8 +513,8 @@ class MongoStore(Store):
                 }
             )
         if cursor:
-            after = ConversationCursor.decode(cursor)
-            at = from_ms(after.last_activity_ms)
+            after = PageCursor.decode(cursor)
+            at = from_ms(after.ms)
             conditions.append(
                 {
                     "$or": [
@@ -530,7 +530,7 @@ class MongoStore(Store):
         next_cursor = None
         if len(documents) > limit:
             last = items[-1]
-            next_cursor = ConversationCursor(to_ms(last.last_activity_at), last.id).encode()
+            next_cursor = PageCursor(to_ms(last.last_activity_at), last.id).encode()
         return Page(items, next_cursor)
 
     async def update_conversation(
@@ -640,6 +640,7 @@ class MongoStore(Store):
         threaded: bool = False,
         newest_first: bool = False,
         limit: int | None = None,
+        before: PageCursor | None = None,
     ) -> list[Message]:
         query: Document = {"conversation_id": conversation_id}
         if directions is not None:
@@ -650,6 +651,12 @@ class MongoStore(Store):
             query["created_at"] = {"$lte": until}
         if threaded:
             query["thread.message_id"] = {"$nin": [None, ""]}
+        if before is not None:
+            at = from_ms(before.ms)
+            query["$or"] = [
+                {"created_at": {"$lt": at}},
+                {"created_at": at, "_id": {"$lt": before.id}},
+            ]
         order = DESCENDING if newest_first else ASCENDING
         documents = await self._find(
             MESSAGES, query, sort=[("created_at", order), ("_id", order)], limit=limit

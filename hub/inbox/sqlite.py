@@ -75,11 +75,11 @@ from hub.inbox.search_index import MESSAGES as MESSAGE_WORDS
 from hub.inbox.search_index import MIGRATION as SEARCH_INDEX_MIGRATION
 from hub.inbox.search_index import Source as SearchSource
 from hub.inbox.store import (
-    ConversationCursor,
     ConversationFilter,
     Expectation,
     KnownSender,
     Page,
+    PageCursor,
     Store,
     StoreCounts,
     check_fields,
@@ -1429,9 +1429,9 @@ class SqliteStore(Store):
             where.append(CONVERSATION_HAS_TEXT)
             params.extend([glob, like, glob, like])
         if cursor:
-            after = ConversationCursor.decode(cursor)
+            after = PageCursor.decode(cursor)
             where.append("(last_activity_at, id) < (?, ?)")
-            params.extend([after.last_activity_ms, after.id])
+            params.extend([after.ms, after.id])
         # Newest activity first, one status at a time: each status's part of
         # conversations_by_status (or _by_assignee) is already in that order, so
         # each walk stops at the page's end, and the few rows they give are then
@@ -1456,7 +1456,7 @@ class SqliteStore(Store):
         next_cursor = None
         if len(rows) > limit:
             last = items[-1]
-            next_cursor = ConversationCursor(to_ms(last.last_activity_at), last.id).encode()
+            next_cursor = PageCursor(to_ms(last.last_activity_at), last.id).encode()
         return Page(items, next_cursor)
 
     async def _label_in_use(self, label: str) -> bool:
@@ -1539,6 +1539,7 @@ class SqliteStore(Store):
         threaded: bool = False,
         newest_first: bool = False,
         limit: int | None = None,
+        before: PageCursor | None = None,
     ) -> list[Message]:
         # messages_by_conversation in timeline order, filtering as it walks.
         where = ["conversation_id = ?"]
@@ -1552,6 +1553,9 @@ class SqliteStore(Store):
             params.append(to_ms(until))
         if threaded:
             where.append("COALESCE(json_extract(thread, '$.message_id'), '') != ''")
+        if before is not None:
+            where.append("(created_at, id) < (?, ?)")
+            params.extend([before.ms, before.id])
         order = "DESC" if newest_first else "ASC"
         sql = f"SELECT * FROM messages WHERE {' AND '.join(where)}"
         sql += f" ORDER BY created_at {order}, id {order}"

@@ -34,6 +34,7 @@ from hub.inbox.model import (
     Identity,
     Message,
     Presence,
+    to_ms,
 )
 
 T = TypeVar("T")
@@ -87,18 +88,20 @@ class Page(Generic[T]):
 
 
 @dataclass(frozen=True)
-class ConversationCursor:
-    """Position after the last conversation of a page (newest activity first)."""
+class PageCursor:
+    """Where a page ended, for the next page: its last item's sort time (ms) and
+    id. Conversations page by last activity, a timeline (newest first) by the
+    messages' creation."""
 
-    last_activity_ms: int
+    ms: int
     id: str
 
     def encode(self) -> str:
-        raw = f"{self.last_activity_ms}:{self.id}".encode()
+        raw = f"{self.ms}:{self.id}".encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @classmethod
-    def decode(cls, cursor: str) -> ConversationCursor:
+    def decode(cls, cursor: str) -> PageCursor:
         try:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
             ms, _, conversation_id = raw.partition(":")
@@ -268,11 +271,29 @@ class Store(ABC):
         threaded: bool = False,
         newest_first: bool = False,
         limit: int | None = None,
+        before: PageCursor | None = None,
     ) -> list[Message]:
         """Some of the conversation's timeline, without decoding the rest: in one
         of `directions`, in one of `statuses`, created at or before `until`, with
-        an e-mail thread key of its own (`threaded`), oldest first unless
-        `newest_first`, at most `limit`."""
+        an e-mail thread key of its own (`threaded`), strictly before the
+        position `before` in timeline order (creation, then id), oldest first
+        unless `newest_first`, at most `limit`."""
+
+    async def timeline_page(
+        self, conversation_id: str, *, limit: int, cursor: str | None = None
+    ) -> Page[Message]:
+        """The conversation's newest `limit` messages (before `cursor`, a page's
+        `next_cursor`), oldest first, as an agent scrolls back through a long
+        timeline; `next_cursor` is None once the first message is in the page."""
+        before = PageCursor.decode(cursor) if cursor else None
+        found = await self.find_messages(
+            conversation_id, newest_first=True, limit=limit + 1, before=before
+        )
+        items = found[:limit][::-1]
+        next_cursor = None
+        if len(found) > limit:
+            next_cursor = PageCursor(to_ms(items[0].created_at), items[0].id).encode()
+        return Page(items, next_cursor)
 
     @abstractmethod
     async def last_message(self, conversation_id: str, direction: Direction) -> Message | None:

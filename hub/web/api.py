@@ -42,6 +42,9 @@ Body = TypeVar("Body", bound=BaseModel)
 
 STATUSES: tuple[ConversationStatus, ...] = ("open", "pending", "snoozed", "resolved")
 MAX_PAGE = 100
+# A conversation's timeline: messages a page by default, and at most.
+TIMELINE_PAGE = 50
+MAX_TIMELINE_PAGE = 500
 
 INBOX = web.AppKey("inbox", InboxService)
 STORE = web.AppKey("store", Store)
@@ -166,10 +169,10 @@ def conversation_filter(request: web.Request) -> ConversationFilter:
     )
 
 
-def page_limit(request: web.Request) -> int:
-    raw = request.query.get("limit", "25")
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE:
-        raise InvalidRequest(f"limit must be a whole number from 1 to {MAX_PAGE}")
+def page_limit(request: web.Request, *, default: int = 25, most: int = MAX_PAGE) -> int:
+    raw = request.query.get("limit", str(default))
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= most:
+        raise InvalidRequest(f"limit must be a whole number from 1 to {most}")
     return int(raw)
 
 
@@ -262,9 +265,18 @@ async def get_conversation(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/conversations/{id}/messages")
 async def list_messages(request: web.Request) -> web.Response:
+    """The timeline's newest `limit` messages (default 50), oldest first. While
+    `next_cursor` is not null, pass it back as `cursor` for the messages before
+    them: a long timeline is read a page at a time, back from its end."""
     conversation = await visible(request)
-    messages = await request.app[STORE].list_messages(conversation.id)
-    return web.json_response({"items": [m.model_dump(mode="json") for m in messages]})
+    page = await request.app[STORE].timeline_page(
+        conversation.id,
+        limit=page_limit(request, default=TIMELINE_PAGE, most=MAX_TIMELINE_PAGE),
+        cursor=request.query.get("cursor") or None,
+    )
+    return web.json_response(
+        {"items": [m.model_dump(mode="json") for m in page.items], "next_cursor": page.next_cursor}
+    )
 
 
 @routes.post("/api/v1/conversations/{id}/messages")

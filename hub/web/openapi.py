@@ -137,6 +137,7 @@ REPORT_QUERY = {
     "format": "json (default) or csv (a download, one line per row)",
 }
 DELIMITER = "the cell separator (default: , ; tab or |, whichever the header line uses)"
+# Query parameters by path, or by "METHOD path" where methods of one path differ.
 QUERY = {
     "/api/v1/conversations": {
         "status": "comma-separated: open, pending, snoozed, resolved",
@@ -150,6 +151,10 @@ QUERY = {
         "updated_since": "ISO 8601 time with a timezone",
         "limit": "1 to 100 (default 25)",
         "cursor": "next_cursor of the previous page",
+    },
+    "GET /api/v1/conversations/{id}/messages": {
+        "limit": "1 to 500 (default 50): the newest messages, oldest first",
+        "cursor": "next_cursor of the previous page: the messages before it",
     },
     "/api/v1/audit": {"before": "next_cursor of the previous page"},
     "/api/v1/contacts": {"q": "2 to 200 characters of a name, phone or address"},
@@ -290,7 +295,7 @@ def document(app: web.Application) -> dict[str, Any]:
         ]
         parameters += [
             {"name": name, "in": "query", "description": note, "schema": {"type": "string"}}
-            for name, note in QUERY.get(path, {}).items()
+            for name, note in QUERY.get(f"{route.method} {path}", QUERY.get(path, {})).items()
         ]
         if parameters:
             operation["parameters"] = parameters

@@ -243,3 +243,37 @@ async def test_a_known_senders_lookup_opens_no_temporary_table(store):
     [lookup] = statements
     opcodes = [row[1] for row in store._reader.execute("EXPLAIN " + lookup)]
     assert "OpenEphemeral" not in opcodes, lookup
+
+
+async def test_a_page_of_a_long_timeline_reads_that_page(store):
+    # The workspace opens a conversation at its newest messages and scrolls back
+    # a page at a time: each page walks messages_by_conversation from its cursor.
+    contact = make_contact(name="Khách nói nhiều")
+    await store.add_contact(contact)
+    conversation = await saved_conversation(store, contact)
+
+    async def messages(minutes: range) -> None:
+        async with store.transaction():
+            for n in minutes:
+                await store.add_message(
+                    make_message(
+                        conversation, text=f"tin {n}", created_at=T0 + timedelta(minutes=n)
+                    )
+                )
+
+    await messages(range(1000, 1200))
+    cursor = (await store.timeline_page(conversation.id, limit=100)).next_cursor
+
+    async def pages(newest_text: str) -> int:
+        with steps(store) as counted:
+            newest = await store.timeline_page(conversation.id, limit=50)
+            older = await store.timeline_page(conversation.id, limit=50, cursor=cursor)
+        assert newest.items[-1].text == newest_text
+        assert older.items[-1].text == "tin 1099"
+        return counted[0]
+
+    before = await pages("tin 1199")
+    await messages(range(0, 1000))  # older than either page
+    await messages(range(1200, 2200))  # newer than the cursor
+    after = await pages("tin 2199")
+    assert after <= before * 1.05, f"{before} steps, then {after} with 2000 more messages"

@@ -37,7 +37,7 @@ from hub.inbox.model import (
 )
 from hub.inbox.mongo import MongoStore
 from hub.inbox.sqlite import SqliteStore
-from hub.inbox.store import ConversationFilter, Store
+from hub.inbox.store import ConversationFilter, Page, Store
 
 if TYPE_CHECKING:
     from tests.inbox.conftest import Backend
@@ -887,6 +887,38 @@ async def test_find_messages_reads_the_part_of_a_timeline_asked_for(store: Store
     assert await store.find_messages(conversation.id, until=at(2)) == [asked, keyed]
     assert await store.find_messages(conversation.id, directions=["event"]) == []
     assert await store.find_messages(new_id()) == []
+
+
+async def test_a_timeline_pages_back_from_the_newest_message(store: Store) -> None:
+    conversation = await saved_conversation(store)
+    other = await saved_conversation(store, account_id="sms-alt")
+    # Seven messages at minute 3 tie on their time: the pages split them by id.
+    ids = sorted(new_id() for _ in range(7))
+    timeline = [await saved_message(store, conversation, created_at=at(m)) for m in (1, 2)]
+    for i in ids:
+        timeline.append(await saved_message(store, conversation, id=i, created_at=at(3)))
+    timeline += [await saved_message(store, conversation, created_at=at(m)) for m in (4, 5)]
+    await saved_message(store, other, created_at=at(2.5))
+
+    pages, cursor = [], None
+    while True:
+        page = await store.timeline_page(conversation.id, limit=4, cursor=cursor)
+        pages.append(page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert pages == [timeline[7:], timeline[3:7], timeline[:3]]
+    whole = await store.timeline_page(conversation.id, limit=11)
+    assert whole.items == timeline
+    assert whole.next_cursor is None
+    first = await store.timeline_page(conversation.id, limit=10)
+    assert first.items == timeline[1:]
+    assert first.next_cursor is not None
+    rest = await store.timeline_page(conversation.id, limit=10, cursor=first.next_cursor)
+    assert rest.items == [timeline[0]]
+    assert await store.timeline_page(new_id(), limit=5) == Page([], None)
+    with pytest.raises(InvalidRequest):
+        await store.timeline_page(conversation.id, limit=5, cursor="not a cursor")
 
 
 async def test_update_message_moves_delivery_status_forward_only(store: Store) -> None:

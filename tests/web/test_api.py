@@ -132,6 +132,41 @@ async def test_conversation_has_its_contact_and_timeline(hub):
     await get_json(hub, "/api/v1/conversations/000000000000000000000000", status=404)
 
 
+async def test_a_long_timeline_is_read_back_from_its_end_a_page_at_a_time(hub):
+    texts = [f"tin {i}" for i in range(57)]
+    for i, text in enumerate(texts):
+        response = await post(hub, message(f"m{i}", text=text))
+        conversation_id = (await response.json())["conversation_id"]
+    path = f"/api/v1/conversations/{conversation_id}/messages"
+
+    newest = await get_json(hub, path)
+    assert [m["text"] for m in newest["items"]] == texts[7:]  # 50, oldest first
+    rest = await get_json(hub, f"{path}?cursor={newest['next_cursor']}")
+    assert [m["text"] for m in rest["items"]] == texts[:7]
+    assert rest["next_cursor"] is None
+
+    pages, cursor = [], None
+    while True:
+        page = await get_json(hub, f"{path}?limit=10" + (f"&cursor={cursor}" if cursor else ""))
+        pages.append([m["text"] for m in page["items"]])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert [len(p) for p in pages] == [10, 10, 10, 10, 10, 7]
+    assert [text for page in reversed(pages) for text in page] == texts
+    whole = await get_json(hub, f"{path}?limit=500")
+    assert len(whole["items"]) == 57 and whole["next_cursor"] is None
+
+    for query, says in [
+        ("limit=0", "limit must be a whole number from 1 to 500"),
+        ("limit=501", "limit must be a whole number from 1 to 500"),
+        ("cursor=%%%", "cursor is not one this server gave out"),
+    ]:
+        response = await hub.api("GET", f"{path}?{query}", hub.token)
+        assert response.status == 422
+        assert says in (await response.json())["error"]["message"]
+
+
 async def test_reply_through_the_api_is_delivered_and_idempotent(hub):
     conversation_id = await ingest(hub, "m1")
     path = f"/api/v1/conversations/{conversation_id}/messages"

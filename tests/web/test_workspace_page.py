@@ -333,3 +333,44 @@ async def test_the_sign_in_page_loads_without_a_failed_request(chromium, team_hu
     assert failed == [(401, session)]  # "not signed in yet", which the page asks first
     icon = await team_hub.client.get("/favicon.ico")
     assert icon.status == 200 and icon.headers["Content-Type"] == "image/svg+xml"
+
+
+async def test_a_long_timeline_opens_at_its_end_and_shows_earlier_messages_on_request(
+    chromium, team_hub
+):
+    from hub.app import STREAM
+
+    hub = team_hub
+    for n in range(64):
+        conversation_id = await inbound(hub, f"m{n}", "cust-1", text=f"tin {n}")
+    page = await signed_in_page(chromium, hub, "lan@example.vn")
+    await open_unassigned(page, conversation_id)
+    await page.wait_for_selector(".msg.inbound >> text='tin 63'")
+    # The newest 50, and a way back to the rest.
+    assert await page.locator(".msg").count() == 50
+    assert await page.locator(".msg >> text='tin 13'").count() == 0
+    await page.wait_for_selector("#load-older")
+    first_shown = page.locator(".msg >> text='tin 14'")
+    await page.locator("#load-older").scroll_into_view_if_needed()
+    await shot(page, "10-long-timeline-start")
+
+    await page.click("#load-older")
+    await page.wait_for_selector(".msg.inbound >> text='tin 0'", state="attached")
+    assert await page.locator(".msg").count() == 64
+    assert await page.locator("#load-older").count() == 0
+    texts = await page.locator(".msg .body").all_inner_texts()
+    assert [text.strip() for text in texts] == [f"tin {n}" for n in range(64)]
+    # What the agent was reading stays in view: the older messages arrive above it.
+    box, timeline = await first_shown.bounding_box(), await page.locator("#timeline").bounding_box()
+    assert timeline["y"] <= box["y"] <= timeline["y"] + timeline["height"]
+    await shot(page, "11-long-timeline-earlier-messages")
+
+    # After the stream drops, the page catches up without losing the older pages.
+    await page.wait_for_selector("#connection.up")
+    await hub.app[STREAM].shutdown()
+    await page.wait_for_selector("#connection.down")
+    await inbound(hub, "m64", "cust-1", text="tin 64")
+    await page.wait_for_selector("#connection.up")
+    await page.wait_for_selector(".msg.inbound >> text='tin 64'")
+    assert await page.locator(".msg").count() == 65
+    assert page.errors == []

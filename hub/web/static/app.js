@@ -24,6 +24,7 @@ const state = {
   conversation: null,
   contact: null,
   messages: [],
+  older: null, // cursor of the messages before those loaded (null: the timeline starts there)
   history: null,
   wholeHistory: false,
   attachments: [],
@@ -249,6 +250,7 @@ async function openConversation(id) {
   state.conversation = conversation;
   state.contact = conversation.contact;
   state.messages = messages.items;
+  state.older = messages.next_cursor;
   state.window = conversation.reply_window;
   state.windowSkew = state.window ? new Date(state.window.now).getTime() - Date.now() : 0;
   renderWindow();
@@ -389,8 +391,15 @@ function renderTimeline({ stick = false } = {}) {
   const list = $('#timeline');
   const follow = stick || atEnd(list);
   const top = list.scrollTop;
-  const messages = state.wholeHistory && state.history ? state.history : state.messages;
-  list.replaceChildren(...messages.map(messageNode));
+  const whole = state.wholeHistory && state.history;
+  const messages = whole ? state.history : state.messages;
+  const nodes = messages.map(messageNode);
+  if (!whole && state.older) {
+    nodes.unshift(el('li', { class: 'older' }, el('button', {
+      type: 'button', id: 'load-older', text: t('earlier_messages'), onclick: loadOlder,
+    })));
+  }
+  list.replaceChildren(...nodes);
   if (follow) {
     list.scrollTop = list.scrollHeight;
     $('#below').hidden = true;
@@ -398,6 +407,43 @@ function renderTimeline({ stick = false } = {}) {
     list.scrollTop = top;
   }
   state.following = follow;
+}
+
+// A long timeline opens at its newest page; older pages come on request, and
+// the messages the agent was reading stay where they were on the screen.
+async function loadOlder() {
+  const id = state.openId;
+  const cursor = state.older;
+  if (!cursor) return;
+  $('#load-older').disabled = true;
+  let page;
+  try {
+    page = await api('GET', `/api/v1/conversations/${id}/messages?cursor=${encodeURIComponent(cursor)}`);
+  } catch (error) {
+    const button = $('#load-older');
+    if (state.openId === id && button) {
+      // Said on the button itself, which a click tries again.
+      button.disabled = false;
+      button.textContent = `${problem(error)} · ${t('earlier_messages')}`;
+    }
+    return;
+  }
+  if (state.openId !== id || state.older !== cursor) return;
+  const list = $('#timeline');
+  const below = list.scrollHeight - list.scrollTop;
+  state.messages = mergeMessages(page.items, state.messages);
+  state.older = page.next_cursor;
+  renderTimeline();
+  list.scrollTop = list.scrollHeight - below;
+}
+
+// Two runs of one timeline as one, in timeline order; where both hold a
+// message, `newer`'s copy (read later) wins.
+function mergeMessages(older, newer) {
+  const byId = new Map(older.map((m) => [m.id, m]));
+  for (const m of newer) byId.set(m.id, m);
+  return [...byId.values()].sort((a, b) => (a.created_at < b.created_at ? -1
+    : a.created_at > b.created_at ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
 // A photo arriving after the timeline was drawn makes it taller: one following
@@ -726,8 +772,19 @@ function connect() {
 async function resync() {
   await Promise.all([loadList(), loadViews()]);
   if (state.openId) {
-    const messages = await api('GET', `/api/v1/conversations/${state.openId}/messages`);
-    state.messages = messages.items;
+    const id = state.openId;
+    const page = await api('GET', `/api/v1/conversations/${id}/messages`);
+    if (state.openId !== id) return;
+    // The newest page joins the pages already read, unless more came while the
+    // socket was down than a page holds: then the timeline starts over there.
+    const held = new Set(state.messages.map((m) => m.id));
+    const joins = !page.next_cursor || page.items.some((m) => held.has(m.id));
+    if (joins) {
+      state.messages = mergeMessages(state.messages, page.items);
+    } else {
+      state.messages = page.items;
+      state.older = page.next_cursor;
+    }
     renderTimeline();
   }
 }
