@@ -280,15 +280,22 @@ class Store(ABC):
         unless `newest_first`, at most `limit`."""
 
     async def timeline_page(
-        self, conversation_id: str, *, limit: int, cursor: str | None = None
+        self, conversation_ids: Sequence[str], *, limit: int, cursor: str | None = None
     ) -> Page[Message]:
-        """The conversation's newest `limit` messages (before `cursor`, a page's
-        `next_cursor`), oldest first, as an agent scrolls back through a long
-        timeline; `next_cursor` is None once the first message is in the page."""
+        """The newest `limit` messages (before `cursor`, a page's `next_cursor`)
+        of these conversations together — one conversation, or a contact's
+        history across channels — oldest first, as an agent scrolls back
+        through a long timeline; `next_cursor` is None once the first message
+        is in the page. Each conversation's part is a walk of its own timeline
+        from the cursor: at most `limit + 1` messages each."""
         before = PageCursor.decode(cursor) if cursor else None
-        found = await self.find_messages(
-            conversation_id, newest_first=True, limit=limit + 1, before=before
-        )
+        found: list[Message] = []
+        for conversation_id in dict.fromkeys(conversation_ids):
+            found += await self.find_messages(
+                conversation_id, newest_first=True, limit=limit + 1, before=before
+            )
+        if len(conversation_ids) > 1:
+            found.sort(key=lambda m: (m.created_at, m.id), reverse=True)
         items = found[:limit][::-1]
         next_cursor = None
         if len(found) > limit:

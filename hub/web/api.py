@@ -270,7 +270,7 @@ async def list_messages(request: web.Request) -> web.Response:
     them: a long timeline is read a page at a time, back from its end."""
     conversation = await visible(request)
     page = await request.app[STORE].timeline_page(
-        conversation.id,
+        [conversation.id],
         limit=page_limit(request, default=TIMELINE_PAGE, most=MAX_TIMELINE_PAGE),
         cursor=request.query.get("cursor") or None,
     )

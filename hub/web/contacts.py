@@ -1,5 +1,5 @@
-"""Contacts in the API: the person, their identities and attributes, the whole
-cross-channel timeline, and merging two records of one person."""
+"""Contacts in the API: the person, their identities and attributes, the
+cross-channel timeline (a page at a time), and merging two records of one person."""
 
 from __future__ import annotations
 
@@ -12,7 +12,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub.errors import InvalidRequest, NotFound
 from hub.inbox.model import Contact
 from hub.inbox.store import ConversationFilter
-from hub.web.api import INBOX, STORE, me, read_body
+from hub.web.api import (
+    INBOX,
+    MAX_TIMELINE_PAGE,
+    STORE,
+    TIMELINE_PAGE,
+    me,
+    page_limit,
+    read_body,
+)
 from hub.web.audit import record
 from hub.web.permissions import conversation_scope, require
 
@@ -111,25 +119,28 @@ async def tag_contact(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/contacts/{id}/timeline")
 async def timeline(request: web.Request) -> web.Response:
-    """Everything the contact ever wrote or was sent, on every channel, oldest
-    first, with the conversations (newest first) it belongs to — those the
-    caller may see."""
+    """What the contact wrote or was sent, on every channel: the newest `limit`
+    messages (default 50), oldest first, and `next_cursor` to pass back as
+    `cursor` for the ones before; with the conversations (newest first) they
+    belong to — those the caller may see."""
     contact = await contact_or_404(request, request.match_info["id"])
     store = request.app[STORE]
-    page = await store.list_conversations(
+    conversations = await store.list_conversations(
         ConversationFilter(contact_id=contact.id, visible_to=conversation_scope(me(request))),
         limit=TIMELINE_CONVERSATIONS,
     )
-    messages = []
-    for conversation in page.items:
-        messages.extend(await store.list_messages(conversation.id))
-    messages.sort(key=lambda m: (m.created_at, m.id))
+    messages = await store.timeline_page(
+        [c.id for c in conversations.items],
+        limit=page_limit(request, default=TIMELINE_PAGE, most=MAX_TIMELINE_PAGE),
+        cursor=request.query.get("cursor") or None,
+    )
     return web.json_response(
         {
             "contact": contact.model_dump(mode="json"),
-            "conversations": [c.model_dump(mode="json") for c in page.items],
-            "messages": [m.model_dump(mode="json") for m in messages],
-            "more_conversations": page.next_cursor is not None,
+            "conversations": [c.model_dump(mode="json") for c in conversations.items],
+            "messages": [m.model_dump(mode="json") for m in messages.items],
+            "next_cursor": messages.next_cursor,
+            "more_conversations": conversations.next_cursor is not None,
         }
     )
 

@@ -136,6 +136,10 @@ REPORT_QUERY = {
     "label": "conversations carrying any of these labels",
     "format": "json (default) or csv (a download, one line per row)",
 }
+TIMELINE_QUERY = {
+    "limit": "1 to 500 (default 50): the newest messages, oldest first",
+    "cursor": "next_cursor of the previous page: the messages before it",
+}
 DELIMITER = "the cell separator (default: , ; tab or |, whichever the header line uses)"
 # Query parameters by path, or by "METHOD path" where methods of one path differ.
 QUERY = {
@@ -152,10 +156,8 @@ QUERY = {
         "limit": "1 to 100 (default 25)",
         "cursor": "next_cursor of the previous page",
     },
-    "GET /api/v1/conversations/{id}/messages": {
-        "limit": "1 to 500 (default 50): the newest messages, oldest first",
-        "cursor": "next_cursor of the previous page: the messages before it",
-    },
+    "GET /api/v1/conversations/{id}/messages": TIMELINE_QUERY,
+    "/api/v1/contacts/{id}/timeline": TIMELINE_QUERY,
     "/api/v1/audit": {"before": "next_cursor of the previous page"},
     "/api/v1/contacts": {"q": "2 to 200 characters of a name, phone or address"},
     "/api/v1/contacts/import": {

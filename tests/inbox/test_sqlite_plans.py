@@ -262,12 +262,12 @@ async def test_a_page_of_a_long_timeline_reads_that_page(store):
                 )
 
     await messages(range(1000, 1200))
-    cursor = (await store.timeline_page(conversation.id, limit=100)).next_cursor
+    cursor = (await store.timeline_page([conversation.id], limit=100)).next_cursor
 
     async def pages(newest_text: str) -> int:
         with steps(store) as counted:
-            newest = await store.timeline_page(conversation.id, limit=50)
-            older = await store.timeline_page(conversation.id, limit=50, cursor=cursor)
+            newest = await store.timeline_page([conversation.id], limit=50)
+            older = await store.timeline_page([conversation.id], limit=50, cursor=cursor)
         assert newest.items[-1].text == newest_text
         assert older.items[-1].text == "tin 1099"
         return counted[0]

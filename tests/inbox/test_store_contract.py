@@ -902,23 +902,52 @@ async def test_a_timeline_pages_back_from_the_newest_message(store: Store) -> No
 
     pages, cursor = [], None
     while True:
-        page = await store.timeline_page(conversation.id, limit=4, cursor=cursor)
+        page = await store.timeline_page([conversation.id], limit=4, cursor=cursor)
         pages.append(page.items)
         cursor = page.next_cursor
         if cursor is None:
             break
     assert pages == [timeline[7:], timeline[3:7], timeline[:3]]
-    whole = await store.timeline_page(conversation.id, limit=11)
+    whole = await store.timeline_page([conversation.id], limit=11)
     assert whole.items == timeline
     assert whole.next_cursor is None
-    first = await store.timeline_page(conversation.id, limit=10)
+    first = await store.timeline_page([conversation.id], limit=10)
     assert first.items == timeline[1:]
     assert first.next_cursor is not None
-    rest = await store.timeline_page(conversation.id, limit=10, cursor=first.next_cursor)
+    rest = await store.timeline_page([conversation.id], limit=10, cursor=first.next_cursor)
     assert rest.items == [timeline[0]]
-    assert await store.timeline_page(new_id(), limit=5) == Page([], None)
+    assert await store.timeline_page([new_id()], limit=5) == Page([], None)
     with pytest.raises(InvalidRequest):
-        await store.timeline_page(conversation.id, limit=5, cursor="not a cursor")
+        await store.timeline_page([conversation.id], limit=5, cursor="not a cursor")
+
+
+async def test_a_contacts_history_pages_back_across_its_conversations(store: Store) -> None:
+    contact = await saved_contact(store)
+    sms = await saved_conversation(store, contact)
+    mail = await saved_conversation(store, contact, account_id="mail", channel="email")
+    stranger = await saved_conversation(store)
+    ids = sorted(new_id() for _ in range(2))
+    history = [
+        await saved_message(store, sms, created_at=at(1)),
+        await saved_message(store, mail, created_at=at(2)),
+        await saved_message(store, sms, created_at=at(3)),
+        await saved_message(store, mail, id=ids[0], created_at=at(4)),
+        await saved_message(store, sms, id=ids[1], created_at=at(4)),
+        await saved_message(store, mail, created_at=at(5)),
+        await saved_message(store, sms, created_at=at(6)),
+    ]
+    await saved_message(store, stranger, created_at=at(3.5))
+
+    pages, cursor = [], None
+    while True:
+        page = await store.timeline_page([sms.id, mail.id], limit=3, cursor=cursor)
+        pages.append(page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert pages == [history[4:], history[1:4], history[:1]]
+    both = await store.timeline_page([mail.id, sms.id, mail.id], limit=50)
+    assert both == Page(history, None)
 
 
 async def test_update_message_moves_delivery_status_forward_only(store: Store) -> None:

@@ -248,6 +248,33 @@ async def test_contacts_are_edited_and_merged_with_an_audit_entry(team_hub):
     )
 
 
+async def test_a_customers_history_across_channels_is_read_back_a_page_at_a_time(team_hub):
+    # One customer on two accounts (linked by the phone number), turn by turn.
+    texts = [f"tin {n}" for n in range(9)]
+    for n, text in enumerate(texts):
+        account, sender = ("shop", "cust-1") if n % 2 else ("crm", "cust-9")
+        await inbound(team_hub, f"h{n}", sender, account=account, text=text, phone="0901234567")
+    conversation = await team_hub.runtime.store.get_conversation(
+        await inbound(team_hub, "h9", "cust-1", text="tin 9", phone="0901234567")
+    )
+    texts.append("tin 9")
+    path = f"/api/v1/contacts/{conversation.contact_id}/timeline"
+
+    pages, cursor = [], None
+    while True:
+        query = "?limit=4" + (f"&cursor={cursor}" if cursor else "")
+        page = await call(team_hub, "GET", path + query, team_hub.an)
+        assert len(page["conversations"]) == 2
+        pages.append([m["text"] for m in page["messages"]])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == [texts[6:], texts[2:6], texts[:2]]
+    whole = await call(team_hub, "GET", path, team_hub.an)
+    assert [m["text"] for m in whole["messages"]] == texts and whole["next_cursor"] is None
+    await call(team_hub, "GET", path + "?cursor=%%%", team_hub.an, status=422)
+
+
 async def test_export_is_a_json_file_and_is_audited(team_hub):
     conversation = await inbound(team_hub, "m1")
     response = await team_hub.api(

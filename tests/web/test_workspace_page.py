@@ -7,8 +7,11 @@ screens go to tests/artifacts/ (ignored by git) for people to look at."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from hub.inbox.model import Message, Sender
 from tests.conftest import eventually
+from tests.inbox.test_store_contract import saved_message
 from tests.web.browser import TIMEOUT, chromium, open_unassigned, shot, signed_in_page
 from tests.web.conftest import PASSWORD, call, inbound
 
@@ -374,3 +377,49 @@ async def test_a_long_timeline_opens_at_its_end_and_shows_earlier_messages_on_re
     await page.wait_for_selector(".msg.inbound >> text='tin 64'")
     assert await page.locator(".msg").count() == 65
     assert page.errors == []
+
+
+async def test_a_customers_whole_history_shows_earlier_messages_on_request(chromium, team_hub):
+    hub = team_hub
+    for n in range(60):
+        account, sender = ("shop", "cust-1") if n % 2 else ("crm", "cust-9")
+        conversation_id = await inbound(
+            hub, f"h{n}", sender, account=account, text=f"tin {n}", phone="0901234567"
+        )
+    page = await signed_in_page(chromium, hub, "an@example.vn")
+    await page.click(f"#conversations li[data-id='{conversation_id}']")
+    await page.wait_for_selector(".msg.inbound >> text='tin 59'")
+    assert await page.locator(".msg").count() == 30  # this conversation's, one page
+    await page.wait_for_selector("#earlier li a")  # the other conversation: history loaded
+    await page.check("#whole-history")
+    await page.wait_for_selector(".msg >> text='tin 58'")
+    assert await page.locator(".msg").count() == 50
+    await page.click("#load-older")
+    await page.wait_for_selector(".msg >> text='tin 0'", state="attached")
+    texts = await page.locator(".msg .body").all_inner_texts()
+    assert [text.strip() for text in texts] == [f"tin {n}" for n in range(60)]
+    assert await page.locator("#load-older").count() == 0
+    assert page.errors == []
+
+
+async def test_messages_made_on_a_whole_second_keep_their_place_among_the_rest(chromium, team_hub):
+    # JSON writes 12:00:05 as "...:05Z" and 12:00:05.5 as "...:05.500000Z":
+    # compared as text, the first sorts after the second.
+    hub = team_hub
+    conversation_id = await inbound(hub, "m0", "cust-1", text="tin 0")
+    conversation = await hub.runtime.store.get_conversation(conversation_id)
+    start = conversation.created_at.replace(microsecond=0) + timedelta(seconds=1)
+    async with hub.runtime.store.transaction():
+        for n in range(1, 60):
+            await saved_message(
+                hub.runtime.store,
+                conversation,
+                text=f"tin {n}",
+                created_at=start + timedelta(milliseconds=500 * n),
+            )
+    page = await signed_in_page(chromium, hub, "lan@example.vn")
+    await open_unassigned(page, conversation_id)
+    await page.click("#load-older")
+    await page.wait_for_selector(".msg >> text='tin 0'", state="attached")
+    texts = await page.locator(".msg .body").all_inner_texts()
+    assert [text.strip() for text in texts] == [f"tin {n}" for n in range(60)]

@@ -26,6 +26,7 @@ const state = {
   messages: [],
   older: null, // cursor of the messages before those loaded (null: the timeline starts there)
   history: null,
+  historyOlder: null, // the same for the customer's whole history
   wholeHistory: false,
   attachments: [],
   socket: null,
@@ -251,6 +252,8 @@ async function openConversation(id) {
   state.contact = conversation.contact;
   state.messages = messages.items;
   state.older = messages.next_cursor;
+  state.history = null; // the customer's, read next (loadContact)
+  state.historyOlder = null;
   state.window = conversation.reply_window;
   state.windowSkew = state.window ? new Date(state.window.now).getTime() - Date.now() : 0;
   renderWindow();
@@ -394,7 +397,7 @@ function renderTimeline({ stick = false } = {}) {
   const whole = state.wholeHistory && state.history;
   const messages = whole ? state.history : state.messages;
   const nodes = messages.map(messageNode);
-  if (!whole && state.older) {
+  if (whole ? state.historyOlder : state.older) {
     nodes.unshift(el('li', { class: 'older' }, el('button', {
       type: 'button', id: 'load-older', text: t('earlier_messages'), onclick: loadOlder,
     })));
@@ -413,12 +416,16 @@ function renderTimeline({ stick = false } = {}) {
 // the messages the agent was reading stay where they were on the screen.
 async function loadOlder() {
   const id = state.openId;
-  const cursor = state.older;
+  const whole = Boolean(state.wholeHistory && state.history);
+  const cursor = whole ? state.historyOlder : state.older;
   if (!cursor) return;
   $('#load-older').disabled = true;
+  const query = `?cursor=${encodeURIComponent(cursor)}`;
   let page;
   try {
-    page = await api('GET', `/api/v1/conversations/${id}/messages?cursor=${encodeURIComponent(cursor)}`);
+    page = whole
+      ? await api('GET', `/api/v1/contacts/${state.contact.id}/timeline${query}`)
+      : await api('GET', `/api/v1/conversations/${id}/messages${query}`);
   } catch (error) {
     const button = $('#load-older');
     if (state.openId === id && button) {
@@ -428,11 +435,16 @@ async function loadOlder() {
     }
     return;
   }
-  if (state.openId !== id || state.older !== cursor) return;
+  if (state.openId !== id || (whole ? state.historyOlder : state.older) !== cursor) return;
   const list = $('#timeline');
   const below = list.scrollHeight - list.scrollTop;
-  state.messages = mergeMessages(page.items, state.messages);
-  state.older = page.next_cursor;
+  if (whole) {
+    state.history = mergeMessages(page.messages, state.history);
+    state.historyOlder = page.next_cursor;
+  } else {
+    state.messages = mergeMessages(page.items, state.messages);
+    state.older = page.next_cursor;
+  }
   renderTimeline();
   list.scrollTop = list.scrollHeight - below;
 }
@@ -442,8 +454,15 @@ async function loadOlder() {
 function mergeMessages(older, newer) {
   const byId = new Map(older.map((m) => [m.id, m]));
   for (const m of newer) byId.set(m.id, m);
-  return [...byId.values()].sort((a, b) => (a.created_at < b.created_at ? -1
-    : a.created_at > b.created_at ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return [...byId.values()].sort(timelineOrder);
+}
+
+// The hub's order: creation time, then id. Times compare as times, not as text:
+// a message made on a whole second is written without a fraction ("…:05Z"),
+// which sorts after "…:05.120Z" as text.
+function timelineOrder(a, b) {
+  const at = Date.parse(a.created_at) - Date.parse(b.created_at);
+  return at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
 // A photo arriving after the timeline was drawn makes it taller: one following
@@ -455,7 +474,7 @@ function keepFollowing() {
 function addMessage(m, { stick = false } = {}) {
   const index = state.messages.findIndex((x) => x.id === m.id);
   if (index >= 0) state.messages[index] = m; else state.messages.push(m);
-  state.messages.sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : 0));
+  state.messages.sort(timelineOrder);
   const list = $('#timeline');
   if (index < 0 && !stick && !atEnd(list)) $('#below').hidden = false;
   renderTimeline({ stick });
@@ -469,7 +488,9 @@ async function loadContact() {
     (i) => el('li', { text: `${i.channel}: ${i.address}` })));
   renderAttributes();
   const history = await api('GET', `/api/v1/contacts/${contact.id}/timeline`);
+  if (!state.contact || state.contact.id !== contact.id) return;
   state.history = history.messages;
+  state.historyOlder = history.next_cursor;
   const earlier = history.conversations.filter((c) => c.id !== state.openId);
   $('#earlier').replaceChildren(...(earlier.length ? earlier.map((c) => el('li', {},
     el('a', {
@@ -598,7 +619,8 @@ function unreadReplies() {
   const draft = loadDraft(state.me.id, state.openId);
   const since = draft ? draft.since : newest();
   return state.messages.filter((m) => m.direction === 'outbound' && m.sender.kind === 'agent'
-    && m.sender.id !== state.me.id && m.created_at > since && !state.acknowledged.has(m.id));
+    && m.sender.id !== state.me.id && (!since || Date.parse(m.created_at) > Date.parse(since))
+    && !state.acknowledged.has(m.id));
 }
 
 function warnAnswered(replies) {
