@@ -12,12 +12,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-from hub.inbox.model import Contact, Conversation, Identity, Message
+from hub.inbox.model import Contact, Conversation, DeliveryStatus, Identity, Message
 from hub.inbox.service import InboxService
 from hub.inbox.store import Store
 
 # Roles whose presence means "someone can answer a customer" (as the router).
 ANSWERING_ROLES = ("admin", "agent")
+# The newest messages of a conversation a widget's transcript is drawn from.
+TRANSCRIPT_MESSAGES = 200
+# What a customer's receipt moves forward: a message sent to them and not yet
+# at that status (or past it; a failed send is never theirs to acknowledge).
+BEHIND: dict[str, tuple[DeliveryStatus, ...]] = {
+    "delivered": ("queued", "sent"),
+    "read": ("queued", "sent", "delivered"),
+}
 
 
 def customer_visible(message: Message) -> bool:
@@ -53,8 +61,11 @@ class CustomerView:
         return await self.store.latest_conversation(contact_id, account_id, statuses=None)
 
     async def timeline(self, conversation_id: str) -> list[Message]:
-        """The customer-visible messages of the conversation, oldest first."""
-        return [m for m in await self.store.list_messages(conversation_id) if customer_visible(m)]
+        """The customer-visible messages among the conversation's newest
+        TRANSCRIPT_MESSAGES, oldest first: what a widget shows when it opens (a
+        customer of years does not download years at every page load)."""
+        page = await self.store.timeline_page([conversation_id], limit=TRANSCRIPT_MESSAGES)
+        return [m for m in page.items if customer_visible(m)]
 
     async def acknowledge(
         self,
@@ -66,18 +77,21 @@ class CustomerView:
         every message sent to them up to and including `up_to`: move their
         delivery status forward. Returns the ids that moved; an `up_to` that is
         not in this conversation moves nothing."""
-        messages = await self.timeline(conversation_id)
-        position = next((i for i, m in enumerate(messages) if m.id == up_to), None)
-        if position is None:
+        last = await self.store.get_message(up_to)
+        if last is None or last.conversation_id != conversation_id or not customer_visible(last):
             return []
+        # A message still `queued` counts too: a live channel shows replies as
+        # soon as they exist (its send may still be on the way), and what the
+        # customer saw is the truth; the send's later "sent" cannot move the
+        # status back. Only those still behind are read, not the timeline.
+        behind = BEHIND[status]
+        waiting = await self.store.find_messages(
+            conversation_id, directions=["outbound"], statuses=behind, until=last.created_at
+        )
         moved: list[str] = []
-        for message in messages[: position + 1]:
-            # A message still `queued` counts too: a live channel shows replies
-            # as soon as they exist (its send may still be on the way), and
-            # what the customer saw is the truth; the send's later "sent"
-            # cannot move the status back.
-            if message.direction != "outbound" or message.status in (status, "read"):
-                continue
+        for message in waiting:
+            if (message.created_at, message.id) > (last.created_at, last.id):
+                continue  # created in the same millisecond, after it in the timeline
             if await self.inbox.record_delivery(message.id, status):
                 moved.append(message.id)
         return moved
