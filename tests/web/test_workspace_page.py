@@ -399,6 +399,21 @@ async def test_a_customers_whole_history_shows_earlier_messages_on_request(chrom
     texts = await page.locator(".msg .body").all_inner_texts()
     assert [text.strip() for text in texts] == [f"tin {n}" for n in range(60)]
     assert await page.locator("#load-older").count() == 0
+
+    # The open conversation's next message shows in the whole history as it comes...
+    await inbound(hub, "h60", "cust-1", account="shop", text="tin 60", phone="0901234567")
+    await page.wait_for_selector(".msg >> text='tin 60'")
+    # ...and after the stream drops, the other channel's news joins the pages read.
+    from hub.app import STREAM
+
+    await page.wait_for_selector("#connection.up")
+    await hub.app[STREAM].shutdown()
+    await page.wait_for_selector("#connection.down")
+    await inbound(hub, "h61", "cust-9", account="crm", text="tin 61", phone="0901234567")
+    await page.wait_for_selector("#connection.up")
+    await page.wait_for_selector(".msg >> text='tin 61'")
+    texts = await page.locator(".msg .body").all_inner_texts()
+    assert [text.strip() for text in texts] == [f"tin {n}" for n in range(62)]
     assert page.errors == []
 
 

@@ -475,6 +475,8 @@ function addMessage(m, { stick = false } = {}) {
   const index = state.messages.findIndex((x) => x.id === m.id);
   if (index >= 0) state.messages[index] = m; else state.messages.push(m);
   state.messages.sort(timelineOrder);
+  // The open conversation's messages are the customer's too.
+  if (state.history) state.history = mergeMessages(state.history, [m]);
   const list = $('#timeline');
   if (index < 0 && !stick && !atEnd(list)) $('#below').hidden = false;
   renderTimeline({ stick });
@@ -795,20 +797,28 @@ async function resync() {
   await Promise.all([loadList(), loadViews()]);
   if (state.openId) {
     const id = state.openId;
-    const page = await api('GET', `/api/v1/conversations/${id}/messages`);
+    const contact = state.history ? state.contact : null;
+    const [page, history] = await Promise.all([
+      api('GET', `/api/v1/conversations/${id}/messages`),
+      contact ? api('GET', `/api/v1/contacts/${contact.id}/timeline`) : null,
+    ]);
     if (state.openId !== id) return;
-    // The newest page joins the pages already read, unless more came while the
-    // socket was down than a page holds: then the timeline starts over there.
-    const held = new Set(state.messages.map((m) => m.id));
-    const joins = !page.next_cursor || page.items.some((m) => held.has(m.id));
-    if (joins) {
-      state.messages = mergeMessages(state.messages, page.items);
-    } else {
-      state.messages = page.items;
-      state.older = page.next_cursor;
+    [state.messages, state.older] = joinNewest(state.messages, page.items, page.next_cursor, state.older);
+    if (history && state.history && state.contact && state.contact.id === contact.id) {
+      [state.history, state.historyOlder] = joinNewest(
+        state.history, history.messages, history.next_cursor, state.historyOlder);
     }
     renderTimeline();
   }
+}
+
+// A newest page read again joins the pages already held, unless more came
+// meanwhile than a page holds: then the run starts over there. Returns the
+// messages and the cursor of those before them.
+function joinNewest(held, newest, cursor, older) {
+  const ids = new Set(held.map((m) => m.id));
+  if (!cursor || newest.some((m) => ids.has(m.id))) return [mergeMessages(held, newest), older];
+  return [newest, cursor];
 }
 
 function onEvent(type, data) {
