@@ -12,20 +12,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from hub.inbox.model import Contact, Conversation, DeliveryStatus, Identity, Message
-from hub.inbox.service import InboxService
+from hub.inbox.model import Contact, Conversation, Identity, Message
+from hub.inbox.service import InboxService, behind
 from hub.inbox.store import Store
 
 # Roles whose presence means "someone can answer a customer" (as the router).
 ANSWERING_ROLES = ("admin", "agent")
 # The newest messages of a conversation a widget's transcript is drawn from.
 TRANSCRIPT_MESSAGES = 200
-# What a customer's receipt moves forward: a message sent to them and not yet
-# at that status (or past it; a failed send is never theirs to acknowledge).
-BEHIND: dict[str, tuple[DeliveryStatus, ...]] = {
-    "delivered": ("queued", "sent"),
-    "read": ("queued", "sent", "delivered"),
-}
 
 
 def customer_visible(message: Message) -> bool:
@@ -84,9 +78,8 @@ class CustomerView:
         # soon as they exist (its send may still be on the way), and what the
         # customer saw is the truth; the send's later "sent" cannot move the
         # status back. Only those still behind are read, not the timeline.
-        behind = BEHIND[status]
         waiting = await self.store.find_messages(
-            conversation_id, directions=["outbound"], statuses=behind, until=last.created_at
+            conversation_id, directions=["outbound"], statuses=behind(status), until=last.created_at
         )
         moved: list[str] = []
         for message in waiting:

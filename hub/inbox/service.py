@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 
 from hub.clock import Clock
 from hub.errors import (
@@ -1102,6 +1102,11 @@ class InboxService:
                 "events not published to other processes",
                 extra={"event": "bus.publish_failed", "error": exc.message},
             )
+
+
+def behind(status: DeliveryStatus) -> tuple[DeliveryStatus, ...]:
+    """The statuses a message can be in and still move forward to `status`."""
+    return tuple(s for s in get_args(DeliveryStatus) if _moves_forward(s, status))
 
 
 def _moves_forward(current: DeliveryStatus, new: DeliveryStatus) -> bool:
