@@ -394,7 +394,7 @@ function renderTimeline({ stick = false } = {}) {
   const list = $('#timeline');
   const follow = stick || atEnd(list);
   const top = list.scrollTop;
-  const whole = state.wholeHistory && state.history;
+  const whole = showingHistory();
   const messages = whole ? state.history : state.messages;
   const nodes = messages.map(messageNode);
   if (whole ? state.historyOlder : state.older) {
@@ -412,11 +412,15 @@ function renderTimeline({ stick = false } = {}) {
   state.following = follow;
 }
 
+// Whether the timeline shows the customer's whole history (once it is read)
+// rather than the open conversation's.
+function showingHistory() { return Boolean(state.wholeHistory && state.history); }
+
 // A long timeline opens at its newest page; older pages come on request, and
 // the messages the agent was reading stay where they were on the screen.
 async function loadOlder() {
   const id = state.openId;
-  const whole = Boolean(state.wholeHistory && state.history);
+  const whole = showingHistory();
   const cursor = whole ? state.historyOlder : state.older;
   if (!cursor) return;
   $('#load-older').disabled = true;
@@ -472,13 +476,12 @@ function keepFollowing() {
 }
 
 function addMessage(m, { stick = false } = {}) {
-  const index = state.messages.findIndex((x) => x.id === m.id);
-  if (index >= 0) state.messages[index] = m; else state.messages.push(m);
-  state.messages.sort(timelineOrder);
+  const added = !state.messages.some((x) => x.id === m.id);
+  state.messages = mergeMessages(state.messages, [m]);
   // The open conversation's messages are the customer's too.
   if (state.history) state.history = mergeMessages(state.history, [m]);
   const list = $('#timeline');
-  if (index < 0 && !stick && !atEnd(list)) $('#below').hidden = false;
+  if (added && !stick && !atEnd(list)) $('#below').hidden = false;
   renderTimeline({ stick });
 }
 
